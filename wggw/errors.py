@@ -1,0 +1,58 @@
+"""The one error hierarchy of wggw and the exit code each class maps to.
+
+Lower-level errors (NetlinkError, OSError, CalledProcessError, sqlite3.Error) are
+wrapped into these with the object they concern named in the message, so the CLI
+can print one line and exit with a documented code.
+"""
+
+from __future__ import annotations
+
+# Documented exit codes (README "Exit codes").
+EXIT_OK = 0
+EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, drift after apply
+EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
+EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
+EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
+
+
+class WggwError(Exception):
+    """Base class; `exit_code` is what the CLI exits with."""
+
+    exit_code = EXIT_ERROR
+
+
+class ValidationError(WggwError):
+    """Bad input: names the field and the problem. Nothing was changed."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class NotFoundError(ValidationError):
+    """An unknown tenant, peer or interface was named."""
+
+
+class LockBusyError(WggwError):
+    """Another wggw process held the state lock for longer than the bounded wait."""
+
+    exit_code = EXIT_LOCKED
+
+
+class StoreError(WggwError):
+    """The state store is unreadable, damaged or of an unknown schema version."""
+
+
+class BackendError(WggwError):
+    """A kernel/userspace backend failed; the message names the object."""
+
+
+class BackendUnavailableError(BackendError):
+    """The requested backend cannot run here (e.g. no WireGuard module, no wireguard-go)."""
+
+
+class VerifyError(WggwError):
+    """After apply, observing again still shows differences from the desired state."""
