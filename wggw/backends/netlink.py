@@ -1,0 +1,220 @@
+"""Routing backend: links, addresses, routes, ip rules and forwarding sysctls via
+netlink (pyroute2). Observes only what naming says wggw owns; applies changes with an
+explicit errno policy (EEXIST on add = present; ENOENT/ESRCH/EADDRNOTAVAIL on delete =
+gone) so a re-run after a partial failure converges.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .. import naming
+from ..desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
+from ..errors import BackendError
+from ..plan import ObservedLink
+from ..ruletree import RuleSpec
+
+AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
+ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 7: "unreachable"}
+ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
+                "unreachable": "FR_ACT_UNREACHABLE"}
+IFF_UP = 0x1
+IFA_F_NODAD = 0x02
+GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
+PROC_SYS = Path("/proc/sys")
+
+
+def _ipr():
+    from pyroute2 import IPRoute  # imported here: commands that don't touch the kernel skip it
+
+    return IPRoute()
+
+
+def _code(exc: Exception) -> Optional[int]:
+    return getattr(exc, "code", None) or getattr(exc, "errno", None)
+
+
+def _wrap(what: str, exc: Exception) -> BackendError:
+    return BackendError(f"{what}: {exc}")
+
+
+# ---- observation --------------------------------------------------------------
+
+def _names(ipr) -> dict[int, str]:
+    return {l["index"]: l.get("IFLA_IFNAME") for l in ipr.get_links()}
+
+
+def observe_facts() -> HostFacts:
+    """Main's default routes, addresses wggw did not add, and link names."""
+    with _ipr() as ipr:
+        names = _names(ipr)
+        defaults: dict[int, DefaultRoute] = {}
+        for v in (4, 6):
+            best = None
+            for r in ipr.get_routes(family=AF[v], table=254):
+                if r["dst_len"] != 0 or r.get("RTA_TABLE", r["table"]) != 254 or r["type"] != 1:
+                    continue
+                metric = r.get("RTA_PRIORITY") or 0
+                if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
+                    best = (metric, DefaultRoute(names[r["RTA_OIF"]], r.get("RTA_GATEWAY")))
+            if best:
+                defaults[v] = best[1]
+        foreign = frozenset(
+            str(ipaddress.ip_address(a.get("IFA_ADDRESS")))
+            for a in ipr.get_addr() if a.get("IFA_PROTO") != naming.ADDR_PROTO
+        )
+        return HostFacts(defaults, foreign, frozenset(n for n in names.values() if n))
+
+
+def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
+    owned = set(owned)
+    with _ipr() as ipr:
+        return {
+            l.get("IFLA_IFNAME"): ObservedLink(l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP))
+            for l in ipr.get_links() if l.get("IFLA_IFNAME") in owned
+        }
+
+
+def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
+    """Every address on wggw's links, and egress addresses wggw added anywhere."""
+    owned_links = set(owned_links)
+    out = set()
+    with _ipr() as ipr:
+        names = _names(ipr)
+        for a in ipr.get_addr():
+            ifname = names.get(a["index"])
+            ip = ipaddress.ip_address(a.get("IFA_ADDRESS"))
+            if ip.is_link_local:
+                continue  # the kernel's own fe80:: addresses
+            cidr = f"{ip}/{a['prefixlen']}"
+            if a.get("IFA_PROTO") == naming.ADDR_PROTO:
+                out.add(AddrSpec(ifname, cidr, egress=True))
+            elif ifname in owned_links:
+                out.add(AddrSpec(ifname, cidr))
+    return frozenset(out)
+
+
+def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
+    table = r.get("RTA_TABLE", r["table"])
+    if not naming.owns_table(table) or r["type"] != 1:
+        return None
+    v = FAMILY[r["family"]]
+    dst = "default" if r["dst_len"] == 0 else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
+    return RouteSpec(v, table, dst, names.get(r.get("RTA_OIF"), "?"), r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"))
+
+
+def observe_routes() -> frozenset[RouteSpec]:
+    out = set()
+    with _ipr() as ipr:
+        names = _names(ipr)
+        for v in (4, 6):
+            for r in ipr.get_routes(family=AF[v], table=0):
+                spec = _route_spec(r, names)
+                if spec:
+                    out.add(spec)
+    return frozenset(out)
+
+
+def observe_rules() -> frozenset[RuleSpec]:
+    out = set()
+    with _ipr() as ipr:
+        for v in (4, 6):
+            for r in ipr.get_rules(family=AF[v]):
+                pref = r.get("FRA_PRIORITY") or 0
+                if not naming.owns_rule_pref(pref):
+                    continue
+                action = ACTIONS.get(r["action"], f"action-{r['action']}")
+                table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
+                out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
+                                 table, r.get("FRA_GOTO") or 0))
+    return frozenset(out)
+
+
+def read_sysctls(keys: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for key in keys:
+        try:
+            out[key] = (PROC_SYS / key).read_text().strip()
+        except OSError:
+            pass
+    return out
+
+
+# ---- changes ------------------------------------------------------------------
+
+class Netlink:
+    """One netlink socket for a batch of changes (use as a context manager)."""
+
+    def __enter__(self) -> "Netlink":
+        self.ipr = _ipr()
+        self.index = {n: i for i, n in _names(self.ipr).items()}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ipr.close()
+
+    def _idx(self, ifname: str, what: str) -> int:
+        if ifname not in self.index:
+            self.index = {n: i for i, n in _names(self.ipr).items()}
+        if ifname not in self.index:
+            raise BackendError(f"{what}: no such interface {ifname}")
+        return self.index[ifname]
+
+    def _do(self, what: str, ok: set[int], fn, *args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # NetlinkError or OSError
+            if _code(exc) in ok:
+                return
+            raise _wrap(what, exc) from None
+
+    def set_link(self, spec: LinkSpec) -> None:
+        idx = self._idx(spec.name, f"link {spec.name}")
+        self._do(f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up")
+
+    def address(self, cmd: str, spec: AddrSpec) -> None:
+        iface = ipaddress.ip_interface(spec.cidr)
+        kwargs = dict(index=self._idx(spec.ifname, f"address {spec.cidr}"), address=str(iface.ip),
+                      prefixlen=iface.network.prefixlen, family=AF[iface.version])
+        if spec.egress:
+            kwargs["proto"] = naming.ADDR_PROTO
+        if iface.version == 6:
+            kwargs["flags"] = IFA_F_NODAD  # usable at once as a route src / SNAT target
+        ok = {errno.EEXIST} if cmd == "add" else GONE
+        self._do(f"address {spec.cidr} dev {spec.ifname}", ok, self.ipr.addr, cmd, **kwargs)
+
+    def route(self, cmd: str, spec: RouteSpec) -> None:
+        dst = "::/0" if spec.dst == "default" and spec.family == 6 else (
+            "0.0.0.0/0" if spec.dst == "default" else spec.dst)
+        kwargs = dict(family=AF[spec.family], table=spec.table, dst=dst)
+        if cmd != "del":
+            kwargs["oif"] = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
+            if spec.gateway:
+                kwargs["gateway"] = spec.gateway
+            if spec.src:
+                kwargs["prefsrc"] = spec.src
+        ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
+        self._do(f"route {spec.dst} table {spec.table}", ok, self.ipr.route, cmd, **kwargs)
+
+    def rule(self, cmd: str, spec: RuleSpec) -> None:
+        kwargs = dict(family=AF[spec.family], priority=spec.pref, action=ACTION_CODES[spec.action])
+        if spec.fwmask:
+            kwargs.update(fwmark=spec.fwmark, fwmask=spec.fwmask)
+        if spec.action == "lookup":
+            kwargs["table"] = spec.table
+        if spec.action == "goto":
+            kwargs["goto"] = spec.goto
+        ok = {errno.EEXIST} if cmd == "add" else GONE
+        self._do(f"rule pref {spec.pref}", ok, self.ipr.rule, cmd, **kwargs)
+
+
+def write_sysctl(key: str, value: str) -> None:
+    try:
+        (PROC_SYS / key).write_text(value)
+    except OSError as exc:
+        raise BackendError(f"sysctl {key.replace('/', '.')}: {exc.strerror}") from None
