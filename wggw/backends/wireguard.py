@@ -1,0 +1,160 @@
+"""The one interface to a WireGuard data plane (`WgBackend`), the choice between the kernel
+and the wireguard-go backend (`select_backend`), and the link-level helpers both share
+(ownership alias, link listing, link deletion).
+
+Backends work in the current network namespace only; the caller picks the namespace.
+pyroute2 is imported inside functions so that commands which never touch the kernel
+do not pay for its import.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import ipaddress
+from typing import Iterable, Optional, Sequence
+
+from .. import naming
+from ..errors import BackendError, BackendUnavailableError
+from ..keys import Secret
+from ..wgtypes import WgDeviceState, WgPeerSpec
+
+# A PSK of 32 zero bytes means "no PSK" in both the UAPI and genetlink protocols.
+ZERO_KEY_B64 = "A" * 43 + "="
+
+
+class WgBackend(abc.ABC):
+    """What the reconciler needs from a WireGuard implementation. Keys are base64."""
+
+    kind: str  # "kernel" | "userspace"
+
+    @abc.abstractmethod
+    def list_devices(self) -> list[str]:
+        """Names of the WireGuard devices in this netns that wggw owns."""
+
+    @abc.abstractmethod
+    def observe(self, ifname: str) -> Optional[WgDeviceState]:
+        """The device's configuration and peers (merged by public key); None if absent."""
+
+    @abc.abstractmethod
+    def create(self, ifname: str) -> None:
+        """Create the device and mark it with naming.LINK_ALIAS (no up/MTU/addresses)."""
+
+    @abc.abstractmethod
+    def delete(self, ifname: str) -> None:
+        """Remove the device; absent counts as done."""
+
+    @abc.abstractmethod
+    def configure(self, ifname: str, private_key: Secret, listen_port: int) -> None:
+        """Set the device's private key and listen port."""
+
+    @abc.abstractmethod
+    def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:
+        """Add/replace `upsert` peers and drop `remove` keys without touching any other peer."""
+
+
+def select_backend(name: str = "auto") -> WgBackend:
+    """The backend called `name`, or for "auto" the kernel one where the module works,
+    else wireguard-go; raise BackendUnavailableError saying what to install."""
+    from . import wg_kernel, wg_userspace
+
+    if name not in ("auto", "kernel", "userspace"):
+        raise BackendError(f"WireGuard backend {name!r}: unknown (auto, kernel or userspace)")
+    kernel_problem = None
+    if name in ("auto", "kernel"):
+        kernel_problem = wg_kernel.probe()
+        if kernel_problem is None:
+            return wg_kernel.KernelBackend()
+        if name == "kernel":
+            raise BackendUnavailableError(
+                f"no WireGuard kernel module: {kernel_problem}; "
+                "load it (modprobe wireguard; Linux >= 5.6) or use --backend userspace")
+    binary = wg_userspace.find_wireguard_go()
+    if binary is not None:
+        return wg_userspace.UserspaceBackend(binary)
+    prefix = f"no WireGuard kernel module ({kernel_problem}) and " if kernel_problem else ""
+    raise BackendUnavailableError(
+        f"{prefix}wireguard-go not found on PATH or in WGGW_WIREGUARD_GO: "
+        "apt-get install wireguard-go (or load the wireguard kernel module)")
+
+
+# --- helpers shared by both backends ---------------------------------------------------
+
+def normalise_allowed_ips(cidrs: Iterable[str]) -> tuple[str, ...]:
+    """The form wgtypes uses: canonical CIDR strings, de-duplicated, sorted."""
+    try:
+        return tuple(sorted({str(ipaddress.ip_network(c, strict=False)) for c in cidrs}))
+    except ValueError as e:
+        raise BackendError(f"WireGuard allowed IP: {e}") from e
+
+
+def format_endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def check_name(ifname: str) -> None:
+    """Names also become socket and pid file paths: refuse anything that is not a plain name."""
+    if not naming.valid_name(ifname):
+        raise BackendError(f"WireGuard device {ifname!r}: not a valid interface name")
+
+
+def owned_links(kinds: Sequence[str]) -> list[str]:
+    """Links in this netns of one of `kinds` that carry wggw's alias."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            links = ipr.get_links()
+    except (NetlinkError, OSError) as e:
+        raise BackendError(f"WireGuard devices: listing links failed: {e}") from e
+    names = []
+    for link in links:
+        kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+        if kind in kinds and link.get_attr("IFLA_IFALIAS") == naming.LINK_ALIAS:
+            names.append(link.get_attr("IFLA_IFNAME"))
+    return sorted(names)
+
+
+def link_info(ifname: str) -> Optional[tuple[Optional[str], Optional[str]]]:
+    """(kind, alias) of the link called `ifname` in this netns, None if there is none."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            (link,) = ipr.link("get", ifname=ifname)
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            return None
+        raise BackendError(f"WireGuard device {ifname}: reading link failed: {e}") from e
+    except OSError as e:
+        raise BackendError(f"WireGuard device {ifname}: reading link failed: {e}") from e
+    return (link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"), link.get_attr("IFLA_IFALIAS"))
+
+
+def set_alias(ifname: str) -> None:
+    """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            ipr.link("set", ifname=ifname, ifalias=naming.LINK_ALIAS)
+    except (NetlinkError, OSError) as e:
+        raise BackendError(f"WireGuard device {ifname}: setting alias failed: {e}") from e
+
+
+def delete_link(ifname: str) -> None:
+    """Remove the link; ENODEV means it is already gone."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            ipr.link("del", ifname=ifname)
+    except NetlinkError as e:
+        if e.code != errno.ENODEV:
+            raise BackendError(f"WireGuard device {ifname}: deleting link failed: {e}") from e
+    except OSError as e:
+        raise BackendError(f"WireGuard device {ifname}: deleting link failed: {e}") from e
