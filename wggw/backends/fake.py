@@ -1,0 +1,82 @@
+"""An in-memory host for tests: observes and applies planned changes like the real
+backends, and records each applied change as its `[#]` text. It lets pure tests prove
+that every transition converges (apply, then plan again, gives nothing)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..desired import DefaultRoute, HostFacts
+from ..keys import public_of
+from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
+                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, ObservedLink,
+                    ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
+from ..wgtypes import WgDeviceState, WgPeerState
+
+
+class FakeSystem:
+    def __init__(self, links=("eth0",)):
+        self.facts_ = HostFacts({4: DefaultRoute("eth0", "192.0.2.254"), 6: DefaultRoute("eth0", "2001:db8::fe")},
+                                frozenset({"192.0.2.1"}), frozenset(links))
+        self.state = Observed()
+        self.log: list[str] = []
+
+    def facts(self) -> HostFacts:
+        return replace(self.facts_, links=self.facts_.links | frozenset(self.state.wg))
+
+    def observe(self) -> Observed:
+        return self.state
+
+    def check_nft(self, text: str) -> None:
+        pass
+
+    def apply(self, changes: list[Change], echo=None) -> None:
+        for change in changes:
+            self.log.append(str(change))
+            if echo:
+                echo(str(change))
+            self.state = self._apply(self.state, change)
+
+    def _apply(self, s: Observed, c: Change) -> Observed:
+        if isinstance(c, SetSysctl):
+            return replace(s, sysctls={**s.sysctls, c.key: c.value})
+        if isinstance(c, CreateDevice):
+            return replace(s, wg={**s.wg, c.name: WgDeviceState(c.name, None, 0, {})})
+        if isinstance(c, ConfigureDevice):
+            dev = s.wg[c.name]
+            return replace(s, wg={**s.wg, c.name: replace(dev, public_key=public_of(c.private_key),
+                                                         listen_port=c.listen_port)})
+        if isinstance(c, (UpsertPeer, RemovePeer)):
+            dev = s.wg[c.device]
+            peers = dict(dev.peers)
+            if isinstance(c, UpsertPeer):
+                p = c.peer
+                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive)
+            else:
+                peers.pop(c.public_key, None)
+            return replace(s, wg={**s.wg, c.device: replace(dev, peers=peers)})
+        if isinstance(c, SetLink):
+            return replace(s, links={**s.links, c.spec.name: ObservedLink(c.spec.name, c.spec.mtu, True)})
+        if isinstance(c, (AddAddress, DelAddress)):
+            op = s.addresses | {c.spec} if isinstance(c, AddAddress) else s.addresses - {c.spec}
+            return replace(s, addresses=op)
+        if isinstance(c, ReplaceNft):
+            return replace(s, nft=ObservedNft(True, c.spec.digest, c.spec.counts))
+        if isinstance(c, DeleteNft):
+            return replace(s, nft=ObservedNft(False))
+        if isinstance(c, AddRoute):
+            key = (c.spec.family, c.spec.table, c.spec.dst)
+            kept = {r for r in s.routes if (r.family, r.table, r.dst) != key}
+            return replace(s, routes=frozenset(kept | {c.spec}))
+        if isinstance(c, DelRoute):
+            return replace(s, routes=s.routes - {c.spec})
+        if isinstance(c, (AddRule, DelRule)):
+            op = s.rules | {c.spec} if isinstance(c, AddRule) else s.rules - {c.spec}
+            return replace(s, rules=op)
+        if isinstance(c, DeleteDevice):
+            wg = {k: v for k, v in s.wg.items() if k != c.name}
+            links = {k: v for k, v in s.links.items() if k != c.name}
+            addrs = frozenset(a for a in s.addresses if a.ifname != c.name)
+            routes = frozenset(r for r in s.routes if r.dev != c.name)
+            return replace(s, wg=wg, links=links, addresses=addrs, routes=routes)
+        raise AssertionError(f"fake cannot apply {c}")

@@ -1,0 +1,91 @@
+"""The real host as one object: observe what wggw owns and apply planned changes,
+through the WireGuard backend, netlink and nftables. `reconcile` talks only to this
+interface, so a fake (backends/fake.py) can stand in for it in pure tests."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Callable, Optional
+
+from .. import desired as desired_mod
+from ..desired import HostFacts
+from ..errors import BackendError
+from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
+                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
+                    RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
+from . import netlink, nft
+
+Echo = Optional[Callable[[str], None]]
+
+
+def peer_device(change: Change) -> Optional[str]:
+    """Consecutive peer changes of one device are applied as one transaction."""
+    return change.device if isinstance(change, (UpsertPeer, RemovePeer)) else None
+
+
+class RealSystem:
+    def __init__(self, wg):
+        self.wg = wg
+
+    def facts(self) -> HostFacts:
+        return netlink.observe_facts()
+
+    def observe(self) -> Observed:
+        names = self.wg.list_devices()
+        devices = {}
+        for name in names:
+            state = self.wg.observe(name)
+            if state is not None:
+                devices[name] = state
+        return Observed(
+            wg=devices,
+            links=netlink.observe_links(names),
+            addresses=netlink.observe_addresses(names),
+            routes=netlink.observe_routes(),
+            rules=netlink.observe_rules(),
+            nft=nft.observe(),
+            sysctls=netlink.read_sysctls(desired_mod.SYSCTL_FORWARD.values()),
+        )
+
+    def check_nft(self, text: str) -> None:
+        nft.load(text, check_only=True)
+
+    def apply(self, changes: list[Change], echo: Echo = None) -> None:
+        with netlink.Netlink() as nl:
+            for device, group in groupby(changes, key=peer_device):
+                batch = list(group)
+                for change in batch:
+                    if echo:
+                        echo(str(change))
+                if device is not None:
+                    self.wg.set_peers(device, [c.peer for c in batch if isinstance(c, UpsertPeer)],
+                                      [c.public_key for c in batch if isinstance(c, RemovePeer)])
+                else:
+                    for change in batch:
+                        self._apply_one(change, nl)
+
+    def _apply_one(self, change: Change, nl: "netlink.Netlink") -> None:
+        wg = self.wg
+        if isinstance(change, SetSysctl):
+            netlink.write_sysctl(change.key, change.value)
+        elif isinstance(change, CreateDevice):
+            wg.create(change.name)
+        elif isinstance(change, ConfigureDevice):
+            wg.configure(change.name, change.private_key, change.listen_port)
+        elif isinstance(change, SetLink):
+            nl.set_link(change.spec)
+        elif isinstance(change, (AddAddress, DelAddress)):
+            nl.address("add" if isinstance(change, AddAddress) else "del", change.spec)
+        elif isinstance(change, ReplaceNft):
+            nft.load(change.spec.text)
+        elif isinstance(change, DeleteNft):
+            nft.delete()
+        elif isinstance(change, (AddRoute, DelRoute)):
+            nl.route("del" if isinstance(change, DelRoute) else ("replace" if change.replace else "add"),
+                     change.spec)
+        elif isinstance(change, (AddRule, DelRule)):
+            nl.rule("add" if isinstance(change, AddRule) else "del", change.spec)
+        elif isinstance(change, DeleteDevice):
+            wg.delete(change.name)
+        else:  # pragma: no cover - a new change type without an applier is a bug
+            raise BackendError(f"no applier for {type(change).__name__}")
