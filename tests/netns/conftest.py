@@ -1,0 +1,77 @@
+"""Shared fixtures of the root-only network-namespace suite: a skip guard and fresh lab topologies.
+
+Every test in tests/netns needs root and working `ip netns`; without them the whole directory is
+skipped with the reason printed (`pytest -rs`). Each fixture tears down what it built, also when
+the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from typing import Iterator
+
+import pytest
+
+from wggw.netnslab import Lab, LabError, Namespace, NETNS_DIR, ProcessTable
+
+
+def _netns_unusable() -> str | None:
+    """Why this host cannot run the suite, or None if it can (checked once per session)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, wireguard-go)"
+    for tool in ("ip", "wg", "wg-quick", "wireguard-go", "nft"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} on PATH (scripts/install-deps installs it)"
+    probe = f"wggw-probe-{secrets.token_hex(3)}"
+    res = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10)
+    if res.returncode != 0:
+        return f"`ip netns add` does not work here: {res.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
+    return None
+
+
+@pytest.fixture(scope="session")
+def require_root() -> None:
+    """Skip (with the reason) unless we are root and `ip netns` works."""
+    reason = _netns_unusable()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _netns_suite_needs_root(require_root: None) -> None:
+    """Applies the guard to every test in this directory, including ones that build by hand."""
+
+
+@pytest.fixture
+def lab(require_root: None) -> Iterator[Lab]:
+    """A fresh topology (gw, inet, clients `acme` and `globex`) for one test."""
+    with Lab(("acme", "globex")) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def module_lab(require_root: None) -> Iterator[Lab]:
+    """One topology shared by a module's tests (they must leave it as they found it)."""
+    with Lab(("acme", "globex")) as built:
+        yield built
+
+
+@pytest.fixture
+def netns(require_root: None, tmp_path) -> Iterator[Namespace]:
+    """One empty namespace (loopback up) for backend tests that need no topology."""
+    name = f"wggw-t-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    procs = ProcessTable()
+    try:
+        ns = Namespace(name, procs, tmp_path)
+        ns.ip("link", "set", "lo", "up")
+        yield ns
+    finally:
+        errors = procs.stop_all()
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+        if errors or (NETNS_DIR / name).exists():
+            raise LabError(f"netns fixture teardown of {name}: {errors}")
