@@ -1,0 +1,1 @@
+"""Jinja2 templates of wggw (installed as the package `wggw.templates`)."""

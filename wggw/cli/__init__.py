@@ -1,0 +1,1 @@
+"""The wggw command line: parse and print only; one module per noun."""

@@ -1,0 +1,74 @@
+"""The `wggw` command: the root Typer app, the global --state-dir, the nouns, and `main()`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from . import common, dataplane, interface, peer, rotate, tenant, transfer
+from .. import __version__, service
+
+app = typer.Typer(
+    cls=common.WggwGroup,
+    pretty_exceptions_show_locals=False,   # locals may hold secrets
+    no_args_is_help=True,
+    help="Multi-tenant WireGuard egress gateway manager.",
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wggw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    state_dir: Path = typer.Option(common.DEFAULT_STATE_DIR, "--state-dir", envvar="WGGW_STATE_DIR",
+                                   metavar="DIR", help="Where the store and lock live."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    ctx.obj = {"state_dir": state_dir}
+
+
+@app.command("init")
+def init_cmd(ctx: typer.Context) -> None:
+    """Create the store (state dir 0700, files 0600). Running it again changes nothing."""
+    path = common.state_dir(ctx)
+    if service.init(path):
+        typer.echo(f"initialised wggw store in {path}")
+    else:
+        typer.echo(f"wggw store in {path} already exists; nothing changed")
+
+
+app.add_typer(interface.app, name="interface", help="WireGuard interfaces clients connect to.")
+app.add_typer(tenant.app, name="tenant", help="Tenants: address pools leaving through their own egress IPs.")
+app.add_typer(peer.app, name="peer", help="Peers (clients) of a tenant.")
+app.add_typer(transfer.import_app, name="import", help="Bring peers in from other tools.")
+app.add_typer(transfer.export_app, name="export", help="Write wggw's state in other tools' formats.")
+dataplane.register(app)
+rotate.register(app)
+
+
+def main() -> None:
+    """Console entry point. Errors are mapped inside the group; this is the safety net for
+    anything raised outside a command (e.g. while parsing)."""
+    try:
+        app(prog_name="wggw")
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("WGGW_DEBUG") == "1":
+            raise
+        print(f"wggw: error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Helpers every CLI module shares: the state dir and store from the context, JSON and
+time output, and the one mapping of errors to a line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import click
+import typer
+import typer.core
+
+from ..errors import EXIT_ERROR, WggwError
+from ..store import Store, open_store as _open_store
+
+DEFAULT_STATE_DIR = Path("/var/lib/wggw")
+
+
+def state_dir(ctx: typer.Context) -> Path:
+    """The global --state-dir (set by the app callback on the root context)."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    return Path(obj.get("state_dir") or os.environ.get("WGGW_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def open_store(ctx: typer.Context) -> Store:
+    """The existing store (exit 2 with 'run wggw init' when there is none). Use in `with`."""
+    return _open_store(state_dir(ctx))
+
+
+def echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def iso(ts: Optional[float]) -> Optional[str]:
+    """Unix time -> ISO 8601 UTC ('2025-01-31T12:00:00Z'); None stays None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def strs(values) -> list[str]:
+    return [str(v) for v in values]
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    """A plain aligned text table (or a note when empty)."""
+    if not rows:
+        typer.echo("(none)")
+        return
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    for r in [headers, *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"wggw: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    """WggwError -> its exit code; anything unexpected -> exit 1. One line on stderr, no
+    traceback (locals could hold secrets) unless WGGW_DEBUG=1."""
+    try:
+        yield
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except WggwError as e:
+        _debug_traceback()
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence of the CLI
+        _debug_traceback()
+        fail(f"unexpected {type(e).__name__}: {e} (set WGGW_DEBUG=1 for a traceback)", EXIT_ERROR)
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("WGGW_DEBUG") == "1":
+        traceback.print_exc(file=sys.stderr)
+
+
+class WggwGroup(typer.core.TyperGroup):
+    """The root group: every (sub)command, including ones registered by other modules,
+    runs inside `mapped_errors`, under CliRunner as well as from `main()`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with mapped_errors():
+            return super().invoke(ctx)

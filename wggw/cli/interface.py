@@ -1,0 +1,73 @@
+"""`wggw interface ...`: add, list, show, remove WireGuard interfaces."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .. import service, validate
+from ..model import Interface, State
+from .common import echo_json, open_store, table
+
+app = typer.Typer(no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
+
+
+def interface_json(state: State, i: Interface) -> dict:
+    return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint, "mtu": i.mtu,
+            "public_key": i.public_key, "tenants": [t.name for t in state.tenants_of(i.name)]}
+
+
+def _print(view: dict) -> None:
+    for key in ("name", "listen_port", "endpoint", "mtu", "public_key"):
+        typer.echo(f"{key + ':':13} {'-' if view[key] is None else view[key]}")
+    typer.echo(f"{'tenants:':13} {', '.join(view['tenants']) or '-'}")
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Interface name (e.g. wg0)."),
+    listen_port: int = typer.Option(..., "--listen-port", help="UDP port to listen on (1-65535)."),
+    endpoint: str = typer.Option(..., "--endpoint", help="HOST:PORT clients dial ([v6]:port)."),
+    mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU, 1280-9000 (default: kernel's choice)."),
+    as_json: bool = JSON,
+) -> None:
+    """Add an interface and generate its key pair."""
+    with open_store(ctx) as store:
+        service.add_interface(store, name, listen_port, endpoint, mtu)
+        state = store.load()
+    view = interface_json(state, validate.find_interface(state, name))
+    echo_json(view) if as_json else _print(view)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """List interfaces."""
+    with open_store(ctx) as store:
+        state = store.load()
+    views = [interface_json(state, i) for i in state.interfaces]
+    if as_json:
+        echo_json(views)
+        return
+    table([[v["name"], str(v["listen_port"]), v["endpoint"], str(v["mtu"] or "-"), v["public_key"],
+            ",".join(v["tenants"]) or "-"] for v in views],
+          ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS"])
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+    """Show one interface."""
+    with open_store(ctx) as store:
+        state = store.load()
+    view = interface_json(state, validate.find_interface(state, name))
+    echo_json(view) if as_json else _print(view)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Remove an interface that carries no tenants (the kernel follows on `apply`)."""
+    with open_store(ctx) as store:
+        service.remove_interface(store, name)
+    typer.echo(f"removed interface {name}")

@@ -1,0 +1,119 @@
+"""`wggw peer ...`: add, list, show, remove peers and render their client configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import service, validate
+from ..errors import ValidationError
+from ..model import Peer
+from ..render import QR_SUFFIXES, atomic_write, qr_text, write_qr
+from .common import echo_json, iso, open_store, strs, table
+
+app = typer.Typer(no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
+REF = typer.Argument(..., metavar="TENANT/PEER")
+
+
+def peer_json(p: Peer) -> dict:
+    """Never the private key or PSK."""
+    r = p.retiring
+    return {"name": p.name, "tenant": p.tenant, "public_key": p.public_key, "addresses": strs(p.addresses),
+            "key_created_at": iso(p.key_created_at), "expires_at": iso(p.expires_at),
+            "keepalive": p.keepalive, "dns": strs(p.dns), "has_private_key": p.private_key is not None,
+            "retiring": None if r is None else {"public_key": r.public_key, "addresses": strs(r.addresses),
+                                                "retire_at": iso(r.retire_at)}}
+
+
+def _print(view: dict) -> None:
+    for key, value in view.items():
+        if key == "retiring" and value is not None:
+            value = f"{value['public_key']} ({', '.join(value['addresses'])}) until {value['retire_at']}"
+        elif isinstance(value, list):
+            value = ", ".join(value)
+        typer.echo(f"{key + ':':16} {'-' if value in (None, '') else value}")
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    ref: str = REF,
+    public_key: Optional[str] = typer.Option(None, "--public-key", help="The client's own key (wggw then stores no private key)."),
+    keepalive: Optional[int] = typer.Option(None, "--keepalive", help="PersistentKeepalive seconds (0-65535, 0 = off)."),
+    dns: list[str] = typer.Option([], "--dns", help="DNS server IP for the client config; repeatable."),
+    expires: Optional[str] = typer.Option(None, "--expires", metavar="WHEN", help="ISO 8601 date/time (UTC) or a duration: 30d, 12h, 90m."),
+    as_json: bool = JSON,
+) -> None:
+    """Add a peer: next free address of each pool, new key pair and PSK."""
+    with open_store(ctx) as store:
+        peer = service.add_peer(store, ref, public_key, keepalive, dns, expires)
+    if as_json:
+        echo_json(peer_json(peer))
+        return
+    _print(peer_json(peer))
+    if peer.private_key is not None:
+        typer.echo(f"client config: wggw peer config {peer.ref} [--output FILE] [--qr]")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's peers."),
+    as_json: bool = JSON,
+) -> None:
+    """List peers."""
+    with open_store(ctx) as store:
+        state = store.load()
+    peers = state.peers
+    if tenant is not None:
+        peers = state.peers_of(validate.find_tenant(state, tenant).name)
+    views = [peer_json(p) for p in peers]
+    if as_json:
+        echo_json(views)
+        return
+    table([[f"{v['tenant']}/{v['name']}", ",".join(v["addresses"]), v["public_key"],
+            v["expires_at"] or "-", "yes" if v["retiring"] else "-"] for v in views],
+          ["PEER", "ADDRESSES", "PUBLIC KEY", "EXPIRES", "RETIRING"])
+
+
+@app.command("show")
+def show(ctx: typer.Context, ref: str = REF, as_json: bool = JSON) -> None:
+    """Show one peer (never its private key or PSK)."""
+    with open_store(ctx) as store:
+        view = peer_json(service.lookup_peer(store.load(), ref))
+    echo_json(view) if as_json else _print(view)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, ref: str = REF) -> None:
+    """Remove a peer (the kernel follows on `apply`)."""
+    with open_store(ctx) as store:
+        service.remove_peer(store, ref)
+    typer.echo(f"removed peer {ref}")
+
+
+@app.command("config")
+def config(
+    ctx: typer.Context,
+    ref: str = REF,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (0600) instead of stdout; .png/.svg with --qr."),
+    qr: bool = typer.Option(False, "--qr", help="A QR code: on the terminal, or PNG/SVG by --output's suffix."),
+) -> None:
+    """The client's wg-quick config (it contains the client's private key)."""
+    with open_store(ctx) as store:
+        text = service.peer_config(store.load(), ref)
+    if qr and output is not None:
+        if output.suffix.lower() not in QR_SUFFIXES:
+            raise ValidationError("output", f"with --qr it must end in {' or '.join(QR_SUFFIXES)}")
+        write_qr(text, output)
+        typer.echo(f"wrote QR code to {output}")
+    elif qr:
+        typer.echo(qr_text(text), nl=False)
+    elif output is not None:
+        atomic_write(output, text)
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)

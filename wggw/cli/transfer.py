@@ -1,0 +1,50 @@
+"""`wggw import wg-quick` and `wggw export wg-quick`: migrate from and to wg-quick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import transfer
+from .common import echo_json, open_store
+
+import_app = typer.Typer(no_args_is_help=True)
+export_app = typer.Typer(no_args_is_help=True)
+
+
+@import_app.command("wg-quick")
+def import_wg_quick(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A wg-quick server config (e.g. /etc/wireguard/wg0.conf)."),
+    tenant: str = typer.Option(..., "--tenant", help="The tenant that receives the peers."),
+    as_json: bool = typer.Option(False, "--json", help="Print the imported peers as JSON."),
+) -> None:
+    """Add the file's peers (key, PSK, addresses) to a tenant; all or nothing."""
+    from .peer import peer_json
+
+    with open_store(ctx) as store:
+        peers = transfer.import_wg_quick(store, file, tenant)
+    if as_json:
+        echo_json([peer_json(p) for p in peers])
+        return
+    for p in peers:
+        typer.echo(f"imported {p.ref} {', '.join(map(str, p.addresses))}")
+    typer.echo(f"{len(peers)} peer(s) imported into tenant {tenant}")
+
+
+@export_app.command("wg-quick")
+def export_wg_quick(
+    ctx: typer.Context,
+    interface: str = typer.Argument(..., metavar="IFACE"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (0600) instead of stdout."),
+) -> None:
+    """The gateway side of an interface as a wg-quick file (contains its private key)."""
+    with open_store(ctx) as store:
+        state = store.load()
+    if output is None:
+        typer.echo(transfer.export_wg_quick(state, interface), nl=False)
+        return
+    transfer.write_export(state, interface, output)
+    typer.echo(f"wrote {output}")
