@@ -4,6 +4,7 @@ time output, and the one mapping of errors to a line on stderr and an exit code.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -12,7 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import click
 import typer
 import typer.core
 
@@ -64,13 +64,29 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _click_flow() -> tuple[type[BaseException], ...]:
+    """Exceptions click/typer use for normal control flow (--help, usage errors, Exit).
+    Newer typer vendors click as typer._click, older ones use click itself: take both."""
+    classes: list[type[BaseException]] = [typer.Exit, typer.Abort]
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        classes += [getattr(mod, n) for n in ("ClickException", "Exit", "Abort") if hasattr(mod, n)]
+    return tuple(classes)
+
+
+_CLICK_FLOW = _click_flow()
+
+
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
     """WggwError -> its exit code; anything unexpected -> exit 1. One line on stderr, no
     traceback (locals could hold secrets) unless WGGW_DEBUG=1."""
     try:
         yield
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+    except _CLICK_FLOW:
         raise
     except WggwError as e:
         _debug_traceback()
@@ -91,6 +107,6 @@ class WggwGroup(typer.core.TyperGroup):
     """The root group: every (sub)command, including ones registered by other modules,
     runs inside `mapped_errors`, under CliRunner as well as from `main()`."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         with mapped_errors():
             return super().invoke(ctx)
