@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{out.verdict(False)}: " + "\n".join(shown), file=sys.stderr)
         print("The lab has been removed. Re-run with -v to see every command's output.", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, SystemExit):
+        print("\nwggw demo: interrupted; the lab has been removed.", file=sys.stderr)
+        raise
     failed = [c for c in checks if not c.ok]
     out.heading(f"Result: {len(checks) - len(failed)}/{len(checks)} checks passed")
     for c in failed:
