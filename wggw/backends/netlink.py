@@ -61,7 +61,7 @@ def observe_facts() -> HostFacts:
                     continue
                 metric = r.get("RTA_PRIORITY") or 0
                 if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
-                    best = (metric, DefaultRoute(names[r["RTA_OIF"]], r.get("RTA_GATEWAY")))
+                    best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
             if best:
                 defaults[v] = best[1]
         foreign = frozenset(
@@ -113,7 +113,7 @@ def observe_routes() -> frozenset[RouteSpec]:
     with _ipr() as ipr:
         names = _names(ipr)
         for v in (4, 6):
-            for r in ipr.get_routes(family=AF[v], table=0):
+            for r in ipr.get_routes(family=AF[v]):  # every table; ours are filtered below
                 spec = _route_spec(r, names)
                 if spec:
                     out.add(spec)

@@ -1,27 +1,133 @@
-"""CLI for the data plane: plan, apply, status, down (parse and print only)."""
+"""CLI for the data plane: plan, apply, status, down (parse and print only).
+
+The reconcile machinery (and with it pyroute2) is imported inside the commands, so
+commands that never touch the kernel do not pay for it.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from typing import Optional
+
 import typer
+
+from ..errors import EXIT_PLAN_CHANGES
+from .common import echo_json, iso, open_store, table
+
+BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
+                          help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, userspace.")
+
+
+def system_for(backend: Optional[str]):
+    from ..backends.system import RealSystem
+    from ..backends.wireguard import select_backend
+
+    return RealSystem(select_backend(backend or "auto"))
+
+
+def _all_systems():
+    """Every WireGuard backend usable here: `down` removes devices of either kind."""
+    from ..backends.system import RealSystem
+    from ..backends import wg_kernel, wg_userspace
+
+    systems = []
+    if wg_kernel.probe() is None:
+        systems.append(RealSystem(wg_kernel.KernelBackend()))
+    binary = wg_userspace.find_wireguard_go()
+    if binary is not None or not systems:
+        systems.append(RealSystem(wg_userspace.UserspaceBackend(binary or "wireguard-go")))
+    return systems
+
+
+def housekeeping_and_converge(store, system, echo, now: Optional[float] = None):
+    """The one apply path (apply and rotate): retire/expire due keys, then converge."""
+    from .. import reconcile, rotation_service
+
+    with store.locked():
+        report = rotation_service.housekeeping(store, system, now if now is not None else time.time())
+        result = reconcile.converge(store.load(), system, echo)
+    return report, result
 
 
 def register(app: typer.Typer) -> None:
     @app.command("plan")
-    def plan_cmd() -> None:
-        """Show what `apply` would change (work in progress)."""
-        raise typer.Exit(1)
+    def plan_cmd(ctx: typer.Context,
+                 as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+                 detailed_exitcode: bool = typer.Option(
+                     False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."),
+                 backend: Optional[str] = BackendOpt) -> None:
+        """Show what `apply` would change, one "\\[#] ..." line per change (secrets masked).
+        The nftables text is checked with the kernel's own parser (nft -c)."""
+        from .. import reconcile
+
+        with open_store(ctx) as store:
+            result = reconcile.compute(store.load(), system_for(backend))
+        if as_json:
+            echo_json({"changes": [c.describe() for c in result.changes], "count": len(result.changes)})
+        elif result.changes:
+            for change in result.changes:
+                typer.echo(str(change))
+        else:
+            typer.echo("Nothing to do: the host matches the store.")
+        if detailed_exitcode and result.changes:
+            raise typer.Exit(EXIT_PLAN_CHANGES)
 
     @app.command("apply")
-    def apply_cmd() -> None:
-        """Make the kernel match the store (work in progress)."""
-        raise typer.Exit(1)
+    def apply_cmd(ctx: typer.Context, backend: Optional[str] = BackendOpt,
+                  quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success.")) -> None:
+        """Make the kernel match the store, then observe again (leftovers are an error)."""
+        echo = None if quiet else typer.echo
+        with open_store(ctx) as store:
+            report, result = housekeeping_and_converge(store, system_for(backend), echo)
+        if not quiet:
+            for line in report.lines():
+                typer.echo(line)
+            typer.echo(f"{len(result.changes)} change(s) applied." if result.changes
+                       else "Nothing to do: the host matches the store.")
 
     @app.command("status")
-    def status_cmd() -> None:
-        """Per-peer handshakes and traffic, per-tenant totals, drift (work in progress)."""
-        raise typer.Exit(1)
+    def status_cmd(ctx: typer.Context,
+                   as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+                   backend: Optional[str] = BackendOpt) -> None:
+        """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift."""
+        from .. import reconcile, status
+
+        with open_store(ctx) as store:
+            state = store.load()
+        result = reconcile.compute(state, system_for(backend), check_nft=False)
+        report = status.build(state, result, time.time())
+        if as_json:
+            echo_json(report)
+            return
+        _print_status(report)
 
     @app.command("down")
-    def down_cmd() -> None:
-        """Remove everything wggw created on this host (work in progress)."""
-        raise typer.Exit(1)
+    def down_cmd(backend: Optional[str] = typer.Option(
+            None, "--backend", envvar="WGGW_BACKEND", help="Only this backend (default: every one found).")) -> None:
+        """Remove everything wggw created on this host (interfaces, wireguard-go processes,
+        rules, routes, its nft table, egress addresses it added) and nothing else.
+        Works without the store."""
+        from .. import reconcile
+
+        systems = [system_for(backend)] if backend else _all_systems()
+        done = reconcile.teardown(systems, typer.echo)
+        typer.echo(f"{len(done)} object(s) removed." if done else "Nothing of wggw's is on this host.")
+
+
+def _print_status(report: dict) -> None:
+    rows = [[p["tenant"] + "/" + p["name"], p["interface"] or "-", p["endpoint"] or "-",
+             p["latest_handshake"] or "never", str(p["rx_bytes"]), str(p["tx_bytes"]),
+             "up" if p["configured"] else "MISSING"] for p in report["peers"]]
+    table(rows, ["PEER", "IFACE", "ENDPOINT", "HANDSHAKE", "RX", "TX", "STATE"])
+    typer.echo("")
+    table([[t["name"], str(t["peers"]), str(t["active_peers"]), str(t["rx_bytes"]), str(t["tx_bytes"])]
+           for t in report["tenants"]], ["TENANT", "PEERS", "ACTIVE", "RX", "TX"])
+    typer.echo("")
+    if report["drift"]:
+        typer.echo(f"Drift: {len(report['drift'])} difference(s) between the host and the store "
+                   "(run `wggw apply`):")
+        for line in report["drift"]:
+            typer.echo(f"  [#] {line}")
+    else:
+        typer.echo("Drift: none (the host matches the store).")

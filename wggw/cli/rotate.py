@@ -1,12 +1,81 @@
-"""CLI for `wggw rotate`: parse and print only."""
+"""CLI for `wggw rotate`: parse and print only (policy in rotate, work in rotation_service)."""
 
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from ..errors import EXIT_OK, ValidationError
+from .common import echo_json, open_store
+
+EXIT_NOTIFY_FAILED = 3  # rotation done and applied, but a --notify command failed
+
+
+def _duration(field: str, value: Optional[str]) -> Optional[int]:
+    """Like validate.duration, but 0 is allowed here ('rotate everything now', 'no overlap')."""
+    if value is None:
+        return None
+    if re.fullmatch(r"\s*0+[wdhms]?\s*", value):
+        return 0
+    from ..validate import duration
+
+    return duration(field, value)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("rotate")
-    def rotate_cmd() -> None:
-        """Rotate peer keys on a schedule (work in progress)."""
-        raise typer.Exit(1)
+    def rotate_cmd(
+        ctx: typer.Context,
+        older_than: Optional[str] = typer.Option(None, "--older-than", help="Rotate keys older than this (e.g. 30d); default: the tenant's policy, else 90d."),
+        tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's peers."),
+        peer: Optional[str] = typer.Option(None, "--peer", help="Only this peer (TENANT/PEER)."),
+        grace: Optional[str] = typer.Option(None, "--grace", help="How long the old key keeps working (default 7d; 0 = no overlap)."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Write each rotated peer's new config to DIR/<tenant>/<peer>.conf (0600)."),
+        notify: Optional[str] = typer.Option(None, "--notify", help="Command run per rotated peer with TENANT PEER CONFIG_PATH (no shell)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show what would rotate, retire or expire; change nothing."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable report."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (for cron)."),
+        backend: Optional[str] = typer.Option(None, "--backend", envvar="WGGW_BACKEND", help="WireGuard backend: auto, kernel, userspace."),
+    ) -> None:
+        """Rotate peer keys by policy, with an overlap so nobody is cut off; remove expired
+        peers; retire old keys whose grace is over. Safe to run unattended from cron."""
+        from .. import rotate as policy
+        from .. import rotation_service
+        from .dataplane import system_for
+
+        if tenant and peer:
+            raise ValidationError("peer", "give --tenant or --peer, not both")
+        grace_s = _duration("grace", grace)
+        with open_store(ctx) as store:
+            state = store.load()
+            selected = _selection(state, tenant, peer)
+            report = rotation_service.rotate(
+                store, system_for(backend), time.time(), older_than=_duration("older-than", older_than),
+                grace=policy.DEFAULT_GRACE if grace_s is None else grace_s, selected=selected,
+                out=out, notify=notify, dry_run=dry_run)
+        if as_json:
+            echo_json(report.as_dict())
+        elif not quiet:
+            for line in report.lines() or ["Nothing to rotate, retire or expire."]:
+                typer.echo(line)
+        if report.notify_failed:
+            for f in report.notify_failed:
+                typer.echo(f"wggw: error: notify failed for {f['peer']}: {f['error']}", err=True)
+            raise typer.Exit(EXIT_NOTIFY_FAILED)
+        raise typer.Exit(EXIT_OK)
+
+
+def _selection(state, tenant: Optional[str], peer: Optional[str]) -> Optional[set[str]]:
+    from .. import validate
+
+    if tenant:
+        validate.find_tenant(state, tenant)
+        return {p.ref for p in state.peers if p.tenant == tenant}
+    if peer:
+        validate.find_peer(state, *validate.peer_ref(peer))
+        return {peer}
+    return None
