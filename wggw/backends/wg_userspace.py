@@ -139,7 +139,7 @@ def start_process(binary: str, ifname: str) -> int:
     # A minimal environment: WG_TUN_FD/WG_UAPI_FD from our caller must not leak in.
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
            "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
-    log_fd = os.open(log_path(ifname), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = os.open(log_path(ifname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         proc = subprocess.Popen(
             [binary, ifname], env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
