@@ -33,6 +33,7 @@ CALL_TIMEOUT = 30.0
 WORKER = r'''
 import json, os, sys
 from wggw.backends.wireguard import select_backend
+from wggw.backends.wg_userspace import UserspaceBackend
 from wggw.errors import BackendError
 from wggw.keys import Secret
 from wggw.wgtypes import WgPeerSpec
@@ -71,6 +72,7 @@ OPS = {
     "configure": lambda n, k, p: be.configure(n, Secret(k), p),
     "set_peers": lambda n, up, rm: be.set_peers(n, [spec(d) for d in up], rm),
     "select": select,
+    "create_with": lambda binary, n: UserspaceBackend(binary).create(n),
 }
 for line in sys.stdin:
     req = json.loads(line)
@@ -469,6 +471,16 @@ def test_select_backend(userspace_env):
         assert exc.value.kind == "BackendUnavailableError"
         assert "apt-get install wireguard-go" in str(exc.value)
     assert sh(ns, "ip", "-o", "link").stdout == links_before  # the kernel probe left nothing
+
+
+def test_wireguard_go_that_fails_to_start_is_reported_and_cleaned(userspace_env):
+    ns = userspace_env.ns()
+    wg, name = userspace_env.worker(ns), userspace_env.ifname()
+    with pytest.raises(WorkerError) as exc:
+        wg.call("create_with", "/bin/false", name)
+    assert exc.value.backend_error and name in str(exc.value) and "exit=1" in str(exc.value)
+    assert not any(os.path.exists(f"{naming.RUNTIME_DIR}/{name}.{x}") for x in ("pid", "log"))
+    assert not link_exists(ns, name) and wg.call("list_devices") == []
 
 
 def test_kernel_dump_is_merged_by_key():

@@ -66,8 +66,9 @@ def is_device_process(pid: int, ifname: str) -> bool:
             state = f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return (state != "Z" and bool(argv) and "wireguard-go" in os.path.basename(argv[0])
-            and ifname in argv[1:])
+    known = ("wireguard-go" in os.path.basename(argv[0]) or argv[0] == os.environ.get("WGGW_WIREGUARD_GO")
+             if argv else False)
+    return state != "Z" and known and ifname in argv[1:]
 
 
 def in_this_netns(pid: int) -> bool:
@@ -151,9 +152,9 @@ def start_process(binary: str, ifname: str) -> int:
     _write_pid(ifname, proc.pid)
     if not _wait(lambda: proc.poll() is not None or _serving(sock), START_TIMEOUT) \
             or proc.poll() is not None:
+        why = f"(exit={proc.poll()}): {_log_tail(ifname)}"  # read before stop_process removes the log
         stop_process(ifname)
-        raise BackendError(f"wireguard-go {ifname}: did not come up within {START_TIMEOUT:g} s "
-                           f"(exit={proc.poll()}): {_log_tail(ifname)}")
+        raise BackendError(f"wireguard-go {ifname}: did not come up within {START_TIMEOUT:g} s {why}")
     return proc.pid
 
 
