@@ -61,9 +61,14 @@ class Out:
     def command(self, text: str) -> None:
         print(self._c("36", f"$ {text}"), flush=True)
 
-    def body(self, text: str, always: bool = False) -> None:
-        if (always or self.verbose) and text.strip():
-            print("\n".join("    " + line for line in text.rstrip().splitlines()), flush=True)
+    def body(self, text: str, always: bool = False, summary: bool = False) -> None:
+        """Indented tool output: shown if `always` or verbose; with `summary`, the `[#]` change
+        lines are left out unless verbose (the plan has already listed them)."""
+        lines = text.rstrip().splitlines()
+        if summary and not self.verbose:
+            lines = [line for line in lines if not line.startswith("[#]")]
+        if (always or summary or self.verbose) and lines:
+            print("\n".join("    " + line for line in lines), flush=True)
 
     def verdict(self, ok: bool) -> str:
         return self._c("32", "OK") if ok else self._c("31;1", "FAIL")
@@ -76,11 +81,12 @@ class Demo:
         lab.own_ifname(self.ifname)  # wggw's wireguard-go socket is this run's if wggw cannot remove it
         self.checks: list[Check] = []
 
-    def wggw(self, *args: str, show: bool = False, ok_codes: tuple[int, ...] = (0,)) -> str:
+    def wggw(self, *args: str, show: bool = False, summary: bool = False,
+             ok_codes: tuple[int, ...] = (0,)) -> str:
         """Run one wggw command in the gateway namespace, echoing it like an operator's shell."""
         self.out.command("wggw " + " ".join(args))
         res = self.lab.wggw(*args, ok_codes=ok_codes)
-        self.out.body(res.stdout, always=show)
+        self.out.body(res.stdout, always=show, summary=summary)
         return res.stdout
 
     def configure(self) -> None:
@@ -97,11 +103,13 @@ class Demo:
     def apply(self) -> None:
         self.out.heading("2. Plan and apply (WireGuard, routing tables, ip rules, one nftables table)")
         self.wggw("plan", show=True, ok_codes=(0, 2))
-        self.wggw("apply", show=True)
-        self.out.command("wggw plan --detailed-exitcode")
+        self.wggw("apply", summary=True)
+        self.out.command("wggw plan --detailed-exitcode   # idempotence: nothing left to do")
         res = self.lab.wggw("plan", "--detailed-exitcode", check=False)
-        self.checks.append(Check("second plan after apply is empty (exit 0)", "exit 0",
-                                 f"exit {res.returncode}", res.returncode == 0))
+        ok = res.returncode == 0
+        self.out.body(res.stdout + res.stderr, always=not ok)
+        print(f"    exit {res.returncode} (0 = nothing to do)  {self.out.verdict(ok)}", flush=True)
+        self.checks.append(Check("second plan after apply is empty", "exit 0", f"exit {res.returncode}", ok))
 
     def connect_clients(self) -> None:
         self.out.heading("3. Connect one WireGuard client per tenant (configs from `wggw peer config`)")
@@ -120,7 +128,7 @@ class Demo:
             client = self.lab.client(t.name)
             for fam, url, expected in (("IPv4", INET_URL_V4, t.egress[0]), ("IPv6", INET_URL_V6, t.egress[1])):
                 try:
-                    seen = client.fetch_retry(url, attempts=10, delay=0.5, timeout=2.0)
+                    seen = client.fetch_retry(url, attempts=6, delay=0.5, timeout=2.0)
                 except FetchError as exc:
                     seen = f"no answer ({exc.args[0].split(': ')[-1]})"
                 ok = seen == expected
@@ -144,7 +152,7 @@ class Demo:
         self.out.heading("7. wggw down (removes everything wggw created, nothing else)")
         self.out.command("wggw down")
         res = self.lab.wggw("down", check=False)
-        self.out.body(res.stdout + res.stderr, always=True)
+        self.out.body(res.stdout + res.stderr, summary=True)
         return res.returncode == 0
 
 
