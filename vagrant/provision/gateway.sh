@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The gateway: wggw installed from the checkout into a venv, then configured only through the
+# wggw CLI (init, interface, tenants, peers, apply). Every step is idempotent, so this runs on
+# every boot (`run: "always"`): a restarted container comes back without its WireGuard interface,
+# rules and nft table, and `wggw apply` builds them again from the store.
+. "$(dirname "$0")/lib.sh"
+
+need python3:python3 nft:nftables wg:wireguard-tools curl:curl
+python3 -c 'import venv, ensurepip' 2>/dev/null || need python3-venv-is-missing:python3-venv
+lab_links
+add6 lab-inet "$GW_UPLINK6/64"
+
+# wggw from the checkout. `vagrant/lab up` builds its wheels (and its dependencies') on the host
+# into vagrant/.lab/wheels: the lab's containers have no way out to PyPI, by design.
+venv=/opt/wggw
+wheels="$lab_dir/.lab/wheels"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ -d "$wheels" ]; then
+  "$venv/bin/pip" install -q --no-index --find-links "$wheels" wggw
+  "$venv/bin/pip" install -q --no-index --find-links "$wheels" --force-reinstall --no-deps wggw
+else
+  "$venv/bin/pip" install -q "$lab_dir/.."
+fi
+ln -sf "$venv/bin/wggw" /usr/local/bin/wggw
+
+# The lab's tenants, by the CLI alone. Tenant X's client is the host tenant-X, peer "client".
+wggw init >/dev/null
+wggw interface show "$WG_IFACE" >/dev/null 2>&1 ||
+  wggw interface add "$WG_IFACE" --listen-port "$WG_PORT" --endpoint "$GW_ACCESS:$WG_PORT"
+add_tenant() {  # add_tenant NAME POOL POOL6 EGRESS EGRESS6
+  wggw tenant show "$1" >/dev/null 2>&1 ||
+    wggw tenant add "$1" --pool "$2" --pool "$3" --egress "$4" --egress "$5" \
+      --interface "$WG_IFACE" --uplink lab-inet --via "$INET" --via "$INET6"
+  wggw peer show "$1/client" >/dev/null 2>&1 || wggw peer add "$1/client" --keepalive 25
+}
+add_tenant tenant-a "$POOL_A" "$POOL_A6" "$EGRESS_A" "$EGRESS_A6"
+add_tenant tenant-b "$POOL_B" "$POOL_B6" "$EGRESS_B" "$EGRESS_B6"
+wggw apply
+log "ready"
