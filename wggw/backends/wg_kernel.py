@@ -41,13 +41,13 @@ def probe() -> Optional[str]:
     except (NetlinkError, OSError):
         pass  # family not registered: the module may just not be loaded yet
     # `link add` makes the kernel autoload the module (rtnl-link-wireguard alias).
-    name = "wggwprobe" + os.urandom(3).hex()
+    name = "wggwprobe" + os.urandom(3).hex()  # 15 chars, unlike anything an operator names
     try:
         with IPRoute() as ipr:
             ipr.link("add", ifname=name, kind=KIND)
-            ipr.link("del", ifname=name)
     except (NetlinkError, OSError) as e:
         return f"link add kind=wireguard failed: {e}"
+    delete_link(name)  # raises (naming the link) rather than leave it behind silently
     return None
 
 
