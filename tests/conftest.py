@@ -1,20 +1,13 @@
 """Shared fixtures of the unit and CLI tiers: a temporary state dir, a CLI runner bound to
-it, a ready gateway (interface + tenant), and a dump of the database to prove that
-rejected commands changed nothing."""
+it and a ready gateway (interface + tenant). Helpers that tests import live in wggwtest.py."""
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 from typer.testing import CliRunner
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -49,17 +42,3 @@ def gw(cli: Run) -> Run:
     cli("tenant", "add", "acme", "--pool", "10.10.0.0/24", "--pool", "fd00:10::/64",
         "--egress", "203.0.113.10", "--egress", "2001:db8::10")
     return cli
-
-
-def dump(state_dir: Path) -> list[str]:
-    """Everything in the database as SQL text, for before/after comparisons."""
-    with sqlite3.connect(state_dir / "wggw.db") as db:
-        return list(db.iterdump())
-
-
-def run_wggw(state_dir: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """The real CLI in a fresh interpreter (for import checks, locks and concurrency)."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    full_env.pop("WGGW_STATE_DIR", None)
-    return subprocess.run([sys.executable, "-m", "wggw.cli.app", "--state-dir", str(state_dir), *args],
-                          capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)

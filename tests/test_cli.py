@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from conftest import dump
+from wggwtest import dump
 
 TENANT_FIELDS = {"name", "interface", "pools", "egress", "uplink", "via", "table", "rotate_after", "peers"}
 PEER_FIELDS = {"name", "tenant", "public_key", "addresses", "key_created_at", "expires_at", "keepalive", "dns",

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import dump
+from wggwtest import dump
 
 # (command line, message expected on stderr); all exit 2.
 CASES = [

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import dump, run_wggw
+from wggwtest import dump, run_wggw
 from wggw import keys, service
 from wggw.errors import LockBusyError, NotFoundError, StoreError
 from wggw.model import RetiringKey
