@@ -6,9 +6,11 @@
 . "$(dirname "$0")/lib.sh"
 
 need python3:python3 nft:nftables wg:wireguard-tools curl:curl
-python3 -c 'import venv, ensurepip' 2>/dev/null || need python3-venv-is-missing:python3-venv
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
 lab_links
-add6 lab-inet "$GW_UPLINK6/64"
+add6 lab-wan "$GW_UPLINK6/64"
 
 # wggw from the checkout. `vagrant/lab up` builds its wheels (and its dependencies') on the host
 # into vagrant/.lab/wheels: the lab's containers have no way out to PyPI, by design.
@@ -30,10 +32,14 @@ wggw interface show "$WG_IFACE" >/dev/null 2>&1 ||
 add_tenant() {  # add_tenant NAME POOL POOL6 EGRESS EGRESS6
   wggw tenant show "$1" >/dev/null 2>&1 ||
     wggw tenant add "$1" --pool "$2" --pool "$3" --egress "$4" --egress "$5" \
-      --interface "$WG_IFACE" --uplink lab-inet --via "$INET" --via "$INET6"
+      --interface "$WG_IFACE" --uplink lab-wan --via "$INET" --via "$INET6"
   wggw peer show "$1/client" >/dev/null 2>&1 || wggw peer add "$1/client" --keepalive 25
 }
 add_tenant tenant-a "$POOL_A" "$POOL_A6" "$EGRESS_A" "$EGRESS_A6"
 add_tenant tenant-b "$POOL_B" "$POOL_B6" "$EGRESS_B" "$EGRESS_B6"
 wggw apply
+
+# Unattended rotation, as shipped. No cron daemon runs in the lab: `vagrant/lab check` runs this
+# job's command line itself (provision/run-cron-job), with the lab's short policy appended.
+install -m 0644 "$lab_dir/../templates/wggw-rotate.cron" /etc/cron.d/wggw-rotate
 log "ready"

@@ -5,7 +5,7 @@
 
 need python3:python3 curl:curl
 lab_links
-add6 lab-inet "$INET6/64"
+add6 lab-wan "$INET6/64"
 while ip -4 route del default 2>/dev/null; do :; done
 while ip -6 route del default 2>/dev/null; do :; done
 

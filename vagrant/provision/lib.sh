@@ -1,6 +1,6 @@
 # Shared by every host's provisioning, on every provider: the address plan, packages that may be
 # missing (boxes), and the lab links, found by address (docker assigns it; a restarted container
-# renumbers its interfaces) or by MAC (boxes) and named for their role: lab-access, lab-inet.
+# renumbers its interfaces) or by MAC (boxes) and named for their role: lab-access, lab-wan.
 # Sourced by gateway.sh, client.sh, internet.sh. Vagrant passes LAB_HOST and LAB_NETS
 # ("role=addr/len=mac ..."); they are kept in /etc/wggw-lab/host.env for runs over plain ssh.
 set -euo pipefail
