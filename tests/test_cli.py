@@ -173,3 +173,9 @@ def test_state_dir_from_environment(tmp_path, monkeypatch):
     assert CliRunner().invoke(app, ["init"]).exit_code == 0
     assert (tmp_path / "env-state" / "wggw.db").is_file()
     assert stat.S_IMODE(os.stat(tmp_path / "env-state").st_mode) == 0o700
+
+
+def test_unwritable_output_is_a_usage_error(gw, tmp_path):
+    gw("peer", "add", "acme/alice")
+    result = gw("peer", "config", "acme/alice", "--output", str(tmp_path / "no" / "such" / "a.conf"), code=2)
+    assert "wggw: error: output: cannot write" in result.stderr

@@ -16,7 +16,7 @@ import jinja2
 from .fsutil import atomic_write
 from .model import Interface, Peer, Tenant, gateway_address
 
-__all__ = ["atomic_write", "client_config", "gateway_config", "qr_text", "write_qr"]
+__all__ = ["atomic_write", "client_config", "gateway_config", "qr_png_or_svg", "qr_text", "write_qr"]
 
 QR_SUFFIXES = (".png", ".svg")
 
@@ -69,13 +69,18 @@ def qr_text(data: str) -> str:
     return buf.getvalue()
 
 
-def write_qr(data: str, path: Path) -> None:
-    """PNG or SVG by suffix, written 0600 (the code holds the private key)."""
+def qr_png_or_svg(data: str, suffix: str) -> bytes:
+    """A QR code as PNG or SVG bytes, by file suffix ('.png' / '.svg')."""
     import segno
 
-    suffix = path.suffix.lower()
+    suffix = suffix.lower()
     if suffix not in QR_SUFFIXES:
         raise ValueError(f"QR output must end in {' or '.join(QR_SUFFIXES)}")
     buf = io.BytesIO()
     segno.make(data, error="L").save(buf, kind=suffix[1:], scale=6, border=4)
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_qr(data: str, path: Path) -> None:
+    """PNG or SVG by suffix, written 0600 (the code holds the private key)."""
+    atomic_write(path, qr_png_or_svg(data, path.suffix))

@@ -39,7 +39,7 @@ def default_timeout() -> float:
 
 @contextlib.contextmanager
 def flock(path: Path, timeout: Optional[float] = None) -> Iterator[None]:
-    key = os.path.abspath(path)
+    key = os.path.realpath(path)     # one entry per file, however it was named
     with _guard:
         entry = _held.get(key)
         if entry is not None:

@@ -19,7 +19,7 @@ from . import alloc, naming, validate
 from .errors import ValidationError
 from .keys import Secret, parse_key
 from .model import Peer, State, Tenant
-from .render import atomic_write, gateway_config
+from .render import gateway_config
 from .store import Store
 
 _NAME_COMMENT = re.compile(r"^#+\s*(?:name\s*[=:]\s*|client\s+|peer\s+)?(\S+)\s*$", re.IGNORECASE)
@@ -112,7 +112,3 @@ def export_wg_quick(state: State, interface: str) -> str:
     tenants = state.tenants_of(iface.name)
     peers = [p for t in tenants for p in state.peers_of(t.name)]
     return gateway_config(iface, tenants, peers)
-
-
-def write_export(state: State, interface: str, output: Path) -> None:
-    atomic_write(output, export_wg_quick(state, interface))

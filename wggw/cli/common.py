@@ -16,7 +16,8 @@ from typing import Any, Iterator, Optional
 import typer
 import typer.core
 
-from ..errors import EXIT_ERROR, WggwError
+from ..errors import EXIT_ERROR, ValidationError, WggwError
+from ..fsutil import atomic_write
 from ..store import Store, open_store as _open_store
 
 DEFAULT_STATE_DIR = Path("/var/lib/wggw")
@@ -43,6 +44,14 @@ def iso(ts: Optional[float]) -> Optional[str]:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def write_private(path: Path, data: str | bytes, field: str = "output") -> None:
+    """Write a file 0600 via temp + rename; an unwritable path is a usage error (exit 2)."""
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise ValidationError(field, f"cannot write {path}: {e.strerror}") from None
 
 
 def strs(values) -> list[str]:

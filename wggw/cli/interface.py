@@ -25,6 +25,13 @@ def _print(view: dict) -> None:
     typer.echo(f"{'tenants:':13} {', '.join(view['tenants']) or '-'}")
 
 
+def _output(view: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(view)
+    else:
+        _print(view)
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -39,7 +46,7 @@ def add(
         service.add_interface(store, name, listen_port, endpoint, mtu)
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
-    echo_json(view) if as_json else _print(view)
+    _output(view, as_json)
 
 
 @app.command("list")
@@ -62,7 +69,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JS
     with open_store(ctx) as store:
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
-    echo_json(view) if as_json else _print(view)
+    _output(view, as_json)
 
 
 @app.command("remove")

@@ -10,8 +10,8 @@ import typer
 from .. import service, validate
 from ..errors import ValidationError
 from ..model import Peer
-from ..render import QR_SUFFIXES, atomic_write, qr_text, write_qr
-from .common import echo_json, iso, open_store, strs, table
+from ..render import QR_SUFFIXES, qr_png_or_svg, qr_text
+from .common import echo_json, iso, open_store, strs, table, write_private
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
@@ -35,6 +35,13 @@ def _print(view: dict) -> None:
         elif isinstance(value, list):
             value = ", ".join(value)
         typer.echo(f"{key + ':':16} {'-' if value in (None, '') else value}")
+
+
+def _output(view: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(view)
+    else:
+        _print(view)
 
 
 @app.command("add")
@@ -84,7 +91,7 @@ def show(ctx: typer.Context, ref: str = REF, as_json: bool = JSON) -> None:
     """Show one peer (never its private key or PSK)."""
     with open_store(ctx) as store:
         view = peer_json(service.lookup_peer(store.load(), ref))
-    echo_json(view) if as_json else _print(view)
+    _output(view, as_json)
 
 
 @app.command("remove")
@@ -108,12 +115,12 @@ def config(
     if qr and output is not None:
         if output.suffix.lower() not in QR_SUFFIXES:
             raise ValidationError("output", f"with --qr it must end in {' or '.join(QR_SUFFIXES)}")
-        write_qr(text, output)
+        write_private(output, qr_png_or_svg(text, output.suffix))
         typer.echo(f"wrote QR code to {output}")
     elif qr:
         typer.echo(qr_text(text), nl=False)
     elif output is not None:
-        atomic_write(output, text)
+        write_private(output, text)
         typer.echo(f"wrote {output}")
     else:
         typer.echo(text, nl=False)

@@ -27,6 +27,13 @@ def _print(view: dict) -> None:
         typer.echo(f"{key + ':':13} {'-' if value in (None, '') else value}")
 
 
+def _output(view: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(view)
+    else:
+        _print(view)
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -44,7 +51,7 @@ def add(
         service.add_tenant(store, name, pool, egress, interface, uplink, via, rotate_after)
         state = store.load()
     view = tenant_json(state, validate.find_tenant(state, name))
-    echo_json(view) if as_json else _print(view)
+    _output(view, as_json)
 
 
 @app.command("list")
@@ -67,7 +74,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JS
     with open_store(ctx) as store:
         state = store.load()
     view = tenant_json(state, validate.find_tenant(state, name))
-    echo_json(view) if as_json else _print(view)
+    _output(view, as_json)
 
 
 @app.command("remove")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .. import transfer
-from .common import echo_json, open_store
+from .common import echo_json, open_store, write_private
 
 import_app = typer.Typer(no_args_is_help=True)
 export_app = typer.Typer(no_args_is_help=True)
@@ -46,5 +46,5 @@ def export_wg_quick(
     if output is None:
         typer.echo(transfer.export_wg_quick(state, interface), nl=False)
         return
-    transfer.write_export(state, interface, output)
+    write_private(output, transfer.export_wg_quick(state, interface))
     typer.echo(f"wrote {output}")
