@@ -12,17 +12,15 @@ fi
 lab_links
 add6 lab-wan "$GW_UPLINK6/64"
 
-# wggw from the checkout. `vagrant/lab up` builds its wheels (and its dependencies') on the host
-# into vagrant/.lab/wheels: the lab's containers have no way out to PyPI, by design.
+# wggw from the checkout. `vagrant/lab up` builds its wheel and its dependencies' on the host into
+# vagrant/.lab/wheels: the lab's containers have no way out to PyPI, by design. A VM with internet
+# whose Python differs from the host's gets the missing dependencies from PyPI instead.
 venv=/opt/wggw
 wheels="$lab_dir/.lab/wheels"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-if [ -d "$wheels" ]; then
-  "$venv/bin/pip" install -q --no-index --find-links "$wheels" wggw
-  "$venv/bin/pip" install -q --no-index --find-links "$wheels" --force-reinstall --no-deps wggw
-else
-  "$venv/bin/pip" install -q "$lab_dir/.."
-fi
+pip=("$venv/bin/pip" install -q --disable-pip-version-check --find-links "$wheels")
+"${pip[@]}" --no-index wggw 2>/dev/null || "${pip[@]}" wggw
+"${pip[@]}" --no-index --force-reinstall --no-deps wggw     # this checkout's, even if the version is unchanged
 ln -sf "$venv/bin/wggw" /usr/local/bin/wggw
 
 # The lab's tenants, by the CLI alone. Tenant X's client is the host tenant-X, peer "client".
