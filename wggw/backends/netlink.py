@@ -212,6 +212,30 @@ class Netlink:
         ok = {errno.EEXIST} if cmd == "add" else GONE
         self._do(f"rule pref {spec.pref}", ok, self.ipr.rule, cmd, **kwargs)
 
+    def batch(self, items: list[tuple[str, object]]) -> None:
+        """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
+        writes (nlbatch), with the same errno policy as the single-request methods."""
+        from . import nlbatch
+
+        requests = [self._request(cmd, spec) for cmd, spec in items]
+        failures = nlbatch.send(requests)
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise BackendError(nlbatch.describe(failures[0]) + more)
+
+    def _request(self, cmd: str, spec):
+        from . import nlbatch
+
+        if isinstance(spec, AddrSpec):
+            iface = ipaddress.ip_interface(spec.cidr)
+            return nlbatch.address(cmd, self._idx(spec.ifname, f"address {spec.cidr}"), spec.cidr,
+                                   naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
+        if isinstance(spec, RouteSpec):
+            oif = 0 if cmd == "del" else self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
+            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src)
+        return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
+                            spec.table, spec.goto)
+
 
 def write_sysctl(key: str, value: str) -> None:
     try:

@@ -18,9 +18,27 @@ from . import netlink, nft
 Echo = Optional[Callable[[str], None]]
 
 
+NETLINK_BATCHED = (AddAddress, DelAddress, AddRoute, DelRoute, AddRule, DelRule)
+
+
 def peer_device(change: Change) -> Optional[str]:
     """Consecutive peer changes of one device are applied as one transaction."""
     return change.device if isinstance(change, (UpsertPeer, RemovePeer)) else None
+
+
+def _group(change: Change) -> Optional[tuple[str, str]]:
+    """Consecutive changes of one group go together: a device's peers as one UAPI/genetlink
+    transaction, addresses/routes/rules as one netlink batch (in plan order)."""
+    device = peer_device(change)
+    if device is not None:
+        return ("peers", device)
+    return ("netlink", "") if isinstance(change, NETLINK_BATCHED) else None
+
+
+def _netlink_item(change: Change) -> tuple[str, object]:
+    if isinstance(change, AddRoute):
+        return ("replace" if change.replace else "add", change.spec)
+    return ("add" if isinstance(change, (AddAddress, AddRule)) else "del", change.spec)
 
 
 class RealSystem:
@@ -52,14 +70,16 @@ class RealSystem:
 
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
         with netlink.Netlink() as nl:
-            for device, group in groupby(changes, key=peer_device):
-                batch = list(group)
+            for group, items in groupby(changes, key=_group):
+                batch = list(items)
                 for change in batch:
                     if echo:
                         echo(str(change))
-                if device is not None:
-                    self.wg.set_peers(device, [c.peer for c in batch if isinstance(c, UpsertPeer)],
+                if group is not None and group[0] == "peers":
+                    self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
                                       [c.public_key for c in batch if isinstance(c, RemovePeer)])
+                elif group is not None:
+                    nl.batch([_netlink_item(c) for c in batch])
                 else:
                     for change in batch:
                         self._apply_one(change, nl)
