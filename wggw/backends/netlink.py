@@ -17,6 +17,7 @@ from ..desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
 from ..errors import BackendError
 from ..plan import ObservedLink
 from ..ruletree import RuleSpec
+from . import nldump
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
@@ -45,57 +46,56 @@ def _wrap(what: str, exc: Exception) -> BackendError:
 
 # ---- observation --------------------------------------------------------------
 
-def _names(ipr) -> dict[int, str]:
-    return {l["index"]: l.get("IFLA_IFNAME") for l in ipr.get_links()}
+def _names() -> dict[int, str]:
+    return dict(nldump.iter_names())
 
 
 def observe_facts() -> HostFacts:
     """Main's default routes, addresses wggw did not add, and link names."""
-    with _ipr() as ipr:
-        names = _names(ipr)
-        defaults: dict[int, DefaultRoute] = {}
-        for v in (4, 6):
-            best = None
-            for r in ipr.get_routes(family=AF[v], table=254):
-                if r["dst_len"] != 0 or r.get("RTA_TABLE", r["table"]) != 254 or r["type"] != 1:
-                    continue
-                metric = r.get("RTA_PRIORITY") or 0
-                if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
-                    best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
-            if best:
-                defaults[v] = best[1]
-        foreign = frozenset(
-            str(ipaddress.ip_address(a.get("IFA_ADDRESS")))
-            for a in ipr.get_addr() if a.get("IFA_PROTO") != naming.ADDR_PROTO
-        )
-        return HostFacts(defaults, foreign, frozenset(n for n in names.values() if n))
+    names = _names()
+    defaults: dict[int, DefaultRoute] = {}
+    for v in (4, 6):
+        best = None
+        for r in nldump.routes(AF[v]):
+            if r["dst_len"] != 0 or r.get("RTA_TABLE", r["table"]) != 254 or r["type"] != 1:
+                continue
+            metric = r.get("RTA_PRIORITY") or 0
+            if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
+                best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
+        if best:
+            defaults[v] = best[1]
+    foreign = frozenset(
+        str(ipaddress.ip_address(a.get("IFA_ADDRESS")))
+        for a in nldump.addresses() if a.get("IFA_PROTO") != naming.ADDR_PROTO
+    )
+    return HostFacts(defaults, foreign, frozenset(n for n in names.values() if n))
 
 
 def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
     owned = set(owned)
-    with _ipr() as ipr:
-        return {
-            l.get("IFLA_IFNAME"): ObservedLink(l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP))
-            for l in ipr.get_links() if l.get("IFLA_IFNAME") in owned
-        }
+    return {
+        l.get("IFLA_IFNAME"): ObservedLink(l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP))
+        for l in nldump.links() if l.get("IFLA_IFNAME") in owned
+    }
 
 
 def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
     """Every address on wggw's links, and egress addresses wggw added anywhere."""
     owned_links = set(owned_links)
     out = set()
-    with _ipr() as ipr:
-        names = _names(ipr)
-        for a in ipr.get_addr():
-            ifname = names.get(a["index"])
-            ip = ipaddress.ip_address(a.get("IFA_ADDRESS"))
-            if ip.is_link_local:
-                continue  # the kernel's own fe80:: addresses
-            cidr = f"{ip}/{a['prefixlen']}"
-            if a.get("IFA_PROTO") == naming.ADDR_PROTO:
-                out.add(AddrSpec(ifname, cidr, egress=True))
-            elif ifname in owned_links:
-                out.add(AddrSpec(ifname, cidr))
+    names = _names()
+    for a in nldump.addresses():
+        ifname = names.get(a["index"])
+        if a.get("IFA_PROTO") != naming.ADDR_PROTO and ifname not in owned_links:
+            continue  # not ours: skip before the (comparatively slow) address parsing
+        ip = ipaddress.ip_address(a.get("IFA_ADDRESS"))
+        if ip.is_link_local:
+            continue  # the kernel's own fe80:: addresses
+        cidr = f"{ip}/{a['prefixlen']}"
+        if a.get("IFA_PROTO") == naming.ADDR_PROTO:
+            out.add(AddrSpec(ifname, cidr, egress=True))
+        else:
+            out.add(AddrSpec(ifname, cidr))
     return frozenset(out)
 
 
@@ -110,28 +110,26 @@ def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
 
 def observe_routes() -> frozenset[RouteSpec]:
     out = set()
-    with _ipr() as ipr:
-        names = _names(ipr)
-        for v in (4, 6):
-            for r in ipr.get_routes(family=AF[v]):  # every table; ours are filtered below
-                spec = _route_spec(r, names)
-                if spec:
-                    out.add(spec)
+    names = _names()
+    for v in (4, 6):
+        for r in nldump.routes(AF[v]):  # every table; ours are filtered below
+            spec = _route_spec(r, names)
+            if spec:
+                out.add(spec)
     return frozenset(out)
 
 
 def observe_rules() -> frozenset[RuleSpec]:
     out = set()
-    with _ipr() as ipr:
-        for v in (4, 6):
-            for r in ipr.get_rules(family=AF[v]):
-                pref = r.get("FRA_PRIORITY") or 0
-                if not naming.owns_rule_pref(pref):
-                    continue
-                action = ACTIONS.get(r["action"], f"action-{r['action']}")
-                table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
-                out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
-                                 table, r.get("FRA_GOTO") or 0))
+    for v in (4, 6):
+        for r in nldump.rules(AF[v]):
+            pref = r.get("FRA_PRIORITY") or 0
+            if not naming.owns_rule_pref(pref):
+                continue
+            action = ACTIONS.get(r["action"], f"action-{r['action']}")
+            table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
+            out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
+                             table, r.get("FRA_GOTO") or 0))
     return frozenset(out)
 
 
@@ -151,16 +149,24 @@ class Netlink:
     """One netlink socket for a batch of changes (use as a context manager)."""
 
     def __enter__(self) -> "Netlink":
-        self.ipr = _ipr()
-        self.index = {n: i for i, n in _names(self.ipr).items()}
+        self._ipr = None
+        self.index = {n: i for i, n in _names().items()}
         return self
 
     def __exit__(self, *exc) -> None:
-        self.ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
+
+    @property
+    def ipr(self):
+        """pyroute2, opened on first use: batches and observation do without it."""
+        if self._ipr is None:
+            self._ipr = _ipr()
+        return self._ipr
 
     def _idx(self, ifname: str, what: str) -> int:
         if ifname not in self.index:
-            self.index = {n: i for i, n in _names(self.ipr).items()}
+            self.index = {n: i for i, n in _names().items()}
         if ifname not in self.index:
             raise BackendError(f"{what}: no such interface {ifname}")
         return self.index[ifname]
