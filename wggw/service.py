@@ -75,6 +75,19 @@ def add_tenant(store: Store, name: str, pools: Iterable[str], egress: Iterable[s
     return tenant
 
 
+def set_tenant(store: Store, name: str, rotate_after: Union[str, int, None]) -> Tenant:
+    """Change a tenant's settings that need no new addresses (today: its rotation policy;
+    "default" or 0 returns the tenant to the global default)."""
+    if isinstance(rotate_after, str):
+        rotate_after = None if rotate_after.strip() in ("default", "0") else \
+            validate.duration("rotate-after", rotate_after)
+    with store.transaction() as tx:
+        tenant = replace(validate.find_tenant(tx.load(), name), rotate_after=rotate_after)
+        tx.update_tenant(tenant)
+        tx.record_event("tenant.set", name, {"rotate_after": rotate_after})
+    return tenant
+
+
 def remove_tenant(store: Store, name: str, force: bool = False) -> int:
     """Remove a tenant; with `force` its peers go too. Returns how many peers were removed."""
     with store.transaction() as tx:

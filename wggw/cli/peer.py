@@ -32,6 +32,9 @@ def _print(view: dict) -> None:
     for key, value in view.items():
         if key == "retiring" and value is not None:
             value = f"{value['public_key']} ({', '.join(value['addresses'])}) until {value['retire_at']}"
+        elif key == "rotations":
+            value = "; ".join(f"{r['at']} {r['kind']} {r.get('old', '')}->{r.get('new', r.get('key', ''))}"
+                              for r in value) or None
         elif isinstance(value, list):
             value = ", ".join(value)
         typer.echo(f"{key + ':':16} {'-' if value in (None, '') else value}")
@@ -90,8 +93,19 @@ def list_(
 def show(ctx: typer.Context, ref: str = REF, as_json: bool = JSON) -> None:
     """Show one peer (never its private key or PSK)."""
     with open_store(ctx) as store:
-        view = peer_json(service.lookup_peer(store.load(), ref))
+        peer = service.lookup_peer(store.load(), ref)
+        view = {**peer_json(peer), "rotations": rotation_history(store.events(peer.ref))}
     _output(view, as_json)
+
+
+ROTATION_EVENTS = ("key.rotate", "config.delivered", "key.retire", "peer.expire")
+
+
+def rotation_history(events: list[dict]) -> list[dict]:
+    """The audit trail of a peer's keys: when, what, fingerprints (never secrets)."""
+    return [{"at": iso(e["at"]) if isinstance(e["at"], (int, float)) else e["at"], "kind": e["kind"],
+             **{k: v for k, v in e["details"].items() if k in ("old", "new", "key", "grace", "path")}}
+            for e in events if e["kind"] in ROTATION_EVENTS]
 
 
 @app.command("remove")

@@ -54,6 +54,21 @@ def add(
     _output(view, as_json)
 
 
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Tenant name."),
+    rotate_after: str = typer.Option(..., "--rotate-after",
+                                     help="Key rotation period, e.g. 30d; 'default' for wggw's default (90d)."),
+    as_json: bool = JSON,
+) -> None:
+    """Change a tenant's key rotation policy."""
+    with open_store(ctx) as store:
+        service.set_tenant(store, name, rotate_after)
+        state = store.load()
+    _output(tenant_json(state, validate.find_tenant(state, name)), as_json)
+
+
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     """List tenants."""
