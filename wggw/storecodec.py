@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from typing import Any, Mapping, Optional
 
 from .keys import Secret
@@ -20,11 +21,28 @@ def _nets(text: str):
 
 
 def _ips(text: str):
+    if text == "[]":  # most peers have no DNS servers: skip the JSON parser
+        return ()
     return tuple(ipaddress.ip_address(v) for v in json.loads(text))
 
 
+def _iface(text: str):
+    """ip_interface, with a fast path for IPv4 (a 10,000-peer store parses 10,000 of them
+    on every load, and ipaddress's string parser is ~3x slower than inet_aton)."""
+    addr, _, prefix = text.partition("/")
+    if ":" in addr or not prefix:
+        return ipaddress.ip_interface(text)
+    try:
+        packed = socket.inet_aton(addr)
+    except OSError:
+        return ipaddress.ip_interface(text)
+    if addr.count(".") != 3:  # inet_aton also takes "10.1"; leave odd forms to ipaddress
+        return ipaddress.ip_interface(text)
+    return ipaddress.IPv4Interface((int.from_bytes(packed, "big"), int(prefix)))
+
+
 def _ifaces(text: str):
-    return tuple(ipaddress.ip_interface(v) for v in json.loads(text))
+    return tuple(_iface(v) for v in json.loads(text))
 
 
 def _secret(value: Optional[str]) -> Optional[Secret]:
