@@ -23,16 +23,23 @@ class Result:
     desired: desired_mod.Desired
     observed: Observed
     changes: list[Change]
+    facts: Optional[desired_mod.HostFacts] = None
 
 
-def compute(state: State, system, check_nft: bool = True) -> Result:
-    """Plan only: nothing is changed (the nft text is checked by the kernel's parser)."""
-    want = desired_mod.compile_state(state, system.facts())
+def compute(state: State, system, check_nft: bool = True, previous: Optional[Result] = None) -> Result:
+    """Plan only: nothing is changed (the nft text is checked by the kernel's parser).
+    With `previous` (a plan of the same state), its compiled desired state is reused when
+    the host facts are unchanged: compiling 10,000 peers costs ~0.2 s."""
+    facts = system.facts()
+    if previous is not None and previous.facts == facts:
+        want = previous.desired
+    else:
+        want = desired_mod.compile_state(state, facts)
     have = system.observe()
     changes = plan(want, have)
     if check_nft and want.nft.digest:
         system.check_nft(want.nft.text)
-    return Result(want, have, changes)
+    return Result(want, have, changes, facts)
 
 
 def converge(state: State, system, echo: Echo = None) -> Result:
@@ -40,7 +47,7 @@ def converge(state: State, system, echo: Echo = None) -> Result:
     first = compute(state, system)
     if first.changes:
         system.apply(first.changes, echo)
-    second = compute(state, system, check_nft=False)
+    second = compute(state, system, check_nft=False, previous=first)
     if second.changes:
         head = "; ".join(c.describe() for c in second.changes[:3])
         raise VerifyError(f"state still differs after apply ({len(second.changes)} changes left): {head}")
