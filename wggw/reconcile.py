@@ -59,8 +59,14 @@ def teardown(systems: list, echo: Echo = None) -> list[Change]:
     done: list[Change] = []
     empty = desired_mod.empty()
     for system in systems:
-        # Forwarding sysctls are host settings, not objects wggw created: `down` leaves them.
+        # Sysctls are not removed like objects: the ones wggw changed are given back below.
         changes = [c for c in plan(empty, system.observe()) if not isinstance(c, SetSysctl)]
         system.apply(changes, echo)
         done.extend(changes)
+    for system in systems[:1]:  # one record per network namespace, whatever the backend
+        restored = system.restore_sysctls()
+        for change in restored:
+            if echo:
+                echo(str(change))
+        done.extend(restored)
     return done

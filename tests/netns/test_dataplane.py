@@ -137,7 +137,7 @@ def test_tenant_and_peer_remove_then_apply_remove_just_their_part(lab):
 
 def _foreign_objects(lab) -> None:
     """Things other tools own: wggw must leave them exactly as they are."""
-    lab.gw.run(["nft", "-f", "-"], input="table inet handmade {\n chain fwd { type filter hook forward "
+    lab.gw.run(["nft", "-f", "-"], input="table inet handmade {\n chain hm_forward { type filter hook forward "
                "priority 10; policy accept;\n  tcp dport 22 counter accept\n }\n}\n")
     lab.gw.ip("rule", "add", "pref", "100", "fwmark", "0xca6c", "lookup", "51820")
     lab.gw.ip("route", "add", "192.0.2.0/24", "dev", lab.uplink_dev, "table", "51820")

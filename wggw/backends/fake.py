@@ -27,6 +27,9 @@ class FakeSystem:
     def observe(self) -> Observed:
         return self.state
 
+    def restore_sysctls(self) -> list[SetSysctl]:
+        return []
+
     def check_nft(self, text: str) -> None:
         pass
 

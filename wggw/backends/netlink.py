@@ -1,4 +1,4 @@
-"""Routing backend: links, addresses, routes, ip rules and forwarding sysctls via
+"""Routing backend: links, addresses, routes and ip rules via
 netlink (pyroute2). Observes only what naming says wggw owns; applies changes with an
 explicit errno policy (EEXIST on add = present; ENOENT/ESRCH/EADDRNOTAVAIL on delete =
 gone) so a re-run after a partial failure converges.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from pathlib import Path
 from typing import Iterable, Optional
 
 from .. import naming
@@ -27,7 +26,6 @@ ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02
 GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
-PROC_SYS = Path("/proc/sys")
 
 
 def _ipr():
@@ -133,14 +131,6 @@ def observe_rules() -> frozenset[RuleSpec]:
     return frozenset(out)
 
 
-def read_sysctls(keys: Iterable[str]) -> dict[str, str]:
-    out = {}
-    for key in keys:
-        try:
-            out[key] = (PROC_SYS / key).read_text().strip()
-        except OSError:
-            pass
-    return out
 
 
 # ---- changes ------------------------------------------------------------------
@@ -242,9 +232,3 @@ class Netlink:
         return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
                             spec.table, spec.goto)
 
-
-def write_sysctl(key: str, value: str) -> None:
-    try:
-        (PROC_SYS / key).write_text(value)
-    except OSError as exc:
-        raise BackendError(f"sysctl {key.replace('/', '.')}: {exc.strerror}") from None

@@ -13,7 +13,7 @@ from ..errors import BackendError
 from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
                     DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
                     RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
-from . import netlink, nft
+from . import netlink, nft, sysctl
 
 Echo = Optional[Callable[[str], None]]
 
@@ -62,8 +62,12 @@ class RealSystem:
             routes=netlink.observe_routes(),
             rules=netlink.observe_rules(),
             nft=nft.observe(),
-            sysctls=netlink.read_sysctls(desired_mod.SYSCTL_FORWARD.values()),
+            sysctls=sysctl.read(desired_mod.SYSCTL_FORWARD.values()),
         )
+
+    def restore_sysctls(self) -> list[SetSysctl]:
+        """`down`: give back the forwarding settings wggw changed (see backends/sysctl.py)."""
+        return [SetSysctl(key, value) for key, value in sysctl.restore()]
 
     def check_nft(self, text: str) -> None:
         nft.load(text, check_only=True)
@@ -87,7 +91,7 @@ class RealSystem:
     def _apply_one(self, change: Change, nl: "netlink.Netlink") -> None:
         wg = self.wg
         if isinstance(change, SetSysctl):
-            netlink.write_sysctl(change.key, change.value)
+            sysctl.write(change.key, change.value)
         elif isinstance(change, CreateDevice):
             wg.create(change.name)
         elif isinstance(change, ConfigureDevice):

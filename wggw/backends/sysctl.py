@@ -1,0 +1,71 @@
+"""Forwarding sysctls: set them for apply, and give back on `down` what wggw changed.
+
+When wggw first changes a sysctl it records the value it found, in the runtime
+directory (not the store, so `down` works without the store), keyed by the network
+namespace. `down` restores that value, but only if the setting still holds what wggw
+set: an operator's later change wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from .. import naming
+from ..errors import BackendError
+from ..fsutil import atomic_write, make_private_dir
+
+PROC_SYS = Path("/proc/sys")
+
+
+def _record_path() -> Path:
+    netns = os.stat("/proc/self/ns/net").st_ino  # one record per network namespace
+    return Path(naming.RUNTIME_DIR) / f"sysctl-{netns}.json"
+
+
+def _load() -> dict:
+    try:
+        return json.loads(_record_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def read(keys: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for key in keys:
+        try:
+            out[key] = (PROC_SYS / key).read_text().strip()
+        except OSError:
+            pass
+    return out
+
+
+def _write_raw(key: str, value: str) -> None:
+    try:
+        (PROC_SYS / key).write_text(value)
+    except OSError as exc:
+        raise BackendError(f"sysctl {key.replace('/', '.')}: {exc.strerror}") from None
+
+
+def write(key: str, value: str) -> None:
+    record = _load()
+    before = read([key]).get(key)
+    if key not in record and before is not None and before != value:
+        record[key] = {"before": before, "set": value}
+        make_private_dir(Path(naming.RUNTIME_DIR))
+        atomic_write(_record_path(), json.dumps(record))
+    _write_raw(key, value)
+
+
+def restore() -> list[tuple[str, str]]:
+    """Put back what wggw changed (if still as wggw left it); returns (key, value) restored."""
+    record = _load()
+    done = []
+    for key, entry in record.items():
+        if read([key]).get(key) == entry["set"]:
+            _write_raw(key, entry["before"])
+            done.append((key, entry["before"]))
+    _record_path().unlink(missing_ok=True)
+    return done
