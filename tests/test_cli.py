@@ -53,7 +53,8 @@ def test_json_fields_are_the_contract(gw, state_dir):
                       "egress": ["203.0.113.10", "2001:db8::10"], "uplink": None, "via": [], "table": 60000,
                       "rotate_after": None, "peers": 1}
     peer = json.loads(gw("peer", "show", "acme/alice", "--json").stdout)
-    assert set(peer) == PEER_FIELDS
+    assert set(peer) == PEER_FIELDS | {"rotations"}  # show adds the key's audit trail
+    assert peer["rotations"] == []
     assert peer["addresses"] == ["10.10.0.2/32", "fd00:10::2/128"]
     assert peer["expires_at"] == "2099-01-31T12:00:00Z"
     assert peer["key_created_at"].endswith("Z") and peer["has_private_key"] is True and peer["retiring"] is None

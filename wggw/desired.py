@@ -7,7 +7,6 @@ free of I/O and is unit tested without root.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -161,6 +160,3 @@ def empty() -> Desired:
     """The desired state of `down`: nothing of wggw's on the host."""
     return compile_state(State(), HostFacts())
 
-
-def normalise_cidr(cidr: str) -> str:
-    return str(ipaddress.ip_interface(cidr))

@@ -52,6 +52,13 @@ class Report:
                                               "in_grace", "delivered", "notify_failed")}
 
 
+def _would(d: policy.Decision, report: Report) -> None:
+    """Fill a dry-run report from a decision, changing nothing."""
+    report.expired = [p.ref for p in d.expire]
+    report.retired = [{"peer": p.ref, "old": keys.fingerprint(p.retiring.public_key)} for p in d.retire]
+    report.rotated = [{"peer": p.ref, "old": keys.fingerprint(p.public_key), "new": "(new)"} for p in d.rotate]
+
+
 def handshakes(system) -> dict[str, float]:
     return {k: p.last_handshake for dev in system.observe().wg.values() for k, p in dev.peers.items()}
 
@@ -76,8 +83,7 @@ def housekeeping(store, system, now: float, dry_run: bool = False) -> Report:
         return report  # nothing time-bound: skip observing the live devices
     d = policy.housekeeping(state, now, handshakes(system))
     if dry_run:
-        report.expired = [p.ref for p in d.expire]
-        report.retired = [{"peer": p.ref, "old": keys.fingerprint(p.retiring.public_key)} for p in d.retire]
+        _would(d, report)
         return report
     if d.expire or d.retire:
         with store.transaction() as tx:
@@ -129,10 +135,7 @@ def rotate(store, system, now: float, *, older_than: Optional[int], grace: int,
         report.own_key = [p.ref for p in d.own_key]
         report.in_grace = [p.ref for p in d.in_grace]
         if dry_run:
-            report.expired = [p.ref for p in d.expire]
-            report.retired = [{"peer": p.ref, "old": keys.fingerprint(p.retiring.public_key)} for p in d.retire]
-            report.rotated = [{"peer": p.ref, "old": keys.fingerprint(p.public_key), "new": "(new)"}
-                              for p in d.rotate]
+            _would(d, report)
             return report
         if d.rotate or d.retire or d.expire:
             _rotate_in_store(store, d, now, grace, report)

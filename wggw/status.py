@@ -4,16 +4,9 @@ contract documented in the README."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from .timefmt import iso
 
 ACTIVE_WINDOW = 180.0  # a handshake within 3 minutes: WireGuard re-keys every 2
-
-
-def _iso(ts: Optional[float]) -> Optional[str]:
-    if not ts:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def build(state, result, now: float) -> dict:
@@ -30,7 +23,7 @@ def build(state, result, now: float) -> dict:
             "name": p.name, "tenant": p.tenant, "interface": tenant_iface.get(p.tenant),
             "public_key": p.public_key, "configured": live is not None,
             "endpoint": live.endpoint if live else None,
-            "latest_handshake": _iso(hs), "handshake_age_seconds": round(now - hs, 1) if hs else None,
+            "latest_handshake": iso(hs or None), "handshake_age_seconds": round(now - hs, 1) if hs else None,
             "active": bool(hs and now - hs < ACTIVE_WINDOW),
             "rx_bytes": live.rx_bytes if live else 0, "tx_bytes": live.tx_bytes if live else 0,
         })

@@ -9,13 +9,13 @@ import json
 import os
 import sys
 import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import typer
 import typer.core
 
+from ..timefmt import iso  # noqa: F401 - re-exported for the CLI modules
 from ..errors import EXIT_ERROR, ValidationError, WggwError
 from ..fsutil import atomic_write
 from ..store import Store, open_store as _open_store
@@ -37,13 +37,6 @@ def open_store(ctx: typer.Context) -> Store:
 
 def echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=False))
-
-
-def iso(ts: Optional[float]) -> Optional[str]:
-    """Unix time -> ISO 8601 UTC ('2025-01-31T12:00:00Z'); None stays None."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def write_private(path: Path, data: str | bytes, field: str = "output") -> None:

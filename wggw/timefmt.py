@@ -1,0 +1,13 @@
+"""Time as wggw shows it: ISO 8601 UTC strings in listings, JSON and reports (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+
+def iso(ts: Optional[float]) -> Optional[str]:
+    """Unix time -> ISO 8601 UTC ('2025-01-31T12:00:00Z'); None stays None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
