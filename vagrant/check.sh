@@ -111,10 +111,18 @@ check_rotation() {
   done
   pass gateway "the cron job rotated both peers' keys"
   expect_egress tenant-a 4 "$EGRESS_A" "grace period, old key: "
+  local conf mode
   for host in tenant-a tenant-b; do
-    on gateway "cat /var/lib/wggw/outbox/$host/client.conf" </dev/null | deliver_config "$host" >/dev/null
+    conf=/var/lib/wggw/outbox/$host/client.conf   # the cron entry's --out, as its comment documents
+    mode=$(on gateway "stat -c %a $conf" </dev/null 2>&1 || true)
+    if [ "$mode" != 600 ]; then
+      fail gateway "the cron job wrote $host's new config to $conf, mode 0600" "stat: $mode" \
+        "$(on gateway "ls -lR /var/lib/wggw/outbox" </dev/null 2>&1)"
+      return
+    fi
+    on gateway "cat $conf" </dev/null | deliver_config "$host" >/dev/null
   done
-  pass gateway "delivered the new configs from the outbox; the clients reconnected"
+  pass gateway "delivered the new configs from the job's outbox (0600); the clients reconnected"
   check_egress "new key: "
   say "waiting out the ${grace} s grace period"
   sleep $(( grace + 2 - (SECONDS - t0) > 0 ? grace + 2 - (SECONDS - t0) : 0 ))
