@@ -1,9 +1,9 @@
 """Diff desired against observed into ordered, typed changes (pure).
 
 Each change prints itself as one `[#] ...` line (like wg-quick) with secrets masked.
-Order: additions before deletions, and the nftables table (with its fail-closed
-guard) before the routes and rules that send tenant traffic out. Applying a plan and
-planning again must give an empty plan.
+Order: additions before deletions, the nftables table (with its fail-closed guard)
+before the routes and rules that send tenant traffic out, and peers after both.
+Applying a plan and planning again must give an empty plan.
 """
 
 from __future__ import annotations
@@ -223,8 +223,10 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     """Ordered changes that turn `observed` into `desired`."""
     adds: list[Change] = [SetSysctl(k, v) for k, v in sorted(desired.sysctls.items())
                           if observed.sysctls.get(k) != v]
+    peers: list[Change] = []
     for name, want in sorted(desired.wg.items()):
-        adds.extend(_plan_device(name, want, observed.wg.get(name)))
+        for change in _plan_device(name, want, observed.wg.get(name)):
+            (peers if isinstance(change, (UpsertPeer, RemovePeer)) else adds).append(change)
         link = observed.links.get(name)
         spec = desired.links[name]
         if link is None or link.mtu != spec.mtu or not link.up:
@@ -235,6 +237,10 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     route_adds, route_dels = _plan_routes(desired, observed)
     adds.extend(route_adds)
     adds.extend(AddRule(r) for r in sorted(desired.rules - observed.rules))
+    # Peers last: their packets can only arrive once their tenant's routes, rules and NAT
+    # exist, and the address changes above reach wireguard-go's netlink watcher while it
+    # is idle rather than busy starting thousands of peers (it exits if its queue overflows).
+    adds.extend(peers)
 
     dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)]
     dels.extend(route_dels)
