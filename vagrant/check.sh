@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The lab's assertions, with real traffic from the clients; sourced by `vagrant/lab check`, which
 # provides on(), deliver_config(), say() and the address plan. Every assertion prints one line;
 # a failure names the host and the assertion and shows the evidence: what the internet host saw
@@ -16,13 +17,14 @@ fail() {  # fail HOST ASSERTION EVIDENCE...
 # saw), retried for up to 30 s while there is no answer (a fresh tunnel needs a handshake first;
 # a client whose gateway restarted starts a new one on its own within about 15 s).
 seen() {
-  local url="http://$INET/" deadline=$(( SECONDS + 30 )) got=""
-  [ "$2" = 6 ] && url="http://[$INET6]/"
+  local deadline=$(( SECONDS + 30 )) got=""
   while [ -z "$got" ] && [ $SECONDS -lt $deadline ]; do
-    got=$(on "$1" "curl -s -$2 --max-time 3 $url" </dev/null || true)
+    got=$(on "$1" "curl -s -$2 --max-time 3 $(internet_url "$2")" </dev/null || true)
+    [ -n "$got" ] || sleep 1
   done
   printf '%s' "$got"
 }
+internet_url() { if [ "$1" = 6 ]; then echo "http://[$INET6]/"; else echo "http://$INET/"; fi; }
 
 evidence() {  # evidence HOST: what a failing traffic check shows besides the answer
   echo "the internet host's last requests (time, source, path):"
@@ -45,9 +47,8 @@ expect_egress() {  # expect_egress HOST FAMILY EXPECTED [LABEL]
 }
 
 expect_no_egress() {  # expect_no_egress HOST FAMILY LABEL: no answer at all within 8 s
-  local url="http://$INET/" got
-  [ "$2" = 6 ] && url="http://[$INET6]/"
-  got=$(on "$1" "curl -s -$2 --max-time 8 $url" </dev/null || true)
+  local got
+  got=$(on "$1" "curl -s -$2 --max-time 8 $(internet_url "$2")" </dev/null || true)
   if [ -z "$got" ]; then
     pass "$1" "$3: no answer from the internet host"
   else

@@ -4,6 +4,7 @@
 # where the module exists, else wireguard-go; `wg setconf` on the `wg-quick strip`ped config; the
 # config's addresses; a full tunnel (default routes into the tunnel) with the gateway's endpoint
 # kept on the underlay. Run again after a new config is delivered: it reconnects.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 need wg:wireguard-tools ip:iproute2 curl:curl ping:iputils-ping
@@ -19,12 +20,12 @@ setting() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//Ip" "$conf" | tr
 
 # Tear down the previous connection, if any.
 ip link del "$WG_IFACE" 2>/dev/null || true
-if [ -f "$pidfile" ]; then
-  pid=$(cat "$pidfile")
+pid=$(running_pid "$pidfile" wireguard-go)
+if [ -n "$pid" ]; then
   kill "$pid" 2>/dev/null || true
   wait_for "wireguard-go (pid $pid) to stop" 5 bash -c "! kill -0 $pid"
-  rm -f "$pidfile"
 fi
+rm -f "$pidfile" "/var/run/wireguard/$WG_IFACE.sock"
 
 if ip link add "$WG_IFACE" type wireguard 2>/dev/null; then
   log "kernel WireGuard"

@@ -3,6 +3,7 @@
 # wggw CLI (init, interface, tenants, peers, apply). Every step is idempotent, so this runs on
 # every boot (`run: "always"`): a restarted container comes back without its WireGuard interface,
 # rules and nft table, and `wggw apply` builds them again from the store.
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 need python3:python3 nft:nftables wg:wireguard-tools curl:curl

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by every host's provisioning, on every provider: the address plan, packages that may be
 # missing (boxes), and the lab links, found by address (docker assigns it; a restarted container
 # renumbers its interfaces) or by MAC (boxes) and named for their role: lab-access, lab-wan.
@@ -7,7 +8,7 @@ set -euo pipefail
 
 lab_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 set -a
-# shellcheck source=vagrant/lab.env
+# shellcheck source=../lab.env
 . "$lab_dir/lab.env"
 set +a
 
@@ -15,6 +16,7 @@ install -d -m 0755 /etc/wggw-lab
 if [ -n "${LAB_NETS:-}" ]; then
   printf 'LAB_HOST=%q\nLAB_NETS=%q\n' "$LAB_HOST" "$LAB_NETS" >/etc/wggw-lab/host.env
 else
+  # shellcheck source=/dev/null
   . /etc/wggw-lab/host.env
 fi
 
@@ -38,7 +40,7 @@ lab_links() {
   local spec role addr mac dev
   sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
   for spec in $LAB_NETS; do
-    IFS== read -r role addr mac <<<"$spec"
+    IFS='=' read -r role addr mac <<<"$spec"
     dev=$(ip -o -4 addr show to "${addr%/*}/32" | awk '{print $2; exit}')
     if [ -z "$dev" ]; then
       dev=$(ip -br link | awk -v m="$mac" 'tolower($3) == m {sub(/@.*/, "", $1); print $1; exit}')
@@ -53,6 +55,14 @@ lab_links() {
     ip link set dev "lab-$role" up
     ip addr replace "$addr" dev "lab-$role"
   done
+}
+
+# running_pid PIDFILE COMM: the pid in PIDFILE if that process runs and is COMM, else nothing.
+running_pid() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+  return 0
 }
 
 # add6 DEV ADDR/LEN: an IPv6 address, usable at once (no duplicate address detection wait).
