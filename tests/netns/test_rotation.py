@@ -6,9 +6,7 @@ part-way converges on the next run."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
 import signal
 import subprocess
 import sys

@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 import typer.core
@@ -59,6 +59,20 @@ def table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     for r in [headers, *rows]:
         typer.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def show_view(view: dict, as_json: bool, fmt: Optional[Callable[[str, Any], Any]] = None) -> None:
+    """One object: JSON, or aligned `key: value` lines (lists joined, None shown as '-');
+    `fmt(key, value)` may rewrite a value for the text form."""
+    if as_json:
+        echo_json(view)
+        return
+    width = max(map(len, view)) + 2
+    for key, value in view.items():
+        value = fmt(key, value) if fmt else value
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        typer.echo(f"{key + ':':{width}} {'-' if value in (None, '') else value}")
 
 
 def fail(message: str, code: int) -> None:

@@ -6,14 +6,13 @@ commands that never touch the kernel do not pay for it.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Optional
 
 import typer
 
 from ..errors import EXIT_PLAN_CHANGES
-from .common import echo_json, iso, open_store, table
+from .common import echo_json, open_store, table
 
 BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
                           help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, userspace.")

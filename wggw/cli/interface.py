@@ -8,7 +8,7 @@ import typer
 
 from .. import service, validate
 from ..model import Interface, State
-from .common import echo_json, open_store, table
+from .common import echo_json, open_store, show_view, table
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
@@ -17,19 +17,6 @@ JSON = typer.Option(False, "--json", help="Machine-readable output (fields in th
 def interface_json(state: State, i: Interface) -> dict:
     return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint, "mtu": i.mtu,
             "public_key": i.public_key, "tenants": [t.name for t in state.tenants_of(i.name)]}
-
-
-def _print(view: dict) -> None:
-    for key in ("name", "listen_port", "endpoint", "mtu", "public_key"):
-        typer.echo(f"{key + ':':13} {'-' if view[key] is None else view[key]}")
-    typer.echo(f"{'tenants:':13} {', '.join(view['tenants']) or '-'}")
-
-
-def _output(view: dict, as_json: bool) -> None:
-    if as_json:
-        echo_json(view)
-    else:
-        _print(view)
 
 
 @app.command("add")
@@ -46,7 +33,7 @@ def add(
         service.add_interface(store, name, listen_port, endpoint, mtu)
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
-    _output(view, as_json)
+    show_view(view, as_json)
 
 
 @app.command("list")
@@ -69,7 +56,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JS
     with open_store(ctx) as store:
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
-    _output(view, as_json)
+    show_view(view, as_json)
 
 
 @app.command("remove")

@@ -11,7 +11,7 @@ from .. import service, validate
 from ..errors import ValidationError
 from ..model import Peer
 from ..render import QR_SUFFIXES, qr_png_or_svg, qr_text
-from .common import echo_json, iso, open_store, strs, table, write_private
+from .common import echo_json, iso, open_store, show_view, strs, table, write_private
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
@@ -28,24 +28,14 @@ def peer_json(p: Peer) -> dict:
                                                 "retire_at": iso(r.retire_at)}}
 
 
-def _print(view: dict) -> None:
-    for key, value in view.items():
-        if key == "retiring" and value is not None:
-            value = f"{value['public_key']} ({', '.join(value['addresses'])}) until {value['retire_at']}"
-        elif key == "rotations":
-            value = "; ".join(f"{r['at']} {r['kind']} {r.get('old', '')}->{r.get('new', r.get('key', ''))}"
-                              for r in value) or None
-        elif isinstance(value, list):
-            value = ", ".join(value)
-        typer.echo(f"{key + ':':16} {'-' if value in (None, '') else value}")
-
-
-def _output(view: dict, as_json: bool) -> None:
-    if as_json:
-        echo_json(view)
-    else:
-        _print(view)
-
+def _text(key: str, value):
+    """Text form of the nested fields of a peer view."""
+    if key == "retiring" and value is not None:
+        return f"{value['public_key']} ({', '.join(value['addresses'])}) until {value['retire_at']}"
+    if key == "rotations":
+        return "; ".join(f"{r['at']} {r['kind']} {r.get('old', '')}->{r.get('new', r.get('key', ''))}"
+                         for r in value) or None
+    return value
 
 @app.command("add")
 def add(
@@ -63,7 +53,7 @@ def add(
     if as_json:
         echo_json(peer_json(peer))
         return
-    _print(peer_json(peer))
+    show_view(peer_json(peer), False, _text)
     if peer.private_key is not None:
         typer.echo(f"client config: wggw peer config {peer.ref} [--output FILE] [--qr]")
 
@@ -95,7 +85,7 @@ def show(ctx: typer.Context, ref: str = REF, as_json: bool = JSON) -> None:
     with open_store(ctx) as store:
         peer = service.lookup_peer(store.load(), ref)
         view = {**peer_json(peer), "rotations": rotation_history(store.events(peer.ref))}
-    _output(view, as_json)
+    show_view(view, as_json, _text)
 
 
 ROTATION_EVENTS = ("key.rotate", "config.delivered", "key.retire", "peer.expire")

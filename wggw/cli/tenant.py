@@ -8,7 +8,7 @@ import typer
 
 from .. import service, validate
 from ..model import State, Tenant
-from .common import echo_json, open_store, strs, table
+from .common import echo_json, open_store, show_view, strs, table
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
@@ -18,20 +18,6 @@ def tenant_json(state: State, t: Tenant) -> dict:
     return {"name": t.name, "interface": t.interface, "pools": strs(t.pools), "egress": strs(t.egress),
             "uplink": t.uplink, "via": strs(t.via), "table": t.table, "rotate_after": t.rotate_after,
             "peers": len(state.peers_of(t.name))}
-
-
-def _print(view: dict) -> None:
-    for key, value in view.items():
-        if isinstance(value, list):
-            value = ", ".join(value)
-        typer.echo(f"{key + ':':13} {'-' if value in (None, '') else value}")
-
-
-def _output(view: dict, as_json: bool) -> None:
-    if as_json:
-        echo_json(view)
-    else:
-        _print(view)
 
 
 @app.command("add")
@@ -51,7 +37,7 @@ def add(
         service.add_tenant(store, name, pool, egress, interface, uplink, via, rotate_after)
         state = store.load()
     view = tenant_json(state, validate.find_tenant(state, name))
-    _output(view, as_json)
+    show_view(view, as_json)
 
 
 @app.command("set")
@@ -66,7 +52,7 @@ def set_(
     with open_store(ctx) as store:
         service.set_tenant(store, name, rotate_after)
         state = store.load()
-    _output(tenant_json(state, validate.find_tenant(state, name)), as_json)
+    show_view(tenant_json(state, validate.find_tenant(state, name)), as_json)
 
 
 @app.command("list")
@@ -89,7 +75,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JS
     with open_store(ctx) as store:
         state = store.load()
     view = tenant_json(state, validate.find_tenant(state, name))
-    _output(view, as_json)
+    show_view(view, as_json)
 
 
 @app.command("remove")
