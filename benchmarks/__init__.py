@@ -1,0 +1,1 @@
+"""wggw benchmarks against the naive manager (see benchmarks/run.py and RESULTS.md)."""
