@@ -44,3 +44,12 @@ def test_commands_off_the_kernel_do_not_import_pyroute2(gw, state_dir):
                  ["plan", "--help"]):
         modules = _modules_after(state_dir, *args)
         assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in modules), args
+
+
+def test_plain_commands_do_not_import_pydantic(gw, state_dir):
+    """typer 0.2x would build pydantic validators for every parameter (~0.1 s per command);
+    wggw.cli.lightparams converts plain values itself (see there)."""
+    for args in (["peer", "add", "acme/bob", "--keepalive", "25", "--dns", "9.9.9.9"], ["peer", "list"],
+                 ["peer", "remove", "acme/bob"]):
+        modules = _modules_after(state_dir, *args)
+        assert "pydantic" not in modules, args

@@ -186,7 +186,8 @@ class DeleteDevice(Change):
 
 # ---- planning -----------------------------------------------------------------
 
-def _plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
+def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
+    """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
     out: list[Change] = []
     if have is None:
         out.append(CreateDevice(name))
@@ -195,7 +196,7 @@ def _plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]
     current = have.peers if have else {}
     for peer in want.peers:
         seen = current.get(peer.public_key)
-        if seen is None or seen.spec() != peer:
+        if seen is None or not seen.matches(peer):
             out.append(UpsertPeer(name, peer, new=seen is None))
     wanted = {p.public_key for p in want.peers}
     out.extend(RemovePeer(name, k) for k in sorted(current) if k not in wanted)
@@ -225,7 +226,7 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
                           if observed.sysctls.get(k) != v]
     peers: list[Change] = []
     for name, want in sorted(desired.wg.items()):
-        for change in _plan_device(name, want, observed.wg.get(name)):
+        for change in plan_device(name, want, observed.wg.get(name)):
             (peers if isinstance(change, (UpsertPeer, RemovePeer)) else adds).append(change)
         link = observed.links.get(name)
         spec = desired.links[name]

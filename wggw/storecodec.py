@@ -41,12 +41,17 @@ def _iface(text: str):
     return ipaddress.IPv4Interface((int.from_bytes(packed, "big"), int(prefix)))
 
 
-def _ifaces(text: str):
+def addresses_from_text(text: str):
+    """A stored JSON list of peer addresses ("10.0.0.2/32", ...) as ip_interface values."""
     return tuple(_iface(v) for v in json.loads(text))
 
 
+_ifaces = addresses_from_text
+
+
 def _secret(value: Optional[str]) -> Optional[Secret]:
-    return None if value is None else Secret(value)
+    """Validated when written; checked again on first use (keys.Secret._trusted)."""
+    return None if value is None else Secret._trusted(value)
 
 
 def _reveal(secret: Optional[Secret]) -> Optional[str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -42,6 +43,23 @@ class WgPeerState:
 
     def spec(self) -> WgPeerSpec:
         return WgPeerSpec(self.public_key, self.psk, self.allowed_ips, self.keepalive or None)
+
+    def matches(self, want: WgPeerSpec) -> bool:
+        """Configured as `want`? Allowed IPs are compared as observed first (wireguard-go and
+        the kernel print them canonically, so that settles it for nearly every peer) and
+        only normalised when the texts differ."""
+        if self.public_key != want.public_key or (self.keepalive or None) != (want.keepalive or None) \
+                or self.psk != want.psk:
+            return False
+        return self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(want.allowed_ips)
+
+
+def canonical(cidrs: tuple[str, ...]) -> tuple[str, ...]:
+    """CIDR strings in one spelling (masked, compressed), de-duplicated and sorted."""
+    try:
+        return tuple(sorted({str(ipaddress.ip_network(c, strict=False)) for c in cidrs}))
+    except ValueError:
+        return cidrs  # not comparable as networks: only an identical text matches
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import functools
 import ipaddress
 import os
 import socket
-from typing import Optional, Sequence
+from dataclasses import replace
+from typing import Iterable, Optional, Sequence
 
 from .. import naming
 from ..errors import BackendError
@@ -177,7 +178,7 @@ class KernelBackend(WgBackend):
     def list_devices(self) -> list[str]:
         return owned_links([KIND])
 
-    def observe(self, ifname: str) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
         from pyroute2.netlink.exceptions import NetlinkError
 
         check_name(ifname)
@@ -190,7 +191,11 @@ class KernelBackend(WgBackend):
             raise BackendError(f"WireGuard {ifname}: genetlink get failed: {e}") from e
         except OSError as e:
             raise BackendError(f"WireGuard {ifname}: genetlink get failed: {e}") from e
-        return merge_dump(ifname, messages)
+        state = merge_dump(ifname, messages)
+        if only is not None:  # genetlink has no per-peer get: the dump is filtered here
+            wanted = set(only)
+            state = replace(state, peers={k: p for k, p in state.peers.items() if k in wanted})
+        return state
 
     def create(self, ifname: str) -> None:
         from pyroute2 import IPRoute

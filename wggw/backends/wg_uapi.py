@@ -44,13 +44,19 @@ class UapiClient:
             raise
         return sock
 
-    def get(self) -> WgDeviceState:
-        """The device's configuration and runtime state."""
+    def get(self, only: Optional[Iterable[str]] = None) -> WgDeviceState:
+        """The device's configuration and runtime state; with `only` (base64 public keys),
+        just those peers (wireguard-go always sends every peer: the others are skipped
+        unparsed, which is most of the cost at 10,000 peers)."""
         try:
-            with self._connect() as sock, sock.makefile("rb") as stream:
+            with self._connect() as sock:
                 sock.sendall(b"get=1\n\n")
-                return parse_get(self.ifname, _lines(stream))
+                text = _response(sock)
         except OSError as e:
+            raise BackendError(f"wireguard-go {self.ifname}: UAPI get failed: {e}") from e
+        try:
+            return parse_get(self.ifname, text, only)
+        except (OSError, ValueError) as e:
             raise BackendError(f"wireguard-go {self.ifname}: UAPI get failed: {e}") from e
 
     def set(self, lines: Iterable[str]) -> None:
@@ -83,6 +89,21 @@ def _lines(stream) -> Iterator[str]:
     raise OSError("connection closed before the end of the response")
 
 
+def _response(sock: socket.socket) -> str:
+    """A whole `get` response, read in large chunks; a blank line ends it (no line of the
+    protocol is empty, so "\n\n" occurs only there)."""
+    chunks: list[bytes] = []
+    tail = b""
+    while True:
+        data = sock.recv(1 << 18)
+        if not data:
+            raise OSError("connection closed before the end of the response")
+        chunks.append(data)
+        tail = (tail + data)[-2:]
+        if tail == b"\n\n":
+            return b"".join(chunks).decode("ascii", "replace")
+
+
 def _errno(reply: Sequence[str]) -> int:
     for line in reply:
         key, _, value = line.partition("=")
@@ -91,58 +112,75 @@ def _errno(reply: Sequence[str]) -> int:
     raise OSError(f"no errno in response {reply!r}")
 
 
-def parse_get(ifname: str, lines: Iterable[str]) -> WgDeviceState:
-    """Fold the `get=1` key=value stream into a device state; `public_key=` starts a peer."""
-    device: dict = {"listen_port": 0, "public_key": None}
-    peers: dict[str, dict] = {}
-    peer: Optional[dict] = None
-    code = None
-    for line in lines:
-        key, _, value = line.partition("=")
-        if key == "errno":
-            code = int(value)
-        elif key == "public_key":
-            pub = key_from_hex(value)
-            # Merge by key: the protocol never repeats a peer, but merging costs nothing.
-            peer = peers.setdefault(pub, {"public_key": pub, "allowed_ips": []})
-        elif peer is not None:
-            _peer_field(peer, key, value)
-        elif key == "private_key":
-            device["public_key"] = _public_of_hex(value)
-        elif key == "listen_port":
-            device["listen_port"] = int(value)
-    if code != 0:
-        raise OSError(f"errno={code}")
+def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> WgDeviceState:
+    """Fold a `get=1` response (key=value lines; `public_key=` starts a peer) into a device
+    state. Peer blocks are cut apart with str.split, and with `only` the unwanted ones are
+    never looked at."""
+    head, sep, code = ("\n" + text.rstrip("\n")).rpartition("\nerrno=")
+    if not sep or code != "0":
+        raise OSError(f"errno={code if sep else 'missing'}")
+    device = head.split("\npublic_key=", 1)[0]
+    by_key = _blocks(head) if only is None else _found_blocks(head, [key_hex(k) for k in only])
+    fields = dict(line.partition("=")[::2] for line in device.split("\n") if line)
+    private = fields.get("private_key")
     return WgDeviceState(
-        name=ifname, public_key=device["public_key"], listen_port=device["listen_port"],
-        peers={pub: _peer_state(p) for pub, p in peers.items()})
+        name=ifname, public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
+        listen_port=int(fields.get("listen_port", 0)),
+        peers={pub: _peer_state(pub, "\n".join(parts))
+               for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())})
 
 
-def _peer_field(peer: dict, key: str, value: str) -> None:
-    if key == "allowed_ip":
-        peer["allowed_ips"].append(value)
-    elif key == "preshared_key":
-        peer["psk"] = None if value == ZERO_HEX else Secret(key_from_hex(value))
-    elif key == "endpoint":
-        peer["endpoint"] = value
-    elif key == "persistent_keepalive_interval":
-        peer["keepalive"] = int(value) or None
-    elif key == "last_handshake_time_sec":
-        peer["hs_sec"] = int(value)
-    elif key == "last_handshake_time_nsec":
-        peer["hs_nsec"] = int(value)
-    elif key in ("rx_bytes", "tx_bytes"):
-        peer[key] = int(value)
-    # protocol_version and keys added by later protocol versions are ignored on purpose
+def _blocks(head: str) -> dict[str, list[str]]:
+    """Every peer's lines by hex key (the protocol never repeats a peer; merged anyway)."""
+    by_key: dict[str, list[str]] = {}
+    for block in head.split("\npublic_key=")[1:]:
+        hexkey, _, rest = block.partition("\n")
+        by_key.setdefault(hexkey, []).append(rest)
+    return by_key
 
 
-def _peer_state(p: dict) -> WgPeerState:
-    sec, nsec = p.get("hs_sec", 0), p.get("hs_nsec", 0)
-    return WgPeerState(
-        public_key=p["public_key"], psk=p.get("psk"),
-        allowed_ips=normalise_allowed_ips(p["allowed_ips"]), keepalive=p.get("keepalive"),
-        endpoint=p.get("endpoint"), last_handshake=sec + nsec / 1e9 if sec else 0.0,
-        rx_bytes=p.get("rx_bytes", 0), tx_bytes=p.get("tx_bytes", 0))
+def _found_blocks(head: str, wanted: list[str]) -> dict[str, list[str]]:
+    """The lines of the wanted peers only, found with str.find: the other 10,000 peers of a
+    big device are never split or copied."""
+    by_key: dict[str, list[str]] = {}
+    for hexkey in wanted:
+        marker = f"\npublic_key={hexkey}\n"
+        start = head.find(marker)
+        while start >= 0:
+            body = start + len(marker)
+            end = head.find("\npublic_key=", body)
+            by_key.setdefault(hexkey, []).append(head[body:] if end < 0 else head[body:end])
+            start = head.find(marker, body)
+    return by_key
+
+
+def _peer_state(pub: str, block: str) -> WgPeerState:
+    """One peer's lines. Allowed IPs stay as wireguard-go prints them (canonical, as Go
+    formats prefixes): the planner normalises only when they differ from the wanted ones."""
+    allowed: list[str] = []
+    psk, endpoint, keepalive, sec, nsec, rx, tx = None, None, None, 0, 0, 0, 0
+    for line in block.split("\n"):
+        key, _, value = line.partition("=")
+        if key == "allowed_ip":
+            allowed.append(value)
+        elif key == "preshared_key":
+            psk = None if value == ZERO_HEX else Secret._trusted(key_from_hex(value))
+        elif key == "endpoint":
+            endpoint = value
+        elif key == "persistent_keepalive_interval":
+            keepalive = int(value) or None
+        elif key == "last_handshake_time_sec":
+            sec = int(value)
+        elif key == "last_handshake_time_nsec":
+            nsec = int(value)
+        elif key == "rx_bytes":
+            rx = int(value)
+        elif key == "tx_bytes":
+            tx = int(value)
+        # protocol_version and keys added by later protocol versions are ignored on purpose
+    return WgPeerState(public_key=pub, psk=psk, allowed_ips=tuple(sorted(set(allowed))), keepalive=keepalive,
+                       endpoint=endpoint, last_handshake=sec + nsec / 1e9 if sec else 0.0,
+                       rx_bytes=rx, tx_bytes=tx)
 
 
 def _public_of_hex(private_hex: str) -> str:

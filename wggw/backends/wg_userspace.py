@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from .. import naming
 from ..errors import BackendError
@@ -217,11 +217,11 @@ class UserspaceBackend(WgBackend):
                 names.add(name)
         return sorted(names)
 
-    def observe(self, ifname: str) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
         check_name(ifname)
         if not _here(ifname) or not os.path.exists(wg_uapi.socket_path(ifname)):
             return None
-        return wg_uapi.UapiClient(ifname).get()
+        return wg_uapi.UapiClient(ifname).get(only)
 
     def create(self, ifname: str) -> None:
         check_name(ifname)

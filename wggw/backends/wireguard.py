@@ -33,8 +33,9 @@ class WgBackend(abc.ABC):
         """Names of the WireGuard devices in this netns that wggw owns."""
 
     @abc.abstractmethod
-    def observe(self, ifname: str) -> Optional[WgDeviceState]:
-        """The device's configuration and peers (merged by public key); None if absent."""
+    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
+        """The device's configuration and peers (merged by public key); None if absent.
+        With `only` (public keys), just those peers: a one-peer change reads no others."""
 
     @abc.abstractmethod
     def create(self, ifname: str) -> None:
@@ -99,38 +100,27 @@ def check_name(ifname: str) -> None:
 
 
 def owned_links(kinds: Sequence[str]) -> list[str]:
-    """Links in this netns of one of `kinds` that carry wggw's alias."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        with IPRoute() as ipr:
-            links = ipr.get_links()
-    except (NetlinkError, OSError) as e:
-        raise BackendError(f"WireGuard devices: listing links failed: {e}") from e
-    names = []
-    for link in links:
-        kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
-        if kind in kinds and link.get_attr("IFLA_IFALIAS") == naming.LINK_ALIAS:
-            names.append(link.get_attr("IFLA_IFNAME"))
-    return sorted(names)
+    """Links in this netns of one of `kinds` that carry wggw's alias (an nldump dump, so
+    `plan` and `status` do not import pyroute2)."""
+    return sorted(l["IFLA_IFNAME"] for l in _links("WireGuard devices: listing links failed")
+                  if l.get("IFLA_INFO_KIND") in kinds and l.get("IFLA_IFALIAS") == naming.LINK_ALIAS)
 
 
 def link_info(ifname: str) -> Optional[tuple[Optional[str], Optional[str]]]:
     """(kind, alias) of the link called `ifname` in this netns, None if there is none."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    for link in _links(f"WireGuard device {ifname}: reading link failed"):
+        if link.get("IFLA_IFNAME") == ifname:
+            return (link.get("IFLA_INFO_KIND"), link.get("IFLA_IFALIAS"))
+    return None
+
+
+def _links(what: str) -> list[dict]:
+    from . import nldump
 
     try:
-        with IPRoute() as ipr:
-            (link,) = ipr.link("get", ifname=ifname)
-    except NetlinkError as e:
-        if e.code == errno.ENODEV:
-            return None
-        raise BackendError(f"WireGuard device {ifname}: reading link failed: {e}") from e
+        return nldump.links()
     except OSError as e:
-        raise BackendError(f"WireGuard device {ifname}: reading link failed: {e}") from e
-    return (link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"), link.get_attr("IFLA_IFALIAS"))
+        raise BackendError(f"{what}: {e}") from e
 
 
 def set_alias(ifname: str) -> None:

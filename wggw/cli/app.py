@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ rotate.register(app)
 def main() -> None:
     """Console entry point. Errors are mapped inside the group; this is the safety net for
     anything raised outside a command (e.g. while parsing)."""
+    # One command is a short-lived process whose state (10,000 peers = ~200,000 objects) has
+    # no reference cycles: the cyclic collector would only re-scan it again and again
+    # (~0.1 s of `plan` at 10,000 peers). Memory is given back at exit.
+    gc.disable()
     try:
         app(prog_name="wggw")
     except SystemExit:

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from .. import transfer
 from .common import echo_json, open_store, write_private
 
 import_app = typer.Typer(no_args_is_help=True)
@@ -22,6 +21,7 @@ def import_wg_quick(
     as_json: bool = typer.Option(False, "--json", help="Print the imported peers as JSON."),
 ) -> None:
     """Add the file's peers (key, PSK, addresses) to a tenant; all or nothing."""
+    from .. import transfer  # wgconfig and Jinja2: only for these two commands
     from .peer import peer_json
 
     with open_store(ctx) as store:
@@ -41,6 +41,8 @@ def export_wg_quick(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (0600) instead of stdout."),
 ) -> None:
     """The gateway side of an interface as a wg-quick file (contains its private key)."""
+    from .. import transfer
+
     with open_store(ctx) as store:
         state = store.load()
     if output is None:

@@ -1,0 +1,55 @@
+"""Parsing a wireguard-go `get=1` response (pure): every field, peer filtering, errors, and
+the planner's comparison of allowed IPs as observed."""
+
+from __future__ import annotations
+
+import pytest
+
+from wggw import keys
+from wggw.backends.wg_uapi import parse_get
+from wggw.wgtypes import WgPeerSpec, WgPeerState
+
+PRIV, PSK = keys.generate_private(), keys.generate_psk()
+A, B = keys.public_of(keys.generate_private()), keys.public_of(keys.generate_private())
+
+
+def _response(errno: int = 0) -> str:
+    return "\n".join([
+        f"private_key={PRIV.hex()}", "listen_port=51820",
+        f"public_key={keys.key_hex(A)}", f"preshared_key={PSK.hex()}", "protocol_version=1",
+        "endpoint=198.51.100.2:40000", "last_handshake_time_sec=1700000000", "last_handshake_time_nsec=500000000",
+        "tx_bytes=10", "rx_bytes=20", "persistent_keepalive_interval=25",
+        "allowed_ip=10.0.0.3/32", "allowed_ip=fd00::3/128",
+        f"public_key={keys.key_hex(B)}", "preshared_key=" + "0" * 64, "persistent_keepalive_interval=0",
+        "allowed_ip=10.0.0.4/32", f"errno={errno}"]) + "\n\n"
+
+
+def test_every_field_of_device_and_peers():
+    dev = parse_get("wg0", _response())
+    assert dev.public_key == keys.public_of(PRIV) and dev.listen_port == 51820
+    a, b = dev.peers[A], dev.peers[B]
+    assert a.psk == PSK and a.keepalive == 25 and a.endpoint == "198.51.100.2:40000"
+    assert a.allowed_ips == ("10.0.0.3/32", "fd00::3/128") and (a.rx_bytes, a.tx_bytes) == (20, 10)
+    assert a.last_handshake == pytest.approx(1700000000.5)
+    assert b.psk is None and b.keepalive is None and b.allowed_ips == ("10.0.0.4/32",) and b.last_handshake == 0.0
+
+
+def test_only_the_asked_peers_are_parsed():
+    dev = parse_get("wg0", _response(), only=[B])
+    assert list(dev.peers) == [B] and dev.public_key == keys.public_of(PRIV)
+    assert parse_get("wg0", _response(), only=[]).peers == {}
+
+
+def test_error_reply_and_empty_device():
+    with pytest.raises(OSError, match="errno=-22"):
+        parse_get("wg0", _response(-22))
+    dev = parse_get("wg0", "errno=0\n\n")
+    assert dev.public_key is None and dev.listen_port == 0 and dev.peers == {}
+
+
+def test_allowed_ips_compared_as_text_then_normalised():
+    seen = WgPeerState(A, PSK, ("fd00:0:0:0::3/128", "10.0.0.3/32"), 25)
+    assert seen.matches(WgPeerSpec(A, PSK, ("10.0.0.3/32", "fd00::3/128"), 25))
+    assert not seen.matches(WgPeerSpec(A, PSK, ("10.0.0.4/32", "fd00::3/128"), 25))
+    assert not seen.matches(WgPeerSpec(A, None, ("10.0.0.3/32", "fd00::3/128"), 25))
+    assert not seen.matches(WgPeerSpec(A, PSK, ("10.0.0.3/32", "fd00::3/128"), None))
