@@ -159,3 +159,66 @@ def test_lock_busy_error_class(store, state_dir):
         assert e.value.exit_code == 75
     finally:
         os.close(fd)
+
+
+def test_damaged_key_in_store_is_a_store_error_on_use_never_silent(store, state_dir):
+    """Keys read back from the store skip validation on load (keys.Secret._trusted), but a
+    damaged one is still reported as a StoreError when used, and the value never shows."""
+    service.add_peer(store, "acme/alice")
+    bad = "not!base64" + "A" * 30
+    with sqlite3.connect(state_dir / "wggw.db") as db:
+        db.execute("UPDATE peers SET psk = ? WHERE name = 'alice'", (bad,))
+    with open_store(state_dir) as s:
+        peer = s.load().peers[0]
+    assert peer.psk != keys.Secret(keys.generate_psk().reveal())  # compares without raising
+    with pytest.raises(StoreError, match="damaged") as info:
+        peer.psk.reveal()
+    assert bad not in str(info.value)
+    res = run_wggw(state_dir, "peer", "config", "acme/alice")
+    assert res.returncode == 1 and "damaged" in res.stderr and bad not in res.stderr + res.stdout
+
+
+def test_trusted_keys_compare_and_reveal_like_checked_ones(store):
+    psk = keys.generate_psk()
+    trusted = keys.Secret._trusted(psk.reveal())
+    assert trusted == psk and hash(trusted) == hash(psk) and trusted.reveal() == psk.reveal()
+    assert repr(trusted) == "Secret(***)"
+
+
+def test_point_reads_answer_like_the_loaded_state(store):
+    from wggw import validate
+
+    alice = service.add_peer(store, "acme/alice")
+    bob = service.add_peer(store, "acme/bob")
+    old_key = keys.public_of(keys.generate_private())
+    old = RetiringKey(old_key, None, (ipaddress.ip_interface("10.10.0.9/32"),), time.time() + 60)
+    with store.transaction() as tx:
+        tx.update_peer(replace(bob, retiring=old))
+    state = store.load()
+    with store.transaction() as tx:
+        assert tx.tenant("acme") == state.tenants[0] and tx.tenant("nope") is None
+        assert tx.peer("acme", "alice") == alice and tx.peer("acme", "carol") is None
+        assert tx.interface("wg0") == state.interfaces[0] and tx.interface("wg9") is None
+        for key in (alice.public_key, old_key, state.interfaces[0].public_key, "unused"):
+            assert tx.key_user(key) == validate.key_user(state, key)
+        assert tx.key_user(old_key) == ("peer", "acme/bob")
+        assert tx.tenant_addresses("acme") == {ipaddress.ip_address(a) for a in (
+            "10.10.0.2", "fd00:10::2", "10.10.0.3", "fd00:10::3", "10.10.0.9")}
+        assert tx.tenant_addresses("nope") == set()
+
+
+def test_schema_1_store_gains_the_retiring_key_index(state_dir):
+    from wggw.store import MIGRATIONS
+
+    state_dir.mkdir(mode=0o700, exist_ok=True)
+    with sqlite3.connect(state_dir / "wggw.db") as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+    with open_store(state_dir) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 2
+    with sqlite3.connect(state_dir / "wggw.db") as db:
+        plan = " ".join(r[-1] for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT tenant FROM peers WHERE public_key = 'k' OR retiring_public_key = 'k'"))
+    assert "peers_retiring_public_key" in plan and "SCAN" not in plan.replace("SCAN CONSTANT", "")

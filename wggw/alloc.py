@@ -56,7 +56,11 @@ def host(addr: IPAddress) -> IPInterface:
 
 def allocate(state: State, tenant: Tenant) -> tuple[IPInterface, ...]:
     """One address in each of the tenant's pools, or ValidationError('pool') when one is full."""
-    used = used_addresses(state)
+    return allocate_from(tenant, used_addresses(state))
+
+
+def allocate_from(tenant: Tenant, used: set[IPAddress]) -> tuple[IPInterface, ...]:
+    """`allocate`, given the used addresses (the tenant's own suffice: pools never overlap)."""
     out = []
     for pool in tenant.pools:
         addr = next_free(pool, used)

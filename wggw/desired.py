@@ -93,9 +93,15 @@ def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
 
 def _device(iface: Interface, state: State) -> WgDeviceSpec:
     tenants = {t.name for t in state.tenants_of(iface.name)}
-    peers = [s for p in state.peers if p.tenant in tenants for s in _peer_specs(p)]
+    return device_spec(iface, [p for p in state.peers if p.tenant in tenants])
+
+
+def device_spec(iface: Interface, peers) -> WgDeviceSpec:
+    """The WireGuard device with these peers (all of its tenants', or one peer's for a
+    one-peer reconcile)."""
+    specs = [s for p in peers for s in _peer_specs(p)]
     return WgDeviceSpec(iface.name, iface.private_key, iface.listen_port,
-                        tuple(sorted(peers, key=lambda s: s.public_key)))
+                        tuple(sorted(specs, key=lambda s: s.public_key)))
 
 
 def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
@@ -113,12 +119,15 @@ def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
     return RouteSpec(v, t.table, "default", dev, gateway, str(egress))
 
 
+def pool_routes(t: Tenant) -> list[RouteSpec]:
+    """The routes back to the tenant's peers, one per pool, in the tenant's table."""
+    return [RouteSpec(pool.version, t.table, str(pool), t.interface) for pool in t.pools]
+
+
 def _tenant_routes(t: Tenant, facts: HostFacts) -> list[RouteSpec]:
-    routes = []
+    routes = pool_routes(t)
     for pool in t.pools:
-        v = pool.version
-        routes.append(RouteSpec(v, t.table, str(pool), t.interface))  # peers of the same tenant
-        default = _default_route(t, v, facts)
+        default = _default_route(t, pool.version, facts)
         if default:
             routes.append(default)
     return routes

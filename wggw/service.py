@@ -121,25 +121,39 @@ def add_peer(store: Store, ref: str, public_key: Optional[str] = None, keepalive
         private, psk = keys.generate_private(), keys.generate_psk()
         public = keys.public_of(private)
     with store.transaction() as tx:
-        state = tx.load()
-        tenant = validate.find_tenant(state, tenant_name)
+        # Point queries, not tx.load(): at 10,000 peers decoding the store costs ~0.15 s.
+        tenant = validate.found("tenant", tx.tenant(tenant_name), repr(tenant_name))
         peer = Peer(tenant=tenant_name, name=peer_name, public_key=public, addresses=(),
                     key_created_at=now, private_key=private, psk=psk, keepalive=keepalive,
                     dns=dns_ips, expires_at=expires_at, created_at=now)
-        validate.check_peer(state, peer)
-        peer = replace(peer, addresses=alloc.allocate(state, tenant))
+        validate.check_new_peer(peer, tx.peer(tenant_name, peer_name) is not None, tx.key_user(public))
+        peer = replace(peer, addresses=alloc.allocate_from(tenant, tx.tenant_addresses(tenant_name)))
         tx.add_peer(peer)
         tx.record_event("peer.add", peer.ref, {"public_key": public, "own_key": private is None,
                                                "addresses": [str(a) for a in peer.addresses]})
     return peer
 
 
-def remove_peer(store: Store, ref: str) -> None:
+def remove_peer(store: Store, ref: str) -> Peer:
+    """Remove a peer; returns it as it was (its keys say what to take off the interface)."""
     tenant_name, peer_name = validate.peer_ref(ref)
     with store.transaction() as tx:
-        peer = validate.find_peer(tx.load(), tenant_name, peer_name)
+        validate.found("tenant", tx.tenant(tenant_name), repr(tenant_name))
+        peer = validate.found("peer", tx.peer(tenant_name, peer_name), f"{tenant_name}/{peer_name}")
         tx.remove_peer(tenant_name, peer_name)
         tx.record_event("peer.remove", peer.ref, {"public_key": peer.public_key})
+    return peer
+
+
+def peer_scope(store: Store, tenant_name: str, peer: Optional[Peer], keys_: Iterable[str]):
+    """What a one-peer reconcile needs (reconcile.PeerScope): the tenant and its interface as
+    stored now, the peer if it (still) exists, and every WireGuard key the change touched."""
+    from .reconcile import PeerScope
+
+    with store.transaction() as tx:
+        tenant = validate.found("tenant", tx.tenant(tenant_name), repr(tenant_name))
+        iface = validate.found("interface", tx.interface(tenant.interface), repr(tenant.interface))
+    return PeerScope(iface, tenant, () if peer is None else (peer,), frozenset(keys_))
 
 
 def lookup_peer(state: State, ref: str) -> Peer:

@@ -21,8 +21,9 @@ from typing import Any, Iterator, Optional
 from . import fsutil, storelock
 from .errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
 from .keys import Secret
-from .model import Interface, Peer, State, Tenant
-from .storecodec import peer_from_row, peer_to_row, tenant_from_row, tenant_to_row
+from .model import Interface, IPAddress, Peer, State, Tenant
+from .storecodec import (addresses_from_text, peer_from_row, peer_to_row, tenant_from_row,
+                         tenant_to_row)
 
 DB_NAME = "wggw.db"
 LOCK_NAME = "lock"
@@ -49,6 +50,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
             subject TEXT NOT NULL, details TEXT NOT NULL)""",
         "CREATE INDEX events_subject ON events(subject)",
+    ),
+    (   # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE already)
+        "CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -89,6 +93,22 @@ class Tx(abc.ABC):
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
+
+    # Point reads, so a one-peer command need not load (and decode) every peer.
+    @abc.abstractmethod
+    def interface(self, name: str) -> Optional[Interface]: ...
+    @abc.abstractmethod
+    def tenant(self, name: str) -> Optional[Tenant]: ...
+    @abc.abstractmethod
+    def peer(self, tenant: str, name: str) -> Optional[Peer]: ...
+    @abc.abstractmethod
+    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+        """Who holds `public_key`: ("peer", "T/P") as current or retiring key (the first by
+        tenant, name), else ("interface", NAME), else None."""
+    @abc.abstractmethod
+    def tenant_addresses(self, tenant: str) -> set[IPAddress]:
+        """Addresses held by the tenant's peers and their retiring keys (pools never overlap,
+        so these are all the used addresses inside the tenant's pools)."""
 
 
 class Store(abc.ABC):
@@ -204,6 +224,33 @@ class SqliteTx(Tx):
         self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
 
+    def _one(self, sql: str, *args: Any) -> Optional[sqlite3.Row]:
+        return self._db.execute(sql, args).fetchone()
+
+    def interface(self, name: str) -> Optional[Interface]:
+        row = self._one("SELECT * FROM interfaces WHERE name = ?", name)
+        return None if row is None else _interface_from_row(row)
+
+    def tenant(self, name: str) -> Optional[Tenant]:
+        row = self._one("SELECT * FROM tenants WHERE name = ?", name)
+        return None if row is None else tenant_from_row(row)
+
+    def peer(self, tenant: str, name: str) -> Optional[Peer]:
+        row = self._one("SELECT * FROM peers WHERE tenant = ? AND name = ?", tenant, name)
+        return None if row is None else peer_from_row(row)
+
+    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+        row = self._one("SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
+                        "ORDER BY tenant, name LIMIT 1", public_key)
+        if row is not None:
+            return ("peer", f"{row['tenant']}/{row['name']}")
+        row = self._one("SELECT name FROM interfaces WHERE public_key = ?", public_key)
+        return None if row is None else ("interface", row["name"])
+
+    def tenant_addresses(self, tenant: str) -> set[IPAddress]:
+        rows = self._db.execute("SELECT addresses, retiring_addresses FROM peers WHERE tenant = ?", (tenant,))
+        return {a.ip for r in rows for text in r if text for a in addresses_from_text(text)}
+
 
 def _interface_row(i: Interface) -> dict:
     return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint,
@@ -212,7 +259,7 @@ def _interface_row(i: Interface) -> dict:
 
 def _interface_from_row(r: sqlite3.Row) -> Interface:
     return Interface(name=r["name"], listen_port=r["listen_port"], endpoint=r["endpoint"],
-                     private_key=Secret(r["private_key"]), public_key=r["public_key"], mtu=r["mtu"])
+                     private_key=Secret._trusted(r["private_key"]), public_key=r["public_key"], mtu=r["mtu"])
 
 
 class SqliteStore(Store):

@@ -259,16 +259,47 @@ def check_peer(state: State, peer: Peer) -> None:
     """A new peer: unique name in its tenant, a key no other peer or gateway uses."""
     name("peer", peer.name)
     find_tenant(state, peer.tenant)
-    if any(p.tenant == peer.tenant and p.name == peer.name for p in state.peers):
+    exists = any(p.tenant == peer.tenant and p.name == peer.name for p in state.peers)
+    check_new_peer(peer, exists, key_user(state, peer.public_key))
+
+
+def check_new_peer(peer: Peer, exists: bool, user: Optional[tuple[str, str]]) -> None:
+    """The same checks from facts a store answers with point queries (its tenant exists):
+    whether the name is taken, and who holds the key (`key_user`'s answer)."""
+    name("peer", peer.name)
+    if exists:
         raise ValidationError("peer", f"{peer.ref} already exists")
-    check_public_key_free(state, peer.public_key)
+    key_free(user)
     keepalive(peer.keepalive)
 
 
-def check_public_key_free(state: State, key: str, field: str = "public-key") -> None:
+def key_user(state: State, key: str) -> Optional[tuple[str, str]]:
+    """("peer", ref) if a peer holds `key` as current or retiring key, ("interface", name)
+    if it is a gateway's key, else None (the answer of `store.Tx.key_user` from a State)."""
     for p in state.peers:
         if key == p.public_key or (p.retiring is not None and key == p.retiring.public_key):
-            raise ValidationError(field, f"already used by peer {p.ref}")
+            return ("peer", p.ref)
     for i in state.interfaces:
         if key == i.public_key:
-            raise ValidationError(field, f"is the public key of interface {i.name}")
+            return ("interface", i.name)
+    return None
+
+
+def key_free(user: Optional[tuple[str, str]], field: str = "public-key") -> None:
+    if user is None:
+        return
+    kind, holder = user
+    if kind == "peer":
+        raise ValidationError(field, f"already used by peer {holder}")
+    raise ValidationError(field, f"is the public key of interface {holder}")
+
+
+def check_public_key_free(state: State, key: str, field: str = "public-key") -> None:
+    key_free(key_user(state, key), field)
+
+
+def found(field: str, obj, what: str):
+    """`obj` (a point read's answer), or NotFoundError in the words of the find_* functions."""
+    if obj is None:
+        raise NotFoundError(field, f"no {field} named {what}")
+    return obj

@@ -5,6 +5,7 @@ that every transition converges (apply, then plan again, gives nothing)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Optional
 
 from ..desired import DefaultRoute, HostFacts
 from ..keys import public_of
@@ -26,6 +27,13 @@ class FakeSystem:
 
     def observe(self) -> Observed:
         return self.state
+
+    def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
+        dev = self.state.wg.get(ifname)
+        return None if dev is None else replace(dev, peers={k: p for k, p in dev.peers.items() if k in keys})
+
+    def has_routes(self, routes) -> bool:
+        return all(r in self.state.routes for r in routes)
 
     def restore_sysctls(self) -> list[SetSysctl]:
         return []

@@ -106,11 +106,12 @@ def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
     return RouteSpec(v, table, dst, names.get(r.get("RTA_OIF"), "?"), r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"))
 
 
-def observe_routes() -> frozenset[RouteSpec]:
+def observe_routes(table: int = 0) -> frozenset[RouteSpec]:
+    """wggw's routes, of every table or of `table` only."""
     out = set()
     names = _names()
     for v in (4, 6):
-        for r in nldump.routes(AF[v]):  # every table; ours are filtered below
+        for r in nldump.routes(AF[v], table):  # ours are filtered below
             spec = _route_spec(r, names)
             if spec:
                 out.add(spec)

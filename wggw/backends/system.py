@@ -8,11 +8,12 @@ from itertools import groupby
 from typing import Callable, Optional
 
 from .. import desired as desired_mod
-from ..desired import HostFacts
+from ..desired import HostFacts, RouteSpec
 from ..errors import BackendError
 from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
                     DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
                     RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
+from ..wgtypes import WgDeviceState
 from . import netlink, nft, sysctl
 
 Echo = Optional[Callable[[str], None]]
@@ -64,6 +65,17 @@ class RealSystem:
             nft=nft.observe(),
             sysctls=sysctl.read(desired_mod.SYSCTL_FORWARD.values()),
         )
+
+    def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
+        """The device with only the peers of `keys` (None if there is no such device)."""
+        return self.wg.observe(ifname, only=keys)
+
+    def has_routes(self, routes: list[RouteSpec]) -> bool:
+        """Are all these routes in the kernel? (Reads only their tables.)"""
+        seen: set[RouteSpec] = set()
+        for table in {r.table for r in routes}:
+            seen |= netlink.observe_routes(table)
+        return all(r in seen for r in routes)
 
     def restore_sysctls(self) -> list[SetSysctl]:
         """`down`: give back the forwarding settings wggw changed (see backends/sysctl.py)."""

@@ -10,12 +10,15 @@ import typer
 from .. import service, validate
 from ..errors import ValidationError
 from ..model import Peer
-from ..render import QR_SUFFIXES, qr_png_or_svg, qr_text
 from .common import echo_json, iso, open_store, show_view, strs, table, write_private
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
 REF = typer.Argument(..., metavar="TENANT/PEER")
+APPLY = typer.Option(False, "--apply", help="Then make the kernel match for this peer only and verify it "
+                     "(the whole `apply` if its tenant is not applied yet).")
+BACKEND = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
+                       help="With --apply: WireGuard backend auto, kernel or userspace.")
 
 
 def peer_json(p: Peer) -> dict:
@@ -46,16 +49,40 @@ def add(
     dns: list[str] = typer.Option([], "--dns", help="DNS server IP for the client config; repeatable."),
     expires: Optional[str] = typer.Option(None, "--expires", metavar="WHEN", help="ISO 8601 date/time (UTC) or a duration: 30d, 12h, 90m."),
     as_json: bool = JSON,
+    apply: bool = APPLY,
+    backend: Optional[str] = BACKEND,
 ) -> None:
     """Add a peer: next free address of each pool, new key pair and PSK."""
-    with open_store(ctx) as store:
+    with open_store(ctx) as store, store.locked():
         peer = service.add_peer(store, ref, public_key, keepalive, dns, expires)
+        if apply:
+            _apply_peer(store, backend, peer.tenant, peer, {peer.public_key}, as_json)
     if as_json:
         echo_json(peer_json(peer))
         return
     show_view(peer_json(peer), False, _text)
     if peer.private_key is not None:
         typer.echo(f"client config: wggw peer config {peer.ref} [--output FILE] [--qr]")
+
+
+def _apply_peer(store, backend: Optional[str], tenant: str, peer: Optional[Peer], keys: set[str],
+                quiet_stdout: bool) -> None:
+    """`--apply`: this peer's WireGuard entries only (reconcile.converge_peer), or the whole
+    `apply` while the tenant is not live yet. The caller holds the store lock."""
+    from .. import reconcile
+    from .dataplane import housekeeping_and_converge, system_for
+
+    def echo(line: str) -> None:
+        typer.echo(line, err=quiet_stdout)  # keep --json output parseable
+
+    system = system_for(backend)
+    changes = reconcile.converge_peer(service.peer_scope(store, tenant, peer, keys), system, echo)
+    if changes is None:
+        report, result = housekeeping_and_converge(store, system, echo)
+        changes = result.changes
+        for line in report.lines():
+            echo(line)
+    echo(f"{len(changes)} change(s) applied." if changes else "Nothing to do: the host matches the store.")
 
 
 @app.command("list")
@@ -99,11 +126,14 @@ def rotation_history(events: list[dict]) -> list[dict]:
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, ref: str = REF) -> None:
-    """Remove a peer (the kernel follows on `apply`)."""
-    with open_store(ctx) as store:
-        service.remove_peer(store, ref)
-    typer.echo(f"removed peer {ref}")
+def remove(ctx: typer.Context, ref: str = REF, apply: bool = APPLY, backend: Optional[str] = BACKEND) -> None:
+    """Remove a peer (the kernel follows on `apply`, or at once with --apply)."""
+    with open_store(ctx) as store, store.locked():
+        peer = service.remove_peer(store, ref)
+        typer.echo(f"removed peer {ref}")
+        if apply:
+            keys = {peer.public_key} | ({peer.retiring.public_key} if peer.retiring else set())
+            _apply_peer(store, backend, peer.tenant, None, keys, False)
 
 
 @app.command("config")
@@ -114,6 +144,7 @@ def config(
     qr: bool = typer.Option(False, "--qr", help="A QR code: on the terminal, or PNG/SVG by --output's suffix."),
 ) -> None:
     """The client's wg-quick config (it contains the client's private key)."""
+    from ..render import QR_SUFFIXES, qr_png_or_svg, qr_text  # Jinja2 and segno: only here
     with open_store(ctx) as store:
         text = service.peer_config(store.load(), ref)
     if qr and output is not None:
