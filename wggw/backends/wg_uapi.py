@@ -109,7 +109,8 @@ def _errno(reply: Sequence[str]) -> int:
         key, _, value = line.partition("=")
         if key == "errno":
             return int(value)
-    raise OSError(f"no errno in response {reply!r}")
+    # The reply is not quoted: a UAPI response can carry key material.
+    raise OSError(f"no errno in a {len(reply)}-line response")
 
 
 def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> WgDeviceState:
