@@ -60,29 +60,31 @@ def cold_apply(bench: Bench, tenants: int, peers: int, repeats: int, log) -> dic
             "wggw_over_floor": summary([a / c for a, c in zip(w, f)])}
 
 
-def one_peer(site: Site, fl, spec, repeats: int) -> dict:
-    """`wggw peer add` + `wggw apply` (each a fresh interpreter), then the same removal;
-    the naive manager regenerates its whole file and runs `wg syncconf` for each."""
+def one_peer(site: Site, fl, nsite: Site, spec, repeats: int) -> dict:
+    """One-peer add and remove end to end, each command a fresh interpreter: the operator's one
+    command `wggw peer add T/P --apply` (`peer remove --apply`), the naive regenerate + `wg
+    syncconf` in the same round (so each ratio compares runs under the same load), and the
+    two-command way (`peer add`, then `apply`)."""
     sd = site.dir / "state"
     tenant = fl.tenant_list[-1].name
-    add, rem, nadd, nrem, rss = [], [], [], [], []
-    for r in range(repeats):
-        a = wggw(site.gw, sd, "peer", "add", f"{tenant}/bench{r}")
-        b = wggw(site.gw, sd, "apply", "-q")
-        add.append(a.seconds + b.seconds)
-        rss += [a.maxrss_mb, b.maxrss_mb]
-    for r in range(repeats):
-        a = wggw(site.gw, sd, "peer", "remove", f"{tenant}/bench{r}")
-        b = wggw(site.gw, sd, "apply", "-q")
-        rem.append(a.seconds + b.seconds)
-        rss += [a.maxrss_mb, b.maxrss_mb]
-    return {"add_s": summary(add), "remove_s": summary(rem), "maxrss_mb": max(rss)}
-
-
-def naive_one_peer(site: Site, spec, repeats: int) -> dict:
-    add = [naive(site.gw, "add", str(spec)).seconds for _ in range(repeats)]
-    rem = [naive(site.gw, "remove", str(spec)).seconds for _ in range(repeats)]
-    return {"add_s": summary(add), "remove_s": summary(rem)}
+    w: dict[str, list[float]] = {k: [] for k in ("add_s", "remove_s", "add_two_commands_s", "remove_two_commands_s")}
+    n: dict[str, list[float]] = {"add_s": [], "remove_s": []}
+    rss = []
+    for verb, key in (("add", "add_s"), ("remove", "remove_s")):
+        for r in range(repeats):
+            a = wggw(site.gw, sd, "peer", verb, f"{tenant}/bench{r}", "--apply")
+            w[key].append(a.seconds)
+            rss.append(a.maxrss_mb)
+            n[key].append(naive(nsite.gw, verb, str(spec)).seconds)
+    for verb, key in (("add", "add_two_commands_s"), ("remove", "remove_two_commands_s")):
+        for r in range(repeats):
+            a = wggw(site.gw, sd, "peer", verb, f"{tenant}/two{r}")
+            b = wggw(site.gw, sd, "apply", "-q")
+            w[key].append(a.seconds + b.seconds)
+            rss += [a.maxrss_mb, b.maxrss_mb]
+    ratios = {f"{k[:-2]}_over_naive": summary([a / b for a, b in zip(w[k], n[k])]) for k in n}
+    return {"wggw": {**{k: summary(v) for k, v in w.items()}, **ratios, "maxrss_mb": max(rss)},
+            "naive": {k: summary(v) for k, v in n.items()}}
 
 
 def read_only(site: Site, repeats: int) -> dict:

@@ -17,8 +17,13 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                      f" (floor {_f(c['floor_s'])})"))
     for key, o in r.get("operations", {}).items():
         n = o["peers"]
-        rows.append((f"peer add + apply at {n} peers", _f(o["wggw"]["add_s"]), _f(o["naive"]["add_s"]), "naive: regenerate + wg syncconf"))
-        rows.append((f"peer remove + apply at {n} peers", _f(o["wggw"]["remove_s"]), _f(o["naive"]["remove_s"]), ""))
+        w = o["wggw"]
+        rows.append((f"peer add --apply at {n} peers", _f(w["add_s"]), _f(o["naive"]["add_s"]),
+                     f"wggw/naive {_f(w.get('add_over_naive'), 'x', 2)}; naive: regenerate + wg syncconf"))
+        rows.append((f"peer remove --apply at {n} peers", _f(w["remove_s"]), _f(o["naive"]["remove_s"]),
+                     f"wggw/naive {_f(w.get('remove_over_naive'), 'x', 2)}"))
+        rows.append((f"peer add, then apply at {n} peers", _f(w.get("add_two_commands_s")), "-", "two commands"))
+        rows.append((f"peer remove, then apply at {n} peers", _f(w.get("remove_two_commands_s")), "-", ""))
         rows.append((f"plan (nothing to do) at {n} peers", _f(o["plan_s"]), "-", ""))
         rows.append((f"status at {n} peers", _f(o["status_s"]), "-", ""))
         if "rotation" in o:
@@ -28,8 +33,10 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
     ops = r.get("operations", {})
     if "big" in ops and "small" in ops:
         big, small = ops["big"], ops["small"]
-        ratio = big["wggw"]["add_s"]["median"] / small["wggw"]["add_s"]["median"]
-        rows.append((f"one-peer add {big['peers']} vs {small['peers']} peers", f"{ratio:.2f}x", "", "target <= 1.5x"))
+        for verb in ("add", "remove"):
+            ratio = big["wggw"][f"{verb}_s"]["median"] / small["wggw"][f"{verb}_s"]["median"]
+            rows.append((f"one-peer {verb} --apply {big['peers']} vs {small['peers']} peers", f"{ratio:.2f}x", "",
+                         "target <= 1.5x"))
     d = r.get("dataplane")
     if d:
         lo, hi = d["tenants"]

@@ -59,8 +59,7 @@ def ops(bench: Bench, cfg: dict, results: dict) -> None:
         site, fl, _ = cp.wggw_site(bench, f"o{key}", base)
         nsite, nfl, _, spec = cp.naive_site(bench, f"n{key}", base)
         r = cfg["ops_repeats"]
-        entry = {"tenants": t, "peers": t * p, "wggw": cp.one_peer(site, fl, spec, r),
-                 "naive": cp.naive_one_peer(nsite, spec, r), **cp.read_only(site, r)}
+        entry = {"tenants": t, "peers": t * p, **cp.one_peer(site, fl, nsite, spec, r), **cp.read_only(site, r)}
         if key == "big":
             entry["rotation"] = {**cp.rotation(site, fl, spec, cfg["rot_repeats"]),
                                  **cp.naive_rotation(nsite, nfl, spec, cfg["rot_repeats"])}

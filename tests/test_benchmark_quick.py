@@ -31,6 +31,8 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
         ops = r["operations"][size]
         for key in ("add_s", "remove_s"):
             assert SUMMARY <= set(ops["wggw"][key]) and SUMMARY <= set(ops["naive"][key])
+            assert SUMMARY <= set(ops["wggw"][f"{key[:-2]}_over_naive"])
+            assert SUMMARY <= set(ops["wggw"][f"{key[:-2]}_two_commands_s"])
         assert SUMMARY <= set(ops["plan_s"]) and SUMMARY <= set(ops["status_s"])
     rot = r["operations"]["big"]["rotation"]
     assert SUMMARY <= set(rot["wggw_s"]) and SUMMARY <= set(rot["naive_s"])
