@@ -27,9 +27,12 @@ def build(state, result, now: float) -> dict:
             "active": bool(hs and now - hs < ACTIVE_WINDOW),
             "rx_bytes": live.rx_bytes if live else 0, "tx_bytes": live.tx_bytes if live else 0,
         })
+    by_tenant: dict[str, list[dict]] = {}
+    for p in peers:  # one pass: a scan per tenant would be tenants x peers
+        by_tenant.setdefault(p["tenant"], []).append(p)
     tenants = []
     for t in state.tenants:
-        mine = [p for p in peers if p["tenant"] == t.name]
+        mine = by_tenant.get(t.name, [])
         tenants.append({
             "name": t.name, "interface": t.interface, "peers": len(mine),
             "active_peers": sum(p["active"] for p in mine),
