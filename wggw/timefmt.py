@@ -11,3 +11,10 @@ def iso(ts: Optional[float]) -> Optional[str]:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: Optional[str]) -> Optional[float]:
+    """The inverse of `iso`: ISO 8601 UTC ('...Z') -> unix time; None stays None."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -119,6 +119,14 @@ def test_idempotent_and_live_sessions_survive_other_peer_changes(lab):
     assert gw.handshake_of("acme/laptop") == before  # the session was never torn down
     assert gw.seen("acme", 4, retry=False) == "203.0.113.10"
     lab.wggw("plan", "--detailed-exitcode")
+    prom = lab.workdir / "wggw.prom"
+    lab.wggw("status", "--prometheus", str(prom))
+    text = prom.read_text()
+    assert 'wggw_peer_configured{peer="extra0",tenant="globex"} 1.0' in text
+    assert "wggw_drift_changes 0.0" in text
+    line = next(l for l in text.splitlines()
+                if l.startswith('wggw_peer_latest_handshake_seconds{peer="laptop",tenant="acme"}'))
+    assert float(line.split()[-1]) > 0
 
 
 def test_tenant_and_peer_remove_then_apply_remove_just_their_part(lab):

@@ -7,6 +7,7 @@ commands that never touch the kernel do not pay for it.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -88,6 +89,9 @@ def register(app: typer.Typer) -> None:
     @app.command("status")
     def status_cmd(ctx: typer.Context,
                    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+                   prometheus: Optional[Path] = typer.Option(
+                       None, "--prometheus", metavar="FILE",
+                       help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile format)."),
                    backend: Optional[str] = BackendOpt) -> None:
         """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift."""
         from .. import reconcile, status
@@ -96,6 +100,10 @@ def register(app: typer.Typer) -> None:
             state = store.load()
         result = reconcile.compute(state, system_for(backend), check_nft=False)
         report = status.build(state, result, time.time())
+        if prometheus is not None:
+            from .. import metrics
+
+            metrics.write(report, prometheus)
         if as_json:
             echo_json(report)
             return
