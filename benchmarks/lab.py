@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from wggw import runfiles
 from wggw.netnslab_ns import LabError, cmdline, run, wait_until
 
 NETNS_DIR = Path("/run/netns")
@@ -85,8 +86,14 @@ class Bench:
     def del_ns(self, name: str) -> list[str]:
         """Kill what runs in `name`, delete it, and forget it; returns problems."""
         notes = [_kill(pid, name) for pid in _pids(name)]
+        try:
+            inode = runfiles.netns_inode(str(NETNS_DIR / name))
+        except OSError:
+            inode = None
         res = run(["ip", "netns", "del", name], check=False)
         if res.returncode == 0 or not (NETNS_DIR / name).exists():
+            if inode is not None:
+                runfiles.forget_netns(inode)  # wggw's sysctl record of that namespace
             if name in self.namespaces:
                 self.namespaces.remove(name)
         else:
@@ -119,9 +126,7 @@ class Bench:
 
 def forget_ifname(ifname: str) -> list[str]:
     """Remove the socket and wggw pid/log files of a WireGuard interface name of ours."""
-    for path in (WG_SOCKET_DIR / f"{ifname}.sock", WGGW_RUNTIME_DIR / f"{ifname}.pid",
-                 WGGW_RUNTIME_DIR / f"{ifname}.pid.tmp", WGGW_RUNTIME_DIR / f"{ifname}.log"):
-        path.unlink(missing_ok=True)
+    runfiles.forget_interface(ifname)
     return []
 
 

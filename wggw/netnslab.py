@@ -28,8 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from wggw import runfiles
 from wggw.netnslab_ns import FetchError, LabError, Namespace, ProcessTable, cmdline, run, wait_until
-from wggw.netnslab_wg import WG_SOCKET_DIR, Client, new_ifname, start_wireguard_go, stop_wireguard_go
+from wggw.netnslab_wg import Client, new_ifname, start_wireguard_go, stop_wireguard_go
 
 __all__ = ["Lab", "Namespace", "Client", "LabError", "FetchError", "ProcessTable", "new_ifname",
            "start_wireguard_go", "stop_wireguard_go", "NETNS_DIR"]
@@ -251,13 +252,16 @@ class Lab:
         for ns in list(self.namespaces):
             notes += self._kill_strays(ns)
         for ns in list(self.namespaces):
+            inode = _inode(ns.name)
             res = run(["ip", "netns", "del", ns.name], check=False)
             if res.returncode == 0 or not (NETNS_DIR / ns.name).exists():
                 self.namespaces.remove(ns)
+                if inode is not None:
+                    runfiles.forget_netns(inode)  # wggw's sysctl record of that namespace
             else:
                 notes.append(f"ip netns del {ns.name}: {res.stderr.strip()}")
         for ifname in sorted(self.owned_ifnames):
-            (WG_SOCKET_DIR / f"{ifname}.sock").unlink(missing_ok=True)
+            runfiles.forget_interface(ifname)  # socket, and wggw's pid/log of that interface
         if self.workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.teardown_notes += notes
@@ -281,6 +285,13 @@ class Lab:
             notes.append(f"stopped stray pid {pid} in {ns.name}: {cmd.strip()}")
             _terminate(pid)
         return notes
+
+
+def _inode(ns_name: str) -> int | None:
+    try:
+        return runfiles.netns_inode(str(NETNS_DIR / ns_name))
+    except OSError:
+        return None
 
 
 def _terminate(pid: int) -> None:

@@ -11,11 +11,15 @@ import os
 import secrets
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from wggw import naming
 from wggw.netnslab import Lab, LabError, Namespace, NETNS_DIR, ProcessTable
+
+RUNTIME = Path(naming.RUNTIME_DIR)
 
 
 def _netns_unusable() -> str | None:
@@ -45,8 +49,13 @@ def require_root() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _netns_suite_needs_root(require_root: None) -> None:
-    """Applies the guard to every test in this directory, including ones that build by hand."""
+def _netns_suite_needs_root(require_root: None) -> Iterator[None]:
+    """Applies the guard to every test in this directory, including ones that build by hand;
+    and after the test (and its lab's teardown) checks that it left no wggw runtime file."""
+    before = set(RUNTIME.glob("*")) if RUNTIME.is_dir() else set()
+    yield
+    left = (set(RUNTIME.glob("*")) if RUNTIME.is_dir() else set()) - before
+    assert not left, f"left in {RUNTIME}: {sorted(p.name for p in left)}"
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ set: an operator's later change wins.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
-from .. import naming
+from .. import naming, runfiles
 from ..errors import BackendError
 from ..fsutil import atomic_write, make_private_dir
 
@@ -21,8 +20,7 @@ PROC_SYS = Path("/proc/sys")
 
 
 def _record_path() -> Path:
-    netns = os.stat("/proc/self/ns/net").st_ino  # one record per network namespace
-    return Path(naming.RUNTIME_DIR) / f"sysctl-{netns}.json"
+    return runfiles.sysctl_record(runfiles.netns_inode())  # one record per network namespace
 
 
 def _load() -> dict:

@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Iterable, Optional, Sequence
 
-from .. import naming
+from .. import naming, runfiles
 from ..errors import BackendError
 from ..keys import Secret
 from ..wgtypes import WgDeviceState, WgPeerSpec
@@ -39,11 +39,11 @@ def find_wireguard_go() -> Optional[str]:
 
 
 def pid_path(ifname: str) -> str:
-    return os.path.join(naming.RUNTIME_DIR, f"{ifname}.pid")
+    return str(runfiles.pid_file(ifname))
 
 
 def log_path(ifname: str) -> str:
-    return os.path.join(naming.RUNTIME_DIR, f"{ifname}.log")
+    return str(runfiles.log_file(ifname))
 
 
 # --- processes ---------------------------------------------------------------------------
