@@ -20,6 +20,10 @@ def tenant_json(state: State, t: Tenant) -> dict:
             "peers": len(state.peers_of(t.name))}
 
 
+def _show(state: State, name: str, as_json: bool) -> None:
+    show_view(tenant_json(state, validate.find_tenant(state, name)), as_json)
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -35,9 +39,7 @@ def add(
     """Add a tenant; it gets a routing table id from wggw's range."""
     with open_store(ctx) as store:
         service.add_tenant(store, name, pool, egress, interface, uplink, via, rotate_after)
-        state = store.load()
-    view = tenant_json(state, validate.find_tenant(state, name))
-    show_view(view, as_json)
+        _show(store.load(), name, as_json)
 
 
 @app.command("set")
@@ -51,8 +53,7 @@ def set_(
     """Change a tenant's key rotation policy."""
     with open_store(ctx) as store:
         service.set_tenant(store, name, rotate_after)
-        state = store.load()
-    show_view(tenant_json(state, validate.find_tenant(state, name)), as_json)
+        _show(store.load(), name, as_json)
 
 
 @app.command("list")
@@ -73,9 +74,7 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
 def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Show one tenant."""
     with open_store(ctx) as store:
-        state = store.load()
-    view = tenant_json(state, validate.find_tenant(state, name))
-    show_view(view, as_json)
+        _show(store.load(), name, as_json)
 
 
 @app.command("remove")
