@@ -28,7 +28,6 @@ from wggw.netnslab_ns import LabError, cmdline, run, wait_until
 
 NETNS_DIR = Path("/run/netns")
 WG_SOCKET_DIR = Path("/var/run/wireguard")
-WGGW_RUNTIME_DIR = Path("/run/wggw")
 REPO = Path(__file__).resolve().parent.parent
 GW_UPLINK, INET_ADDR = "198.18.0.1", "198.19.255.254"
 GW_UNDERLAY, CLIENT_UNDERLAY = "198.51.100.1", "198.51.100.2"
@@ -119,7 +118,7 @@ class Bench:
         """Anything of this run still on the host (for the cleanup check)."""
         out = [str(p) for p in NETNS_DIR.glob(f"wb{self.run_id}-*")]
         out += [str(p) for p in WG_SOCKET_DIR.glob(f"wb{self.run_id}*")]
-        out += [str(p) for p in WGGW_RUNTIME_DIR.glob(f"wb{self.run_id}*")]
+        out += [str(p) for p in runfiles.runtime_dir().glob(f"wb{self.run_id}*")]
         out += [f"pid {pid}" for pid in _all_pids() if f"wb{self.run_id}" in cmdline(pid)]
         return out + ([str(self.workdir)] if self.workdir.exists() else [])
 

@@ -3,11 +3,31 @@ it and a ready gateway (interface + tenant). Helpers that tests import live in w
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pytest
 from typer.testing import CliRunner
+
+_OWN_RUN_DIR: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this test run a runtime directory of its own (WGGW_RUN_DIR, inherited by every wggw
+    the tests start), so it neither reads nor disturbs the files of another wggw on the host."""
+    global _OWN_RUN_DIR
+    if not os.environ.get("WGGW_RUN_DIR"):
+        _OWN_RUN_DIR = tempfile.mkdtemp(prefix="wggw-test-run-")
+        os.environ["WGGW_RUN_DIR"] = _OWN_RUN_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _OWN_RUN_DIR is not None:
+        shutil.rmtree(_OWN_RUN_DIR, ignore_errors=True)
+        os.environ.pop("WGGW_RUN_DIR", None)
 
 
 @pytest.fixture

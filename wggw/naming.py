@@ -46,7 +46,7 @@ ADDR_PROTO = 0x77
 
 # --- Userspace WireGuard ------------------------------------------------------
 WG_SOCKET_DIR = "/var/run/wireguard"
-RUNTIME_DIR = "/run/wggw"  # pid files of wireguard-go processes wggw started
+RUNTIME_DIR = "/run/wggw"  # default; WGGW_RUN_DIR overrides it (runfiles.runtime_dir())
 
 
 def tenant_mark(table: int) -> int:

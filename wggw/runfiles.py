@@ -1,7 +1,8 @@
 """wggw's runtime files: where each one lives, and how to forget those of an interface or
 a network namespace that is gone.
 
-They live in naming.RUNTIME_DIR (pid and log of each wireguard-go wggw started, the
+They live in runtime_dir(): naming.RUNTIME_DIR, or WGGW_RUN_DIR when set, so that a test run
+(or a second wggw on the host) keeps its files apart from every other (pid and log of each wireguard-go wggw started, the
 sysctl values wggw found, per network namespace). /run is one directory for every
 namespace on the host, so a namespace deleted without `wggw down` (a test lab, a crashed
 container) leaves its files behind: labs call `forget_*` when they delete what they built.
@@ -15,12 +16,17 @@ from pathlib import Path
 from . import naming
 
 
+def runtime_dir() -> Path:
+    """Where wggw keeps its runtime files on this host (WGGW_RUN_DIR overrides the default)."""
+    return Path(os.environ.get("WGGW_RUN_DIR") or naming.RUNTIME_DIR)
+
+
 def pid_file(ifname: str) -> Path:
-    return Path(naming.RUNTIME_DIR) / f"{ifname}.pid"
+    return runtime_dir() / f"{ifname}.pid"
 
 
 def log_file(ifname: str) -> Path:
-    return Path(naming.RUNTIME_DIR) / f"{ifname}.log"
+    return runtime_dir() / f"{ifname}.log"
 
 
 def netns_inode(path: str = "/proc/self/ns/net") -> int:
@@ -29,7 +35,7 @@ def netns_inode(path: str = "/proc/self/ns/net") -> int:
 
 
 def sysctl_record(inode: int) -> Path:
-    return Path(naming.RUNTIME_DIR) / f"sysctl-{inode}.json"
+    return runtime_dir() / f"sysctl-{inode}.json"
 
 
 def forget_interface(ifname: str) -> None:

@@ -16,10 +16,9 @@ from typing import Iterator
 
 import pytest
 
-from wggw import naming
+from wggw import runfiles
 from wggw.netnslab import Lab, LabError, Namespace, NETNS_DIR, ProcessTable
 
-RUNTIME = Path(naming.RUNTIME_DIR)
 
 
 def _netns_unusable() -> str | None:
@@ -52,10 +51,11 @@ def require_root() -> None:
 def _netns_suite_needs_root(require_root: None) -> Iterator[None]:
     """Applies the guard to every test in this directory, including ones that build by hand;
     and after the test (and its lab's teardown) checks that it left no wggw runtime file."""
-    before = set(RUNTIME.glob("*")) if RUNTIME.is_dir() else set()
+    runtime = runfiles.runtime_dir()  # this run's own (tests/conftest.py sets WGGW_RUN_DIR)
+    before = set(runtime.glob("*")) if runtime.is_dir() else set()
     yield
-    left = (set(RUNTIME.glob("*")) if RUNTIME.is_dir() else set()) - before
-    assert not left, f"left in {RUNTIME}: {sorted(p.name for p in left)}"
+    left = (set(runtime.glob("*")) if runtime.is_dir() else set()) - before
+    assert not left, f"left in {runtime}: {sorted(p.name for p in left)}"
 
 
 @pytest.fixture

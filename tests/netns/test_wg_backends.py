@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from wggw import keys, naming
+from wggw import keys, naming, runfiles
 from wggw.keys import Secret
 from wggw.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 
@@ -213,7 +213,7 @@ class Env:
             attempt(f"netns {ns}", remove_netns, ns)
         for name in self.ifnames:
             for path in (f"{naming.WG_SOCKET_DIR}/{name}.sock",
-                         *(f"{naming.RUNTIME_DIR}/{name}.{ext}" for ext in ("pid", "pid.tmp", "log"))):
+                         *(f"{runfiles.runtime_dir()}/{name}.{ext}" for ext in ("pid", "pid.tmp", "log"))):
                 attempt(path, lambda p: os.unlink(p) if os.path.exists(p) else None, path)
         return problems
 
@@ -258,7 +258,7 @@ def alive(pid: int) -> bool:
 
 def pid_of(ifname: str) -> int | None:
     try:
-        return int(Path(naming.RUNTIME_DIR, f"{ifname}.pid").read_text())
+        return int(runfiles.pid_file(ifname).read_text())
     except OSError:
         return None
 
@@ -370,7 +370,7 @@ def test_delete_leaves_nothing(env):
     assert not link_exists(ns, name)
     assert wg.observe(name) is None and wg.call("list_devices") == []
     assert not os.path.exists(f"{naming.WG_SOCKET_DIR}/{name}.sock")
-    assert not any(os.path.exists(f"{naming.RUNTIME_DIR}/{name}.{x}") for x in ("pid", "log"))
+    assert not any(os.path.exists(f"{runfiles.runtime_dir()}/{name}.{x}") for x in ("pid", "log"))
     if env.backend == "userspace":
         assert pid is not None and not alive(pid)
     wg.call("delete", name)  # again: nothing to do
@@ -479,7 +479,7 @@ def test_wireguard_go_that_fails_to_start_is_reported_and_cleaned(userspace_env)
     with pytest.raises(WorkerError) as exc:
         wg.call("create_with", "/bin/false", name)
     assert exc.value.backend_error and name in str(exc.value) and "exit=1" in str(exc.value)
-    assert not any(os.path.exists(f"{naming.RUNTIME_DIR}/{name}.{x}") for x in ("pid", "log"))
+    assert not any(os.path.exists(f"{runfiles.runtime_dir()}/{name}.{x}") for x in ("pid", "log"))
     assert not link_exists(ns, name) and wg.call("list_devices") == []
 
 

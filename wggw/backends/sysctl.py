@@ -52,7 +52,7 @@ def write(key: str, value: str) -> None:
     before = read([key]).get(key)
     if key not in record and before is not None and before != value:
         record[key] = {"before": before, "set": value}
-        make_private_dir(Path(naming.RUNTIME_DIR))
+        make_private_dir(runfiles.runtime_dir())
         atomic_write(_record_path(), json.dumps(record))
     _write_raw(key, value)
 

@@ -2,7 +2,7 @@
 configured over their UAPI sockets (wg_uapi).
 
 Each device is one detached wireguard-go process in the foreground mode, so it outlives
-the wggw command that started it; its PID is kept in naming.RUNTIME_DIR/<ifname>.pid and
+the wggw command that started it; its PID is kept in runfiles.runtime_dir()/<ifname>.pid and
 its output in <ifname>.log there. UAPI sockets live in one host-wide directory, so every
 call first checks that the link exists in the current netns (names must be unique host-wide).
 """
@@ -129,8 +129,9 @@ def _log_tail(ifname: str) -> str:
 
 def start_process(binary: str, ifname: str) -> int:
     """Start wireguard-go for `ifname` detached from us, record its PID, wait for its socket."""
-    os.makedirs(naming.RUNTIME_DIR, mode=0o700, exist_ok=True)
-    os.chmod(naming.RUNTIME_DIR, 0o700)
+    rundir = runfiles.runtime_dir()
+    os.makedirs(rundir, mode=0o700, exist_ok=True)
+    os.chmod(rundir, 0o700)
     sock = wg_uapi.socket_path(ifname)
     if os.path.exists(sock):
         if _serving(sock):
@@ -211,7 +212,8 @@ class UserspaceBackend(WgBackend):
                  if os.path.exists(wg_uapi.socket_path(n))}
         # Also a device whose process we started but whose alias is not set yet (a crash
         # between the two steps), as long as it lives in this netns.
-        for entry in os.listdir(naming.RUNTIME_DIR) if os.path.isdir(naming.RUNTIME_DIR) else ():
+        rundir = runfiles.runtime_dir()
+        for entry in os.listdir(rundir) if rundir.is_dir() else ():
             name = entry[:-len(".pid")] if entry.endswith(".pid") else ""
             if naming.valid_name(name) and process_state(name) == "here":
                 names.add(name)
