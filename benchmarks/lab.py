@@ -23,8 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from wggw import runfiles
-from wggw.netnslab_ns import LabError, cmdline, run, wait_until
+from wggw.backends import runfiles
+from wggw.lab.netns import LabError, cmdline, run, wait_until
 
 NETNS_DIR = Path("/run/netns")
 WG_SOCKET_DIR = Path("/var/run/wireguard")

@@ -16,8 +16,8 @@ from typing import Iterator
 
 import pytest
 
-from wggw import runfiles
-from wggw.netnslab import Lab, LabError, Namespace, NETNS_DIR, ProcessTable
+from wggw.backends import runfiles
+from wggw.lab.topology import Lab, LabError, Namespace, NETNS_DIR, ProcessTable
 
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from wggw import keys, naming, runfiles
-from wggw.keys import Secret
-from wggw.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
+from wggw.core import keys, naming
+from wggw.backends import runfiles
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 
 REPO = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 30.0
@@ -34,9 +35,9 @@ WORKER = r'''
 import json, os, sys
 from wggw.backends.wireguard import select_backend
 from wggw.backends.wg_userspace import UserspaceBackend
-from wggw.errors import BackendError
-from wggw.keys import Secret
-from wggw.wgtypes import WgPeerSpec
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgPeerSpec
 
 def state(s):
     if s is None:

@@ -12,10 +12,10 @@ import shutil
 import subprocess
 from collections import Counter
 
-from .. import naming
-from ..errors import BackendError, BackendUnavailableError
-from ..nftables import TABLE
-from ..plan import ObservedNft
+from wggw.core import naming
+from wggw.core.errors import BackendError, BackendUnavailableError
+from wggw.core.nftables import TABLE
+from wggw.core.plan import ObservedNft
 
 
 def _nft() -> str:

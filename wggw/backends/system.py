@@ -7,14 +7,13 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Callable, Optional
 
-from .. import desired as desired_mod
-from ..desired import HostFacts, RouteSpec
-from ..errors import BackendError
-from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
-                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
-                    RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
-from ..wgtypes import WgDeviceState
-from . import netlink, nft, sysctl
+from wggw.core import desired as desired_mod
+from wggw.core.desired import HostFacts, RouteSpec
+from wggw.core.errors import BackendError
+from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
+from wggw.core.wgtypes import WgDeviceState
+from wggw.backends.netlink import rtnl as netlink
+from wggw.backends import nft, sysctl
 
 Echo = Optional[Callable[[str], None]]
 

@@ -11,12 +11,12 @@ import ipaddress
 import socket
 from typing import Iterable, Optional
 
-from .. import naming
-from ..desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
-from ..errors import BackendError
-from ..plan import ObservedLink
-from ..ruletree import RuleSpec
-from . import nldump
+from wggw.core import naming
+from wggw.core.desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
+from wggw.core.errors import BackendError
+from wggw.core.plan import ObservedLink
+from wggw.core.ruletree import RuleSpec
+from wggw.backends.netlink import dump as nldump
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
@@ -212,7 +212,7 @@ class Netlink:
     def batch(self, items: list[tuple[str, object]]) -> None:
         """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
         writes (nlbatch), with the same errno policy as the single-request methods."""
-        from . import nlbatch
+        from wggw.backends.netlink import batch as nlbatch
 
         requests = [self._request(cmd, spec) for cmd, spec in items]
         failures = nlbatch.send(requests)
@@ -221,7 +221,7 @@ class Netlink:
             raise BackendError(nlbatch.describe(failures[0]) + more)
 
     def _request(self, cmd: str, spec):
-        from . import nlbatch
+        from wggw.backends.netlink import batch as nlbatch
 
         if isinstance(spec, AddrSpec):
             iface = ipaddress.ip_interface(spec.cidr)

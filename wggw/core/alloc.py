@@ -12,9 +12,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable, Optional
 
-from . import naming
-from .errors import ValidationError
-from .model import IPAddress, IPInterface, IPNetwork, State, Tenant, gateway_address
+from wggw.core import naming
+from wggw.core.errors import ValidationError
+from wggw.core.model import IPAddress, IPInterface, IPNetwork, State, Tenant, gateway_address
 
 
 def used_addresses(state: State) -> set[IPAddress]:

@@ -1,6 +1,6 @@
 """Lab WireGuard: wireguard-go processes and full-tunnel clients built from wg-quick configs.
 
-Part of the test/demo harness (`wggw.netnslab`). A client takes exactly what `wggw peer config`
+Part of the test/demo harness (`wggw.lab.topology`). A client takes exactly what `wggw peer config`
 prints and does what wg-quick would do with it, minus DNS and firewall marks: run wireguard-go,
 `wg setconf` the stripped config from a 0600 file (private keys never on a command line), add the
 addresses, set the MTU, and route everything through the tunnel except the host route to the
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from wggw.netnslab_ns import LabError, Namespace, ProcessTable, run, wait_until
+from wggw.lab.netns import LabError, Namespace, ProcessTable, run, wait_until
 
 WG_SOCKET_DIR = Path("/var/run/wireguard")
 _START_TIMEOUT = 10.0

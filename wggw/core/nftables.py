@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from . import naming
-from .model import State, Tenant
+from wggw.core import naming
+from wggw.core.model import State, Tenant
 
 TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .desired import AddrSpec, Desired, LinkSpec, RouteSpec
-from .keys import Secret, public_of
-from .nftables import NftSpec
-from .ruletree import RuleSpec
-from .wgtypes import WgDeviceState, WgPeerSpec
+from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
+from wggw.core.keys import Secret, public_of
+from wggw.core.nftables import NftSpec
+from wggw.core.ruletree import RuleSpec
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 
 
 @dataclass(frozen=True)

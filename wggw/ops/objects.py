@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from . import alloc, keys, validate
-from .errors import ValidationError
-from .model import Interface, Peer, State, Tenant
-from .store import Store, open_store, store_exists
+from wggw.core import alloc, keys, validate
+from wggw.core.errors import ValidationError
+from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.store.sqlite import Store, open_store, store_exists
 
 
 def init(state_dir: Path) -> bool:
@@ -148,7 +148,7 @@ def remove_peer(store: Store, ref: str) -> Peer:
 def peer_scope(store: Store, tenant_name: str, peer: Optional[Peer], keys_: Iterable[str]):
     """What a one-peer reconcile needs (reconcile.PeerScope): the tenant and its interface as
     stored now, the peer if it (still) exists, and every WireGuard key the change touched."""
-    from .reconcile import PeerScope
+    from wggw.ops.converge import PeerScope
 
     with store.transaction() as tx:
         tenant = validate.found("tenant", tx.tenant(tenant_name), repr(tenant_name))
@@ -162,7 +162,7 @@ def lookup_peer(state: State, ref: str) -> Peer:
 
 def peer_config(state: State, ref: str) -> str:
     """The client's wg-quick config (contains its private key: write it 0600 or show it once)."""
-    from . import render
+    from wggw.ops import render
 
     peer = lookup_peer(state, ref)
     if peer.private_key is None:

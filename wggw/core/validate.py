@@ -12,9 +12,9 @@ import re
 from datetime import datetime, timezone
 from typing import Iterable, Optional
 
-from . import keys, naming
-from .errors import NotFoundError, ValidationError
-from .model import Interface, IPAddress, IPNetwork, Peer, State, Tenant
+from wggw.core import keys, naming
+from wggw.core.errors import NotFoundError, ValidationError
+from wggw.core.model import Interface, IPAddress, IPNetwork, Peer, State, Tenant
 
 MTU_MIN, MTU_MAX = 1280, 9000        # 1280: the IPv6 minimum link MTU
 PORT_MIN, PORT_MAX = 1, 65535

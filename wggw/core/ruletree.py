@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from . import naming
+from wggw.core import naming
 
 INDEX_BITS = naming.MARK_INDEX_MASK.bit_length()  # 13
 TRIE_SIZE = (1 << (INDEX_BITS + 1)) - 1          # nodes of the complete trie

@@ -4,7 +4,7 @@ contract documented in the README."""
 
 from __future__ import annotations
 
-from .timefmt import iso
+from wggw.core.timefmt import iso
 
 ACTIVE_WINDOW = 180.0  # a handshake within 3 minutes: WireGuard re-keys every 2
 

@@ -18,12 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from . import fsutil, storelock
-from .errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
-from .keys import Secret
-from .model import Interface, IPAddress, Peer, State, Tenant
-from .storecodec import (addresses_from_text, peer_from_row, peer_to_row, tenant_from_row,
-                         tenant_to_row)
+from wggw import fsutil
+from wggw.store import lock as storelock
+from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
+from wggw.core.keys import Secret
+from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
+from wggw.store.codec import addresses_from_text, peer_from_row, peer_to_row, tenant_from_row, tenant_to_row
 
 DB_NAME = "wggw.db"
 LOCK_NAME = "lock"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from .model import Peer, State
+from wggw.core.model import Peer, State
 
 DEFAULT_ROTATE_AFTER = 90 * 86400   # 90 days
 DEFAULT_GRACE = 7 * 86400           # 7 days for a user to pick up the new config

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from . import desired as desired_mod
-from .errors import VerifyError
-from .model import Interface, Peer, State, Tenant
-from .plan import Change, Observed, RemovePeer, ReplaceNft, SetSysctl, UpsertPeer, plan, plan_device
+from wggw.core import desired as desired_mod
+from wggw.core.errors import VerifyError
+from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.core.plan import Change, Observed, RemovePeer, ReplaceNft, SetSysctl, UpsertPeer, plan, plan_device
 
 Echo = Optional[Callable[[str], None]]
 

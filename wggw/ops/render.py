@@ -13,8 +13,8 @@ from typing import Iterable, Optional
 
 import jinja2
 
-from .fsutil import atomic_write
-from .model import Interface, Peer, Tenant, gateway_address
+from wggw.fsutil import atomic_write
+from wggw.core.model import Interface, Peer, Tenant, gateway_address
 
 __all__ = ["atomic_write", "client_config", "gateway_config", "qr_png_or_svg", "qr_text", "write_qr"]
 

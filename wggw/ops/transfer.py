@@ -15,12 +15,12 @@ from typing import Any, Optional
 
 import wgconfig
 
-from . import alloc, naming, validate
-from .errors import ValidationError
-from .keys import Secret, parse_key
-from .model import Peer, State, Tenant
-from .render import gateway_config
-from .store import Store
+from wggw.core import alloc, naming, validate
+from wggw.core.errors import ValidationError
+from wggw.core.keys import Secret, parse_key
+from wggw.core.model import Peer, State, Tenant
+from wggw.ops.render import gateway_config
+from wggw.store.sqlite import Store
 
 _NAME_COMMENT = re.compile(r"^#+\s*(?:name\s*[=:]\s*|client\s+|peer\s+)?(\S+)\s*$", re.IGNORECASE)
 

@@ -1,6 +1,6 @@
 """Lab building blocks: one network namespace, the processes started in it, and bounded probes.
 
-Part of the test/demo harness (`wggw.netnslab`), not of wggw's data plane: running `ip`, `ping` and
+Part of the test/demo harness (`wggw.lab.topology`), not of wggw's data plane: running `ip`, `ping` and
 python subprocesses here is deliberate, it is how an operator would poke at a host by hand.
 Every call has a timeout and every loop a bound; probes only go to addresses the lab created.
 """

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from . import fsutil
-from .errors import LockBusyError, ValidationError
+from wggw import fsutil
+from wggw.core.errors import LockBusyError, ValidationError
 
 DEFAULT_TIMEOUT = 30.0
 _held: dict[str, list[int]] = {}     # path -> [fd, depth]

@@ -1,6 +1,6 @@
 """The lab's pretend internet host: answers every HTTP GET with the source address it saw.
 
-Run by `wggw.netnslab` inside the `inet` namespace (`python -m wggw.netnslab_http`). It serves
+Run by `wggw.lab.topology` inside the `inet` namespace (`python -m wggw.lab.httpd`). It serves
 HTTP on 0.0.0.0:80 and [::]:80 (two sockets, the v6 one v6-only, so an IPv4 client is reported as
 `203.0.113.10` rather than `::ffff:203.0.113.10`) and echoes UDP datagrams on port 7. It prints
 one `ready` line once every socket is bound, so the harness waits on that instead of sleeping.

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import naming, ruletree
-from .errors import ValidationError
-from .model import Interface, Peer, State, Tenant, gateway_address
-from .nftables import NftSpec, render
-from .ruletree import RuleSpec
-from .wgtypes import WgDeviceSpec, WgPeerSpec
+from wggw.core import naming, ruletree
+from wggw.core.errors import ValidationError
+from wggw.core.model import Interface, Peer, State, Tenant, gateway_address
+from wggw.core.nftables import NftSpec, render
+from wggw.core.ruletree import RuleSpec
+from wggw.core.wgtypes import WgDeviceSpec, WgPeerSpec
 
 DEFAULT_MTU = 1420  # 1500 - 80, as wg-quick
 SYSCTL_FORWARD = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}

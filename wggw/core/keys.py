@@ -35,7 +35,7 @@ class Secret:
         return self._b64
 
     def _check(self) -> None:
-        from .errors import StoreError, ValidationError
+        from wggw.core.errors import StoreError, ValidationError
 
         try:
             normalised = parse_key(self._b64, "key")
@@ -65,7 +65,7 @@ class Secret:
 
 def parse_key(value: str, field: str = "key") -> str:
     """Validate a base64 WireGuard key (32 bytes) and return it normalised."""
-    from .errors import ValidationError
+    from wggw.core.errors import ValidationError
 
     try:
         raw = base64.b64decode(value.strip(), validate=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 
-from .timefmt import parse_iso
+from wggw.core.timefmt import parse_iso
 
 
 def registry_for(report: dict) -> CollectorRegistry:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import naming
+from wggw.core import naming
 
 
 def runtime_dir() -> Path:

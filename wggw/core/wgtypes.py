@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .keys import Secret
+from wggw.core.keys import Secret
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Build, and always tear down, a throwaway namespace topology to run wggw against real packets.
 
-Used by the netns test suite and by the demo (`python -m wggw.demo`). Topology (one run):
+Used by the netns test suite and by the demo (`python -m wggw.lab.demo`). Topology (one run):
 
     client ns (one per client)          gw ns                               inet ns
     eth0 198.51.100.11+i/24 ---- ulI ] underlay0 (bridge) 198.51.100.1/24
@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from wggw import runfiles
-from wggw.netnslab_ns import FetchError, LabError, Namespace, ProcessTable, cmdline, run, wait_until
-from wggw.netnslab_wg import Client, new_ifname, start_wireguard_go, stop_wireguard_go
+from wggw.backends import runfiles
+from wggw.lab.netns import FetchError, LabError, Namespace, ProcessTable, cmdline, run, wait_until
+from wggw.lab.wg import Client, new_ifname, start_wireguard_go, stop_wireguard_go
 
 __all__ = ["Lab", "Namespace", "Client", "LabError", "FetchError", "ProcessTable", "new_ifname",
            "start_wireguard_go", "stop_wireguard_go", "NETNS_DIR"]
@@ -186,7 +186,7 @@ class Lab:
     def _start_http(self) -> None:
         inet = self.inet
         assert inet and self.workdir
-        proc = inet.spawn([sys.executable, "-m", "wggw.netnslab_http"], marker="wggw.netnslab_http",
+        proc = inet.spawn([sys.executable, "-m", "wggw.lab.httpd"], marker="wggw.lab.httpd",
                           log=self.workdir / "inet-http.log", env=self._py_env(), pipe_stdout=True)
         assert proc.stdout is not None
         # Bounded wait for the server's "ready" line (readline alone could block forever).

@@ -1,6 +1,6 @@
-"""The demo (`sudo scripts/demo`, i.e. `python -m wggw.demo`): two tenants, each leaving through its own egress IP.
+"""The demo (`sudo scripts/demo`, i.e. `python -m wggw.lab.demo`): two tenants, each leaving through its own egress IP.
 
-It builds a throwaway lab of network namespaces on this host (`wggw.netnslab`), runs the real
+It builds a throwaway lab of network namespaces on this host (`wggw.lab.topology`), runs the real
 `wggw` CLI inside the gateway namespace exactly as an operator would, connects one WireGuard
 client per tenant, and shows with real traffic what the internet sees. Then `wggw down` and the
 lab is removed, also on failure or Ctrl-C. Exit status 0 only if every check passed.
@@ -14,7 +14,7 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from wggw.netnslab import INET_URL_V4, INET_URL_V6, UPLINK_DEV, FetchError, Lab, LabError
+from wggw.lab.topology import INET_URL_V4, INET_URL_V6, UPLINK_DEV, FetchError, Lab, LabError
 
 LISTEN_PORT = 51820
 
@@ -189,7 +189,7 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wggw.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wggw.lab.demo", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="also print the output of every wggw command")
     args = parser.parse_args(argv)
     out = Out(args.verbose)

@@ -8,8 +8,8 @@ import json
 import socket
 from typing import Any, Mapping, Optional
 
-from .keys import Secret
-from .model import Peer, RetiringKey, Tenant
+from wggw.core.keys import Secret
+from wggw.core.model import Peer, RetiringKey, Tenant
 
 
 def _dump(values) -> str:

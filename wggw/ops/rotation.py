@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from . import alloc, keys, reconcile, render
-from . import rotate as policy
-from .errors import ValidationError
-from .fsutil import atomic_write, make_private_dir
-from .model import Peer, RetiringKey, State
+from wggw.core import alloc, keys
+from wggw.ops import converge as reconcile, render
+from wggw.core import rotate as policy
+from wggw.core.errors import ValidationError
+from wggw.fsutil import atomic_write, make_private_dir
+from wggw.core.model import Peer, RetiringKey, State
 
 NOTIFY_TIMEOUT = 60
 
