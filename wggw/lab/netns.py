@@ -36,7 +36,7 @@ _ALLOWED_TARGETS = [ipaddress.ip_network(n) for n in (
 
 # iputils-ping need not be installed; a tiny raw-socket echo does the job (run as a file, so it
 # works whether or not wggw is importable by the interpreter).
-_PING_SCRIPT = Path(__file__).with_name("netnslab_ping.py")
+_PING_SCRIPT = Path(__file__).with_name("ping.py")
 
 # Fetch with python's urllib inside the namespace (no curl dependency), ignoring any proxy
 # variables the caller's environment may carry: the lab must never leave its namespaces.

@@ -2,7 +2,7 @@
 
 Written in Python because the hosts wggw is tested on need not have iputils-ping; raw sockets
 are available since the lab runs as root. Exit 0 if a matching reply arrived within the timeout,
-1 otherwise. Usage: python3 netnslab_ping.py ADDRESS [TIMEOUT_SECONDS]
+1 otherwise. Usage: python3 ping.py ADDRESS [TIMEOUT_SECONDS]
 """
 
 from __future__ import annotations
