@@ -140,7 +140,7 @@ def test_teardown_leaves_no_namespace_process_or_socket(require_root: None) -> N
         subprocess.run(["ip", "netns", "exec", lab.gw.name, "wireguard-go", stray], check=True,
                        capture_output=True, timeout=10)
         pids = lab.procs.pids()
-        ifnames = [c.wg_ifname for c in lab.clients.values()] + list(lab.owned_ifnames) + [stray]
+        ifnames = [c.wg_ifname for c in lab.clients.values()] + sorted(lab.box.ifnames) + [stray]
         assert len(pids) == 4 and all((WG_SOCKET_DIR / f"{i}.sock").exists() for i in ifnames)
     finally:
         lab.close()

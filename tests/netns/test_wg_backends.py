@@ -13,9 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import secrets
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ import pytest
 
 from wggw.core import keys, naming
 from wggw.backends import runfiles
+from wggw.lab.sandbox import Sandbox
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 
@@ -167,26 +166,20 @@ class Worker:
 
 
 class Env:
-    """Namespaces, interface names and workers of one test, all undone by `cleanup`."""
+    """Namespaces, interface names and workers of one test, all undone by `cleanup` (the
+    namespaces and names are a wggw.lab Sandbox's, as in every lab of the project)."""
 
     def __init__(self, backend: str):
         self.backend = backend
-        self.namespaces: list[str] = []
-        self.ifnames: list[str] = []
+        self.box = Sandbox(prefix="wggwt", short="wt")
         self.workers: list[Worker] = []
         self.foreign: list[subprocess.Popen] = []
 
     def ns(self) -> str:
-        name = f"wggwt-{secrets.token_hex(4)}"
-        subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-        self.namespaces.append(name)
-        sh(name, "ip", "link", "set", "lo", "up")
-        return name
+        return self.box.add_ns(f"n{len(self.box.namespaces)}").name
 
     def ifname(self) -> str:
-        name = f"wt{secrets.token_hex(3)}"
-        self.ifnames.append(name)
-        return name
+        return self.box.ifname()
 
     def worker(self, ns: str) -> Worker:
         w = Worker(ns, self.backend)
@@ -198,25 +191,12 @@ class Env:
     def cleanup(self) -> list[str]:
         """Undo everything, each step on its own, so one failure does not leave the rest."""
         problems: list[str] = []
-
-        def attempt(what: str, fn, *args) -> None:
+        for closing in [*(w.close for w in self.workers), *(lambda p=p: stop_popen(p) for p in self.foreign)]:
             try:
-                problems.extend(fn(*args) or ())
+                closing()
             except Exception as e:  # report and go on: the next step must still run
-                problems.append(f"{what}: {e!r}")
-
-        for w in self.workers:
-            attempt("worker", w.close)
-        for proc in self.foreign:
-            attempt("foreign wireguard-go", stop_popen, proc)
-        for ns in self.namespaces:
-            attempt(f"netns {ns}", kill_all_in, ns)
-            attempt(f"netns {ns}", remove_netns, ns)
-        for name in self.ifnames:
-            for path in (f"{naming.WG_SOCKET_DIR}/{name}.sock",
-                         *(f"{runfiles.runtime_dir()}/{name}.{ext}" for ext in ("pid", "pid.tmp", "log"))):
-                attempt(path, lambda p: os.unlink(p) if os.path.exists(p) else None, path)
-        return problems
+                problems.append(repr(e))
+        return problems + self.box.close() + self.box.leftovers()
 
 
 def stop_popen(proc: subprocess.Popen) -> None:
@@ -224,29 +204,9 @@ def stop_popen(proc: subprocess.Popen) -> None:
     proc.wait(5)
 
 
-def remove_netns(ns: str) -> list[str]:
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-    return [f"netns {ns} still exists"] if os.path.exists(f"/run/netns/{ns}") else []
-
-
 def sh(ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
                           timeout=15, check=check)
-
-
-def kill_all_in(ns: str) -> list[str]:
-    """SIGKILL whatever still runs in `ns` (our wireguard-go processes, nothing else lives there)."""
-    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-    pids = [int(p) for p in out.stdout.split()]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [f"pid {p} in {ns} survived SIGKILL" for p in pids if alive(p)]
 
 
 def alive(pid: int) -> bool:

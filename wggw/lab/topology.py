@@ -16,26 +16,20 @@ and atexit) removes exactly what this run created and may be called any number o
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from wggw.backends import runfiles
-from wggw.lab.netns import FetchError, LabError, Namespace, ProcessTable, cmdline, run, wait_until
+from wggw.lab.netns import FetchError, LabError, Namespace, ProcessTable, run, wait_until
+from wggw.lab.sandbox import NETNS_DIR, Sandbox
 from wggw.lab.wg import Client, new_ifname, start_wireguard_go, stop_wireguard_go
 
 __all__ = ["Lab", "Namespace", "Client", "LabError", "FetchError", "ProcessTable", "new_ifname",
            "start_wireguard_go", "stop_wireguard_go", "NETNS_DIR"]
 
-NETNS_DIR = Path("/run/netns")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # --- Addressing plan (documentation ranges only) ------------------------------------------------
@@ -64,16 +58,29 @@ class Lab:
         if len(set(roles)) != len(roles) or len(roles) > 200:
             raise LabError(f"client roles must be unique and at most 200: {roles}")
         self.roles = roles
-        self.suffix = ""
-        self.workdir: Path | None = None
-        self.procs = ProcessTable()
-        self.namespaces: list[Namespace] = []
-        self.owned_ifnames: set[str] = set()  # wireguard-go sockets this run may clean up
+        self.box: Sandbox | None = None  # what this run owns on the host (built by start())
         self.gw: Namespace | None = None
         self.inet: Namespace | None = None
         self.clients: dict[str, Client] = {}
         self._started = False
         self.teardown_notes: list[str] = []
+
+    @property
+    def suffix(self) -> str:
+        return self.box.suffix if self.box else ""
+
+    @property
+    def workdir(self) -> Path | None:
+        return self.box.workdir if self.box else None
+
+    @property
+    def procs(self) -> ProcessTable:
+        assert self.box is not None, "lab not started"
+        return self.box.procs
+
+    @property
+    def namespaces(self) -> list[Namespace]:
+        return self.box.namespaces if self.box else []
 
     # --- life cycle --------------------------------------------------------------------------
     def __enter__(self) -> "Lab":
@@ -87,7 +94,6 @@ class Lab:
         if self._started:
             raise LabError("lab already started")
         self._started = True
-        atexit.register(self.close)
         try:
             self._build()
         except BaseException:
@@ -96,8 +102,7 @@ class Lab:
         return self
 
     def _build(self) -> None:
-        self.suffix = self._free_suffix()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"wggw-lab-{self.suffix}-"))
+        self.box = Sandbox("wggw", "wl")
         self.gw = self._add_ns("gw", Namespace)
         self.inet = self._add_ns("inet", Namespace)
         self._build_uplink()
@@ -129,20 +134,9 @@ class Lab:
         return [ns.name for ns in self.namespaces]
 
     # --- building ----------------------------------------------------------------------------
-    def _free_suffix(self) -> str:
-        for _ in range(32):
-            suffix = secrets.token_hex(3)
-            if not any(NETNS_DIR.glob(f"wggw-*-{suffix}")):
-                return suffix
-        raise LabError("no free namespace suffix")
-
     def _add_ns(self, label: str, cls: type, **kw: object) -> Namespace:
-        name = f"wggw-{label}-{self.suffix}"
-        run(["ip", "netns", "add", name])
-        assert self.workdir is not None
-        ns = cls(name, self.procs, self.workdir, **kw)
-        self.namespaces.append(ns)  # recorded before anything else can fail
-        ns.ip("link", "set", "lo", "up")
+        assert self.box is not None
+        ns = self.box.add_ns(label, cls, **kw)
         if label != "gw":
             # Only the gateway keeps IPv6 duplicate address detection: it is wggw's host and its
             # egress addresses should behave as in production. Elsewhere DAD only delays the
@@ -228,7 +222,8 @@ class Lab:
 
     def own_ifname(self, ifname: str) -> None:
         """Declare a WireGuard interface name as this run's, so teardown may remove its socket."""
-        self.owned_ifnames.add(ifname)
+        assert self.box is not None, "lab not started"
+        self.box.own_ifname(ifname)
 
     def start_gateway_wireguard(self, ifname: str | None = None) -> tuple[str, int]:
         """wireguard-go in the gw namespace for tests without wggw; configure it with `wg set`."""
@@ -240,77 +235,18 @@ class Lab:
     # --- teardown ----------------------------------------------------------------------------
     def close(self) -> None:
         """Remove everything this run created; safe to call repeatedly and after partial builds."""
+        if self.box is None:
+            return
         notes: list[str] = []
         for cl in self.clients.values():
             if cl.tunnel:
-                self.owned_ifnames.add(cl.tunnel.ifname)
+                self.box.own_ifname(cl.tunnel.ifname)
                 try:
                     cl.down_wireguard()
                 except (LabError, OSError, subprocess.SubprocessError) as exc:
                     notes.append(f"{cl.name}: {exc}")
-        notes += self.procs.stop_all()
-        for ns in list(self.namespaces):
-            notes += self._kill_strays(ns)
-        for ns in list(self.namespaces):
-            inode = _inode(ns.name)
-            res = run(["ip", "netns", "del", ns.name], check=False)
-            if res.returncode == 0 or not (NETNS_DIR / ns.name).exists():
-                self.namespaces.remove(ns)
-                if inode is not None:
-                    runfiles.forget_netns(inode)  # wggw's sysctl record of that namespace
-            else:
-                notes.append(f"ip netns del {ns.name}: {res.stderr.strip()}")
-        for ifname in sorted(self.owned_ifnames):
-            runfiles.forget_interface(ifname)  # socket, and wggw's pid/log of that interface
-        if self.workdir and self.workdir.exists():
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        self.teardown_notes += notes
-        if not self.namespaces:
-            atexit.unregister(self.close)
         if notes:
             print("wggw lab teardown: " + "; ".join(notes), file=sys.stderr)
-
-    def _kill_strays(self, ns: Namespace) -> list[str]:
-        """Stop processes still running in our namespace that we did not start ourselves
-        (e.g. a wireguard-go wggw started before a test failed before `wggw down`): they live in
-        a namespace this run created, so they are this run's, and they would keep it alive."""
-        notes = []
-        for pid in ns.pids():
-            cmd = cmdline(pid)
-            if not cmd:
-                continue
-            argv = cmd.split()
-            if argv and argv[0].endswith("wireguard-go") and len(argv) > 1:
-                self.owned_ifnames.add(argv[-1])
-            notes.append(f"stopped stray pid {pid} in {ns.name}: {cmd.strip()}")
-            _terminate(pid)
-        return notes
-
-
-def _inode(ns_name: str) -> int | None:
-    try:
-        return runfiles.netns_inode(str(NETNS_DIR / ns_name))
-    except OSError:
-        return None
-
-
-def _terminate(pid: int) -> None:
-    """SIGTERM a process we did not spawn (so cannot wait on), then SIGKILL, bounded."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: _is_zombie(pid), timeout=3.0, what=f"pid {pid} to exit")
-    except ProcessLookupError:
-        return
-    except LabError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _is_zombie(pid: int) -> bool:
-    """True once the process is gone or only waits to be reaped by its parent."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
+        problems = self.box.close()
+        self.teardown_notes += notes + [f"stopped stray {s}" for s in self.box.stopped] + problems
+        self.box.stopped.clear()
