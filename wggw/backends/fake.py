@@ -12,6 +12,7 @@ from ..keys import public_of
 from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
                     DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, ObservedLink,
                     ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
+from ..planscript import echo_change
 from ..wgtypes import WgDeviceState, WgPeerState
 
 
@@ -44,8 +45,7 @@ class FakeSystem:
     def apply(self, changes: list[Change], echo=None) -> None:
         for change in changes:
             self.log.append(str(change))
-            if echo:
-                echo(str(change))
+            echo_change(echo, change)
             self.state = self._apply(self.state, change)
 
     def _apply(self, s: Observed, c: Change) -> Observed:

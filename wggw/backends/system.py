@@ -13,6 +13,7 @@ from ..errors import BackendError
 from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
                     DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
                     RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
+from ..planscript import echo_change
 from ..wgtypes import WgDeviceState
 from . import netlink, nft, sysctl
 
@@ -89,8 +90,7 @@ class RealSystem:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
                 for change in batch:
-                    if echo:
-                        echo(str(change))
+                    echo_change(echo, change)
                 if group is not None and group[0] == "peers":
                     self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
                                       [c.public_key for c in batch if isinstance(c, RemovePeer)])
