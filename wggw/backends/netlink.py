@@ -31,7 +31,7 @@ GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
 def _ipr():
     from pyroute2 import IPRoute  # imported here: commands that don't touch the kernel skip it
 
-    return IPRoute()
+    return IPRoute(ext_ack=True)  # the kernel's reason for a refusal, in the NetlinkError
 
 
 def _code(exc: Exception) -> Optional[int]:

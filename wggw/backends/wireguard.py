@@ -119,7 +119,7 @@ def _links(what: str) -> list[dict]:
 
     try:
         return nldump.links()
-    except OSError as e:
+    except (OSError, BackendError) as e:
         raise BackendError(f"{what}: {e}") from e
 
 
@@ -129,7 +129,7 @@ def set_alias(ifname: str) -> None:
     from pyroute2.netlink.exceptions import NetlinkError
 
     try:
-        with IPRoute() as ipr:
+        with IPRoute(ext_ack=True) as ipr:
             ipr.link("set", ifname=ifname, ifalias=naming.LINK_ALIAS)
     except (NetlinkError, OSError) as e:
         raise BackendError(f"WireGuard device {ifname}: setting alias failed: {e}") from e
@@ -141,7 +141,7 @@ def delete_link(ifname: str) -> None:
     from pyroute2.netlink.exceptions import NetlinkError
 
     try:
-        with IPRoute() as ipr:
+        with IPRoute(ext_ack=True) as ipr:
             ipr.link("del", ifname=ifname)
     except NetlinkError as e:
         if e.code != errno.ENODEV:
