@@ -22,9 +22,9 @@ def fixed_secret(label: str) -> Secret:
     return Secret(base64.b64encode(bytes(raw)).decode())
 
 
-def _iface(port: int = 51820) -> Interface:
+def _iface(port: int = 51820, mtu: int | None = None) -> Interface:
     priv = fixed_secret("wg0")
-    return Interface("wgg0", port, "192.0.2.1:51820", priv, keys.public_of(priv))
+    return Interface("wgg0", port, "192.0.2.1:51820", priv, keys.public_of(priv), mtu)
 
 
 def _tenant(i: int, v6: bool, egress4: str | None = None) -> Tenant:
@@ -55,6 +55,7 @@ def steps() -> list[tuple[str, State]]:
     t1_moved = _tenant(1, v6=False, egress4="203.0.113.101")
     # t3's egress is an address the host already has (the fake's 192.0.2.1): not wggw's to add
     t3 = _tenant(3, v6=False, egress4="192.0.2.1")
+    t2_via = replace(t2, via=(ip.ip_address("192.0.2.253"),))  # IPv6 keeps main's gateway
     return [
         ("01-empty-to-one-tenant-v4", State((wg,), (t1,))),
         ("02-second-tenant-dual-stack", State((wg,), (t1, t2))),
@@ -64,6 +65,8 @@ def steps() -> list[tuple[str, State]]:
         ("06-listen-port-changed", State((_iface(51821),), (t1, t2), (p10, p20))),
         ("07-egress-changed", State((_iface(51821),), (t1_moved, t2), (p10, p20))),
         ("08-tenant-with-host-egress-added", State((_iface(51821),), (t1_moved, t2, t3), (p10, p20))),
-        ("09-tenant-removed", State((_iface(51821),), (t2, t3), (p20,))),
-        ("10-everything-to-empty", State()),
+        ("09-interface-mtu-changed", State((_iface(51821, 1380),), (t1_moved, t2, t3), (p10, p20))),
+        ("10-tenant-next-hop-changed", State((_iface(51821, 1380),), (t1_moved, t2_via, t3), (p10, p20))),
+        ("11-tenant-removed", State((_iface(51821, 1380),), (t2_via, t3), (p20,))),
+        ("12-everything-to-empty", State()),
     ]
