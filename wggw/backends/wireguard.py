@@ -125,8 +125,7 @@ def _links(what: str) -> list[dict]:
 
 def set_alias(ifname: str) -> None:
     """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPRoute, NetlinkError
 
     try:
         with IPRoute(ext_ack=True) as ipr:
@@ -137,8 +136,7 @@ def set_alias(ifname: str) -> None:
 
 def delete_link(ifname: str) -> None:
     """Remove the link; ENODEV means it is already gone."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPRoute, NetlinkError
 
     try:
         with IPRoute(ext_ack=True) as ipr:
