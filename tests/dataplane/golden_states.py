@@ -36,7 +36,8 @@ def _tenant(i: int, v6: bool, egress4: str | None = None) -> Tenant:
 
 def _peer(t: Tenant, j: int, keepalive: int | None = None, psk: bool = True) -> Peer:
     priv = fixed_secret(f"{t.name}-p{j}")
-    addrs = tuple(ip.ip_interface(f"{p.network_address + 2 + j}/{p.max_prefixlen}") for p in t.pools)
+    addrs = tuple(ip.ip_interface(f"{p.network_address + 2 + j}/{p.max_prefixlen}")
+                  for p in t.pools)
     return Peer(t.name, f"p{j}", keys.public_of(priv), addrs, 0.0, priv,
                 fixed_secret(f"{t.name}-p{j}-psk") if psk else None, keepalive)
 
@@ -51,7 +52,9 @@ def secrets_of(state: State) -> list[Secret]:
 def steps() -> list[tuple[str, State]]:
     """(name, state) in order; each golden file holds the plan from the previous state."""
     wg, t1, t2 = _iface(), _tenant(1, v6=False), _tenant(2, v6=True)
+    wg1, wg2 = _iface(51821), _iface(51821, 1380)
     p10, p20, p21 = _peer(t1, 0), _peer(t2, 0, keepalive=25), _peer(t2, 1, psk=False)
+    p20_ka10 = replace(p20, keepalive=10)
     t1_moved = _tenant(1, v6=False, egress4="203.0.113.101")
     # t3's egress is an address the host already has (the fake's 192.0.2.1): not wggw's to add
     t3 = _tenant(3, v6=False, egress4="192.0.2.1")
@@ -60,13 +63,13 @@ def steps() -> list[tuple[str, State]]:
         ("01-empty-to-one-tenant-v4", State((wg,), (t1,))),
         ("02-second-tenant-dual-stack", State((wg,), (t1, t2))),
         ("03-peers-added", State((wg,), (t1, t2), (p10, p20, p21))),
-        ("04-peer-keepalive-changed", State((wg,), (t1, t2), (p10, replace(p20, keepalive=10), p21))),
+        ("04-peer-keepalive-changed", State((wg,), (t1, t2), (p10, p20_ka10, p21))),
         ("05-peer-removed", State((wg,), (t1, t2), (p10, p20))),
-        ("06-listen-port-changed", State((_iface(51821),), (t1, t2), (p10, p20))),
-        ("07-egress-changed", State((_iface(51821),), (t1_moved, t2), (p10, p20))),
-        ("08-tenant-with-host-egress-added", State((_iface(51821),), (t1_moved, t2, t3), (p10, p20))),
-        ("09-interface-mtu-changed", State((_iface(51821, 1380),), (t1_moved, t2, t3), (p10, p20))),
-        ("10-tenant-next-hop-changed", State((_iface(51821, 1380),), (t1_moved, t2_via, t3), (p10, p20))),
-        ("11-tenant-removed", State((_iface(51821, 1380),), (t2_via, t3), (p20,))),
+        ("06-listen-port-changed", State((wg1,), (t1, t2), (p10, p20))),
+        ("07-egress-changed", State((wg1,), (t1_moved, t2), (p10, p20))),
+        ("08-tenant-with-host-egress-added", State((wg1,), (t1_moved, t2, t3), (p10, p20))),
+        ("09-interface-mtu-changed", State((wg2,), (t1_moved, t2, t3), (p10, p20))),
+        ("10-tenant-next-hop-changed", State((wg2,), (t1_moved, t2_via, t3), (p10, p20))),
+        ("11-tenant-removed", State((wg2,), (t2_via, t3), (p20,))),
         ("12-everything-to-empty", State()),
     ]

@@ -39,7 +39,7 @@ def _check(name: str, text: str) -> None:
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(text)
         return
-    assert path.exists(), f"{path} is missing: run the tests with WGGW_UPDATE_GOLDEN=1, review, commit"
+    assert path.exists(), f"{path} is missing: run with WGGW_UPDATE_GOLDEN=1, review, commit"
     assert text == path.read_text(), (
         f"the plan for {name} changed; if intended, rerun with WGGW_UPDATE_GOLDEN=1 and review "
         f"the diff of {path}")

@@ -131,13 +131,14 @@ def test_a_batch_without_acks_fails_in_bounded_time_naming_the_objects(silent):
     assert silent[0].options[(nlerr.SOL_NETLINK, nlerr.NETLINK_EXT_ACK)] == 1
 
 
-@pytest.mark.parametrize("dump,name", [(lambda: nldump.rules(socket.AF_INET6), "rules (IPv6)"),
-                                       (lambda: nldump.routes(socket.AF_INET, 60001), "routes (IPv4)"),
-                                       (nldump.links, "links"), (nldump.addresses, "addresses")])
+@pytest.mark.parametrize("dump,name", [
+    (lambda: nldump.rules(socket.AF_INET6), r"rules \(IPv6\)"),
+    (lambda: nldump.routes(socket.AF_INET, 60001), r"routes \(IPv4\)"),
+    (nldump.links, "links"), (nldump.addresses, "addresses")])
 def test_a_dump_without_an_answer_fails_in_bounded_time_naming_it(silent, dump, name):
     start = time.monotonic()
-    with pytest.raises(BackendError, match=rf"netlink dump of {name.replace('(', '.').replace(')', '.')}: "
-                                           "no answer from the kernel within 0.2 s"):
+    with pytest.raises(BackendError,
+                       match=rf"netlink dump of {name}: no answer from the kernel within 0.2 s"):
         dump()
     assert time.monotonic() - start < 5
     assert silent[0].options[(nlerr.SOL_NETLINK, nlerr.NETLINK_EXT_ACK)] == 1

@@ -83,7 +83,8 @@ ROUTES = [
 def test_route(cmd, family, table, dst, oif, gateway, prefsrc):
     req = nlbatch.route(cmd, family, table, dst, oif, gateway, prefsrc)
     msg = parsed(rtmsg, req)
-    flags = {"add": NLM_F_CREATE | NLM_F_EXCL, "replace": NLM_F_CREATE | NLM_F_REPLACE, "del": 0}[cmd]
+    flags = {"add": NLM_F_CREATE | NLM_F_EXCL, "replace": NLM_F_CREATE | NLM_F_REPLACE,
+             "del": 0}[cmd]
     assert msg["header"]["type"] == (25 if cmd == "del" else 24)  # RTM_DELROUTE / RTM_NEWROUTE
     assert msg["header"]["flags"] == NLM_F_REQUEST | NLM_F_ACK | flags
     assert msg["family"] == (socket.AF_INET if family == 4 else socket.AF_INET6)
@@ -151,8 +152,8 @@ def test_requests_of_a_batch_frame_back_to_back():
     reqs = [nlbatch.address("add", 3, "2001:db8::1/128", naming.ADDR_PROTO, nodad=True),
             nlbatch.route("add", 4, 60001, "default", 2, "192.0.2.254", "203.0.113.1"),
             nlbatch.rule("add", 6, 10015, "lookup", MARK, MASK, 60005)]
-    data = b"".join(struct.pack("IHHII", 16 + len(r.body), r.type, r.flags | 1 | 4, i + 1, 0) + r.body
-                    for i, r in enumerate(reqs))
+    data = b"".join(struct.pack("IHHII", 16 + len(r.body), r.type, r.flags | 1 | 4, i + 1, 0)
+                    + r.body for i, r in enumerate(reqs))
     assert all(len(r.body) % 4 == 0 for r in reqs)  # so each next header is aligned
     msgs = list(MarshalRtnl().parse(data))
     assert [m["header"]["type"] for m in msgs] == [20, 24, 32]

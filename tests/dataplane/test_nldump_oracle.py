@@ -44,7 +44,8 @@ def test_links_with_kind_alias_and_mtu():
     wg = encoded(ifinfmsg, 16, {"index": 7, "flags": 0x1043}, [
         ["IFLA_IFNAME", "wgg0"], ["IFLA_MTU", 1420], ["IFLA_IFALIAS", "wggw-managed"],
         ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "wireguard"]]}]])
-    plain = encoded(ifinfmsg, 16, {"index": 1, "flags": 0x9}, [["IFLA_IFNAME", "lo"], ["IFLA_MTU", 65536]])
+    plain = encoded(ifinfmsg, 16, {"index": 1, "flags": 0x9},
+                    [["IFLA_IFNAME", "lo"], ["IFLA_MTU", 65536]])
     out, finished, interrupted = decode_all(wg + plain + done(), nldump._link)
     assert (finished, interrupted) == (True, False)
     assert out == [
@@ -78,14 +79,15 @@ def test_addresses(family, addr, plen, proto):
 ])
 def test_routes(family, table, dst, plen, gateway, src):
     attrs = [["RTA_TABLE", table], ["RTA_OIF", 2], ["RTA_PRIORITY", 100]]
-    attrs += [[k, v] for k, v in (("RTA_DST", dst), ("RTA_GATEWAY", gateway), ("RTA_PREFSRC", src)) if v]
+    optional = (("RTA_DST", dst), ("RTA_GATEWAY", gateway), ("RTA_PREFSRC", src))
+    attrs += [[k, v] for k, v in optional if v]
     small = table if table < 256 else 252  # what the kernel puts in rtm_table (RT_TABLE_COMPAT)
     data = encoded(rtmsg, 24, {"family": family, "dst_len": plen, "table": small, "proto": 4,
                                "scope": 0, "type": 1}, attrs)
     out, _, _ = decode_all(data + done(), nldump._route)
     want = {"family": family, "dst_len": plen, "table": small, "proto": 4, "scope": 0, "type": 1,
             "RTA_TABLE": table, "RTA_OIF": 2, "RTA_PRIORITY": 100}
-    want.update({k: v for k, v in (("RTA_DST", dst), ("RTA_GATEWAY", gateway), ("RTA_PREFSRC", src)) if v})
+    want.update({k: v for k, v in optional if v})
     assert out == [want]
 
 

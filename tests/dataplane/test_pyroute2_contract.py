@@ -96,5 +96,6 @@ def test_oracle_message_classes_keep_the_kernel_layouts():
     layout = lambda cls: "".join(fmt for _, fmt in cls.fields)  # noqa: E731
     assert layout(fibmsg) == layout(rtmsg) == "BBBBBBBBI"
     assert layout(ifaddrmsg) == "BBBBI" and layout(nlmsgerr) == "i"
-    assert [n for n, _ in ifinfmsg.fields][:5] == ["family", "__align", "ifi_type", "index", "flags"]
+    assert [n for n, _ in ifinfmsg.fields][:5] == ["family", "__align", "ifi_type", "index",
+                                                   "flags"]
     assert {24, 32, 20, 16} <= set(MarshalRtnl.msg_map)

@@ -24,7 +24,8 @@ F_REQUEST, F_DUMP, F_DUMP_INTR = 0x1, 0x300, 0x10
 RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETRULE = 18, 22, 26, 34
 RTA_TABLE = 15
 SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
-WHAT = {RTM_GETLINK: "links", RTM_GETADDR: "addresses", RTM_GETROUTE: "routes", RTM_GETRULE: "rules"}
+WHAT = {RTM_GETLINK: "links", RTM_GETADDR: "addresses", RTM_GETROUTE: "routes",
+        RTM_GETRULE: "rules"}
 RETRIES = 5  # a dump interrupted by a concurrent change is read again, at most this often
 
 # attribute number -> (name, decoder); unknown attributes are skipped
@@ -103,12 +104,14 @@ def _dump_once(msg_type: int, header: bytes, decode, strict: bool = False) -> tu
     what = f"netlink dump of {WHAT.get(msg_type, msg_type)}{family}"
     out: list[dict] = []
     try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                           NETLINK_ROUTE) as sock:
             nlerr.configure(sock)
             if strict:  # the kernel then honours the filters in the request (Linux >= 4.20)
                 sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
             sock.bind((0, 0))
-            sock.send(struct.pack("IHHII", 16 + len(header), msg_type, F_REQUEST | F_DUMP, 1, 0) + header)
+            request = struct.pack("IHHII", 16 + len(header), msg_type, F_REQUEST | F_DUMP, 1, 0)
+            sock.send(request + header)
             interrupted = False
             while True:
                 done, interrupted = parse(nlerr.recv(sock, what), decode, out, what, interrupted)

@@ -47,7 +47,8 @@ def recv(sock: socket.socket, what: str, size: int = 1 << 20) -> bytes:
     try:
         return sock.recv(size)
     except TimeoutError:
-        raise BackendError(f"{what}: no answer from the kernel within {sock.gettimeout()} s") from None
+        limit = sock.gettimeout()
+        raise BackendError(f"{what}: no answer from the kernel within {limit} s") from None
     except OSError as e:
         raise BackendError(f"{what}: netlink receive failed: {e}") from e
 

@@ -18,7 +18,7 @@ from .common import echo_json, open_store, table
 BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
                           help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, userspace.")
 VerboseOpt = typer.Option(False, "--verbose", "-v",
-                          help="Also print the exact text given to `nft -f`, as a re-runnable command.")
+                          help="Also print the text given to `nft -f`, as a re-runnable command.")
 
 
 def system_for(backend: Optional[str]):
@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("apply")
     def apply_cmd(ctx: typer.Context, backend: Optional[str] = BackendOpt,
-                  quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+                  quiet: bool = typer.Option(False, "--quiet", "-q",
+                                             help="Print nothing on success."),
                   verbose: bool = VerboseOpt) -> None:
         """Make the kernel match the store, then observe again (leftovers are an error)."""
         from ..planscript import VerboseEcho
