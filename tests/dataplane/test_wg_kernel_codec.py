@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from pyroute2.netlink.generic.wireguard import (WGPEER_F_REMOVE_ME, WGPEER_F_REPLACE_ALLOWEDIPS,
-                                                wgmsg)
+from pyroute2.netlink.generic.wireguard import (
+    WGPEER_F_REMOVE_ME,
+    WGPEER_F_REPLACE_ALLOWEDIPS,
+    wgmsg,
+)
 
 from wggw import keys
 from wggw.backends import wg_kernel
