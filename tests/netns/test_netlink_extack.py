@@ -51,8 +51,7 @@ def test_kernel_reasons_reach_the_error_messages(netns):
                            "Backward goto not supported")
     assert out["route"] == ("route default table 60001: [Errno 101] Network is unreachable: "
                             "Nexthop has invalid gateway")
-    assert out["pyroute2"].startswith("route default table 60001: ")
-    assert "Nexthop" in out["pyroute2"]
+    assert out["pyroute2"] == out["route"]  # the same words whichever path sent it
     assert out["dump"].startswith("netlink dump of routes (IPv4): [Errno 22] Invalid argument: ")
     assert "header" in out["dump"]
     # nothing was added by the refused requests
