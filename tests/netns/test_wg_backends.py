@@ -444,41 +444,6 @@ def test_wireguard_go_that_fails_to_start_is_reported_and_cleaned(userspace_env)
     assert not link_exists(ns, name) and wg.call("list_devices") == []
 
 
-def test_kernel_dump_is_merged_by_key():
-    """What the kernel sends for a large device, decoded as pyroute2 decodes it: the first
-    message carries the device, and a peer's allowed IPs continue in the next message with
-    only its key repeated. (Runs everywhere: it needs no kernel module.)"""
-    from wggw.backends import wg_kernel
-
-    a = peer(("192.0.2.1/32", "2001:db8::1/128"), psk=True, keepalive=25)
-    b = peer(("192.0.2.2/32", "192.0.2.3/32", "2001:db8::2/128"))
-    b_head = wg_kernel._peer_nla(WgPeerSpec(b.public_key, b.psk, b.allowed_ips[:1], b.keepalive))
-    b_tail = wg_kernel._peer_nla(WgPeerSpec(b.public_key, None, b.allowed_ips[1:], None))
-    b_tail["attrs"] = [x for x in b_tail["attrs"] if x[0] in ("WGPEER_A_PUBLIC_KEY", "WGPEER_A_ALLOWEDIPS")]
-    messages = [kernel_message([["WGDEVICE_A_LISTEN_PORT", 51820]], [wg_kernel._peer_nla(a), b_head]),
-                kernel_message([], [b_tail])]
-    state = wg_kernel.merge_dump("wt000000", messages)
-    assert state.listen_port == 51820
-    assert {k: p.spec() for k, p in state.peers.items()} == {a.public_key: a, b.public_key: b}
-    batches = wg_kernel.peer_batches([peer((f"10.0.{i // 250}.{i % 250}/32",)) for i in range(2000)],
-                                      [keys.keypair()[1]])
-    assert len(batches) > 1 and sum(map(len, batches)) == 2001
-
-
-def kernel_message(device_attrs: list, peers: list):
-    """Encode a GET_DEVICE reply and decode it again, as pyroute2 hands it to us."""
-    from pyroute2.netlink.generic.wireguard import wgmsg
-
-    msg = wgmsg()
-    msg["cmd"], msg["version"] = 0, 1
-    msg["attrs"] = [["WGDEVICE_A_IFNAME", "wt000000"], *device_attrs, ["WGDEVICE_A_PEERS", peers]]
-    msg["header"]["type"] = 0x20
-    msg.encode()
-    decoded = wgmsg(msg.data)
-    decoded.decode()
-    return decoded
-
-
 # --- helpers of the contract tests ------------------------------------------------------------
 
 def specs(wg: Worker, name: str) -> dict[str, WgPeerSpec]:

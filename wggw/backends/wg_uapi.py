@@ -72,7 +72,10 @@ class UapiClient:
             # The body holds hex keys: keep it out of frame locals that a traceback
             # printer with locals (rich, typer) would show.
             del body
-        code = _errno(reply)
+        try:
+            code = _errno(reply)
+        except (OSError, ValueError) as e:
+            raise BackendError(f"wireguard-go {self.ifname}: UAPI set failed: {e}") from None
         if code != 0:
             # wireguard-go reports negative errnos (-22 = EINVAL); name it either way.
             name = os.strerror(abs(code))

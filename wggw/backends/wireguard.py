@@ -119,17 +119,16 @@ def _links(what: str) -> list[dict]:
 
     try:
         return nldump.links()
-    except OSError as e:
+    except (OSError, BackendError) as e:
         raise BackendError(f"{what}: {e}") from e
 
 
 def set_alias(ifname: str) -> None:
     """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPRoute, NetlinkError
 
     try:
-        with IPRoute() as ipr:
+        with IPRoute(ext_ack=True) as ipr:
             ipr.link("set", ifname=ifname, ifalias=naming.LINK_ALIAS)
     except (NetlinkError, OSError) as e:
         raise BackendError(f"WireGuard device {ifname}: setting alias failed: {e}") from e
@@ -137,11 +136,10 @@ def set_alias(ifname: str) -> None:
 
 def delete_link(ifname: str) -> None:
     """Remove the link; ENODEV means it is already gone."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPRoute, NetlinkError
 
     try:
-        with IPRoute() as ipr:
+        with IPRoute(ext_ack=True) as ipr:
             ipr.link("del", ifname=ifname)
     except NetlinkError as e:
         if e.code != errno.ENODEV:

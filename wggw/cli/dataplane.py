@@ -17,6 +17,8 @@ from wggw.cli.common import echo_json, open_store, table
 
 BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
                           help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, userspace.")
+VerboseOpt = typer.Option(False, "--verbose", "-v",
+                          help="Also print the text given to `nft -f`, as a re-runnable command.")
 
 
 def system_for(backend: Optional[str]):
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
                  detailed_exitcode: bool = typer.Option(
                      False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."),
-                 backend: Optional[str] = BackendOpt) -> None:
+                 backend: Optional[str] = BackendOpt, verbose: bool = VerboseOpt) -> None:
         """Show what `apply` would change, one "\\[#] ..." line per change (secrets masked).
         The nftables text is checked with the kernel's own parser (nft -c)."""
         from wggw.ops import converge as reconcile
@@ -66,8 +68,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             echo_json({"changes": [c.describe() for c in result.changes], "count": len(result.changes)})
         elif result.changes:
-            for change in result.changes:
-                typer.echo(str(change))
+            from wggw.core.planscript import lines
+
+            for line in lines(result.changes, verbose):
+                typer.echo(line)
         else:
             typer.echo("Nothing to do: the host matches the store.")
         if detailed_exitcode and result.changes:
@@ -75,9 +79,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("apply")
     def apply_cmd(ctx: typer.Context, backend: Optional[str] = BackendOpt,
-                  quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success.")) -> None:
+                  quiet: bool = typer.Option(False, "--quiet", "-q",
+                                             help="Print nothing on success."),
+                  verbose: bool = VerboseOpt) -> None:
         """Make the kernel match the store, then observe again (leftovers are an error)."""
-        echo = None if quiet else typer.echo
+        from wggw.core.planscript import VerboseEcho
+
+        echo = None if quiet else (VerboseEcho(typer.echo) if verbose else typer.echo)
         with open_store(ctx) as store:
             report, result = housekeeping_and_converge(store, system_for(backend), echo)
         if not quiet:

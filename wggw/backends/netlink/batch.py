@@ -5,7 +5,8 @@ so the ~7,000 requests of a cold apply of 1,000 tenants took about 4 s. The kern
 every message of one write in order and queues one ack each; encoding the fixed-layout
 messages with struct and reading the acks after each write costs a few microseconds per
 change. The errno policy is per message: EEXIST on add = present, ENOENT/ESRCH/
-EADDRNOTAVAIL/ENODEV on delete = gone; any other error names its object.
+EADDRNOTAVAIL/ENODEV on delete = gone; any other error names its object, with the kernel's
+extended-ack text when it gives one. Every wait for acks is bounded (nlerr.RECV_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
+
+from wggw.core.errors import BackendError
+from wggw.backends.netlink import errors as nlerr
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -49,6 +54,12 @@ class Request:
     flags: int
     what: str              # the object, for error messages
     ok: frozenset[int]     # errnos that count as success
+
+
+class Failure(NamedTuple):
+    request: Request
+    code: int              # errno
+    reason: str = ""       # the kernel's extended-ack text, if any
 
 
 def _attr(kind: int, payload: bytes) -> bytes:
@@ -117,11 +128,29 @@ def rule(cmd: str, family: int, pref: int, action: str, fwmark: int = 0, fwmask:
                    f"rule pref {pref}", frozenset({errno.EEXIST} if add else GONE))
 
 
-def send(requests: list[Request]) -> list[tuple[Request, int]]:
+def send(requests: list[Request]) -> list[Failure]:
     """Send every request, chunk by chunk, reading each chunk's acks before the next write.
-    Returns the failures as (request, errno); stops after the first chunk that has one."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
+    Returns the refused requests; stops after the first chunk that has one. A socket error
+    or a kernel that does not answer is a BackendError naming the objects concerned."""
+    try:
+        return _send(requests)
+    except OSError as e:
+        head = requests[0].what if requests else "nothing"
+        raise BackendError(f"netlink batch of {len(requests)} change(s) from {head}: {e}") from e
+
+
+def _open() -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    try:
         _setup(sock)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _send(requests: list[Request]) -> list[Failure]:
+    with _open() as sock:
         seq, start = 0, 0
         while start < len(requests):
             buf, pending, addrs = bytearray(), {}, 0
@@ -163,6 +192,7 @@ def _listener_backlog() -> int:
 
 
 def _setup(sock: socket.socket) -> None:
+    nlerr.configure(sock)  # bounded receives, the kernel's reasons in error acks
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
     except OSError:  # not CAP_NET_ADMIN: the default buffer still holds a chunk's acks
@@ -174,22 +204,24 @@ def _setup(sock: socket.socket) -> None:
     sock.bind((0, 0))
 
 
-def _acks(sock: socket.socket, pending: dict[int, Request]) -> list[tuple[Request, int]]:
+def _acks(sock: socket.socket, pending: dict[int, Request]) -> list[Failure]:
     failures = []
     while pending:
-        data = sock.recv(1 << 20)
+        first = pending[min(pending)].what
+        more = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
+        data = nlerr.recv(sock, f"acks for {first}{more}")
         offset = 0
         while offset + 16 <= len(data):
             length, kind, _flags, seq, _pid = struct.unpack_from("IHHII", data, offset)
             if kind == NLMSG_ERROR and seq in pending:
-                code = -struct.unpack_from("i", data, offset + 16)[0]
+                code, reason = nlerr.parse_error(data, offset)
                 req = pending.pop(seq)
                 if code and code not in req.ok:
-                    failures.append((req, code))
+                    failures.append(Failure(req, code, reason))
             offset += max((length + 3) & ~3, 16)
     return failures
 
 
-def describe(failure: tuple[Request, int]) -> str:
-    req, code = failure
-    return f"{req.what}: [Errno {code}] {os.strerror(code)}"
+def describe(failure: Failure) -> str:
+    req, code, reason = failure
+    return f"{req.what}: [Errno {code}] {os.strerror(code)}" + (f": {reason}" if reason else "")

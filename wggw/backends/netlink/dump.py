@@ -4,6 +4,8 @@ Why not pyroute2 here: decoding a dump with pyroute2 costs about 0.1-0.2 ms per 
 gateway of 1,000 tenants has about 6,000 routes, 2,000 addresses and 2,000 rules, observed
 twice per apply. The dicts use pyroute2's names ("index", "flags", "IFLA_IFNAME", "RTA_TABLE",
 ...) for the few fields wggw reads, so observation code reads the same either way.
+Every receive is bounded (nlerr.RECV_TIMEOUT); a failed dump is a BackendError naming what
+was dumped, with the kernel's extended-ack text when it gives one.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import socket
 import struct
 from typing import Callable, Iterator
 
+from wggw.core.errors import BackendError
+from wggw.backends.netlink import errors as nlerr
+
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 F_REQUEST, F_DUMP, F_DUMP_INTR = 0x1, 0x300, 0x10
 RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETRULE = 18, 22, 26, 34
 RTA_TABLE = 15
 SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
+WHAT = {RTM_GETLINK: "links", RTM_GETADDR: "addresses", RTM_GETROUTE: "routes",
+        RTM_GETRULE: "rules"}
 RETRIES = 5  # a dump interrupted by a concurrent change is read again, at most this often
 
 # attribute number -> (name, decoder); unknown attributes are skipped
@@ -93,26 +100,45 @@ def _dump(msg_type: int, header: bytes, decode: Callable[[bytes, int, int], dict
 
 
 def _dump_once(msg_type: int, header: bytes, decode, strict: bool = False) -> tuple[list[dict], bool]:
+    family = {0: "", socket.AF_INET: " (IPv4)", socket.AF_INET6: " (IPv6)"}.get(header[0], "")
+    what = f"netlink dump of {WHAT.get(msg_type, msg_type)}{family}"
     out: list[dict] = []
-    interrupted = False
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
-        if strict:  # the kernel then honours the filters in the request (Linux >= 4.20)
-            sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
-        sock.bind((0, 0))
-        sock.send(struct.pack("IHHII", 16 + len(header), msg_type, F_REQUEST | F_DUMP, 1, 0) + header)
-        while True:
-            data = sock.recv(1 << 20)
-            off = 0
-            while off + 16 <= len(data):
-                length, kind, flags, _seq, _pid = struct.unpack_from("IHHII", data, off)
-                if kind == NLMSG_DONE:
-                    return out, interrupted or bool(flags & F_DUMP_INTR)
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("i", data, off + 16)[0]
-                    raise OSError(code, f"netlink dump {msg_type} failed")
-                interrupted = interrupted or bool(flags & F_DUMP_INTR)
-                out.append(decode(data, off + 16, off + length))
-                off += (length + 3) & ~3
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                           NETLINK_ROUTE) as sock:
+            nlerr.configure(sock)
+            if strict:  # the kernel then honours the filters in the request (Linux >= 4.20)
+                sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+            sock.bind((0, 0))
+            request = struct.pack("IHHII", 16 + len(header), msg_type, F_REQUEST | F_DUMP, 1, 0)
+            sock.send(request + header)
+            interrupted = False
+            while True:
+                done, interrupted = parse(nlerr.recv(sock, what), decode, out, what, interrupted)
+                if done:
+                    return out, interrupted
+    except OSError as e:
+        raise BackendError(f"{what}: {e}") from e
+
+
+def parse(data: bytes, decode, out: list[dict], what: str = "netlink dump",
+          interrupted: bool = False) -> tuple[bool, bool]:
+    """Decode one datagram of a dump into `out`: returns (done, interrupted so far). A dump
+    that failed (an NLMSG_ERROR, or a DONE with an errno) raises nlerr.NetlinkRequestError
+    naming `what`."""
+    off = 0
+    while off + 16 <= len(data):
+        length, kind, flags, _seq, _pid = struct.unpack_from("IHHII", data, off)
+        if kind in (NLMSG_DONE, NLMSG_ERROR):
+            parse_end = nlerr.parse_done if kind == NLMSG_DONE else nlerr.parse_error
+            code, reason = parse_end(data, off)
+            if code:  # a failed dump must not read as an empty one
+                raise nlerr.NetlinkRequestError(what, code, reason)
+            return True, interrupted or bool(flags & F_DUMP_INTR)
+        interrupted = interrupted or bool(flags & F_DUMP_INTR)
+        out.append(decode(data, off + 16, off + length))
+        off += max((length + 3) & ~3, 16)  # a zero length must not loop forever
+    return False, interrupted
 
 
 def links() -> list[dict]:
@@ -131,7 +157,7 @@ def routes(family: int, table: int = 0) -> list[dict]:
         return _dump(RTM_GETROUTE, header, _route)
     try:
         return _dump(RTM_GETROUTE, header + struct.pack("HHI", 8, RTA_TABLE, table), _route, strict=True)
-    except OSError as e:
+    except nlerr.NetlinkRequestError as e:
         if e.errno == errno.ENOENT:  # "FIB table does not exist": no route in it
             return []
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from typing import Iterable, Optional
 
@@ -31,7 +32,7 @@ GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
 def _ipr():
     from pyroute2 import IPRoute  # imported here: commands that don't touch the kernel skip it
 
-    return IPRoute()
+    return IPRoute(ext_ack=True)  # the kernel's reason for a refusal, in the NetlinkError
 
 
 def _code(exc: Exception) -> Optional[int]:
@@ -39,7 +40,15 @@ def _code(exc: Exception) -> Optional[int]:
 
 
 def _wrap(what: str, exc: Exception) -> BackendError:
-    return BackendError(f"{what}: {exc}")
+    """The same text as nlbatch's failures: errno, strerror, then the kernel's reason if any
+    (pyroute2's NetlinkError carries it as its second argument, else strerror again)."""
+    code = _code(exc)
+    if not isinstance(code, int) or not code:
+        return BackendError(f"{what}: {exc}")
+    reason = str(exc.args[1]) if len(exc.args) > 1 and exc.args[0] == code else ""
+    name = os.strerror(code)
+    extra = f": {reason}" if reason not in ("", name) else ""
+    return BackendError(f"{what}: [Errno {code}] {name}{extra}")
 
 
 # ---- observation --------------------------------------------------------------
