@@ -16,6 +16,8 @@ from typing import Iterator
 import pytest
 
 from wggw.backends import runfiles
+from wggw.lab.netns import LabError, Namespace
+from wggw.lab.sandbox import Sandbox
 from wggw.lab.topology import Lab
 
 
@@ -69,3 +71,15 @@ def module_lab(require_root: None) -> Iterator[Lab]:
     """One topology shared by a module's tests (they must leave it as they found it)."""
     with Lab(("acme", "globex")) as built:
         yield built
+
+
+@pytest.fixture
+def netns(require_root: None) -> Iterator[Namespace]:
+    """One empty namespace (loopback up) for backend tests that need no topology."""
+    box = Sandbox(prefix="wggw-t", short="wq")
+    try:
+        yield box.add_ns("ns")
+    finally:
+        problems = box.close()
+        if problems:
+            raise LabError(f"netns fixture teardown: {problems}")
