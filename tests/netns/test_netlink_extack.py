@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r'''
 import json, struct
-from wggw.backends import netlink, nldump
+from wggw.backends.netlink import dump as nldump, rtnl as netlink
 from wggw.core.desired import RouteSpec
 from wggw.core.errors import BackendError
 from wggw.core.ruletree import RuleSpec
