@@ -85,10 +85,6 @@ def check_requested(state: State, tenant: Tenant, addr: IPInterface, field: str 
     return host(addr.ip)
 
 
-def gateway_addresses(tenant: Tenant) -> tuple[IPInterface, ...]:
-    return tuple(gateway_address(p) for p in tenant.pools)
-
-
 def next_table(state: State) -> int:
     """The lowest routing-table id in wggw's range that no tenant holds."""
     taken = {t.table for t in state.tenants}

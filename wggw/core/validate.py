@@ -294,10 +294,6 @@ def key_free(user: Optional[tuple[str, str]], field: str = "public-key") -> None
     raise ValidationError(field, f"is the public key of interface {holder}")
 
 
-def check_public_key_free(state: State, key: str, field: str = "public-key") -> None:
-    key_free(key_user(state, key), field)
-
-
 def found(field: str, obj, what: str):
     """`obj` (a point read's answer), or NotFoundError in the words of the find_* functions."""
     if obj is None:
