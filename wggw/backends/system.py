@@ -45,6 +45,15 @@ class RealSystem:
     def __init__(self, wg):
         self.wg = wg
 
+    def line(self, change: Change) -> str:
+        """The `[#]` line of a change as this host will carry it out: with wireguard-go a
+        device is a process (and its tun link), not an `ip link add ... type wireguard`."""
+        if self.wg.kind == "userspace" and isinstance(change, CreateDevice):
+            return f"[#] wireguard-go {change.name}"
+        if self.wg.kind == "userspace" and isinstance(change, DeleteDevice):
+            return f"[#] kill wireguard-go {change.name} (its tun link goes with it)"
+        return str(change)
+
     def facts(self) -> HostFacts:
         return netlink.observe_facts()
 
@@ -89,7 +98,7 @@ class RealSystem:
                 batch = list(items)
                 for change in batch:
                     if echo:
-                        echo(str(change))
+                        echo(self.line(change))
                 if group is not None and group[0] == "peers":
                     self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
                                       [c.public_key for c in batch if isinstance(c, RemovePeer)])

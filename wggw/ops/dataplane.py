@@ -29,10 +29,12 @@ def system_for(backend: Optional[str] = None, may_load: bool = False):
     return RealSystem(select_backend(backend or "auto", may_load=may_load))
 
 
-def plan(store: Store, backend: Optional[str] = None) -> converge.Result:
-    """What `apply` would change (the nft text is checked by the kernel's parser)."""
+def plan(store: Store, backend: Optional[str] = None) -> list[str]:
+    """What `apply` would change, one `[#] ...` line per change as this host's backend will
+    carry it out (secrets masked; the nft text is checked by the kernel's parser)."""
     system = system_for(backend)
-    return converge.compute(store.load(), system)
+    result = converge.compute(store.load(), system)
+    return [converge.line(system, c) for c in result.changes]
 
 
 def apply(store: Store, backend: Optional[str] = None, echo: Echo = None,
