@@ -97,8 +97,8 @@ def _entry(row: dict[str, Any], where: str) -> Entry:
         keepalive = None if keepalive in (None, "") else int(keepalive)
     except (TypeError, ValueError):
         raise ValidationError("from-file", f"{where}: keepalive {keepalive!r} is not a number") from None
-    dns = row.get("dns") or ()
-    dns = tuple(dns) if isinstance(dns, list) else tuple(str(dns).replace(",", " ").split())
+    dns = row.get("dns") or []
+    dns = tuple(map(str, dns)) if isinstance(dns, list) else tuple(str(dns).replace(",", " ").split())
     return Entry(ref, where, _text(row.get("public_key")) or None, keepalive, dns,
                  _text(row.get("expires")) or None)
 
@@ -125,13 +125,13 @@ def add_peers(store: Store, entries: list[Entry], now: Optional[float] = None) -
     with store.transaction() as tx:
         batch = Batch(tx.load())
         for entry in entries:
+            if entry.ref in seen:
+                raise _named(ValidationError("peer", f"{entry.ref} is given twice"), entry)
+            seen.add(entry.ref)
             try:
                 peer = _new_peer(entry, batch, now)
             except WggwError as e:
                 raise _named(e, entry) from None
-            if peer.ref in seen:
-                raise ValidationError("peer", f"{entry.where}: {peer.ref} is given twice")
-            seen.add(peer.ref)
             batch.accept(peer)
             peers.append(peer)
         for peer in peers:
