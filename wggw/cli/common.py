@@ -19,7 +19,7 @@ from wggw.core.timefmt import iso  # noqa: F401 - re-exported for the CLI module
 from wggw.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, ValidationError, WggwError
 
 if TYPE_CHECKING:
-    from wggw.store.sqlite import Store
+    from wggw.store.sqlite import Store  # a type only: the CLI opens stores through ops
 
 DEFAULT_STATE_DIR = Path("/var/lib/wggw")
 STATE_DIR_ENV = "WGGW_STATE_DIR"
@@ -48,7 +48,7 @@ def state_dir_label(ctx: Any) -> str:
 def open_store(ctx: typer.Context) -> "Store":
     """The existing store (exit 2 with 'run wggw init' when there is none). Use in `with`.
     The store module is imported here: `--help` and the like do without it."""
-    from wggw.store.sqlite import open_store as open_existing
+    from wggw.ops.state import open_existing
 
     return open_existing(state_dir(ctx))
 
@@ -58,13 +58,10 @@ def echo_json(obj: Any) -> None:
 
 
 def write_private(path: Path, data: str | bytes, field: str = "output") -> None:
-    """Write a file 0600 via temp + rename; an unwritable path is a usage error (exit 2)."""
-    from wggw.fsutil import atomic_write
+    """Write a file 0600 via temp + rename (ops.state.write_private)."""
+    from wggw.ops.state import write_private as write
 
-    try:
-        atomic_write(path, data)
-    except OSError as e:
-        raise ValidationError(field, f"cannot write {path}: {e.strerror}") from None
+    write(path, data, field)
 
 
 def strs(values) -> list[str]:
