@@ -15,25 +15,55 @@ from . import fleet as fleet_mod
 from .lab import Bench, GW_UPLINK, LISTEN_PORT
 from .measure import summary, wggw
 
-POOL = ipaddress.ip_network("10.128.0.0/14")    # room for 250,000 peers in one tenant
+POOL = ipaddress.ip_network("10.128.0.0/14")  # room for 250,000 peers in one tenant
 
 
 def _fresh_store(site, sd) -> None:
     wggw(site.gw, sd, "init")
-    wggw(site.gw, sd, "interface", "add", site.ifname, "--listen-port", str(LISTEN_PORT),
-         "--endpoint", f"{GW_UPLINK}:{LISTEN_PORT}")
-    wggw(site.gw, sd, "tenant", "add", "bulk", "--pool", str(POOL), "--egress", "198.18.200.1",
-         "--uplink", "uplink0")
+    wggw(
+        site.gw,
+        sd,
+        "interface",
+        "add",
+        site.ifname,
+        "--listen-port",
+        str(LISTEN_PORT),
+        "--endpoint",
+        f"{GW_UPLINK}:{LISTEN_PORT}",
+    )
+    wggw(
+        site.gw,
+        sd,
+        "tenant",
+        "add",
+        "bulk",
+        "--pool",
+        str(POOL),
+        "--egress",
+        "198.18.200.1",
+        "--uplink",
+        "uplink0",
+    )
 
 
 def wg_quick_text(n: int) -> str:
     """A wg-quick server config of `n` peers (real keys and PSKs, one host address each)."""
-    lines = ["[Interface]", f"PrivateKey = {keys.generate_private().reveal()}", f"ListenPort = {LISTEN_PORT}", ""]
+    lines = [
+        "[Interface]",
+        f"PrivateKey = {keys.generate_private().reveal()}",
+        f"ListenPort = {LISTEN_PORT}",
+        "",
+    ]
     first = int(POOL.network_address) + 2
     for i in range(n):
-        lines += [f"# Name = bulk/c{i}", "[Peer]", f"PublicKey = {keys.keypair()[1]}",
-                  f"PresharedKey = {keys.generate_psk().reveal()}",
-                  f"AllowedIPs = {ipaddress.IPv4Address(first + i)}/32", ""]
+        lines += [
+            f"# Name = bulk/c{i}",
+            "[Peer]",
+            f"PublicKey = {keys.keypair()[1]}",
+            f"PresharedKey = {keys.generate_psk().reveal()}",
+            f"AllowedIPs = {ipaddress.IPv4Address(first + i)}/32",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -45,17 +75,23 @@ def import_and_add(bench: Bench, sizes: list[int], repeats: int, log) -> list[di
         conf.write_text(wg_quick_text(n))
         imp, add, rss = [], [], []
         for r in range(repeats):
-            for kind, args, out in (("import", ["import", "wg-quick", str(conf), "--tenant", "bulk"], imp),
-                                    ("add", ["peer", "add", f"bulk/p{{1..{n}}}"], add)):
+            for kind, args, out in (
+                ("import", ["import", "wg-quick", str(conf), "--tenant", "bulk"], imp),
+                ("add", ["peer", "add", f"bulk/p{{1..{n}}}"], add),
+            ):
                 sd = site.dir / f"state-{kind}{r}"
                 _fresh_store(site, sd)
                 s = wggw(site.gw, sd, *args, timeout=900)
                 out.append(s.seconds)
                 rss.append(s.maxrss_mb)
         site.close()
-        rows.append({"peers": n, "import_s": summary(imp), "add_s": summary(add), "maxrss_mb": max(rss)})
-        log(f"bulk at {n} peers: import {rows[-1]['import_s']['median']:.2f}s, "
-            f"add {rows[-1]['add_s']['median']:.2f}s")
+        rows.append(
+            {"peers": n, "import_s": summary(imp), "add_s": summary(add), "maxrss_mb": max(rss)}
+        )
+        log(
+            f"bulk at {n} peers: import {rows[-1]['import_s']['median']:.2f}s, "
+            f"add {rows[-1]['add_s']['median']:.2f}s"
+        )
     return rows
 
 
@@ -75,9 +111,16 @@ def gateway(bench: Bench, tenants: int, peers: int, repeats: int, log) -> dict:
     plan = [wggw(site.gw, sd, "plan", "--detailed-exitcode") for _ in range(repeats)]
     status = [wggw(site.gw, sd, "status", "--json", timeout=900) for _ in range(repeats)]
     site.close()
-    out = {"tenants": tenants, "peers": tenants * peers, "apply_s": summary(applies),
-           "plan_s": summary([s.seconds for s in plan]), "status_s": summary([s.seconds for s in status]),
-           "maxrss_mb": max(rss + [s.maxrss_mb for s in plan + status])}
-    log(f"gateway of {tenants * peers} peers: apply {out['apply_s']['median']:.2f}s, "
-        f"plan {out['plan_s']['median']:.2f}s, status {out['status_s']['median']:.2f}s")
+    out = {
+        "tenants": tenants,
+        "peers": tenants * peers,
+        "apply_s": summary(applies),
+        "plan_s": summary([s.seconds for s in plan]),
+        "status_s": summary([s.seconds for s in status]),
+        "maxrss_mb": max(rss + [s.maxrss_mb for s in plan + status]),
+    }
+    log(
+        f"gateway of {tenants * peers} peers: apply {out['apply_s']['median']:.2f}s, "
+        f"plan {out['plan_s']['median']:.2f}s, status {out['status_s']['median']:.2f}s"
+    )
     return out

@@ -11,7 +11,7 @@ from wggw.core.errors import BackendError, BackendUnavailableError
 
 
 def test_family_lookup_reads_the_kernel():
-    assert select.genl_family_registered("nlctrl") is True          # always there
+    assert select.genl_family_registered("nlctrl") is True  # always there
     assert select.genl_family_registered("wggwnofamily") is False
 
 
@@ -26,11 +26,11 @@ def no_family(monkeypatch):
 
 
 def test_plan_and_status_never_load_the_module(no_family):
-    assert select.kernel_problem() is None            # installed: plan shows the kernel backend
+    assert select.kernel_problem() is None  # installed: plan shows the kernel backend
     assert select.select_backend("auto").kind == "kernel"
     assert no_family == []
     assert select.kernel_problem(may_load=True) is None
-    assert no_family == ["link add"]                   # only a caller that applies
+    assert no_family == ["link add"]  # only a caller that applies
 
 
 def test_without_module_auto_is_userspace_and_kernel_says_why(monkeypatch, tmp_path):

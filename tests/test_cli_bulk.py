@@ -35,26 +35,34 @@ def test_bulk_takes_the_lowest_free_addresses_like_single_adds(gw):
     gw("peer", "remove", "acme/b")
     gw("peer", "add", "acme/x", "acme/y", "--keepalive", "25")
     by_name = {p["name"]: p for p in _peers(gw)}
-    assert by_name["x"]["addresses"] == ["10.10.0.3/32", "fd00:10::3/128"]   # b's, freed
+    assert by_name["x"]["addresses"] == ["10.10.0.3/32", "fd00:10::3/128"]  # b's, freed
     assert by_name["y"]["addresses"] == ["10.10.0.5/32", "fd00:10::5/128"]
     assert by_name["y"]["keepalive"] == 25
 
 
-@pytest.mark.parametrize("args, named", [
-    (["acme/n1", "acme/n2", "acme/n1"], "acme/n1 is given twice"),
-    (["acme/ok-{1..3}", "acme/Bad name"], "Bad name"),
-    (["acme/ok-{1..3}", "nobody/p1"], "nobody"),
-    (["acme/ok-{1..3}", "acme/taken"], "acme/taken already exists"),
-    (["acme/ok-{5..1}"], "counts down"),
-    (["acme/ok-{1..100001}"], "more than 100,000"),
-    (["acme/a", "acme/b", "--public-key", "x" * 43 + "="], "one key cannot serve several peers"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["acme/n1", "acme/n2", "acme/n1"], "acme/n1 is given twice"),
+        (["acme/ok-{1..3}", "acme/Bad name"], "Bad name"),
+        (["acme/ok-{1..3}", "nobody/p1"], "nobody"),
+        (["acme/ok-{1..3}", "acme/taken"], "acme/taken already exists"),
+        (["acme/ok-{5..1}"], "counts down"),
+        (["acme/ok-{1..100001}"], "more than 100,000"),
+        (
+            ["acme/a", "acme/b", "--public-key", "x" * 43 + "="],
+            "one key cannot serve several peers",
+        ),
+    ],
+)
 def test_a_bad_entry_is_one_line_and_nothing_is_written(gw, state_dir, args, named):
     gw("peer", "add", "acme/taken")
     before = dump(state_dir)
     res = gw("peer", "add", *args, code=2)
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wggw: error: ") and named in lines[0], res.stderr
+    assert len(lines) == 1 and lines[0].startswith("wggw: error: ") and named in lines[0], (
+        res.stderr
+    )
     assert dump(state_dir) == before
 
 
@@ -63,7 +71,7 @@ def test_a_full_pool_refuses_the_whole_batch(cli, state_dir):
     cli("interface", "add", "wg0", "--listen-port", "51820", "--endpoint", "vpn.example.com:51820")
     cli("tenant", "add", "small", "--pool", "10.20.0.0/29", "--egress", "203.0.113.20")
     before = dump(state_dir)
-    res = cli("peer", "add", "small/p{1..6}", code=2)       # /29: .2-.6 are 5 addresses
+    res = cli("peer", "add", "small/p{1..6}", code=2)  # /29: .2-.6 are 5 addresses
     assert "no free address left" in res.stderr and "small/p6" in res.stderr
     assert dump(state_dir) == before
     cli("peer", "add", "small/p{1..5}")
@@ -72,7 +80,9 @@ def test_a_full_pool_refuses_the_whole_batch(cli, state_dir):
 def test_from_csv_file(gw, tmp_path):
     own = keys.keypair()[1]
     f = tmp_path / "peers.csv"
-    f.write_text(f"tenant,name,public_key,keepalive,dns\nacme,laptop,,25,9.9.9.9\nacme,phone,{own},,\n")
+    f.write_text(
+        f"tenant,name,public_key,keepalive,dns\nacme,laptop,,25,9.9.9.9\nacme,phone,{own},,\n"
+    )
     gw("peer", "add", "--from-file", str(f), "acme/extra")
     by_name = {p["name"]: p for p in _peers(gw)}
     assert set(by_name) == {"laptop", "phone", "extra"}
@@ -112,11 +122,21 @@ def _count_loads(monkeypatch) -> list[int]:
 
 
 def _wg_quick(n: int) -> str:
-    lines = ["[Interface]", "PrivateKey = " + keys.generate_private().reveal(), "ListenPort = 51820", ""]
+    lines = [
+        "[Interface]",
+        "PrivateKey = " + keys.generate_private().reveal(),
+        "ListenPort = 51820",
+        "",
+    ]
     for i in range(n):
         net = ipaddress.ip_address("10.10.0.2") + i
-        lines += [f"# Name = acme/c{i}", "[Peer]", f"PublicKey = {keys.keypair()[1]}",
-                  f"AllowedIPs = {net}/32", ""]
+        lines += [
+            f"# Name = acme/c{i}",
+            "[Peer]",
+            f"PublicKey = {keys.keypair()[1]}",
+            f"AllowedIPs = {net}/32",
+            "",
+        ]
     return "\n".join(lines)
 
 

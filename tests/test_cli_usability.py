@@ -48,25 +48,44 @@ def test_shell_completion_is_on():
     from wggw.cli.app import app
 
     assert "--install-completion" in CliRunner().invoke(app, ["--help"]).output
-    env = {**os.environ, "_WGGW_COMPLETE": "complete_bash", "COMP_WORDS": "wggw peer a", "COMP_CWORD": "2",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "_WGGW_COMPLETE": "complete_bash",
+        "COMP_WORDS": "wggw peer a",
+        "COMP_CWORD": "2",
+        "PYTHONPATH": str(ROOT),
+    }
     code = "import sys; sys.argv[0] = 'wggw'; from wggw.cli.app import main; main()"
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert res.stdout.split() == ["add"], (res.stdout, res.stderr[-500:])
 
 
 def _peer(**kw) -> dict:
-    base = {"tenant": "acme", "name": "alice", "interface": "wg0", "endpoint": None, "configured": True,
-            "latest_handshake": None, "active": False, "rx_bytes": 0, "tx_bytes": 0}
+    base = {
+        "tenant": "acme",
+        "name": "alice",
+        "interface": "wg0",
+        "endpoint": None,
+        "configured": True,
+        "latest_handshake": None,
+        "active": False,
+        "rx_bytes": 0,
+        "tx_bytes": 0,
+    }
     return {**base, **kw}
 
 
-@pytest.mark.parametrize("peer, state", [
-    (_peer(), "no handshake"),
-    (_peer(configured=False), "MISSING"),
-    (_peer(latest_handshake="2026-01-01T00:00:00Z", active=True), "up"),
-    (_peer(latest_handshake="2026-01-01T00:00:00Z", active=False), "idle"),
-])
+@pytest.mark.parametrize(
+    "peer, state",
+    [
+        (_peer(), "no handshake"),
+        (_peer(configured=False), "MISSING"),
+        (_peer(latest_handshake="2026-01-01T00:00:00Z", active=True), "up"),
+        (_peer(latest_handshake="2026-01-01T00:00:00Z", active=False), "idle"),
+    ],
+)
 def test_status_says_up_only_after_a_handshake(peer, state, capsys):
     from wggw.cli.dataplane import print_status
 
@@ -139,7 +158,14 @@ def test_two_commands_need_no_sudo():
         text = (ROOT / script).read_text()
         assert os.access(ROOT / script, os.X_OK) and not re.search(r"\bsudo\b", text), script
     deps = (ROOT / "scripts/install-deps").read_text()
-    for package in ("wireguard-go", "wireguard-tools", "nftables", "iproute2", "iptables", "python3-venv"):
+    for package in (
+        "wireguard-go",
+        "wireguard-tools",
+        "nftables",
+        "iproute2",
+        "iptables",
+        "python3-venv",
+    ):
         assert package in deps, package
 
 
@@ -149,5 +175,7 @@ def test_pyproject_license_is_an_spdx_string():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"
     requires = project["build-system"]["requires"]
-    assert any(re.fullmatch(r"setuptools>=(\d+)", r) and int(r.split(">=")[1]) >= 77 for r in requires)
+    assert any(
+        re.fullmatch(r"setuptools>=(\d+)", r) and int(r.split(">=")[1]) >= 77 for r in requires
+    )
     assert not any("typer" in d and "<" in d for d in project["project"]["dependencies"])

@@ -103,14 +103,16 @@ def select_backend(name: str = "auto", may_load: bool = False) -> WgBackend:
         if name == "kernel":
             raise BackendUnavailableError(
                 f"no WireGuard kernel module: {problem}; "
-                "load it (modprobe wireguard; Linux >= 5.6) or use --backend userspace")
+                "load it (modprobe wireguard; Linux >= 5.6) or use --backend userspace"
+            )
     binary = wg_userspace.find_wireguard_go()
     if binary is not None:
         return wg_userspace.UserspaceBackend(binary)
     prefix = f"no WireGuard kernel module ({problem}) and " if problem else ""
     raise BackendUnavailableError(
         f"{prefix}wireguard-go not found on PATH or in WGGW_WIREGUARD_GO: "
-        "apt-get install wireguard-go (or load the wireguard kernel module)")
+        "apt-get install wireguard-go (or load the wireguard kernel module)"
+    )
 
 
 def present_backends() -> list[WgBackend]:

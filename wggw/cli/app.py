@@ -14,9 +14,9 @@ from wggw.cli import common, dataplane, interface, peer, rotate, tenant, transfe
 
 app = typer.Typer(
     cls=common.WggwGroup,
-    pretty_exceptions_enable=False,         # one line per error (common.mapped_errors)
-    pretty_exceptions_show_locals=False,    # locals may hold secrets
-    rich_markup_mode=None,                  # plain help: no rich import on every start
+    pretty_exceptions_enable=False,  # one line per error (common.mapped_errors)
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+    rich_markup_mode=None,  # plain help: no rich import on every start
     no_args_is_help=True,
     help="Multi-tenant WireGuard egress gateway manager.",
 )
@@ -31,14 +31,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    state_dir: Path = typer.Option(common.DEFAULT_STATE_DIR, "--state-dir", envvar=common.STATE_DIR_ENV,
-                                   metavar="DIR", help="Where the store and lock live."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    state_dir: Path = typer.Option(
+        common.DEFAULT_STATE_DIR,
+        "--state-dir",
+        envvar=common.STATE_DIR_ENV,
+        metavar="DIR",
+        help="Where the store and lock live.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     source = ctx.get_parameter_source("state_dir")
     label = {"COMMANDLINE": "--state-dir", "ENVIRONMENT": common.STATE_DIR_ENV}.get(
-        getattr(source, "name", ""), "state-dir")
+        getattr(source, "name", ""), "state-dir"
+    )
     ctx.obj = {"state_dir": state_dir, "state_dir_label": label}
 
 
@@ -55,13 +62,16 @@ def init_cmd(ctx: typer.Context) -> None:
 
 
 app.add_typer(interface.app, name="interface", help="WireGuard interfaces clients connect to.")
-app.add_typer(tenant.app, name="tenant",
-              help="Tenants: address pools leaving through their own egress IPs.")
+app.add_typer(
+    tenant.app, name="tenant", help="Tenants: address pools leaving through their own egress IPs."
+)
 app.add_typer(peer.app, name="peer", help="Peers (clients) of a tenant.")
 app.add_typer(transfer.import_app, name="import", help="Bring peers in from other tools.")
-app.add_typer(transfer.export_app, name="export", help="Write wggw's state in other tools' formats.")
-app.add_typer(dataplane.app)   # plan, apply, status, down: top-level verbs
-app.add_typer(rotate.app)      # rotate
+app.add_typer(
+    transfer.export_app, name="export", help="Write wggw's state in other tools' formats."
+)
+app.add_typer(dataplane.app)  # plan, apply, status, down: top-level verbs
+app.add_typer(rotate.app)  # rotate
 
 
 def main() -> None:

@@ -103,7 +103,8 @@ def _click_flow() -> tuple[type[BaseException], ...]:
     Newer typer vendors click as typer._click, older ones use click itself: take both."""
     classes: list[type[BaseException]] = [typer.Exit, typer.Abort]
     for module in ("click.exceptions", "typer._click.exceptions"):
-        mod = sys.modules.get(module)  # typer has imported the one it uses; importing the other costs ~7 ms
+        # typer has imported the one it uses; importing the other costs ~7 ms
+        mod = sys.modules.get(module)
         if mod is None:
             continue
         classes += [getattr(mod, n) for n in ("ClickException", "Exit", "Abort") if hasattr(mod, n)]

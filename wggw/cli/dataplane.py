@@ -20,7 +20,8 @@ def plan(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."),
+        False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."
+    ),
     backend: Optional[str] = BACKEND,
 ) -> None:
     """Show what `apply` would change, one "[#] ..." line per change (secrets masked).
@@ -60,8 +61,12 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     prometheus: Optional[Path] = typer.Option(
-        None, "--prometheus", metavar="FILE",
-        help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile format)."),
+        None,
+        "--prometheus",
+        metavar="FILE",
+        help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile "
+        "format).",
+    ),
     backend: Optional[str] = BACKEND,
 ) -> None:
     """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift."""
@@ -80,9 +85,15 @@ def status(
 
 
 @app.command("down")
-def down(backend: Optional[str] = typer.Option(
-        None, "--backend", envvar="WGGW_BACKEND", metavar="NAME",
-        help="Only this backend (default: every one found).")) -> None:
+def down(
+    backend: Optional[str] = typer.Option(
+        None,
+        "--backend",
+        envvar="WGGW_BACKEND",
+        metavar="NAME",
+        help="Only this backend (default: every one found).",
+    ),
+) -> None:
     """Remove everything wggw created on this host (interfaces, wireguard-go processes,
     rules, routes, its nft table, egress addresses it added) and nothing else.
     Works without the store."""
@@ -103,17 +114,39 @@ def peer_state(p: dict) -> str:
 
 
 def print_status(report: dict) -> None:
-    rows = [[p["tenant"] + "/" + p["name"], p["interface"] or "-", p["endpoint"] or "-",
-             p["latest_handshake"] or "never", str(p["rx_bytes"]), str(p["tx_bytes"]), peer_state(p)]
-            for p in report["peers"]]
+    rows = [
+        [
+            p["tenant"] + "/" + p["name"],
+            p["interface"] or "-",
+            p["endpoint"] or "-",
+            p["latest_handshake"] or "never",
+            str(p["rx_bytes"]),
+            str(p["tx_bytes"]),
+            peer_state(p),
+        ]
+        for p in report["peers"]
+    ]
     table(rows, ["PEER", "IFACE", "ENDPOINT", "HANDSHAKE", "RX", "TX", "STATE"])
     typer.echo("")
-    table([[t["name"], str(t["peers"]), str(t["active_peers"]), str(t["rx_bytes"]), str(t["tx_bytes"])]
-           for t in report["tenants"]], ["TENANT", "PEERS", "ACTIVE", "RX", "TX"])
+    table(
+        [
+            [
+                t["name"],
+                str(t["peers"]),
+                str(t["active_peers"]),
+                str(t["rx_bytes"]),
+                str(t["tx_bytes"]),
+            ]
+            for t in report["tenants"]
+        ],
+        ["TENANT", "PEERS", "ACTIVE", "RX", "TX"],
+    )
     typer.echo("")
     if report["drift"]:
-        typer.echo(f"Drift: {len(report['drift'])} difference(s) between the host and the store "
-                   "(run `wggw apply`):")
+        typer.echo(
+            f"Drift: {len(report['drift'])} difference(s) between the host and the store "
+            "(run `wggw apply`):"
+        )
         for line in report["drift"]:
             typer.echo(f"  [#] {line}")
     else:

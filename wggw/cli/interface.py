@@ -15,17 +15,29 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def interface_json(state: State, i: Interface) -> dict:
-    return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint, "mtu": i.mtu,
-            "public_key": i.public_key, "tenants": [t.name for t in state.tenants_of(i.name)]}
+    return {
+        "name": i.name,
+        "listen_port": i.listen_port,
+        "endpoint": i.endpoint,
+        "mtu": i.mtu,
+        "public_key": i.public_key,
+        "tenants": [t.name for t in state.tenants_of(i.name)],
+    }
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="NAME", hidden=True),
-    listen_port: int = typer.Option(..., "--listen-port", metavar="PORT", help="UDP port to listen on (1-65535)."),
-    endpoint: str = typer.Option(..., "--endpoint", metavar="HOST:PORT", help="HOST:PORT clients dial ([v6]:port)."),
-    mtu: Optional[int] = typer.Option(None, "--mtu", metavar="BYTES", help="MTU, 1280-9000 (default: kernel's choice)."),
+    listen_port: int = typer.Option(
+        ..., "--listen-port", metavar="PORT", help="UDP port to listen on (1-65535)."
+    ),
+    endpoint: str = typer.Option(
+        ..., "--endpoint", metavar="HOST:PORT", help="HOST:PORT clients dial ([v6]:port)."
+    ),
+    mtu: Optional[int] = typer.Option(
+        None, "--mtu", metavar="BYTES", help="MTU, 1280-9000 (default: kernel's choice)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add interface NAME (e.g. wg0) and generate its key pair."""
@@ -48,13 +60,28 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     if as_json:
         echo_json(views)
         return
-    table([[v["name"], str(v["listen_port"]), v["endpoint"], str(v["mtu"] or "-"), v["public_key"],
-            ",".join(v["tenants"]) or "-"] for v in views],
-          ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS"])
+    table(
+        [
+            [
+                v["name"],
+                str(v["listen_port"]),
+                v["endpoint"],
+                str(v["mtu"] or "-"),
+                v["public_key"],
+                ",".join(v["tenants"]) or "-",
+            ]
+            for v in views
+        ],
+        ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS"],
+    )
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", hidden=True), as_json: bool = JSON) -> None:
+def show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    as_json: bool = JSON,
+) -> None:
     """Show one interface."""
     from wggw.core import validate
 
@@ -65,7 +92,9 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", hid
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", hidden=True)) -> None:
+def remove(
+    ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", hidden=True)
+) -> None:
     """Remove an interface that carries no tenants (the kernel follows on `apply`)."""
     from wggw.ops import objects
 

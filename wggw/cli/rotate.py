@@ -31,20 +31,38 @@ app = typer.Typer()
 def rotate(
     ctx: typer.Context,
     older_than: Optional[str] = typer.Option(
-        None, "--older-than", metavar="DURATION",
-        help="Rotate keys older than this (e.g. 30d); default: the tenant's policy, else 90d."),
-    tenant: Optional[str] = typer.Option(None, "--tenant", metavar="NAME", help="Only this tenant's peers."),
-    peer: Optional[str] = typer.Option(None, "--peer", metavar="TENANT/PEER", help="Only this peer."),
+        None,
+        "--older-than",
+        metavar="DURATION",
+        help="Rotate keys older than this (e.g. 30d); default: the tenant's policy, else 90d.",
+    ),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", metavar="NAME", help="Only this tenant's peers."
+    ),
+    peer: Optional[str] = typer.Option(
+        None, "--peer", metavar="TENANT/PEER", help="Only this peer."
+    ),
     grace: Optional[str] = typer.Option(
-        None, "--grace", metavar="DURATION",
-        help="How long the old key keeps working (default 7d; 0 = no overlap)."),
+        None,
+        "--grace",
+        metavar="DURATION",
+        help="How long the old key keeps working (default 7d; 0 = no overlap).",
+    ),
     out: Optional[Path] = typer.Option(
-        None, "--out", metavar="DIR",
-        help="Write each rotated peer's new config to DIR/<tenant>/<peer>.conf (0600)."),
+        None,
+        "--out",
+        metavar="DIR",
+        help="Write each rotated peer's new config to DIR/<tenant>/<peer>.conf (0600).",
+    ),
     notify: Optional[str] = typer.Option(
-        None, "--notify", metavar="COMMAND",
-        help="Command run per rotated peer with TENANT PEER CONFIG_PATH (no shell)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would rotate, retire or expire; change nothing."),
+        None,
+        "--notify",
+        metavar="COMMAND",
+        help="Command run per rotated peer with TENANT PEER CONFIG_PATH (no shell).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would rotate, retire or expire; change nothing."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (for cron)."),
     backend: Optional[str] = BACKEND,
@@ -60,10 +78,16 @@ def rotate(
     with open_store(ctx) as store:
         selected = _selection(store.load(), tenant, peer)
         report = rotation.rotate(
-            store, dataplane.system_for(backend, may_load=not dry_run), time.time(),
+            store,
+            dataplane.system_for(backend, may_load=not dry_run),
+            time.time(),
             older_than=_duration("older-than", older_than),
-            grace=policy.DEFAULT_GRACE if grace_s is None else grace_s, selected=selected,
-            out=out, notify=notify, dry_run=dry_run)
+            grace=policy.DEFAULT_GRACE if grace_s is None else grace_s,
+            selected=selected,
+            out=out,
+            notify=notify,
+            dry_run=dry_run,
+        )
     if as_json:
         echo_json(report.as_dict())
     elif not quiet:

@@ -15,9 +15,17 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def tenant_json(state: State, t: Tenant) -> dict:
-    return {"name": t.name, "interface": t.interface, "pools": strs(t.pools), "egress": strs(t.egress),
-            "uplink": t.uplink, "via": strs(t.via), "table": t.table, "rotate_after": t.rotate_after,
-            "peers": len(state.peers_of(t.name))}
+    return {
+        "name": t.name,
+        "interface": t.interface,
+        "pools": strs(t.pools),
+        "egress": strs(t.egress),
+        "uplink": t.uplink,
+        "via": strs(t.via),
+        "table": t.table,
+        "rotate_after": t.rotate_after,
+        "peers": len(state.peers_of(t.name)),
+    }
 
 
 def _show(state: State, name: str, as_json: bool) -> None:
@@ -30,12 +38,27 @@ def _show(state: State, name: str, as_json: bool) -> None:
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="NAME", hidden=True),
-    pool: list[str] = typer.Option(..., "--pool", metavar="CIDR", help="Address pool CIDR; once per family."),
-    egress: list[str] = typer.Option(..., "--egress", metavar="IP", help="Egress IP; once per family, needs that family's pool."),
-    interface: Optional[str] = typer.Option(None, "--interface", metavar="NAME", help="Needed when several interfaces exist."),
-    uplink: Optional[str] = typer.Option(None, "--uplink", metavar="DEVICE", help="Device to leave by (default: main's default route)."),
-    via: list[str] = typer.Option([], "--via", metavar="IP", help="Next hop per family (default: main's gateway)."),
-    rotate_after: Optional[str] = typer.Option(None, "--rotate-after", metavar="DURATION", help="Key rotation period, e.g. 90d."),
+    pool: list[str] = typer.Option(
+        ..., "--pool", metavar="CIDR", help="Address pool CIDR; once per family."
+    ),
+    egress: list[str] = typer.Option(
+        ..., "--egress", metavar="IP", help="Egress IP; once per family, needs that family's pool."
+    ),
+    interface: Optional[str] = typer.Option(
+        None, "--interface", metavar="NAME", help="Needed when several interfaces exist."
+    ),
+    uplink: Optional[str] = typer.Option(
+        None,
+        "--uplink",
+        metavar="DEVICE",
+        help="Device to leave by (default: main's default route).",
+    ),
+    via: list[str] = typer.Option(
+        [], "--via", metavar="IP", help="Next hop per family (default: main's gateway)."
+    ),
+    rotate_after: Optional[str] = typer.Option(
+        None, "--rotate-after", metavar="DURATION", help="Key rotation period, e.g. 90d."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add a tenant; it gets a routing table id from wggw's range."""
@@ -50,8 +73,12 @@ def add(
 def set_(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="NAME", hidden=True),
-    rotate_after: str = typer.Option(..., "--rotate-after", metavar="DURATION",
-                                     help="Key rotation period, e.g. 30d; 'default' for wggw's default (90d)."),
+    rotate_after: str = typer.Option(
+        ...,
+        "--rotate-after",
+        metavar="DURATION",
+        help="Key rotation period, e.g. 30d; 'default' for wggw's default (90d).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Change a tenant's key rotation policy."""
@@ -71,13 +98,29 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     if as_json:
         echo_json(views)
         return
-    table([[v["name"], v["interface"], ",".join(v["pools"]), ",".join(v["egress"]), v["uplink"] or "-",
-            str(v["table"]), str(v["peers"])] for v in views],
-          ["NAME", "INTERFACE", "POOLS", "EGRESS", "UPLINK", "TABLE", "PEERS"])
+    table(
+        [
+            [
+                v["name"],
+                v["interface"],
+                ",".join(v["pools"]),
+                ",".join(v["egress"]),
+                v["uplink"] or "-",
+                str(v["table"]),
+                str(v["peers"]),
+            ]
+            for v in views
+        ],
+        ["NAME", "INTERFACE", "POOLS", "EGRESS", "UPLINK", "TABLE", "PEERS"],
+    )
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", hidden=True), as_json: bool = JSON) -> None:
+def show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    as_json: bool = JSON,
+) -> None:
     """Show one tenant."""
     with open_store(ctx) as store:
         _show(store.load(), name, as_json)

@@ -17,7 +17,9 @@ export_app = typer.Typer(no_args_is_help=True)
 def import_wg_quick(
     ctx: typer.Context,
     file: Path = typer.Argument(..., metavar="FILE", hidden=True),
-    tenant: str = typer.Option(..., "--tenant", metavar="NAME", help="The tenant that receives the peers."),
+    tenant: str = typer.Option(
+        ..., "--tenant", metavar="NAME", help="The tenant that receives the peers."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the imported peers as JSON."),
 ) -> None:
     """Add the peers of FILE, a wg-quick server config (e.g. /etc/wireguard/wg0.conf), to a
@@ -39,8 +41,9 @@ def import_wg_quick(
 def export_wg_quick(
     ctx: typer.Context,
     interface: str = typer.Argument(..., metavar="IFACE", hidden=True),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
-                                          help="Write here (0600) instead of stdout."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write here (0600) instead of stdout."
+    ),
 ) -> None:
     """The gateway side of interface IFACE as a wg-quick file (contains its private key)."""
     from wggw.ops import transfer

@@ -22,9 +22,9 @@ class PoolCursor:
 
     def __init__(self, pool: IPNetwork, used: set[IPAddress]):
         self.pool = pool
-        self.used = used            # shared with the Batch: also holds requested addresses
+        self.used = used  # shared with the Batch: also holds requested addresses
         self.reserved = alloc.reserved(pool)
-        self.next = int(pool.network_address) + 2   # network + gateway come first
+        self.next = int(pool.network_address) + 2  # network + gateway come first
         self.last = int(pool.broadcast_address)
 
     def take(self, tenant: str) -> IPInterface:
@@ -44,9 +44,10 @@ class Batch:
     def __init__(self, state: State):
         self.tenants = {t.name: t for t in state.tenants}
         self.names: dict[str, set[str]] = {t: set() for t in self.tenants}
-        self.keys: dict[str, tuple[str, str]] = {i.public_key: ("interface", i.name)
-                                                 for i in state.interfaces}
-        for p in reversed(state.peers):   # the first holder wins, as validate.key_user says
+        self.keys: dict[str, tuple[str, str]] = {
+            i.public_key: ("interface", i.name) for i in state.interfaces
+        }
+        for p in reversed(state.peers):  # the first holder wins, as validate.key_user says
             self.names.setdefault(p.tenant, set()).add(p.name)
             if p.retiring is not None:
                 self.keys[p.retiring.public_key] = ("peer", p.ref)
@@ -63,8 +64,9 @@ class Batch:
     def check(self, peer: Peer) -> None:
         """What validate.check_peer checks, from the indexes."""
         self.tenant(peer.tenant)
-        validate.check_new_peer(peer, peer.name in self.names[peer.tenant],
-                                self.keys.get(peer.public_key))
+        validate.check_new_peer(
+            peer, peer.name in self.names[peer.tenant], self.keys.get(peer.public_key)
+        )
 
     def allocate(self, tenant: Tenant) -> tuple[IPInterface, ...]:
         """The next free address of each of the tenant's pools (alloc.allocate's answer)."""
@@ -79,13 +81,19 @@ class Batch:
     def requested(self, tenant: Tenant, addr: IPInterface, field: str) -> IPInterface:
         """An address someone asks for (import): alloc.check_requested against the indexes."""
         if addr.network.prefixlen != addr.max_prefixlen:
-            raise ValidationError(field, f"{addr} is not a single host address (/{addr.max_prefixlen})")
+            raise ValidationError(
+                field, f"{addr} is not a single host address (/{addr.max_prefixlen})"
+            )
         pool = tenant.pool(addr.version)
         if pool is None or addr.ip not in pool:
             pools = ", ".join(map(str, tenant.pools))
-            raise ValidationError(field, f"{addr.ip} is outside the pools of tenant {tenant.name} ({pools})")
+            raise ValidationError(
+                field, f"{addr.ip} is outside the pools of tenant {tenant.name} ({pools})"
+            )
         if addr.ip in alloc.reserved(pool):
-            raise ValidationError(field, f"{addr.ip} is the network, broadcast or gateway address of {pool}")
+            raise ValidationError(
+                field, f"{addr.ip} is the network, broadcast or gateway address of {pool}"
+            )
         if addr.ip in self.used:
             raise ValidationError(field, f"{addr.ip} is already used by another peer")
         self.used.add(addr.ip)

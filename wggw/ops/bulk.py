@@ -20,7 +20,7 @@ from wggw.core.errors import ValidationError, WggwError
 from wggw.core.model import Peer
 from wggw.store.sqlite import Store
 
-MAX_PEERS = 100_000          # one command; a typo like {1..10000000} is refused, not run
+MAX_PEERS = 100_000  # one command; a typo like {1..10000000} is refused, not run
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 FIELDS = ("ref", "tenant", "name", "public_key", "keepalive", "dns", "expires")
 
@@ -49,12 +49,14 @@ def expand(pattern: str) -> list[str]:
         raise ValidationError("peer", f"{pattern}: the range {m.group(0)} counts down")
     if hi - lo + 1 > MAX_PEERS:
         raise ValidationError("peer", f"{pattern}: more than {MAX_PEERS:,} peers in one command")
-    head, tail = pattern[:m.start()], pattern[m.end():]
+    head, tail = pattern[: m.start()], pattern[m.end() :]
     out = []
     for n in range(lo, hi + 1):
         out.extend(expand(f"{head}{n:0{width}d}{tail}"))
         if len(out) > MAX_PEERS:
-            raise ValidationError("peer", f"{pattern}: more than {MAX_PEERS:,} peers in one command")
+            raise ValidationError(
+                "peer", f"{pattern}: more than {MAX_PEERS:,} peers in one command"
+            )
     return out
 
 
@@ -65,7 +67,9 @@ def read_file(path: Path) -> list[Entry]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeError) as e:
-        raise ValidationError("from-file", f"cannot read {path}: {getattr(e, 'strerror', e)}") from None
+        raise ValidationError(
+            "from-file", f"cannot read {path}: {getattr(e, 'strerror', e)}"
+        ) from None
     if text.lstrip().startswith(("[", "{")):
         try:
             rows = json.loads(text)
@@ -86,29 +90,50 @@ def read_file(path: Path) -> list[Entry]:
 def _entry(row: dict[str, Any], where: str) -> Entry:
     unknown = sorted(k for k in row if k not in FIELDS)
     if unknown:
-        raise ValidationError("from-file", f"{where}: unknown field {unknown[0]!r} "
-                              f"(fields: {', '.join(FIELDS)})")
-    ref = _text(row.get("ref")) or (f"{_text(row.get('tenant'))}/{_text(row.get('name'))}"
-                                    if row.get("tenant") or row.get("name") else "")
+        raise ValidationError(
+            "from-file", f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})"
+        )
+    ref = _text(row.get("ref")) or (
+        f"{_text(row.get('tenant'))}/{_text(row.get('name'))}"
+        if row.get("tenant") or row.get("name")
+        else ""
+    )
     if not ref:
-        raise ValidationError("from-file", f"{where}: no `ref` (TENANT/PEER) nor `tenant` and `name`")
+        raise ValidationError(
+            "from-file", f"{where}: no `ref` (TENANT/PEER) nor `tenant` and `name`"
+        )
     keepalive = row.get("keepalive")
     try:
         keepalive = None if keepalive in (None, "") else int(keepalive)
     except (TypeError, ValueError):
-        raise ValidationError("from-file", f"{where}: keepalive {keepalive!r} is not a number") from None
+        raise ValidationError(
+            "from-file", f"{where}: keepalive {keepalive!r} is not a number"
+        ) from None
     dns = row.get("dns") or []
-    dns = tuple(map(str, dns)) if isinstance(dns, list) else tuple(str(dns).replace(",", " ").split())
-    return Entry(ref, where, _text(row.get("public_key")) or None, keepalive, dns,
-                 _text(row.get("expires")) or None)
+    dns = (
+        tuple(map(str, dns)) if isinstance(dns, list) else tuple(str(dns).replace(",", " ").split())
+    )
+    return Entry(
+        ref,
+        where,
+        _text(row.get("public_key")) or None,
+        keepalive,
+        dns,
+        _text(row.get("expires")) or None,
+    )
 
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def entries_from_refs(patterns: Iterable[str], public_key: Optional[str], keepalive: Optional[int],
-                      dns: Iterable[str], expires: Optional[str]) -> list[Entry]:
+def entries_from_refs(
+    patterns: Iterable[str],
+    public_key: Optional[str],
+    keepalive: Optional[int],
+    dns: Iterable[str],
+    expires: Optional[str],
+) -> list[Entry]:
     """The command line's refs (brace ranges expanded), each with the shared options."""
     refs = [r for p in patterns for r in expand(p)]
     if public_key is not None and len(refs) > 1:
@@ -136,26 +161,43 @@ def add_peers(store: Store, entries: list[Entry], now: Optional[float] = None) -
             peers.append(peer)
         for peer in peers:
             tx.add_peer(peer)
-            tx.record_event("peer.add", peer.ref, {"public_key": peer.public_key,
-                                                   "own_key": peer.private_key is None,
-                                                   "addresses": [str(a) for a in peer.addresses]})
+            tx.record_event(
+                "peer.add",
+                peer.ref,
+                {
+                    "public_key": peer.public_key,
+                    "own_key": peer.private_key is None,
+                    "addresses": [str(a) for a in peer.addresses],
+                },
+            )
     return peers
 
 
 def _new_peer(entry: Entry, batch: Batch, now: float) -> Peer:
     tenant_name, peer_name = validate.peer_ref(entry.ref)
     tenant = batch.tenant(tenant_name)
-    dns_ips = tuple(validate.ip("dns", d) for item in entry.dns for d in item.split(",") if d.strip())
+    dns_ips = tuple(
+        validate.ip("dns", d) for item in entry.dns for d in item.split(",") if d.strip()
+    )
     expires_at = None if entry.expires is None else validate.when("expires", entry.expires, now)
     if entry.public_key is not None:
         private, psk, public = None, None, validate.public_key(entry.public_key)
     else:
         private, psk = keys.generate_private(), keys.generate_psk()
         public = keys.public_of(private)
-    peer = Peer(tenant=tenant_name, name=peer_name, public_key=public, addresses=(),
-                key_created_at=now, private_key=private, psk=psk,
-                keepalive=validate.keepalive(entry.keepalive), dns=dns_ips,
-                expires_at=expires_at, created_at=now)
+    peer = Peer(
+        tenant=tenant_name,
+        name=peer_name,
+        public_key=public,
+        addresses=(),
+        key_created_at=now,
+        private_key=private,
+        psk=psk,
+        keepalive=validate.keepalive(entry.keepalive),
+        dns=dns_ips,
+        expires_at=expires_at,
+        created_at=now,
+    )
     batch.check(peer)
     return replace(peer, addresses=batch.allocate(tenant))
 

@@ -37,8 +37,13 @@ def plan(store: Store, backend: Optional[str] = None) -> list[str]:
     return [converge.line(system, c) for c in result.changes]
 
 
-def apply(store: Store, backend: Optional[str] = None, echo: Echo = None,
-          now: Optional[float] = None, system=None):
+def apply(
+    store: Store,
+    backend: Optional[str] = None,
+    echo: Echo = None,
+    now: Optional[float] = None,
+    system=None,
+):
     """Under the store lock: housekeeping (retire, expire), then converge.
     Returns (rotation.Report, converge.Result)."""
     system = system if system is not None else system_for(backend, may_load=True)
@@ -48,13 +53,21 @@ def apply(store: Store, backend: Optional[str] = None, echo: Echo = None,
     return report, result
 
 
-def apply_peer(store: Store, backend: Optional[str], tenant: str, peer: Optional[Peer],
-               keys: Iterable[str], echo: Echo = None) -> list:
+def apply_peer(
+    store: Store,
+    backend: Optional[str],
+    tenant: str,
+    peer: Optional[Peer],
+    keys: Iterable[str],
+    echo: Echo = None,
+) -> list:
     """`peer add/remove --apply`: only this peer's WireGuard entries, or the whole `apply`
     while its tenant is not live yet. Returns the changes applied."""
     system = system_for(backend, may_load=True)
     with store.locked():
-        changes = converge.converge_peer(objects.peer_scope(store, tenant, peer, keys), system, echo)
+        changes = converge.converge_peer(
+            objects.peer_scope(store, tenant, peer, keys), system, echo
+        )
         if changes is None:
             report, result = apply(store, echo=echo, system=system)
             changes = result.changes
