@@ -62,7 +62,7 @@ class Batch:
         return found
 
     def check(self, peer: Peer) -> None:
-        """What validate.check_peer checks, from the indexes."""
+        """A new peer: unique name in its tenant, a key no other peer or gateway uses."""
         self.tenant(peer.tenant)
         validate.check_new_peer(
             peer, peer.name in self.names[peer.tenant], self.keys.get(peer.public_key)
@@ -80,24 +80,9 @@ class Batch:
 
     def requested(self, tenant: Tenant, addr: IPInterface, field: str) -> IPInterface:
         """An address someone asks for (import): alloc.check_requested against the indexes."""
-        if addr.network.prefixlen != addr.max_prefixlen:
-            raise ValidationError(
-                field, f"{addr} is not a single host address (/{addr.max_prefixlen})"
-            )
-        pool = tenant.pool(addr.version)
-        if pool is None or addr.ip not in pool:
-            pools = ", ".join(map(str, tenant.pools))
-            raise ValidationError(
-                field, f"{addr.ip} is outside the pools of tenant {tenant.name} ({pools})"
-            )
-        if addr.ip in alloc.reserved(pool):
-            raise ValidationError(
-                field, f"{addr.ip} is the network, broadcast or gateway address of {pool}"
-            )
-        if addr.ip in self.used:
-            raise ValidationError(field, f"{addr.ip} is already used by another peer")
-        self.used.add(addr.ip)
-        return alloc.host(addr.ip)
+        taken = alloc.check_free(tenant, addr, self.used, field)
+        self.used.add(taken.ip)
+        return taken
 
     def accept(self, peer: Peer) -> None:
         """Record a checked peer, so the next one of the batch sees its name and key."""
