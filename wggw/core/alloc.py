@@ -75,7 +75,8 @@ def check_requested(state: State, tenant: Tenant, addr: IPInterface, field: str 
     return check_free(tenant, addr, used_addresses(state), field)
 
 
-def check_free(tenant: Tenant, addr: IPInterface, used: set[IPAddress], field: str = "address") -> IPInterface:
+def check_free(tenant: Tenant, addr: IPInterface, used: set[IPAddress],
+               field: str = "address") -> IPInterface:
     """`check_requested`, given the used addresses (a batch keeps them as it goes)."""
     if addr.network.prefixlen != addr.max_prefixlen:
         raise ValidationError(field, f"{addr} is not a single host address (/{addr.max_prefixlen})")
