@@ -164,6 +164,7 @@ def test_two_commands_need_no_sudo():
         "nftables",
         "iproute2",
         "iptables",
+        "procps",
         "python3-venv",
     ):
         assert package in deps, package
