@@ -54,7 +54,12 @@ def open_store(ctx: typer.Context) -> "Store":
 
 
 def echo_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, sort_keys=False))
+    """One object indented; a list one element per line. json's C encoder runs only without
+    `indent`: indenting 10,000 peers in pure Python took ~0.4 s of `peer list --json`."""
+    if isinstance(obj, list):
+        typer.echo("[" + ",".join("\n  " + json.dumps(item) for item in obj) + ("\n]" if obj else "]"))
+    else:
+        typer.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
 def write_private(path: Path, data: str | bytes, field: str = "output") -> None:
