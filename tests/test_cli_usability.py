@@ -5,6 +5,7 @@ commands without sudo, and a package build without setuptools warnings."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -180,3 +181,24 @@ def test_pyproject_license_is_an_spdx_string():
         re.fullmatch(r"setuptools>=(\d+)", r) and int(r.split(">=")[1]) >= 77 for r in requires
     )
     assert not any("typer" in d and "<" in d for d in project["project"]["dependencies"])
+
+
+@pytest.mark.parametrize("obj", [
+    [], {}, 0, "x", None, [{"a": 1, "b": [1, 2]}, {"a": None}],
+    {"peers": [{"name": "alice", "addresses": ["10.0.0.2/32"]}], "tenants": [], "drift": ["x"],
+     "nested": {"k": [1, {"z": "é"}]}},
+])
+def test_json_output_parses_back_and_puts_one_element_per_line(obj):
+    from wggw.cli.common import json_text
+
+    text = json_text(obj)
+    assert json.loads(text) == obj
+    if isinstance(obj, list) and obj:
+        assert len(text.splitlines()) == len(obj) + 2
+
+
+def test_peer_list_json_is_one_peer_per_line(gw):
+    gw("peer", "add", "acme/p{1..5}")
+    text = gw("peer", "list", "--json").output
+    assert [p["name"] for p in json.loads(text)] == [f"p{i}" for i in range(1, 6)]
+    assert len(text.strip().splitlines()) == 7
