@@ -46,6 +46,15 @@ class RealSystem:
     def __init__(self, wg):
         self.wg = wg
 
+    def line(self, change: Change) -> str:
+        """The `[#]` line of a change as this host will carry it out: with wireguard-go a
+        device is a process (and its tun link), not an `ip link add ... type wireguard`."""
+        if self.wg.kind == "userspace" and isinstance(change, CreateDevice):
+            return f"[#] wireguard-go {change.name}"
+        if self.wg.kind == "userspace" and isinstance(change, DeleteDevice):
+            return f"[#] kill wireguard-go {change.name} (its tun link goes with it)"
+        return str(change)
+
     def facts(self) -> HostFacts:
         return netlink.observe_facts()
 
@@ -89,7 +98,7 @@ class RealSystem:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
                 for change in batch:
-                    echo_change(echo, change)
+                    echo_change(echo, change, self.line(change))
                 if group is not None and group[0] == "peers":
                     self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
                                       [c.public_key for c in batch if isinstance(c, RemovePeer)])
@@ -100,6 +109,8 @@ class RealSystem:
                         self._apply_one(change, nl)
 
     def _apply_one(self, change: Change, nl: "netlink.Netlink") -> None:
+        """A change outside the two batched groups (addresses, routes and rules always go
+        out as one netlink batch, peers as one WireGuard transaction)."""
         wg = self.wg
         if isinstance(change, SetSysctl):
             sysctl.write(change.key, change.value)
@@ -109,17 +120,10 @@ class RealSystem:
             wg.configure(change.name, change.private_key, change.listen_port)
         elif isinstance(change, SetLink):
             nl.set_link(change.spec)
-        elif isinstance(change, (AddAddress, DelAddress)):
-            nl.address("add" if isinstance(change, AddAddress) else "del", change.spec)
         elif isinstance(change, ReplaceNft):
             nft.load(change.spec.text)
         elif isinstance(change, DeleteNft):
             nft.delete()
-        elif isinstance(change, (AddRoute, DelRoute)):
-            nl.route("del" if isinstance(change, DelRoute) else ("replace" if change.replace else "add"),
-                     change.spec)
-        elif isinstance(change, (AddRule, DelRule)):
-            nl.rule("add" if isinstance(change, AddRule) else "del", change.spec)
         elif isinstance(change, DeleteDevice):
             wg.delete(change.name)
         else:  # pragma: no cover - a new change type without an applier is a bug

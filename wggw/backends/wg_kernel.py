@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
-import os
 import socket
 from dataclasses import replace
 from typing import Iterable, Optional, Sequence
@@ -28,27 +27,6 @@ KIND = "wireguard"
 MESSAGE_BUDGET = 32 * 1024
 PEER_BYTES = 120          # public key, PSK, flags, keepalive, nests
 ALLOWED_IP_BYTES = 40     # one nested v6 allowed IP
-
-
-def probe() -> Optional[str]:
-    """None if kernel WireGuard works here, else why not. Leaves nothing behind."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        with _wireguard_socket():
-            return None
-    except (NetlinkError, OSError):
-        pass  # family not registered: the module may just not be loaded yet
-    # `link add` makes the kernel autoload the module (rtnl-link-wireguard alias).
-    name = "wggwprobe" + os.urandom(3).hex()  # 15 chars, unlike anything an operator names
-    try:
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=name, kind=KIND)
-    except (NetlinkError, OSError) as e:
-        return f"link add kind=wireguard failed: {e}"
-    delete_link(name)  # raises (naming the link) rather than leave it behind silently
-    return None
 
 
 def _wireguard_socket():

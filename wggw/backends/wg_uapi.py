@@ -19,6 +19,9 @@ from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 from wggw.backends.wireguard import normalise_allowed_ips
 
 TIMEOUT = 10.0  # seconds; a `get` of 10k peers takes ~60 ms, so this only catches a hung daemon
+# wireguard-go answers a `set` only when all of it is done: a cold set of 50,000 peers (one
+# transaction) took longer than TIMEOUT on a loaded 2-core machine. The wait grows with the request.
+SET_SECONDS_PER_LINE = 0.002
 ZERO_HEX = "0" * 64
 
 
@@ -64,6 +67,7 @@ class UapiClient:
         body = "set=1\n" + "".join(f"{line}\n" for line in lines) + "\n"
         try:
             with self._connect() as sock, sock.makefile("rb") as stream:
+                sock.settimeout(TIMEOUT + SET_SECONDS_PER_LINE * body.count("\n"))
                 sock.sendall(body.encode())
                 reply = list(_lines(stream))
         except OSError as e:

@@ -12,7 +12,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, drift after apply
 EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
 EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
+EXIT_NOTIFY_FAILED = 3  # `rotate`: keys rotated and applied, but a --notify command failed
 EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 class WggwError(Exception):

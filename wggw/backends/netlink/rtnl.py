@@ -22,10 +22,7 @@ from wggw.backends.netlink import dump as nldump
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
 ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 7: "unreachable"}
-ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
-                "unreachable": "FR_ACT_UNREACHABLE"}
 IFF_UP = 0x1
-IFA_F_NODAD = 0x02
 GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
 
 
@@ -183,44 +180,9 @@ class Netlink:
         idx = self._idx(spec.name, f"link {spec.name}")
         self._do(f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up")
 
-    def address(self, cmd: str, spec: AddrSpec) -> None:
-        iface = ipaddress.ip_interface(spec.cidr)
-        kwargs = dict(index=self._idx(spec.ifname, f"address {spec.cidr}"), address=str(iface.ip),
-                      prefixlen=iface.network.prefixlen, family=AF[iface.version])
-        if spec.egress:
-            kwargs["proto"] = naming.ADDR_PROTO
-        if iface.version == 6:
-            kwargs["flags"] = IFA_F_NODAD  # usable at once as a route src / SNAT target
-        ok = {errno.EEXIST} if cmd == "add" else GONE
-        self._do(f"address {spec.cidr} dev {spec.ifname}", ok, self.ipr.addr, cmd, **kwargs)
-
-    def route(self, cmd: str, spec: RouteSpec) -> None:
-        dst = "::/0" if spec.dst == "default" and spec.family == 6 else (
-            "0.0.0.0/0" if spec.dst == "default" else spec.dst)
-        kwargs = dict(family=AF[spec.family], table=spec.table, dst=dst)
-        if cmd != "del":
-            kwargs["oif"] = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            if spec.gateway:
-                kwargs["gateway"] = spec.gateway
-            if spec.src:
-                kwargs["prefsrc"] = spec.src
-        ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
-        self._do(f"route {spec.dst} table {spec.table}", ok, self.ipr.route, cmd, **kwargs)
-
-    def rule(self, cmd: str, spec: RuleSpec) -> None:
-        kwargs = dict(family=AF[spec.family], priority=spec.pref, action=ACTION_CODES[spec.action])
-        if spec.fwmask:
-            kwargs.update(fwmark=spec.fwmark, fwmask=spec.fwmask)
-        if spec.action == "lookup":
-            kwargs["table"] = spec.table
-        if spec.action == "goto":
-            kwargs["goto"] = spec.goto
-        ok = {errno.EEXIST} if cmd == "add" else GONE
-        self._do(f"rule pref {spec.pref}", ok, self.ipr.rule, cmd, **kwargs)
-
     def batch(self, items: list[tuple[str, object]]) -> None:
         """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
-        writes (nlbatch), with the same errno policy as the single-request methods."""
+        writes (nlbatch), with wggw's errno policy (EEXIST on add, gone on delete: done)."""
         from wggw.backends.netlink import batch as nlbatch
 
         requests = [self._request(cmd, spec) for cmd, spec in items]
