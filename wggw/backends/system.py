@@ -10,11 +10,11 @@ from typing import Callable, Optional
 from .. import desired as desired_mod
 from ..desired import HostFacts, RouteSpec
 from ..errors import BackendError
-from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
-                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
+from ..plan import (AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice,
+                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed,
                     RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
 from ..wgtypes import WgDeviceState
-from . import netlink, nft, sysctl
+from . import netlink, nft, nldump, sysctl, tc
 
 Echo = Optional[Callable[[str], None]]
 
@@ -37,7 +37,7 @@ def _group(change: Change) -> Optional[tuple[str, str]]:
 
 
 def _netlink_item(change: Change) -> tuple[str, object]:
-    if isinstance(change, AddRoute):
+    if isinstance(change, (AddRoute, AddAddress)):
         return ("replace" if change.replace else "add", change.spec)
     return ("add" if isinstance(change, (AddAddress, AddRule)) else "del", change.spec)
 
@@ -64,6 +64,7 @@ class RealSystem:
             rules=netlink.observe_rules(),
             nft=nft.observe(),
             sysctls=sysctl.read(desired_mod.SYSCTL_FORWARD.values()),
+            tc=tc.observe(nldump.iter_names()),
         )
 
     def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
@@ -114,6 +115,14 @@ class RealSystem:
             nl.address("add" if isinstance(change, AddAddress) else "del", change.spec)
         elif isinstance(change, ReplaceNft):
             nft.load(change.spec.text)
+            nft.record_loaded()
+        elif isinstance(change, AddTc):
+            tc.install(nl._idx(change.spec.dev, f"tc filter on {change.spec.dev}"), change.spec)
+        elif isinstance(change, DelTc):
+            index = nl.index.get(change.spec.dev)
+            if index is not None:  # a device that is gone took its filters with it
+                tc.remove(index, change.spec)
+                tc.remove_empty_clsact(index, change.spec.dev)
         elif isinstance(change, DeleteNft):
             nft.delete()
         elif isinstance(change, (AddRoute, DelRoute)):
