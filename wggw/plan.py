@@ -262,6 +262,21 @@ def _nft_matches(spec: NftSpec, seen: ObservedNft) -> bool:
             and seen.vouched)
 
 
+def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
+    """Missing rules, each preceded by the deletion of whatever else holds its priority: the
+    kernel takes a rule that differs only in a selector wggw does not set (`from 10.0.0.0/8`)
+    for an existing one, so adding first would be a no-op. The window is microseconds in one
+    netlink batch, and the layers below (iif guard, tc) keep failing closed meanwhile."""
+    out: list[Change] = []
+    stale: dict[tuple[int, int], list[RuleSpec]] = {}
+    for r in sorted(observed.rules - desired.rules):
+        stale.setdefault((r.family, r.pref), []).append(r)
+    for r in sorted(desired.rules - observed.rules):
+        out.extend(DelRule(old) for old in stale.get((r.family, r.pref), []))
+        out.append(AddRule(r))
+    return out
+
+
 def plan(desired: Desired, observed: Observed) -> list[Change]:
     """Ordered changes that turn `observed` into `desired`."""
     adds: list[Change] = [SetSysctl(k, v) for k, v in sorted(desired.sysctls.items())
@@ -284,13 +299,15 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     adds.extend(AddTc(t) for t in sorted(desired.tc - observed.tc))
     route_adds, route_dels = _plan_routes(desired, observed)
     adds.extend(route_adds)
-    adds.extend(AddRule(r) for r in sorted(desired.rules - observed.rules))
+    adds.extend(_rule_adds(desired, observed))
     # Peers last: their packets can only arrive once their tenant's routes, rules and NAT
     # exist, and the address changes above reach wireguard-go's netlink watcher while it
     # is idle rather than busy starting thousands of peers (it exits if its queue overflows).
     adds.extend(peers)
 
-    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)]
+    taken = {(r.family, r.pref) for r in desired.rules - observed.rules}
+    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)
+                          if (r.family, r.pref) not in taken]
     dels.extend(route_dels)
     dels.extend(DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
                 if (a.egress or a.ifname in desired.wg) and (a.ifname, a.cidr) not in replaced)
