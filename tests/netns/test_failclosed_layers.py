@@ -144,9 +144,9 @@ def gw(module_lab):
 
 def _drop_rules(lab) -> None:
     for fam in ("-4", "-6"):
-        prefs = sorted({int(line.split(":")[0]) for line in lab.gw.ip(fam, "rule", "show").stdout.splitlines()
-                        if line.split(":")[0].isdigit()
-                        and naming.RULE_PREF_MIN <= int(line.split(":")[0]) <= naming.RULE_PREF_MAX})
+        lines = lab.gw.ip(fam, "rule", "show").stdout.splitlines()
+        prefs = sorted({int(p) for p in (line.split(":")[0] for line in lines)
+                        if p.isdigit() and naming.owns_rule_pref(int(p))})
         assert prefs, "no wggw rule to delete"
         batch = "".join(f"rule del pref {p}\n" for p in prefs)
         lab.gw.run(["ip", fam, "-batch", "-"], input=batch)
@@ -179,8 +179,8 @@ def inflict(lab, fault: str) -> None:
 def test_the_layers_are_in_place(gw):
     """The three layers, as the kernel shows them: nft, the iif rules, the tc programs."""
     lab, _ = gw
-    ifname = next(l.split(":")[1].strip() for l in lab.gw.ip("-o", "link", "show").stdout.splitlines()
-                  if naming.LINK_ALIAS in l)
+    links = lab.gw.ip("-o", "link", "show").stdout.splitlines()
+    ifname = next(line.split(":")[1].strip() for line in links if naming.LINK_ALIAS in line)
     for fam in ("-4", "-6"):
         assert f"iif {ifname} unreachable" in lab.gw.ip(fam, "rule", "show").stdout
     ingress = lab.gw.run(["tc", "filter", "show", "dev", ifname, "ingress"]).stdout

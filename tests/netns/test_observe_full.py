@@ -89,8 +89,9 @@ MUTATIONS = {
     "iprule-delete": lambda g: g.ip("rule", "del", "pref", str(ruletree.PREF_IIF)),
     "iprule-add": lambda g: g.ip("rule", "add", "pref", "20000", "lookup", "main"),
     # routes: acme's default route gets an MTU; a blackhole appears in acme's table
-    "route-edit": lambda g: g.ip("route", "change", "default", "via", "203.0.113.254", "dev",
-                                 g.lab.uplink_dev, "src", ACME_EGRESS4, "table", TABLE, "mtu", "1280"),
+    "route-edit": lambda g: g.ip("route", "change", "default", "via", "203.0.113.254",
+                                 "dev", g.lab.uplink_dev, "src", ACME_EGRESS4, "table", TABLE,
+                                 "mtu", "1280"),
     "route-delete": lambda g: g.ip("route", "del", ACME_POOL4, "table", TABLE),
     "route-add": lambda g: g.ip("route", "add", "blackhole", "198.51.100.0/24", "table", TABLE),
     # addresses on wggw's interface
@@ -99,8 +100,9 @@ MUTATIONS = {
     "addr-delete": lambda g: g.ip("addr", "del", "10.10.0.1/24", "dev", g.ifname),
     "addr-add": lambda g: g.ip("addr", "add", "10.10.0.77/24", "dev", g.ifname),
     # tc: the uplink's guard swapped for a program that lets everything through
-    "tc-edit": lambda g: g.run("tc", "filter", "replace", "dev", g.lab.uplink_dev, "egress", "prio",
-                               str(naming.TC_PRIO), "handle", "1", "bpf", "bytecode", CBPF_CONTINUE),
+    "tc-edit": lambda g: g.run("tc", "filter", "replace", "dev", g.lab.uplink_dev, "egress",
+                               "prio", str(naming.TC_PRIO), "handle", "1", "bpf", "bytecode",
+                               CBPF_CONTINUE),
     "tc-delete": lambda g: g.run("tc", "filter", "del", "dev", g.lab.uplink_dev, "egress", "prio",
                                  str(naming.TC_PRIO)),
     "tc-add": lambda g: g.run("tc", "filter", "add", "dev", g.lab.uplink_dev, "egress", "prio",

@@ -29,7 +29,9 @@ TCA_BPF_FLAG_ACT_DIRECT = 1
 TC_H_CLSACT, CLSACT_HANDLE = 0xFFFFFFF1, 0xFFFF0000
 PARENT = {INGRESS: 0xFFFFFFF2, EGRESS: 0xFFFFFFF3}
 ETH_P_ALL = 0x0003
-SYS_BPF, BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS = 321, 5, 3  # x86_64
+SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "riscv64": 280, "ppc64le": 361,
+           "s390x": 351, "i686": 357}
+BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS = 5, 3
 GONE = {errno.ENOENT, errno.EINVAL, errno.ENODEV}
 
 
@@ -67,8 +69,12 @@ def load_program(hook: str) -> int:
     attr = ctypes.create_string_buffer(struct.pack(
         "<IIQQIIQII16s", BPF_PROG_TYPE_SCHED_CLS, len(prog) // 8, ctypes.addressof(insns),
         ctypes.addressof(lic), 0, 0, 0, 0, 0, name), 128)
+    number = SYS_BPF.get(os.uname().machine)
+    if number is None:
+        raise BackendError(f"tc program {tcguard.NAMES[hook]}: bpf(2) number unknown on "
+                           f"{os.uname().machine}")
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.syscall(SYS_BPF, BPF_PROG_LOAD, attr, 128)
+    fd = libc.syscall(number, BPF_PROG_LOAD, attr, 128)
     if fd < 0:
         code = ctypes.get_errno()
         raise BackendError(f"tc program {tcguard.NAMES[hook]}: bpf load failed: "
