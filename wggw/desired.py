@@ -166,7 +166,8 @@ def compile_state(state: State, facts: HostFacts) -> Desired:
     families = {p.version for t in state.tenants for p in t.pools}
     for v in families:
         having = [t for t in state.tenants if t.pool(v)]
-        rules.update(ruletree.rules_for(v, [t.table for t in having], [t.interface for t in having]))
+        rules.update(ruletree.rules_for(v, [t.table for t in having],
+                                        [t.interface for t in having]))
     return Desired(
         sysctls={SYSCTL_FORWARD[v]: "1" for v in sorted(families)},
         wg={i.name: _device(i, state) for i in state.interfaces},

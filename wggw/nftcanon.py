@@ -75,4 +75,5 @@ def parse(objs: list[dict]) -> ParsedTable:
             digest = inner["comment"].split(" ", 1)[1]
         body.append({kind: _strip(inner)})
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return ParsedTable(digest, tuple(sorted(elements.items())), hashlib.sha256(text.encode()).hexdigest())
+    body_hash = hashlib.sha256(text.encode()).hexdigest()
+    return ParsedTable(digest, tuple(sorted(elements.items())), body_hash)

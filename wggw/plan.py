@@ -219,8 +219,8 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     out: list[Change] = []
     if have is None:
         out.append(CreateDevice(name))
-    if have is None or have.public_key != public_of(want.private_key) or have.listen_port != want.listen_port \
-            or have.fwmark:
+    if have is None or have.public_key != public_of(want.private_key) \
+            or have.listen_port != want.listen_port or have.fwmark:
         out.append(ConfigureDevice(name, want.private_key, want.listen_port))
     current = have.peers if have else {}
     for peer in want.peers:
@@ -252,6 +252,20 @@ def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], li
                 replaced.add(slot[0])  # the replace turns it into the wanted one
     dels: list[Change] = [DelRoute(r) for r in sorted(observed.routes)
                           if r not in desired.routes and r not in replaced]
+    return adds, dels
+
+
+def _plan_addresses(desired: Desired, observed: Observed) -> tuple[list[Change], list[Change]]:
+    """A wanted address present with other flags or lifetime is replaced in place (deleting
+    it after the add would remove the address itself); other strays on wggw's links, and
+    egress addresses no longer wanted, are deleted."""
+    present = {(a.ifname, a.cidr) for a in observed.addresses}
+    wanted = {(a.ifname, a.cidr) for a in desired.addresses}
+    adds: list[Change] = [AddAddress(a, replace=(a.ifname, a.cidr) in present)
+                          for a in sorted(desired.addresses - observed.addresses)]
+    dels: list[Change] = [DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
+                          if (a.egress or a.ifname in desired.wg)
+                          and (a.ifname, a.cidr) not in wanted]
     return adds, dels
 
 
@@ -289,10 +303,8 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
         spec = desired.links[name]
         if link is None or link.mtu != spec.mtu or not link.up:
             adds.append(SetLink(spec))
-    present = {(a.ifname, a.cidr) for a in observed.addresses}
-    adds.extend(AddAddress(a, replace=(a.ifname, a.cidr) in present)
-                for a in sorted(desired.addresses - observed.addresses))
-    replaced = {(a.ifname, a.cidr) for a in desired.addresses}
+    addr_adds, addr_dels = _plan_addresses(desired, observed)
+    adds.extend(addr_adds)
     if not _nft_matches(desired.nft, observed.nft) and desired.nft.digest:
         adds.append(ReplaceNft(desired.nft))
     # The tc guard after the table: nft must clear FROM_WG before the uplinks drop it.
@@ -309,8 +321,7 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)
                           if (r.family, r.pref) not in taken]
     dels.extend(route_dels)
-    dels.extend(DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
-                if (a.egress or a.ifname in desired.wg) and (a.ifname, a.cidr) not in replaced)
+    dels.extend(addr_dels)
     if not desired.nft.digest and observed.nft.present:
         dels.append(DeleteNft())
     wanted_hooks = {(t.dev, t.hook) for t in desired.tc}

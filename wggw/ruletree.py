@@ -109,7 +109,8 @@ def rules_for(family: int, tables: Iterable[int], ifaces: Iterable[str] = ()) ->
         RuleSpec(family, PREF_UNREACHABLE, "unreachable", naming.MARK_FLAG, naming.MARK_FLAG),
         RuleSpec(family, PREF_END, "nop"),
     ]
-    rules += [RuleSpec(family, PREF_IIF + k, "unreachable", iif=name) for k, name in enumerate(names)]
+    rules += [RuleSpec(family, PREF_IIF + k, "unreachable", iif=name)
+              for k, name in enumerate(names)]
     present: set[tuple[int, int]] = set()  # (depth, prefix) of every node on a path
     for idx in indices:
         for depth in range(INDEX_BITS + 1):

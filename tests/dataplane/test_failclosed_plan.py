@@ -61,7 +61,8 @@ def test_nft_marks_carry_the_bit_and_only_the_guard_clears_it():
 def test_tc_drift_is_planned_and_removed_by_down():
     fake, want = _converged()
     swapped = TcSpec("eth0", EGRESS, "other", "00", ("kind u32",))
-    fake.state = replace(fake.state, tc=(fake.state.tc - {TcSpec.wanted("eth0", EGRESS)}) | {swapped})
+    tcs = (fake.state.tc - {TcSpec.wanted("eth0", EGRESS)}) | {swapped}
+    fake.state = replace(fake.state, tc=tcs)
     assert plan(want, fake.observe()) == [AddTc(TcSpec.wanted("eth0", EGRESS))]
     fake.state = replace(fake.state, tc=fake.state.tc | {TcSpec("eth9", EGRESS, "x", "y")})
     assert DelTc(TcSpec("eth9", EGRESS, "x", "y")) in plan(want, fake.observe())
@@ -122,8 +123,8 @@ NFT_JSON = [
     {"metainfo": {"version": "1.0.6"}},
     {"table": {"family": "inet", "name": "wggw", "handle": 2}},
     {"set": {"name": "wg_ifaces", "type": "ifname", "handle": 5, "elem": ["wgt0"]}},
-    {"map": {"name": "mark_v6", "type": "ipv6_addr", "map": "mark", "handle": 7, "flags": ["interval"],
-             "elem": [[{"prefix": {"addr": "fd00::", "len": 64}}, 805306368]]}},
+    {"map": {"name": "mark_v6", "type": "ipv6_addr", "map": "mark", "handle": 7,
+             "flags": ["interval"], "elem": [[{"prefix": {"addr": "fd00::", "len": 64}}, 805306368]]}},
     {"set": {"name": "egress_ok_v4", "type": ["ipv4_addr", "ipv4_addr"], "handle": 10,
              "elem": [{"concat": [{"prefix": {"addr": "10.0.0.0", "len": 24}}, "203.0.113.0"]}]}},
     {"rule": {"chain": "tenant_mark", "handle": 16, "comment": "wggw abc", "expr": [

@@ -78,7 +78,8 @@ class FakeSystem:
             kept = {t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)}
             return replace(s, tc=frozenset(kept | {c.spec}))
         if isinstance(c, DelTc):
-            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)))
+            key = (c.spec.dev, c.spec.hook)
+            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != key))
         if isinstance(c, DeleteNft):
             return replace(s, nft=ObservedNft(False))
         if isinstance(c, AddRoute):

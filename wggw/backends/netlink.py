@@ -236,11 +236,11 @@ class Netlink:
                                    naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
         if isinstance(spec, RouteSpec):
             if cmd == "del":  # name this very route: another may share its destination
-                return nlbatch.route(cmd, spec.family, spec.table, spec.dst, self.index.get(spec.dev, 0),
-                                     spec.gateway, None, spec.metric)
+                return nlbatch.route(cmd, spec.family, spec.table, spec.dst,
+                                     self.index.get(spec.dev, 0), spec.gateway, None, spec.metric)
             oif = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src,
-                                 spec.metric)
+            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway,
+                                 spec.src, spec.metric)
         return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
                             spec.table, spec.goto, spec.iif, spec.extra)
 

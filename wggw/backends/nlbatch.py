@@ -73,8 +73,9 @@ def address(cmd: str, index: int, cidr: str, proto: int = 0, nodad: bool = False
         body += _attr(IFA_PROTO, struct.pack("B", proto))
     add = cmd != "del"  # add | replace (fixes flags and lifetime of the address in place)
     flags = {"add": F_CREATE | F_EXCL, "replace": F_CREATE | F_REPLACE}.get(cmd, 0)
-    return Request(body, RTM_NEWADDR if add else RTM_DELADDR, flags,
-                   f"address {cidr}", frozenset({errno.EEXIST} if cmd == "add" else (GONE if not add else ())))
+    ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
+    return Request(body, RTM_NEWADDR if add else RTM_DELADDR, flags, f"address {cidr}",
+                   frozenset(ok))
 
 
 def route(cmd: str, family: int, table: int, dst: str, oif: int = 0, gateway: str | None = None,

@@ -77,7 +77,8 @@ def _addr(data: bytes, off: int, end: int) -> dict:
 
 
 def _route(data: bytes, off: int, end: int) -> dict:
-    family, dst_len, src_len, tos, table, proto, scope, kind, flags = struct.unpack_from("BBBBBBBBI", data, off)
+    family, dst_len, src_len, tos, table, proto, scope, kind, flags = \
+        struct.unpack_from("BBBBBBBBI", data, off)
     msg = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table,
            "proto": proto, "scope": scope, "type": kind, "flags": flags, "raw": []}
     _attrs(data, off + 12, end, ROUTE_ATTRS, family, msg, msg["raw"])
@@ -85,7 +86,8 @@ def _route(data: bytes, off: int, end: int) -> dict:
 
 
 def _rule(data: bytes, off: int, end: int) -> dict:
-    family, dst_len, src_len, tos, table, _r1, _r2, action, flags = struct.unpack_from("BBBBBBBBI", data, off)
+    family, dst_len, src_len, tos, table, _r1, _r2, action, flags = \
+        struct.unpack_from("BBBBBBBBI", data, off)
     msg = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table,
            "action": action, "flags": flags, "raw": []}
     _attrs(data, off + 12, end, RULE_ATTRS, family, msg, msg["raw"])

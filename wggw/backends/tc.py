@@ -51,7 +51,8 @@ def _info() -> int:
 def _request(msg_type: int, flags: int, body: bytes, what: str, ok: set[int] = frozenset()) -> None:
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as sock:
         sock.bind((0, 0))
-        sock.send(struct.pack("IHHII", 16 + len(body), msg_type, flags | F_REQUEST | F_ACK, 1, 0) + body)
+        header = struct.pack("IHHII", 16 + len(body), msg_type, flags | F_REQUEST | F_ACK, 1, 0)
+        sock.send(header + body)
         data = sock.recv(65536)
     length, kind = struct.unpack_from("IH", data, 0)
     if kind == NLMSG_ERROR:
@@ -91,7 +92,8 @@ def install(ifindex: int, spec: TcSpec) -> None:
     remove(ifindex, spec)
     fd = load_program(spec.hook)
     try:
-        opts = (_attr(TCA_BPF_FD, struct.pack("I", fd)) + _attr(TCA_BPF_NAME, spec.prog.encode() + b"\0")
+        opts = (_attr(TCA_BPF_FD, struct.pack("I", fd))
+                + _attr(TCA_BPF_NAME, spec.prog.encode() + b"\0")
                 + _attr(TCA_BPF_FLAGS, struct.pack("I", TCA_BPF_FLAG_ACT_DIRECT)))
         body = (_tcmsg(ifindex, naming.TC_HANDLE, PARENT[spec.hook], _info())
                 + _attr(TCA_KIND, b"bpf\0") + _attr(TCA_OPTIONS, opts))
@@ -120,7 +122,8 @@ def _dump(ifindex: int, parent: int) -> list[dict]:
     body = _tcmsg(ifindex, 0, parent, 0)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as sock:
         sock.bind((0, 0))
-        sock.send(struct.pack("IHHII", 16 + len(body), RTM_GETTFILTER, F_REQUEST | F_DUMP, 1, 0) + body)
+        header = struct.pack("IHHII", 16 + len(body), RTM_GETTFILTER, F_REQUEST | F_DUMP, 1, 0)
+        sock.send(header + body)
         for _ in range(10000):  # bounded: a dump ends with NLMSG_DONE
             data = sock.recv(1 << 20)
             off = 0
@@ -163,9 +166,9 @@ def _observed(dev: str, hook: str, filters: list[dict]) -> Optional[TcSpec]:
         return None
     if len(ours) == 1:
         f = ours[0]
-        extra = [f"{k} {f[k]}" for k, want in (("kind", "bpf"), ("handle", naming.TC_HANDLE),
-                                              ("protocol", ETH_P_ALL), ("flags", TCA_BPF_FLAG_ACT_DIRECT))
-                 if f[k] != want]
+        expected = (("kind", "bpf"), ("handle", naming.TC_HANDLE), ("protocol", ETH_P_ALL),
+                    ("flags", TCA_BPF_FLAG_ACT_DIRECT))
+        extra = [f"{k} {f[k]}" for k, want in expected if f[k] != want]
         # The kernel hashes with SHA-1 or SHA-256 depending on its version: either is ours.
         known = f["tag"] in tcguard.known_tags(hook)
         return TcSpec(dev, hook, f["name"], tcguard.tag(hook) if known else f["tag"], tuple(extra))

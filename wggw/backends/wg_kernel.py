@@ -235,7 +235,8 @@ class KernelBackend(WgBackend):
         check_name(ifname)
         try:
             with _wireguard_socket() as wg:
-                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port), fwmark=0)
+                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port),
+                       fwmark=0)
         except (NetlinkError, OSError) as e:
             raise BackendError(f"WireGuard {ifname}: genetlink set (key, port) failed: {e}") from e
 
