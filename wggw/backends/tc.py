@@ -19,7 +19,7 @@ from .. import naming, tcguard
 from ..errors import BackendError
 from ..tcguard import EGRESS, INGRESS, TcSpec
 
-RTM_NEWQDISC, RTM_DELQDISC = 36, 37
+RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 RTM_NEWTFILTER, RTM_DELTFILTER, RTM_GETTFILTER = 44, 45, 46
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 F_REQUEST, F_ACK, F_DUMP, F_EXCL, F_CREATE = 0x1, 0x4, 0x300, 0x200, 0x400
@@ -118,22 +118,35 @@ def remove_empty_clsact(ifindex: int, dev: str) -> None:
 
 def _dump(ifindex: int, parent: int) -> list[dict]:
     """Every filter on one hook of one device (decoded: prio, protocol, handle, kind, bpf)."""
-    out: list[dict] = []
-    body = _tcmsg(ifindex, 0, parent, 0)
+    return [_filter(m) for m in _dump_messages(RTM_GETTFILTER, _tcmsg(ifindex, 0, parent, 0))]
+
+
+def _clsact_devices() -> set[int]:
+    """Devices that have a clsact qdisc (one dump for the whole host): only they can hold
+    wggw's filters, so a host with thousands of links costs one dump, not two per link."""
+    out = set()
+    for msg in _dump_messages(RTM_GETQDISC, _tcmsg(0, 0, 0, 0)):
+        ifindex, parent = struct.unpack_from("iI", msg, 4)[0], struct.unpack_from("I", msg, 12)[0]
+        kind = _attrs(msg[20:]).get(TCA_KIND, b"").split(b"\0", 1)[0]
+        if kind == b"clsact" or parent == TC_H_CLSACT:
+            out.add(ifindex)
+    return out
+
+
+def _dump_messages(msg_type: int, body: bytes) -> list[bytes]:
+    out: list[bytes] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as sock:
         sock.bind((0, 0))
-        header = struct.pack("IHHII", 16 + len(body), RTM_GETTFILTER, F_REQUEST | F_DUMP, 1, 0)
+        header = struct.pack("IHHII", 16 + len(body), msg_type, F_REQUEST | F_DUMP, 1, 0)
         sock.send(header + body)
-        for _ in range(10000):  # bounded: a dump ends with NLMSG_DONE
+        for _ in range(100000):  # bounded: a dump ends with NLMSG_DONE
             data = sock.recv(1 << 20)
             off = 0
             while off + 16 <= len(data):
                 length, kind = struct.unpack_from("IH", data, off)
-                if kind == NLMSG_DONE:
-                    return out
-                if kind == NLMSG_ERROR:
-                    return out  # no clsact on this device: no filters
-                out.append(_filter(data[off + 16:off + length]))
+                if kind in (NLMSG_DONE, NLMSG_ERROR):
+                    return out  # an error here: no clsact on this device, so no filters
+                out.append(data[off + 16:off + length])
                 off += (length + 3) & ~3
     return out
 
@@ -178,7 +191,10 @@ def _observed(dev: str, hook: str, filters: list[dict]) -> Optional[TcSpec]:
 def observe(links: Iterable[tuple[int, str]]) -> frozenset[TcSpec]:
     """wggw's filters (anything at its priority) on the ingress/egress hooks of these links."""
     out = set()
+    hooked = _clsact_devices()
     for index, dev in links:
+        if index not in hooked:
+            continue
         for hook in (INGRESS, EGRESS):
             spec = _observed(dev, hook, _dump(index, PARENT[hook]))
             if spec is not None:
