@@ -209,5 +209,22 @@ def test_no_packet_leaves_with_a_wrong_source(gw, faults):
         assert echoes["4"] > 0 and echoes["6"] > 0, f"{tenant} after repair: {echoes}"
 
 
+def test_the_capture_sees_a_leak_when_all_three_layers_are_gone(gw):
+    """The control: with nft, the ip rules and the tc guard all gone (three faults, beyond
+    what wggw promises), pool addresses do arrive at the internet host and are counted. So
+    the zeros above are the layers' doing, not a capture that cannot see a leak."""
+    lab, counter = gw
+    lab.wggw("apply")
+    inflict(lab, "N")
+    inflict(lab, "R")
+    lab.gw.run(["tc", "filter", "del", "dev", lab.uplink_dev, "egress", "prio", str(naming.TC_PRIO)])
+    _echoes, _own, wrong = probe(lab, counter, "acme")
+    assert wrong > 0 and counter.last.get("pool", 0) == wrong, counter.last
+    lab.wggw("apply")
+    lab.wggw("plan", "--detailed-exitcode")
+    _echoes, own, wrong = probe(lab, counter, "acme")
+    assert wrong == 0 and own > 0, counter.last
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
