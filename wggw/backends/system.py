@@ -10,11 +10,11 @@ from typing import Callable, Optional
 from wggw.core import desired as desired_mod
 from wggw.core.desired import HostFacts, RouteSpec
 from wggw.core.errors import BackendError
-from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.planscript import echo_change
+from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.wgtypes import WgDeviceState
-from wggw.backends.netlink import rtnl as netlink
-from wggw.backends import nft, sysctl
+from wggw.backends.netlink import rtnl as netlink, dump as nldump
+from wggw.backends import nft, sysctl, tc
 
 Echo = Optional[Callable[[str], None]]
 
@@ -37,7 +37,7 @@ def _group(change: Change) -> Optional[tuple[str, str]]:
 
 
 def _netlink_item(change: Change) -> tuple[str, object]:
-    if isinstance(change, AddRoute):
+    if isinstance(change, (AddRoute, AddAddress)):
         return ("replace" if change.replace else "add", change.spec)
     return ("add" if isinstance(change, (AddAddress, AddRule)) else "del", change.spec)
 
@@ -73,6 +73,7 @@ class RealSystem:
             rules=netlink.observe_rules(),
             nft=nft.observe(),
             sysctls=sysctl.read(desired_mod.SYSCTL_FORWARD.values()),
+            tc=tc.observe(nldump.iter_names()),
         )
 
     def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
@@ -122,6 +123,14 @@ class RealSystem:
             nl.set_link(change.spec)
         elif isinstance(change, ReplaceNft):
             nft.load(change.spec.text)
+            nft.record_loaded()
+        elif isinstance(change, AddTc):
+            tc.install(nl._idx(change.spec.dev, f"tc filter on {change.spec.dev}"), change.spec)
+        elif isinstance(change, DelTc):
+            index = nl.index.get(change.spec.dev)
+            if index is not None:  # a device that is gone took its filters with it
+                tc.remove(index, change.spec)
+                tc.remove_empty_clsact(index, change.spec.dev)
         elif isinstance(change, DeleteNft):
             nft.delete()
         elif isinstance(change, DeleteDevice):

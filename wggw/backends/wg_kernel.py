@@ -113,15 +113,16 @@ def encode_set(ifname: str, peers: list[dict]):
 
 def merge_dump(ifname: str, messages) -> WgDeviceState:
     """Fold every message of a GET_DEVICE dump into one state, merging peers by key."""
-    public_key, port, peers = None, 0, {}
+    public_key, port, peers, fwmark = None, 0, {}, 0
     for msg in messages:
+        fwmark = msg.get_attr("WGDEVICE_A_FWMARK") or fwmark
         if msg.get_attr("WGDEVICE_A_PUBLIC_KEY") is not None:
             public_key = _text(msg.get_attr("WGDEVICE_A_PUBLIC_KEY"))
         port = msg.get_attr("WGDEVICE_A_LISTEN_PORT") or port
         for nla in msg.get_attr("WGDEVICE_A_PEERS") or ():
             _merge_peer(peers, nla)
     return WgDeviceState(
-        name=ifname, public_key=public_key, listen_port=port,
+        name=ifname, public_key=public_key, listen_port=port, fwmark=fwmark,
         peers={k: WgPeerState(**{**p, "allowed_ips": normalise_allowed_ips(p["allowed_ips"])})
                for k, p in peers.items()})
 
@@ -211,7 +212,8 @@ class KernelBackend(WgBackend):
         check_name(ifname)
         try:
             with _wireguard_socket() as wg:
-                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port))
+                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port),
+                       fwmark=0)
         except (NetlinkError, OSError) as e:
             raise BackendError(f"WireGuard {ifname}: genetlink set (key, port) failed: {e}") from e
 

@@ -133,7 +133,7 @@ def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> W
     private = fields.get("private_key")
     return WgDeviceState(
         name=ifname, public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
-        listen_port=int(fields.get("listen_port", 0)),
+        listen_port=int(fields.get("listen_port", 0)), fwmark=int(fields.get("fwmark", 0)),
         peers={pub: _peer_state(pub, "\n".join(parts))
                for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())})
 
@@ -200,7 +200,7 @@ def _public_of_hex(private_hex: str) -> str:
 # --- request bodies -------------------------------------------------------------------
 
 def device_lines(private_key: Secret, listen_port: int) -> list[str]:
-    return [f"private_key={private_key.hex()}", f"listen_port={int(listen_port)}"]
+    return [f"private_key={private_key.hex()}", f"listen_port={int(listen_port)}", "fwmark=0"]
 
 
 def peer_lines(spec: WgPeerSpec) -> list[str]:

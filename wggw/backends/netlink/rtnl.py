@@ -18,11 +18,16 @@ from wggw.core.errors import BackendError
 from wggw.core.plan import ObservedLink
 from wggw.core.ruletree import RuleSpec
 from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
-ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 7: "unreachable"}
+ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
+ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
+                "unreachable": "FR_ACT_UNREACHABLE"}
 IFF_UP = 0x1
+IP6_RT_PRIO_USER = 1024
+IFA_F_NODAD = 0x02
 GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
 
 
@@ -92,24 +97,28 @@ def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
         ifname = names.get(a["index"])
         if a.get("IFA_PROTO") != naming.ADDR_PROTO and ifname not in owned_links:
             continue  # not ours: skip before the (comparatively slow) address parsing
-        ip = ipaddress.ip_address(a.get("IFA_ADDRESS"))
+        ip = ipaddress.ip_address(a.get("IFA_LOCAL") or a.get("IFA_ADDRESS"))
         if ip.is_link_local:
             continue  # the kernel's own fe80:: addresses
         cidr = f"{ip}/{a['prefixlen']}"
-        if a.get("IFA_PROTO") == naming.ADDR_PROTO:
-            out.add(AddrSpec(ifname, cidr, egress=True))
-        else:
-            out.add(AddrSpec(ifname, cidr))
+        extra = addr_extra(a, ifname)
+        out.add(AddrSpec(ifname, cidr, a.get("IFA_PROTO") == naming.ADDR_PROTO, extra))
     return frozenset(out)
 
 
 def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
+    """Every route in wggw's tables, whatever its type, with all it carries."""
     table = r.get("RTA_TABLE", r["table"])
-    if not naming.owns_table(table) or r["type"] != 1:
+    if not naming.owns_table(table):
         return None
     v = FAMILY[r["family"]]
     dst = "default" if r["dst_len"] == 0 else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
-    return RouteSpec(v, table, dst, names.get(r.get("RTA_OIF"), "?"), r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"))
+    metric = r.get("RTA_PRIORITY") or 0
+    if v == 6 and metric == IP6_RT_PRIO_USER:
+        metric = 0  # what the kernel makes of "no metric"
+    dev = names.get(r.get("RTA_OIF"), "?") if r.get("RTA_OIF") else ""
+    return RouteSpec(v, table, dst, dev, r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"), metric,
+                     route_extra(r))
 
 
 def observe_routes(table: int = 0) -> frozenset[RouteSpec]:
@@ -134,7 +143,8 @@ def observe_rules() -> frozenset[RuleSpec]:
             action = ACTIONS.get(r["action"], f"action-{r['action']}")
             table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
             out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
-                             table, r.get("FRA_GOTO") or 0))
+                             table, r.get("FRA_GOTO") or 0, r.get("FRA_IIFNAME") or "",
+                             rule_extra(r, action)))
     return frozenset(out)
 
 
@@ -199,8 +209,12 @@ class Netlink:
             return nlbatch.address(cmd, self._idx(spec.ifname, f"address {spec.cidr}"), spec.cidr,
                                    naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
         if isinstance(spec, RouteSpec):
-            oif = 0 if cmd == "del" else self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src)
+            if cmd == "del":  # name this very route: another may share its destination
+                return nlbatch.route(cmd, spec.family, spec.table, spec.dst,
+                                     self.index.get(spec.dev, 0), spec.gateway, None, spec.metric)
+            oif = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
+            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway,
+                                 spec.src, spec.metric)
         return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
-                            spec.table, spec.goto)
+                            spec.table, spec.goto, spec.iif, spec.extra)
 
