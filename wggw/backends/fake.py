@@ -19,6 +19,8 @@ class FakeSystem:
                                 frozenset({"192.0.2.1"}), frozenset(links))
         self.state = Observed()
         self.log: list[str] = []
+        self.endpoints: dict[str, dict[str, str]] = {}  # remembered, as in the runtime dir
+        self.kicked: list[tuple[str, str]] = []
 
     def facts(self) -> HostFacts:
         return replace(self.facts_, links=self.facts_.links | frozenset(self.state.wg))
@@ -38,6 +40,16 @@ class FakeSystem:
 
     def check_nft(self, text: str) -> None:
         pass
+
+    def remembered_endpoints(self, names) -> dict[str, dict[str, str]]:
+        return {n: dict(self.endpoints[n]) for n in names if n in self.endpoints}
+
+    def remember_endpoints(self, old, new) -> None:
+        self.endpoints = {**{n: e for n, e in self.endpoints.items() if n not in old},
+                          **{n: dict(e) for n, e in new.items()}}
+
+    def kick(self, ifname: str, peers, echo=None) -> None:
+        self.kicked.extend((ifname, p.public_key) for p in peers)
 
     def apply(self, changes: list[Change], echo=None) -> None:
         for change in changes:
@@ -60,7 +72,9 @@ class FakeSystem:
             peers = dict(dev.peers)
             if isinstance(c, UpsertPeer):
                 p = c.peer
-                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive)
+                old = peers.get(p.public_key)
+                endpoint = p.endpoint or (old.endpoint if old else None)
+                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive, endpoint)
             else:
                 peers.pop(c.public_key, None)
             return replace(s, wg={**s.wg, c.device: replace(dev, peers=peers)})

@@ -84,10 +84,13 @@ def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
     def allowed(addrs) -> tuple[str, ...]:
         return tuple(sorted(str(a.network) for a in addrs))
 
-    specs = [WgPeerSpec(peer.public_key, peer.psk, allowed(peer.addresses), peer.keepalive or None)]
+    # No persistent keepalive from the gateway's side: `peer.keepalive` is the client's
+    # setting (its config keeps its NAT mapping open). On the gateway it would make WireGuard
+    # try a handshake every 5 s, forever, with each peer that never connected (issue 9.4).
+    specs = [WgPeerSpec(peer.public_key, peer.psk, allowed(peer.addresses), None)]
     if peer.retiring is not None:  # the old key keeps working during the grace period
         old = peer.retiring
-        specs.append(WgPeerSpec(old.public_key, old.psk, allowed(old.addresses), peer.keepalive or None))
+        specs.append(WgPeerSpec(old.public_key, old.psk, allowed(old.addresses), None))
     return specs
 
 
