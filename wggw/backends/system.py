@@ -12,7 +12,7 @@ from wggw.core.desired import HostFacts, RouteSpec
 from wggw.core.errors import BackendError
 from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.wgtypes import WgDeviceState
-from wggw.backends.netlink import rtnl as netlink
+from wggw.backends.netlink import rtnl as netlink, routeget
 from wggw.backends import endpoint_file, nft, sysctl
 from wggw.core.endpoints import KICK_KEEPALIVE
 
@@ -83,6 +83,13 @@ class RealSystem:
 
     def check_nft(self, text: str) -> None:
         nft.load(text, check_only=True)
+
+    def route_answers(self, probes):
+        """How the kernel routes each probe packet (core/paths.py)."""
+        return routeget.route_answers(probes)
+
+    def foreign_rules(self, family: int):
+        return routeget.foreign_rules(family)
 
     def remembered_endpoints(self, names) -> dict[str, dict[str, str]]:
         return endpoint_file.load(names)

@@ -13,6 +13,7 @@ EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, d
 EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
 EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
 EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
+EXIT_PATH_WRONG = 4     # `status --check`: some tenant's packets would not take its own path
 EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP that is the
 #                          uplink's next hop (EX_CONFIG); nothing was changed
 
