@@ -28,7 +28,8 @@ def tenant(*egress: str, uplink=None, via=()) -> Tenant:
 @pytest.mark.parametrize("egress, words", [
     (("192.0.2.254",), ("192.0.2.254", "IPv4 next hop", "eth0")),
     (("203.0.113.10", "2001:db8:0::00fe"), ("2001:db8::fe", "IPv6 next hop", "eth0")),
-    (("192.0.2.1",), ("192.0.2.1", "already an address of this host", "on eth0", "not added by wggw")),
+    (("192.0.2.1",), ("192.0.2.1", "already an address of this host", "on eth0",
+                      "not added by wggw")),
     (("203.0.113.10", "2001:db8::1"), ("2001:db8::1", "already")),
 ])
 def test_conflicting_egress_is_named(egress, words):
@@ -60,7 +61,8 @@ def test_tenant_add_refuses_a_conflict_it_can_see_and_stores_nothing(gw, monkeyp
     from wggw.backends.netlink import rtnl
 
     monkeypatch.setattr(rtnl, "observe_facts", lambda: FACTS)
-    res = gw("tenant", "add", "globex", "--pool", "10.20.0.0/24", "--egress", "192.0.2.254", code=78)
+    res = gw("tenant", "add", "globex", "--pool", "10.20.0.0/24", "--egress", "192.0.2.254",
+             code=78)
     assert res.output.strip().splitlines() == [
         "wggw: error: tenant globex: egress 192.0.2.254 is the IPv4 next hop of uplink eth0"]
     assert "globex" not in gw("tenant", "list").output

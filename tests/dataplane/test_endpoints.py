@@ -62,8 +62,10 @@ def test_a_restarted_device_gets_the_remembered_endpoints_and_a_kick():
 def test_removed_peers_and_devices_are_forgotten():
     a, b = peer(0), peer(1)
     want = reconcile.compute(State((IFACE,), (ACME,), (a,)), FakeSystem()).desired
-    memory = {"wge0": {a.public_key: "198.51.100.1:1", b.public_key: "198.51.100.2:2"}, "old0": {"k": "x:1"}}
-    assert endpoints.remember(memory, want, Observed()) == {"wge0": {a.public_key: "198.51.100.1:1"}}
+    memory = {"wge0": {a.public_key: "198.51.100.1:1", b.public_key: "198.51.100.2:2"},
+              "old0": {"k": "x:1"}}
+    kept = endpoints.remember(memory, want, Observed())
+    assert kept == {"wge0": {a.public_key: "198.51.100.1:1"}}
     seen = Observed(wg={"wge0": replace(
         FakeSystem().state.wg.get("wge0") or _dev(), peers={a.public_key: WgPeerState(
             a.public_key, None, (), None, "198.51.100.9:9")})})

@@ -30,7 +30,8 @@ def test_probes_carry_what_identifies_a_tenant_packet():
     assert (v4.iif, v4.mark, v4.src, v4.family) == ("wgp0", 0x10000000, "10.10.0.2", 4)
     assert v4.expect == RouteSpec(4, 60000, "default", "eth0", "192.0.2.254", "203.0.113.10")
     assert v6.src == "fd00:a::2" and v6.expect is None  # no IPv6 egress: must not be routed
-    assert v4.describe() == "ip route get fibmatch 203.0.113.200 from 10.10.0.2 iif wgp0 mark 0x10000000"
+    assert v4.describe() == ("ip route get fibmatch 203.0.113.200 from 10.10.0.2 iif wgp0 "
+                             "mark 0x10000000")
 
 
 def test_right_and_wrong_answers():
@@ -53,7 +54,7 @@ def test_the_rule_named_is_the_first_matching_one_that_explains_the_answer():
         ForeignRule(50, "lookup", 254, iif="lo", text="50: iif lo"),          # iif differs
         ForeignRule(60, "lookup", 254, src="192.168.0.0/16", text="60"),      # source differs
         ForeignRule(61, "lookup", 254, mark=0x1, mask=0xff, text="61"),       # mark differs
-        ForeignRule(62, "lookup", 254, ipproto=6, text="62"),                 # a lookup has no proto
+        ForeignRule(62, "lookup", 254, ipproto=6, text="62"),         # a lookup has no proto
         ForeignRule(63, "lookup", 254, oif="eth0", text="63"),                # forwarded: no oif
         ForeignRule(64, "lookup", 254, src="10.10.0.0/24", invert=True, text="64"),
         ForeignRule(70, "lookup", 254, mark=0x10000000, mask=0x10000000, text="70: fwmark"),
@@ -62,7 +63,8 @@ def test_the_rule_named_is_the_first_matching_one_that_explains_the_answer():
     ]
     assert paths.culprit(v4, got, rules).text == "70: fwmark"
     assert paths.culprit(v4, got, rules[:6] + [MAIN]).text == MAIN.text
-    assert paths.culprit(v4, Answer(error="EACCES"), [MAIN, ForeignRule(80, "prohibit", text="80")]).text == "80"
+    prohibit = ForeignRule(80, "prohibit", text="80")
+    assert paths.culprit(v4, Answer(error="EACCES"), [MAIN, prohibit]) == prohibit
     assert paths.culprit(v4, got, rules[:6]) is None
 
 
@@ -74,5 +76,6 @@ def test_status_paths_through_the_fake():
     fake.main_routes = {4: [RouteSpec(4, 254, "default", "eth0", "192.0.2.254")]}
     entries = ops_paths.check(STATE, desired, fake)
     assert ops_paths.wrong(entries) == [entries[0]]
-    assert entries[0]["rule"] == MAIN.text and entries[0]["got"] == "table main via 192.0.2.254 dev eth0"
+    assert entries[0]["rule"] == MAIN.text
+    assert entries[0]["got"] == "table main via 192.0.2.254 dev eth0"
     assert entries[0]["expected"] == "table 60000 via 192.0.2.254 dev eth0 src 203.0.113.10"

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.kernel_tier
 def _store(lab) -> None:
     lab.own_ifname(ifname := new_ifname("wge"))
     lab.wggw("init")
-    lab.wggw("interface", "add", ifname, "--listen-port", "51820", "--endpoint", "198.51.100.1:51820")
+    lab.wggw("interface", "add", ifname, "--listen-port", "51820",
+             "--endpoint", "198.51.100.1:51820")
 
 
 def _add(lab, egress: str, code: int = 0):

@@ -24,7 +24,7 @@ def test_a_foreign_rule_above_the_window_is_named_and_check_fails(lab):
     ok = _paths(lab)
     assert len(ok) == 4 and all(e["ok"] for e in ok), ok
     acme4 = next(e for e in ok if e["tenant"] == "acme" and e["family"] == 4)
-    assert acme4["table"] == 60000 and acme4["dev"] == lab.uplink_dev and acme4["src"] == "203.0.113.10"
+    assert (acme4["table"], acme4["dev"], acme4["src"]) == (60000, lab.uplink_dev, "203.0.113.10")
 
     # Rules that do not match tenant packets: not reported.
     lab.gw.ip("-4", "rule", "add", "pref", "90", "iif", "lo", "lookup", "main")
@@ -32,7 +32,8 @@ def test_a_foreign_rule_above_the_window_is_named_and_check_fails(lab):
     assert all(e["ok"] for e in _paths(lab))
 
     lab.gw.ip("-4", "rule", "add", "pref", "100", "lookup", "main")
-    lab.gw.ip("-6", "rule", "add", "pref", "110", "fwmark", "0x10000000/0x10000000", "lookup", "main")
+    lab.gw.ip("-6", "rule", "add", "pref", "110", "fwmark", "0x10000000/0x10000000",
+              "lookup", "main")
     entries = _paths(lab, code=4)
     assert {(e["tenant"], e["family"]) for e in entries if not e["ok"]} == {
         (t, v) for t in TENANTS for v in (4, 6)}
@@ -45,7 +46,8 @@ def test_a_foreign_rule_above_the_window_is_named_and_check_fails(lab):
     assert "Paths: 4 of 4 wrong:" in text
     # 203.0.113.200 is on the uplink's subnet: main's connected route, with the host's source.
     assert ("acme IPv4: table main dev uplink0 src 203.0.113.1, expected table 60000 via "
-            "203.0.113.254 dev uplink0 src 203.0.113.10; taken by ip rule 100: from all lookup main") in text
+            "203.0.113.254 dev uplink0 src 203.0.113.10; "
+            "taken by ip rule 100: from all lookup main") in text
     # wggw does not touch what it does not own: plan sees nothing, the rules stay.
     lab.wggw("plan", "--detailed-exitcode")
     assert "100:\tfrom all lookup main" in lab.gw.ip("-4", "rule", "show").stdout
@@ -53,7 +55,8 @@ def test_a_foreign_rule_above_the_window_is_named_and_check_fails(lab):
     lab.gw.ip("-4", "rule", "del", "pref", "100")
     lab.gw.ip("-6", "rule", "del", "pref", "110")
     assert all(e["ok"] for e in _paths(lab))
-    assert "every tenant's packets take its own table and egress (4 checked)" in lab.wggw("status").stdout
+    text = lab.wggw("status").stdout
+    assert "every tenant's packets take its own table and egress (4 checked)" in text
     assert gw.seen("acme", 4) == "203.0.113.10"
     lab.wggw("down")
 

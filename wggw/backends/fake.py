@@ -93,7 +93,8 @@ class FakeSystem:
                 p = c.peer
                 old = peers.get(p.public_key)
                 endpoint = p.endpoint or (old.endpoint if old else None)
-                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive, endpoint)
+                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive,
+                                                  endpoint)
             else:
                 peers.pop(c.public_key, None)
             return replace(s, wg={**s.wg, c.device: replace(dev, peers=peers)})

@@ -3,7 +3,8 @@ configured over their UAPI sockets (wg_uapi).
 
 Each device is one detached wireguard-go process in the foreground mode, so it outlives
 the wggw command that started it; its PID is kept in runfiles.runtime_dir()/<ifname>.pid and
-its output in <ifname>.log there, capped (wglog). UAPI sockets live in one host-wide directory, so every
+its output in <ifname>.log there, capped (wglog). UAPI sockets live in one host-wide directory,
+so every
 call first checks that the link exists in the current netns (names must be unique host-wide).
 """
 

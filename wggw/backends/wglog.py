@@ -42,8 +42,8 @@ def rotate(ifname: str, cap: int = LOG_CAP) -> bool:
         if path.stat().st_size < cap // 2:
             return False
         tmp = runfiles.tmp_of(runfiles.old_log_file(ifname))
-        with open(path, "rb") as src, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-                                           "wb") as dst:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(path, "rb") as src, open(fd, "wb") as dst:
             shutil.copyfileobj(src, dst)
         os.replace(tmp, runfiles.old_log_file(ifname))
         os.truncate(path, 0)

@@ -93,8 +93,8 @@ def register(app: typer.Typer) -> None:
                        None, "--prometheus", metavar="FILE",
                        help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile format)."),
                    check: bool = typer.Option(
-                       False, "--check", help="Exit 4 if any tenant's packets would not take its own "
-                       "table and egress (for monitoring)."),
+                       False, "--check", help="Exit 4 if any tenant's packets would not take "
+                       "its own table and egress (for monitoring)."),
                    backend: Optional[str] = BackendOpt) -> None:
         """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
         path each tenant's packets take (asked of the kernel, like `ip route get`)."""
@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
             state = store.load()
         system = system_for(backend)
         result = reconcile.compute(state, system, check_nft=False)
-        report = status.build(state, result, time.time(), paths.check(state, result.desired, system))
+        checked = paths.check(state, result.desired, system)
+        report = status.build(state, result, time.time(), checked)
         if prometheus is not None:
             from wggw.ops import metrics
 
@@ -152,7 +153,8 @@ def _print_status(report: dict) -> None:
 def _print_paths(entries: list[dict]) -> None:
     bad = [e for e in entries if not e["ok"]]
     if not bad:
-        typer.echo(f"Paths: every tenant's packets take its own table and egress ({len(entries)} checked).")
+        typer.echo("Paths: every tenant's packets take its own table and egress "
+                   f"({len(entries)} checked).")
         return
     typer.echo(f"Paths: {len(bad)} of {len(entries)} wrong:")
     for e in bad:

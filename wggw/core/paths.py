@@ -84,9 +84,10 @@ class ForeignRule:
     def matches(self, p: Probe) -> bool:
         """Would this rule's selector match the probe (a forwarded packet: no oif, uid 0,
         no protocol or ports, tos 0)? As fib_rule_match / fib4_rule_match / fib6_rule_match."""
+        uid_ok = self.uid_range is None or self.uid_range[0] <= 0 <= self.uid_range[1]
         hit = ((not self.iif or self.iif == p.iif) and not self.oif and not self.l3mdev
                and not (self.mark ^ p.mark) & self.mask and not self.tos and not self.ipproto
-               and not self.ports and (self.uid_range is None or self.uid_range[0] <= 0 <= self.uid_range[1])
+               and not self.ports and uid_ok
                and _within(p.src, self.src) and _within(p.dst, self.dst))
         return hit != self.invert
 

@@ -25,7 +25,8 @@ TIMEOUT = 5.0
 _U32 = nldump._U32
 RULE_ATTRS = {**nldump.RULE_ATTRS, 1: ("FRA_DST", None), 2: ("FRA_SRC", None),
               3: ("FRA_IIFNAME", nldump._STR), 17: ("FRA_OIFNAME", nldump._STR),
-              19: ("FRA_L3MDEV", nldump._U8), 20: ("FRA_UID_RANGE", lambda b: struct.unpack_from("II", b)),
+              19: ("FRA_L3MDEV", nldump._U8),
+              20: ("FRA_UID_RANGE", lambda b: struct.unpack_from("II", b)),
               22: ("FRA_IP_PROTO", nldump._U8), 23: ("FRA_SPORT_RANGE", bytes),
               24: ("FRA_DPORT_RANGE", bytes)}
 ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
@@ -40,8 +41,10 @@ def _attr(kind: int, payload: bytes) -> bytes:
 def _request(p: Probe, iif: int) -> bytes:
     fam = AF[p.family]
     bits = 32 if p.family == 4 else 128
-    body = struct.pack("BBBBBBBBI", fam, bits, bits, 0, 0, 0, 0, 0, RTM_F_FIB_MATCH | RTM_F_LOOKUP_TABLE)
-    body += _attr(RTA_DST, socket.inet_pton(fam, p.dst)) + _attr(RTA_SRC, socket.inet_pton(fam, p.src))
+    flags = RTM_F_FIB_MATCH | RTM_F_LOOKUP_TABLE
+    body = struct.pack("BBBBBBBBI", fam, bits, bits, 0, 0, 0, 0, 0, flags)
+    body += _attr(RTA_DST, socket.inet_pton(fam, p.dst))
+    body += _attr(RTA_SRC, socket.inet_pton(fam, p.src))
     body += _attr(RTA_IIF, struct.pack("I", iif)) + _attr(RTA_MARK, struct.pack("I", p.mark))
     return struct.pack("IHHII", 16 + len(body), RTM_GETROUTE, nldump.F_REQUEST, 1, 0) + body
 
@@ -50,7 +53,8 @@ def route_answers(probes: list[Probe]) -> list[Answer]:
     """The kernel's answer to each probe, over one netlink socket."""
     links = dict(nldump.iter_names())
     names = {name: index for index, name in links.items()}
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, nldump.NETLINK_ROUTE) as s:
+    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+    with socket.socket(socket.AF_NETLINK, kind, nldump.NETLINK_ROUTE) as s:
         s.settimeout(TIMEOUT)
         s.bind((0, 0))
         return [_route_get(s, p, names, links) for p in probes]
@@ -69,19 +73,22 @@ def _route_get(s: socket.socket, p: Probe, names: dict[str, int], devs: dict[int
         if kind == nldump.NLMSG_ERROR:
             code = -struct.unpack_from("i", data, off + 16)[0]
             if code:
-                return Answer(error=errno.errorcode.get(code, str(code)) + f" ({os.strerror(code)})")
+                name = errno.errorcode.get(code, str(code))
+                return Answer(error=f"{name} ({os.strerror(code)})")
         elif kind == RTM_NEWROUTE:
             msg = nldump._route(data, off + 16, off + length)
             table = msg.get("RTA_TABLE", msg["table"])
             if msg["type"] in RTN_NAMES and msg["type"] != 2:
                 return Answer(table=table, error=f"{RTN_NAMES[msg['type']]} route")
-            return Answer(table, devs.get(msg.get("RTA_OIF")), msg.get("RTA_PREFSRC"), msg.get("RTA_GATEWAY"))
+            return Answer(table, devs.get(msg.get("RTA_OIF")), msg.get("RTA_PREFSRC"),
+                          msg.get("RTA_GATEWAY"))
         off += (length + 3) & ~3
     return Answer(error="no answer")
 
 
 def _rule(data: bytes, off: int, end: int) -> dict:
-    family, dst_len, src_len, tos, table, _r1, _r2, action, flags = struct.unpack_from("BBBBBBBBI", data, off)
+    family, dst_len, src_len, tos, table, _r1, _r2, action, flags = struct.unpack_from(
+        "BBBBBBBBI", data, off)
     msg = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table,
            "action": action, "flags": flags}
     nldump._attrs(data, off + 12, end, RULE_ATTRS, family, msg)
