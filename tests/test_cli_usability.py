@@ -90,7 +90,7 @@ def _peer(**kw) -> dict:
 def test_status_says_up_only_after_a_handshake(peer, state, capsys):
     from wggw.cli.dataplane import print_status
 
-    print_status({"peers": [peer], "tenants": [], "drift": []})
+    print_status({"peers": [peer], "tenants": [], "drift": [], "paths": []})
     row = capsys.readouterr().out.splitlines()[1]
     assert row.split("  ")[-1].strip() == state
 

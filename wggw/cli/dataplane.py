@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from wggw.cli.common import BACKEND, echo_json, open_store, table
-from wggw.core.errors import EXIT_PLAN_CHANGES
+from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 
 app = typer.Typer()
 NOTHING = "Nothing to do: the host matches the store."
@@ -72,9 +72,13 @@ def status(
         help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile "
         "format).",
     ),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 4 if any tenant's packets would not take its own table "
+        "and egress (for monitoring)."),
     backend: Optional[str] = BACKEND,
 ) -> None:
-    """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift."""
+    """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
+    path each tenant's packets take (asked of the kernel, like `ip route get`)."""
     from wggw.ops import dataplane
 
     with open_store(ctx) as store:
@@ -85,8 +89,10 @@ def status(
         metrics.write(report, prometheus)
     if as_json:
         echo_json(report)
-        return
-    print_status(report)
+    else:
+        print_status(report)
+    if check and dataplane.paths_wrong(report):
+        raise typer.Exit(EXIT_PATH_WRONG)
 
 
 @app.command("down")
@@ -156,3 +162,16 @@ def print_status(report: dict) -> None:
             typer.echo(f"  [#] {line}")
     else:
         typer.echo("Drift: none (the host matches the store).")
+    _print_paths(report["paths"])
+
+
+def _print_paths(entries: list[dict]) -> None:
+    bad = [e for e in entries if not e["ok"]]
+    if not bad:
+        typer.echo("Paths: every tenant's packets take its own table and egress "
+                   f"({len(entries)} checked).")
+        return
+    typer.echo(f"Paths: {len(bad)} of {len(entries)} wrong:")
+    for e in bad:
+        by = f"; taken by ip rule {e['rule']}" if e["rule"] else ""
+        typer.echo(f"  {e['tenant']} IPv{e['family']}: {e['got']}, expected {e['expected']}{by}")

@@ -15,6 +15,9 @@ EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
 EXIT_NOTIFY_FAILED = 3  # `rotate`: keys rotated and applied, but a --notify command failed
 EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+EXIT_PATH_WRONG = 4     # `status --check`: some tenant's packets would not take its own path
+EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP that is the
+#                          uplink's next hop (EX_CONFIG); nothing was changed
 
 
 class WggwError(Exception):
@@ -36,6 +39,13 @@ class ValidationError(WggwError):
 
 class NotFoundError(ValidationError):
     """An unknown tenant, peer or interface was named."""
+
+
+class HostConflictError(ValidationError):
+    """What the store asks for conflicts with the host (an egress IP that is the next hop,
+    or an address wggw did not add). Found before any change: nothing was changed."""
+
+    exit_code = EXIT_HOST_CONFLICT
 
 
 class LockBusyError(WggwError):

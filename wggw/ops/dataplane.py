@@ -48,8 +48,12 @@ def apply(
 ):
     """Under the store lock: housekeeping (retire, expire), then converge.
     Returns (rotation.Report, converge.Result)."""
+    from wggw.core import conflicts
+
     system = system if system is not None else system_for(backend, may_load=True)
     with store.locked():
+        # An egress that conflicts with the host stops apply before anything, housekeeping too.
+        conflicts.check(store.load().tenants, system.facts())
         report = rotation.housekeeping(store, system, time.time() if now is None else now)
         result = converge.converge(store.load(), system, echo)
     return report, result
@@ -80,10 +84,22 @@ def apply_peer(
 
 
 def status(store: Store, backend: Optional[str] = None, now: Optional[float] = None) -> dict:
-    """Per-peer handshake, endpoint and traffic; per-tenant totals; drift (core/status.py)."""
+    """Per-peer handshake, endpoint and traffic; per-tenant totals; drift; and the path each
+    tenant's packets take, asked of the kernel like `ip route get` (core/status.py)."""
+    from wggw.ops import paths
+
     state = store.load()
-    result = converge.compute(state, system_for(backend), check_nft=False)
-    return status_report.build(state, result, time.time() if now is None else now)
+    system = system_for(backend)
+    result = converge.compute(state, system, check_nft=False)
+    checked = paths.check(state, result.desired, system)
+    return status_report.build(state, result, time.time() if now is None else now, checked)
+
+
+def paths_wrong(report: dict) -> bool:
+    """True if `status` found a tenant whose packets would not take its own path."""
+    from wggw.ops import paths
+
+    return bool(paths.wrong(report["paths"]))
 
 
 def down(backend: Optional[str] = None, echo: Echo = None) -> list:
