@@ -22,6 +22,9 @@ BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
 def system_for(backend: Optional[str]):
     from ..backends.system import RealSystem
     from ..backends.wireguard import select_backend
+    from ..privilege import require_net_admin
+
+    require_net_admin()
 
     return RealSystem(select_backend(backend or "auto"))
 
@@ -30,7 +33,9 @@ def _all_systems():
     """Every WireGuard backend usable here: `down` removes devices of either kind."""
     from ..backends.system import RealSystem
     from ..backends import wg_kernel, wg_userspace
+    from ..privilege import require_net_admin
 
+    require_net_admin()
     systems = []
     if wg_kernel.probe() is None:
         systems.append(RealSystem(wg_kernel.KernelBackend()))
@@ -55,7 +60,7 @@ def register(app: typer.Typer) -> None:
     def plan_cmd(ctx: typer.Context,
                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
                  detailed_exitcode: bool = typer.Option(
-                     False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."),
+                     False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input."),
                  backend: Optional[str] = BackendOpt) -> None:
         """Show what `apply` would change, one "\\[#] ..." line per change (secrets masked).
         The nftables text is checked with the kernel's own parser (nft -c)."""

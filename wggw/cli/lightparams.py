@@ -12,6 +12,7 @@ messages are unchanged. With a typer without these internals (older, or a future
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,16 @@ def install() -> bool:
 
 
 _NOT_PLAIN = object()
+# A decimal int that int() takes as it is: not "--5", not thousands of digits (int() refuses
+# more than 4300); anything else goes to typer's converter and its usage error.
+_INT = re.compile(r"-?[0-9]{1,100}")
 
 
 def _plain(annotation: Any, value: Any, ranged: bool) -> Any:
     """The converted value when no conversion is needed, else _NOT_PLAIN."""
     if annotation is str and isinstance(value, str):
         return value
-    if annotation is int and not ranged and isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
+    if annotation is int and not ranged and isinstance(value, str) and _INT.fullmatch(value):
         return int(value)
     if annotation == list[str] and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)

@@ -1,0 +1,129 @@
+"""Exit codes that a script can trust (issue 9, defect 7): `plan --detailed-exitcode` never
+exits 2 for bad input, a malformed number is a one-line usage error, and a user without
+CAP_NET_ADMIN is told that root is needed (exit 77), also from the real CLI run unprivileged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from wggw.errors import EXIT_NOPERM, EXIT_PLAN_CHANGES, EXIT_PLAN_USAGE, EXIT_USAGE
+from wggw.privilege import CAP_NET_ADMIN, effective_caps
+from wggwtest import ROOT, dump
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wggw: error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "error: unexpected" not in result.stderr
+    return lines[0]
+
+
+def test_detailed_plan_without_store_is_not_changes_pending(cli, state_dir):
+    assert EXIT_PLAN_USAGE not in (0, 1, EXIT_PLAN_CHANGES)
+    line = one_error_line(cli("plan", "--detailed-exitcode", code=EXIT_PLAN_USAGE))
+    assert "run `wggw init` first" in line
+    # Without --detailed-exitcode bad input keeps the common code 2.
+    one_error_line(cli("plan", code=EXIT_USAGE))
+
+
+@pytest.mark.parametrize("args", [["--detailed-exitcode", "--bogus"], ["--bogus", "--detailed-exitcode"],
+                                  ["--detailed-exitcode", "extra"]])
+def test_detailed_plan_usage_errors_are_not_changes_pending(gw, args):
+    line = one_error_line(gw("plan", *args, code=EXIT_PLAN_USAGE))
+    assert "plan --help" in line
+
+
+@pytest.mark.parametrize("args", [
+    ["peer", "add", "acme/x", "--keepalive=--5"],
+    ["peer", "add", "acme/x", "--keepalive", "--5"],
+    ["interface", "add", "wg1", "--listen-port=--5", "--endpoint", "h:1"],
+    ["interface", "add", "wg1", "--listen-port", "9" * 5000, "--endpoint", "h:1"],
+    ["interface", "add", "wg1", "--listen-port", "5x", "--endpoint", "h:1"],
+    ["interface", "add", "wg1", "--listen-port", "51821", "--endpoint", "h:1", "--mtu", "-"],
+])
+def test_malformed_numbers_are_one_line_usage_errors(gw, state_dir, args):
+    before = dump(state_dir)
+    line = one_error_line(gw(*args, code=EXIT_USAGE))
+    assert "Invalid value for '--" in line and "--help" in line
+    assert dump(state_dir) == before
+
+
+def test_effective_caps_parses_proc_status():
+    status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t0000000000001000\n"
+    assert effective_caps(status) >> CAP_NET_ADMIN & 1
+    assert effective_caps("CapEff:\t0000000000000000\n") == 0
+    assert effective_caps("Name:\tno caps line\n") == 0
+
+
+# --- the real CLI as an unprivileged user ----------------------------------------
+
+NOBODY = 65534
+
+
+def _as_nobody(python: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+           "env", "-i", *(f"{k}={v}" for k, v in env.items()), python, "-m", "wggw.cli.app", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
+
+
+def _nobody_python(env: dict) -> str:
+    """An interpreter that user nobody can run with wggw and its dependencies importable:
+    this one, or (when it lives under /root, as a pyenv does) the system's python3 of the
+    same version with this venv's site-packages on PYTHONPATH."""
+    candidates = [sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"]
+    for python in candidates:
+        if os.path.exists(python) and _as_nobody(python, env, "--version").returncode == 0:
+            return python
+    pytest.fail(f"no interpreter among {candidates} runs wggw as user {NOBODY}")
+
+
+@pytest.fixture
+def nobody_env():
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to switch to an unprivileged user")
+    top = Path(tempfile.mkdtemp(prefix="wggw-nobody-"))
+    top.chmod(0o755)
+    for sub in ("state", "run"):
+        (top / sub).mkdir()
+        os.chown(top / sub, NOBODY, NOBODY)
+    root_only = top / "root-only"
+    root_only.mkdir(mode=0o700)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "WGGW_RUN_DIR": str(top / "run"),
+           "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}"}
+    try:
+        yield top, env
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", [["plan"], ["plan", "--detailed-exitcode"], ["apply"], ["status"],
+                                     ["down"], ["rotate"]])
+def test_non_root_is_told_that_root_is_needed(nobody_env, command):
+    top, env = nobody_env
+    python = _nobody_python(env)
+    state = top / "state" / "s"
+    assert _as_nobody(python, env, "--state-dir", str(state), "init").returncode == 0
+    result = _as_nobody(python, env, "--state-dir", str(state), *command)
+    assert result.returncode == EXIT_NOPERM, (result.returncode, result.stderr)
+    line = one_error_line(result)
+    assert "needs root (CAP_NET_ADMIN)" in line
+    assert os.listdir(top / "run") == []
+
+
+def test_non_root_init_in_a_root_only_dir_names_the_path(nobody_env):
+    top, env = nobody_env
+    python = _nobody_python(env)
+    target = top / "root-only" / "wggw"
+    result = _as_nobody(python, env, "--state-dir", str(target), "init")
+    assert result.returncode == EXIT_NOPERM, (result.returncode, result.stderr)
+    line = one_error_line(result)
+    assert f"permission denied on {target}" in line and "root" in line
+    assert not target.exists()
