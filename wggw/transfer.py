@@ -80,7 +80,8 @@ def _peer_from(data: dict, tenant: Tenant, state: State, name: str, now: float) 
     validate.one_per_family(field, [a.ip for a in addresses])
     keepalive = data.get("PersistentKeepalive")
     return Peer(tenant=tenant.name, name=name, public_key=key, addresses=tuple(addresses), key_created_at=now,
-                psk=psk, keepalive=validate.keepalive(int(keepalive)) if keepalive else None, created_at=now)
+                psk=psk, created_at=now, keepalive=validate.keepalive(
+                    validate.integer(f"PersistentKeepalive of peer {name}", str(keepalive))) if keepalive else None)
 
 
 def import_wg_quick(store: Store, path: Path, tenant_name: str, now: Optional[float] = None) -> list[Peer]:

@@ -19,6 +19,7 @@ from .model import Interface, IPAddress, IPNetwork, Peer, State, Tenant
 MTU_MIN, MTU_MAX = 1280, 9000        # 1280: the IPv6 minimum link MTU
 PORT_MIN, PORT_MAX = 1, 65535
 KEEPALIVE_MAX = 65535
+DURATION_MAX = 100 * 365 * 86400     # 100 years: more is a typo, and must fit the store's integers
 # Smallest pools that still hold network, gateway, (broadcast) and one peer.
 MAX_PREFIX = {4: 30, 6: 126}
 
@@ -49,6 +50,14 @@ def int_range(field: str, value: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValidationError(field, f"{value} is out of range {lo}..{hi}")
     return value
+
+
+def integer(field: str, value: str) -> int:
+    """Decimal text (a file's field, not a CLI option: typer parses those) -> int."""
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        raise ValidationError(field, f"{value!r} is not a whole number")
+    return int(text)
 
 
 def port(field: str, value: int) -> int:
@@ -110,6 +119,9 @@ def endpoint(value: str) -> str:
     if not m:
         raise ValidationError("endpoint", f"{value!r} is not HOST:PORT (IPv6 as [addr]:port)")
     host, port_text = m.group(1), m.group(2)
+    if len(port_text) > 5:   # also spares int() thousands of digits
+        raise ValidationError("endpoint", f"port {port_text[:12]}{'...' if len(port_text) > 12 else ''} "
+                              f"is out of range {PORT_MIN}..{PORT_MAX}")
     port("endpoint", int(port_text))
     if value.startswith("["):
         try:
@@ -131,7 +143,12 @@ def duration(field: str, value: str) -> int:
     text = value.strip().lower()
     if not _DURATION_RE.match(text):
         raise ValidationError(field, f"{value!r} is not a duration like 30d, 12h or 90m")
-    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([wdhms])", text))
+    parts = re.findall(r"(\d+)([wdhms])", text)
+    # Digits first: int() refuses thousands of them, and SQLite stores at most 64 bits.
+    if any(len(n.lstrip("0")) > 12 for n, _ in parts) or \
+            sum(int(n) * _UNIT_SECONDS[u] for n, u in parts) > DURATION_MAX:
+        raise ValidationError(field, f"{value!r} is longer than {DURATION_MAX // 86400}d")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
         raise ValidationError(field, "must be longer than zero")
     return seconds

@@ -81,8 +81,11 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def one_line(text: str) -> str:
-    """Control characters (newlines too) escaped: an error is always one line on stderr."""
+def one_line(text: str, limit: int = 500) -> str:
+    """Control characters (newlines too) escaped: an error is always one line on stderr,
+    and a readable one (a pasted megabyte is cut)."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
