@@ -12,7 +12,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, drift after apply
 EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
 EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
-EXIT_PLAN_USAGE = 64    # `plan --detailed-exitcode`: bad input (EX_USAGE), not to be read as "changes"
+EXIT_PLAN_USAGE = 64    # `plan --detailed-exitcode`: bad input (EX_USAGE), not read as "changes"
 EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
 EXIT_NOPERM = 77        # not allowed: needs root (CAP_NET_ADMIN) or a path it may write (EX_NOPERM)
 

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
     def plan_cmd(ctx: typer.Context,
                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
                  detailed_exitcode: bool = typer.Option(
-                     False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input."),
+                     False, "--detailed-exitcode",
+                     help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input."),
                  backend: Optional[str] = BackendOpt) -> None:
         """Show what `apply` would change, one "\\[#] ..." line per change (secrets masked).
         The nftables text is checked with the kernel's own parser (nft -c)."""

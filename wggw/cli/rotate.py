@@ -50,11 +50,12 @@ def register(app: typer.Typer) -> None:
         if tenant and peer:
             raise ValidationError("peer", "give --tenant or --peer, not both")
         grace_s = _duration("grace", grace)
+        older_s = _duration("older-than", older_than)   # bad input: exit 2 before any kernel access
         with open_store(ctx) as store:
             state = store.load()
             selected = _selection(state, tenant, peer)
             report = rotation_service.rotate(
-                store, system_for(backend), time.time(), older_than=_duration("older-than", older_than),
+                store, system_for(backend), time.time(), older_than=older_s,
                 grace=policy.DEFAULT_GRACE if grace_s is None else grace_s, selected=selected,
                 out=out, notify=notify, dry_run=dry_run)
         if as_json:
