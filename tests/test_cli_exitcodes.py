@@ -22,7 +22,10 @@ from wggwtest import ROOT, dump
 def one_error_line(result) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("wggw: error: "), result.stderr
-    assert "Traceback" not in result.stdout + result.stderr and "error: unexpected" not in result.stderr
+    assert (
+        "Traceback" not in result.stdout + result.stderr
+        and "error: unexpected" not in result.stderr
+    )
     return lines[0]
 
 
@@ -34,21 +37,30 @@ def test_detailed_plan_without_store_is_not_changes_pending(cli, state_dir):
     one_error_line(cli("plan", code=EXIT_USAGE))
 
 
-@pytest.mark.parametrize("args", [["--detailed-exitcode", "--bogus"], ["--bogus", "--detailed-exitcode"],
-                                  ["--detailed-exitcode", "extra"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--detailed-exitcode", "--bogus"],
+        ["--bogus", "--detailed-exitcode"],
+        ["--detailed-exitcode", "extra"],
+    ],
+)
 def test_detailed_plan_usage_errors_are_not_changes_pending(gw, args):
     line = one_error_line(gw("plan", *args, code=EXIT_PLAN_USAGE))
     assert "plan --help" in line
 
 
-@pytest.mark.parametrize("args", [
-    ["peer", "add", "acme/x", "--keepalive=--5"],
-    ["peer", "add", "acme/x", "--keepalive", "--5"],
-    ["interface", "add", "wg1", "--listen-port=--5", "--endpoint", "h:1"],
-    ["interface", "add", "wg1", "--listen-port", "9" * 5000, "--endpoint", "h:1"],
-    ["interface", "add", "wg1", "--listen-port", "5x", "--endpoint", "h:1"],
-    ["interface", "add", "wg1", "--listen-port", "51821", "--endpoint", "h:1", "--mtu", "-"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["peer", "add", "acme/x", "--keepalive=--5"],
+        ["peer", "add", "acme/x", "--keepalive", "--5"],
+        ["interface", "add", "wg1", "--listen-port=--5", "--endpoint", "h:1"],
+        ["interface", "add", "wg1", "--listen-port", "9" * 5000, "--endpoint", "h:1"],
+        ["interface", "add", "wg1", "--listen-port", "5x", "--endpoint", "h:1"],
+        ["interface", "add", "wg1", "--listen-port", "51821", "--endpoint", "h:1", "--mtu", "-"],
+    ],
+)
 def test_malformed_numbers_are_one_line_usage_errors(gw, state_dir, args):
     before = dump(state_dir)
     line = one_error_line(gw(*args, code=EXIT_USAGE))
@@ -69,8 +81,19 @@ NOBODY = 65534
 
 
 def _as_nobody(python: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-           "env", "-i", *(f"{k}={v}" for k, v in env.items()), python, "-m", "wggw.cli.app", *args]
+    cmd = [
+        "setpriv",
+        f"--reuid={NOBODY}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
+        "env",
+        "-i",
+        *(f"{k}={v}" for k, v in env.items()),
+        python,
+        "-m",
+        "wggw.cli.app",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
 
 
@@ -96,16 +119,21 @@ def nobody_env():
         os.chown(top / sub, NOBODY, NOBODY)
     root_only = top / "root-only"
     root_only.mkdir(mode=0o700)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "WGGW_RUN_DIR": str(top / "run"),
-           "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}"}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "WGGW_RUN_DIR": str(top / "run"),
+        "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}",
+    }
     try:
         yield top, env
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
 
-@pytest.mark.parametrize("command", [["plan"], ["plan", "--detailed-exitcode"], ["apply"], ["status"],
-                                     ["down"], ["rotate"]])
+@pytest.mark.parametrize(
+    "command",
+    [["plan"], ["plan", "--detailed-exitcode"], ["apply"], ["status"], ["down"], ["rotate"]],
+)
 def test_non_root_is_told_that_root_is_needed(nobody_env, command):
     top, env = nobody_env
     python = _nobody_python(env)
