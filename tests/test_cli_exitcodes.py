@@ -10,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -75,57 +76,59 @@ def test_effective_caps_parses_proc_status():
     assert effective_caps("Name:\tno caps line\n") == 0
 
 
-# --- the real CLI as an unprivileged user ----------------------------------------
+# --- the real CLI without privileges ----------------------------------------------
 
 NOBODY = 65534
+# How to drop privileges: become user nobody (the usual case), or, where nobody cannot reach
+# the interpreter or this checkout (e.g. both under /root, 0700), stay uid 0 but drop every
+# capability: CAP_NET_ADMIN is what wggw needs, and CAP_DAC_OVERRIDE goes with the rest.
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
 
 
-def _as_nobody(python: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        "setpriv",
-        f"--reuid={NOBODY}",
-        f"--regid={NOBODY}",
-        "--clear-groups",
-        "env",
-        "-i",
-        *(f"{k}={v}" for k, v in env.items()),
-        python,
-        "-m",
-        "wggw.cli.app",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
+@dataclass
+class Unprivileged:
+    prefix: list[str]
+    uid: int
+    python: str
+    env: dict
+    top: Path
+
+    def wggw(self, *args: str) -> subprocess.CompletedProcess:
+        cmd = [*self.prefix, "env", "-i", *(f"{k}={v}" for k, v in self.env.items()),
+               self.python, "-m", "wggw.cli.app", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
 
 
-def _nobody_python(env: dict) -> str:
-    """An interpreter that user nobody can run with wggw and its dependencies importable:
-    this one, or (when it lives under /root, as a pyenv does) the system's python3 of the
-    same version with this venv's site-packages on PYTHONPATH."""
-    candidates = [sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"]
-    for python in candidates:
-        if os.path.exists(python) and _as_nobody(python, env, "--version").returncode == 0:
-            return python
-    pytest.fail(f"no interpreter among {candidates} runs wggw as user {NOBODY}")
+def _choose(top: Path, env: dict) -> Unprivileged:
+    """The first way that runs `wggw --version` (see AS_NOBODY/NO_CAPS)."""
+    system_python = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
+    for prefix, uid, python in ((AS_NOBODY, NOBODY, sys.executable),
+                                (AS_NOBODY, NOBODY, system_python), (NO_CAPS, 0, sys.executable)):
+        way = Unprivileged(prefix, uid, python, env, top)
+        if os.path.exists(python) and way.wggw("--version").returncode == 0:
+            return way
+    pytest.fail("cannot run wggw without privileges here (setpriv as nobody, or without caps)")
 
 
 @pytest.fixture
-def nobody_env():
+def unprivileged():
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to switch to an unprivileged user")
-    top = Path(tempfile.mkdtemp(prefix="wggw-nobody-"))
+        pytest.skip("needs root and setpriv to drop privileges")
+    top = Path(tempfile.mkdtemp(prefix="wggw-noperm-"))
     top.chmod(0o755)
-    for sub in ("state", "run"):
-        (top / sub).mkdir()
-        os.chown(top / sub, NOBODY, NOBODY)
-    root_only = top / "root-only"
-    root_only.mkdir(mode=0o700)
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "WGGW_RUN_DIR": str(top / "run"),
-        "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}",
-    }
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "WGGW_RUN_DIR": str(top / "run"),
+           "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}"}
     try:
-        yield top, env
+        way = _choose(top, env)
+        for sub in ("state", "run"):
+            (top / sub).mkdir()
+            os.chown(top / sub, way.uid, way.uid)
+        # A directory this user may not enter: root's own 0700 for nobody; for a root
+        # without CAP_DAC_OVERRIDE, one that belongs to someone else.
+        (top / "closed").mkdir(mode=0o700)
+        os.chown(top / "closed", 0 if way.uid else NOBODY, 0 if way.uid else NOBODY)
+        yield way
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -134,24 +137,30 @@ def nobody_env():
     "command",
     [["plan"], ["plan", "--detailed-exitcode"], ["apply"], ["status"], ["down"], ["rotate"]],
 )
-def test_non_root_is_told_that_root_is_needed(nobody_env, command):
-    top, env = nobody_env
-    python = _nobody_python(env)
-    state = top / "state" / "s"
-    assert _as_nobody(python, env, "--state-dir", str(state), "init").returncode == 0
-    result = _as_nobody(python, env, "--state-dir", str(state), *command)
+def test_non_root_is_told_that_root_is_needed(unprivileged, command):
+    state = unprivileged.top / "state" / "s"
+    assert unprivileged.wggw("--state-dir", str(state), "init").returncode == 0
+    result = unprivileged.wggw("--state-dir", str(state), *command)
     assert result.returncode == EXIT_NOPERM, (result.returncode, result.stderr)
     line = one_error_line(result)
     assert "needs root (CAP_NET_ADMIN)" in line
-    assert os.listdir(top / "run") == []
+    assert os.listdir(unprivileged.top / "run") == []
 
 
-def test_non_root_init_in_a_root_only_dir_names_the_path(nobody_env):
-    top, env = nobody_env
-    python = _nobody_python(env)
-    target = top / "root-only" / "wggw"
-    result = _as_nobody(python, env, "--state-dir", str(target), "init")
+def test_non_root_init_in_a_closed_dir_names_the_path(unprivileged):
+    target = unprivileged.top / "closed" / "wggw"
+    result = unprivileged.wggw("--state-dir", str(target), "init")
     assert result.returncode == EXIT_NOPERM, (result.returncode, result.stderr)
     line = one_error_line(result)
     assert f"permission denied on {target}" in line and "root" in line
     assert not target.exists()
+
+
+def test_dropping_capabilities_also_gives_77(unprivileged):
+    """The capability check, not the uid: root without CAP_NET_ADMIN is refused as well."""
+    way = Unprivileged(NO_CAPS, 0, sys.executable, unprivileged.env, unprivileged.top)
+    state = unprivileged.top / "caps-state"
+    assert way.wggw("--state-dir", str(state), "init").returncode == 0
+    result = way.wggw("--state-dir", str(state), "apply")
+    assert result.returncode == EXIT_NOPERM, (result.returncode, result.stderr)
+    assert "needs root (CAP_NET_ADMIN)" in one_error_line(result)
