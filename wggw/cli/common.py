@@ -16,7 +16,8 @@ import typer
 import typer.core
 
 from wggw.core.timefmt import iso  # noqa: F401 - re-exported for the CLI modules
-from wggw.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, ValidationError, WggwError
+from wggw.core.errors import (EXIT_ERROR, EXIT_INTERRUPTED, ValidationError, WggwError,
+                              permission_error, plan_detailed_code)
 
 if TYPE_CHECKING:
     from wggw.ops.state import Store  # a type only: the CLI opens stores through ops
@@ -110,8 +111,16 @@ def show_view(view: dict, as_json: bool, fmt: Optional[Callable[[str, Any], Any]
 
 
 def fail(message: str, code: int) -> None:
-    typer.echo(f"wggw: error: {message}", err=True)
+    typer.echo(f"wggw: error: {one_line(message)}", err=True)
     raise typer.Exit(code)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Control characters (newlines too) escaped: an error is always one line on stderr,
+    and a readable one (a pasted megabyte is cut)."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _click_flow() -> tuple[type[BaseException], ...]:
@@ -130,20 +139,52 @@ def _click_flow() -> tuple[type[BaseException], ...]:
 _CLICK_FLOW = _click_flow()
 
 
+def _click_usage() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """click's UsageError classes, and the NoArgsIsHelpError ones (help, not an error)."""
+    usage: list[type[BaseException]] = []
+    help_: list[type[BaseException]] = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            usage += [mod.UsageError]
+            help_ += [mod.NoArgsIsHelpError] if hasattr(mod, "NoArgsIsHelpError") else []
+    return tuple(usage), tuple(help_)
+
+
+_CLICK_USAGE, _CLICK_HELP = _click_usage()
+
+
+def _usage_line(e: Any) -> str:
+    """click's usage error as one line (click prints the usage, a hint and a box of lines)."""
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"{e.format_message()}{hint}"
+
+
 @contextlib.contextmanager
-def mapped_errors(ctx: Any = None) -> Iterator[None]:
+def mapped_errors(ctx: Any = None,
+                  code_of: Callable[[int], int] = lambda code: code) -> Iterator[None]:
     """WggwError -> its exit code; anything unexpected -> exit 1. One line on stderr, no
-    traceback (locals could hold secrets) unless WGGW_DEBUG=1."""
+    traceback (locals could hold secrets) unless WGGW_DEBUG=1. `code_of` may change the
+    code of an error (`plan --detailed-exitcode` must not exit 2 for bad input)."""
     try:
         yield
+    except _CLICK_HELP:
+        raise
+    except _CLICK_USAGE as e:
+        fail(_usage_line(e), code_of(e.exit_code))  # type: ignore[attr-defined]
     except _CLICK_FLOW:
         raise
     except WggwError as e:
         _debug_traceback()
         if isinstance(e, ValidationError) and e.field == "state-dir":
             label = state_dir_label(ctx)
-            fail(f"{label}: {e.problem}", e.exit_code)
-        fail(str(e), e.exit_code)
+            fail(f"{label}: {e.problem}", code_of(e.exit_code))
+        fail(str(e), code_of(e.exit_code))
+    except PermissionError as e:
+        _debug_traceback()
+        err = permission_error(e)
+        fail(str(err), code_of(err.exit_code))
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - the last line of defence of the CLI
@@ -156,10 +197,24 @@ def _debug_traceback() -> None:
         traceback.print_exc(file=sys.stderr)
 
 
+_ARGS = "wggw.args"
+
+
+def _detailed_plan(ctx: Any) -> bool:
+    """Is this `plan --detailed-exitcode` (whose 2 means "changes pending")?"""
+    return ctx.invoked_subcommand == "plan" and "--detailed-exitcode" in ctx.meta.get(_ARGS, ())
+
+
 class WggwGroup(typer.core.TyperGroup):
     """The root group: every (sub)command, including ones registered by other modules,
-    runs inside `mapped_errors`, under CliRunner as well as from `main()`."""
+    runs inside `mapped_errors`, under CliRunner as well as from `main()`; so does the
+    parsing of the command line (usage errors are one line too)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)
+        with mapped_errors():
+            return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
-        with mapped_errors(ctx):
+        with mapped_errors(ctx, lambda code: plan_detailed_code(code) if _detailed_plan(ctx) else code):
             return super().invoke(ctx)

@@ -22,7 +22,7 @@ def plan(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."
+        False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input."
     ),
     backend: Optional[str] = BACKEND,
     verbose: bool = VERBOSE,

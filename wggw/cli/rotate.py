@@ -75,13 +75,14 @@ def rotate(
     if tenant and peer:
         raise ValidationError("peer", "give --tenant or --peer, not both")
     grace_s = _duration("grace", grace)
+    older_s = _duration("older-than", older_than)  # bad input: exit 2 before any kernel access
     with open_store(ctx) as store:
         selected = _selection(store.load(), tenant, peer)
         report = rotation.rotate(
             store,
             dataplane.system_for(backend, may_load=not dry_run),
             time.time(),
-            older_than=_duration("older-than", older_than),
+            older_than=older_s,
             grace=policy.DEFAULT_GRACE if grace_s is None else grace_s,
             selected=selected,
             out=out,

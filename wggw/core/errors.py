@@ -18,6 +18,14 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 EXIT_PATH_WRONG = 4     # `status --check`: some tenant's packets would not take its own path
 EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP that is the
 #                          uplink's next hop (EX_CONFIG); nothing was changed
+EXIT_PLAN_USAGE = 64    # `plan --detailed-exitcode`: bad input (EX_USAGE), not read as "changes"
+EXIT_NOPERM = 77        # not allowed: needs root (CAP_NET_ADMIN) or a path it may write (EX_NOPERM)
+
+
+def plan_detailed_code(code: int) -> int:
+    """The exit code of `plan --detailed-exitcode` for an error that would exit `code`
+    elsewhere: there 2 means "changes pending", so a usage error must not exit 2."""
+    return EXIT_PLAN_USAGE if code == EXIT_USAGE else code
 
 
 class WggwError(Exception):
@@ -52,6 +60,19 @@ class LockBusyError(WggwError):
     """Another wggw process held the state lock for longer than the bounded wait."""
 
     exit_code = EXIT_LOCKED
+
+
+class PrivilegeError(WggwError):
+    """The command needs rights this process lacks (CAP_NET_ADMIN, or access to a path)."""
+
+    exit_code = EXIT_NOPERM
+
+
+def permission_error(e: PermissionError) -> PrivilegeError:
+    """An OSError EACCES/EPERM that reached the CLI, as one line that says what to do."""
+    what = f" on {e.filename}" if e.filename else ""
+    return PrivilegeError(f"permission denied{what}: wggw needs root (CAP_NET_ADMIN and its state "
+                          "dir); run it as root, or pass --state-dir DIR that you may write")
 
 
 class StoreError(WggwError):

@@ -19,6 +19,7 @@ from wggw.core.model import Interface, IPAddress, IPNetwork, Peer, State, Tenant
 MTU_MIN, MTU_MAX = 1280, 9000        # 1280: the IPv6 minimum link MTU
 PORT_MIN, PORT_MAX = 1, 65535
 KEEPALIVE_MAX = 65535
+DURATION_MAX = 100 * 365 * 86400     # 100 years: more is a typo, and must fit the store's integers
 # Smallest pools that still hold network, gateway, (broadcast) and one peer.
 MAX_PREFIX = {4: 30, 6: 126}
 
@@ -26,7 +27,7 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z
 # Linux accepts more than naming.valid_name for devices wggw does not create
 # (e.g. VLANs `eth0.100`); an uplink only has to be a plausible kernel name.
 _DEVNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
-_DURATION_RE = re.compile(r"^(\d+[wdhms])+$")
+_DURATION_RE = re.compile(r"^([0-9]+[wdhms])+$")   # ASCII digits: '٣d' is a typo, not 3 days
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -51,6 +52,14 @@ def int_range(field: str, value: int, lo: int, hi: int) -> int:
     return value
 
 
+def integer(field: str, value: str) -> int:
+    """Decimal text (a file's field, not a CLI option: typer parses those) -> int."""
+    text = value.strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        raise ValidationError(field, f"{value!r} is not a whole number")
+    return int(text)
+
+
 def port(field: str, value: int) -> int:
     return int_range(field, value, PORT_MIN, PORT_MAX)
 
@@ -71,6 +80,8 @@ def ip(field: str, value: str) -> IPAddress:
         addr = ipaddress.ip_address(value.strip())
     except ValueError:
         raise ValidationError(field, f"{value!r} is not a valid IP address") from None
+    if getattr(addr, "scope_id", None) is not None:
+        raise ValidationError(field, f"{value!r}: a zone index (%...) has no place here")
     if addr.is_unspecified or addr.is_multicast or addr.is_loopback:
         raise ValidationError(field, f"{addr} is not a usable unicast address")
     return addr
@@ -88,6 +99,8 @@ def cidr(field: str, value: str) -> IPNetwork:
         except ValueError:
             raise ValidationError(field, f"{value!r} is not a valid CIDR") from None
         raise ValidationError(field, f"{value} has host bits set (did you mean {loose}?)") from None
+    if getattr(net.network_address, "scope_id", None) is not None:
+        raise ValidationError(field, f"{value!r}: a zone index (%...) has no place here")
     if net.is_multicast or net.is_loopback or net.network_address.is_unspecified:
         raise ValidationError(field, f"{net} is not a usable unicast range")
     if net.prefixlen > MAX_PREFIX[net.version]:
@@ -110,6 +123,10 @@ def endpoint(value: str) -> str:
     if not m:
         raise ValidationError("endpoint", f"{value!r} is not HOST:PORT (IPv6 as [addr]:port)")
     host, port_text = m.group(1), m.group(2)
+    port_text = port_text.lstrip("0") or "0"
+    if len(port_text) > 5:   # also spares int() thousands of digits
+        shown = port_text if len(port_text) <= 12 else port_text[:12] + "..."
+        raise ValidationError("endpoint", f"port {shown} is out of range {PORT_MIN}..{PORT_MAX}")
     port("endpoint", int(port_text))
     if value.startswith("["):
         try:
@@ -131,7 +148,12 @@ def duration(field: str, value: str) -> int:
     text = value.strip().lower()
     if not _DURATION_RE.match(text):
         raise ValidationError(field, f"{value!r} is not a duration like 30d, 12h or 90m")
-    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([wdhms])", text))
+    parts = re.findall(r"([0-9]+)([wdhms])", text)
+    # Digits first: int() refuses thousands of them, and SQLite stores at most 64 bits.
+    if any(len(n.lstrip("0")) > 12 for n, _ in parts) or \
+            sum(int(n) * _UNIT_SECONDS[u] for n, u in parts) > DURATION_MAX:
+        raise ValidationError(field, f"{value!r} is longer than {DURATION_MAX // 86400}d")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
         raise ValidationError(field, "must be longer than zero")
     return seconds
@@ -151,6 +173,8 @@ def when(field: str, value: str, now: float) -> float:
     ts = dt.timestamp()
     if ts <= now:
         raise ValidationError(field, f"{value} is in the past")
+    if ts > now + DURATION_MAX:   # also keeps it printable (datetime ends at year 9999)
+        raise ValidationError(field, f"{value} is more than {DURATION_MAX // 86400}d away")
     return ts
 
 

@@ -26,7 +26,9 @@ def system_for(backend: Optional[str] = None, may_load: bool = False):
     selection load an installed but unloaded WireGuard module: for commands that apply."""
     from wggw.backends.select import select_backend
     from wggw.backends.system import RealSystem
+    from wggw.ops.privilege import require_net_admin
 
+    require_net_admin()  # exit 77 saying root is needed, not an unexpected PermissionError
     return RealSystem(select_backend(backend or "auto", may_load=may_load))
 
 
@@ -107,6 +109,8 @@ def down(backend: Optional[str] = None, echo: Echo = None) -> list:
     named, or every backend whose devices could be here."""
     from wggw.backends.select import present_backends
     from wggw.backends.system import RealSystem
+    from wggw.ops.privilege import require_net_admin
 
+    require_net_admin("down")
     systems = [system_for(backend)] if backend else [RealSystem(b) for b in present_backends()]
     return converge.teardown(systems, echo)

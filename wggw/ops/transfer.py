@@ -37,11 +37,25 @@ def _read(path: Path) -> dict[str, dict]:
     cfg = wgconfig.WGConfig(str(path.resolve()))
     try:
         cfg.read_file()
-        return cfg.get_peers(keys_only=False, include_details=True)
+        peers = cfg.get_peers(keys_only=False, include_details=True)
     except OSError as e:
         raise ValidationError("file", f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:  # TypeError: "PublicKey = a, b" (a list)
         raise ValidationError("file", f"{path} is not a wg-quick config: {e}") from None
+    _no_duplicate_keys(path, cfg.lines)
+    return peers
+
+
+def _no_duplicate_keys(path: Path, lines: list[str]) -> None:
+    """wgconfig keys peers by PublicKey: a second [Peer] with the same key would silently
+    replace the first, and the import would lose a peer without a word."""
+    seen: set[str] = set()
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "publickey":
+            if value.strip() in seen:
+                raise ValidationError("file", f"{path}: PublicKey {value.strip()} is in two [Peer] sections")
+            seen.add(value.strip())
 
 
 def _comment_name(raw: list[str]) -> Optional[str]:
@@ -72,7 +86,13 @@ def _peer_from(data: dict, tenant: Tenant, batch: Batch, name: str, now: float) 
     validate.one_per_family(field, [a.ip for a in addresses])
     keepalive = data.get("PersistentKeepalive")
     return Peer(tenant=tenant.name, name=name, public_key=key, addresses=tuple(addresses), key_created_at=now,
-                psk=psk, keepalive=validate.keepalive(int(keepalive)) if keepalive else None, created_at=now)
+                psk=psk, created_at=now, keepalive=_keepalive(keepalive, name))
+
+
+def _keepalive(text: Any, name: str) -> Optional[int]:
+    if not text:
+        return None
+    return validate.keepalive(validate.integer(f"PersistentKeepalive of peer {name}", str(text)))
 
 
 def import_wg_quick(store: Store, path: Path, tenant_name: str, now: Optional[float] = None) -> list[Peer]:
