@@ -88,8 +88,9 @@ def _inplace(fl: FaultLab, snat: bool, guard: bool) -> None:
 def foreign_chain_rule(fl: FaultLab) -> None:
     """A masquerade slipped into wggw's own SNAT chain ahead of its map: only the guard stands
     between the tenants and the uplink's own address."""
-    _nft(fl, "insert", "rule", *TABLE.split(), "egress_snat", "ip", "saddr", "@pools_v4", "masquerade")
-    _nft(fl, "insert", "rule", *TABLE.split(), "egress_snat", "ip6", "saddr", "@pools_v6", "masquerade")
+    for ip, v in (("ip", 4), ("ip6", 6)):
+        _nft(fl, "insert", "rule", *TABLE.split(), "egress_snat", ip, "saddr", f"@pools_v{v}",
+             "masquerade")
 
 
 def sysctls_reset(fl: FaultLab) -> None:

@@ -30,8 +30,10 @@ from wggw.netnslab import (GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6, Lab, La
                            new_ifname)
 
 TENANTS = {
-    "acme": {"pools": ("10.10.0.0/24", "fd00:a::/64"), "egress": ("203.0.113.10", "2001:db8:ffff::10")},
-    "globex": {"pools": ("10.20.0.0/24", "fd00:b::/64"), "egress": ("203.0.113.20", "2001:db8:ffff::20")},
+    "acme": {"pools": ("10.10.0.0/24", "fd00:a::/64"),
+             "egress": ("203.0.113.10", "2001:db8:ffff::10")},
+    "globex": {"pools": ("10.20.0.0/24", "fd00:b::/64"),
+               "egress": ("203.0.113.20", "2001:db8:ffff::20")},
 }
 STREAMS = [(t, v) for t in TENANTS for v in (4, 6)]
 EGRESS = {(t, v): TENANTS[t]["egress"][0 if v == 4 else 1] for t in TENANTS for v in (4, 6)}
@@ -113,7 +115,8 @@ class Capture:
                 requests.append((m.group(1), m.group(2), int(m.group(3)), int(m.group(4))))
         packets: dict[str, int] = {}
         for name in ("src4", "src6"):
-            out = self.lab.inet.run(["nft", "-j", "list", "set", "inet", CAPTURE_TABLE, name]).stdout
+            argv = ["nft", "-j", "list", "set", "inet", CAPTURE_TABLE, name]
+            out = self.lab.inet.run(argv).stdout
             for obj in json.loads(out)["nftables"]:
                 for elem in obj.get("set", {}).get("elem", []):
                     e = elem["elem"]

@@ -72,7 +72,8 @@ def labs(request: pytest.FixtureRequest) -> Iterator[LabHolder]:
 
 def _seed(name: str, variant: str) -> int:
     """Seeded per trial (WGGW_FAULTS_SEED shifts every seed): the concurrent fault's timing."""
-    return zlib.crc32(f"{name}/{variant}".encode()) % 1_000_000 + int(os.environ.get("WGGW_FAULTS_SEED", "0"))
+    shift = int(os.environ.get("WGGW_FAULTS_SEED", "0"))
+    return zlib.crc32(f"{name}/{variant}".encode()) % 1_000_000 + shift
 
 
 def _cases() -> list:
@@ -82,7 +83,8 @@ def _cases() -> list:
             marks = [pytest.mark.kernel_tier] if fault.kernel_tier and variant == "alone" else []
             cases.append(pytest.param(fault, variant, marks=marks, id=f"{fault.name}-{variant}"))
     for fault in PAIRS:
-        cases.append(pytest.param(fault, "alone", marks=[pytest.mark.kernel_tier], id=f"{fault.name}-alone"))
+        cases.append(pytest.param(fault, "alone", marks=[pytest.mark.kernel_tier],
+                                  id=f"{fault.name}-alone"))
     return cases
 
 
@@ -95,9 +97,10 @@ def _trial(labs: LabHolder, fault: Fault, variant: str) -> faulttrial.Row:
         if variant == "during_peer_add":
             fl.wggw("peer", "remove", f"acme/f{seed}", "--apply", check=False)
     faultreport.record(row.as_dict())
-    assert not row.error, f"the trial could not run: {row.as_dict()}"
-    assert row.landed_while_running, f"the fault landed after the {variant} command ended: {row.as_dict()}"
-    assert not row.concurrent_error, f"the concurrent command crashed: {row.as_dict()}"
+    info = row.as_dict()
+    assert not row.error, f"the trial could not run: {info}"
+    assert row.landed_while_running, f"the fault landed after the {variant} command ended: {info}"
+    assert not row.concurrent_error, f"the concurrent command crashed: {info}"
     return row
 
 
@@ -120,7 +123,8 @@ def test_fault_fails_closed_is_detected_and_repaired(labs: LabHolder, fault: Fau
 
 
 @pytest.mark.parametrize("variant", [
-    pytest.param(v, marks=[pytest.mark.kernel_tier] if v == "alone" else []) for v in faulttrial.VARIANTS])
+    pytest.param(v, marks=[pytest.mark.kernel_tier] if v == "alone" else [])
+    for v in faulttrial.VARIANTS])
 def test_foreign_ip_rule_above_the_window_is_reported_not_touched(labs: LabHolder, variant: str):
     row = _trial(labs, FOREIGN_IP_RULE, variant)
     info = row.as_dict()
