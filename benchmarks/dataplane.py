@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from wggw.netnslab_ns import run, wait_until
+from wggw.lab.netns import run, wait_until
 
 from . import fleet as fleet_mod
 from .lab import CLIENT_UNDERLAY, GW_UNDERLAY, INET_ADDR, LISTEN_PORT, Site

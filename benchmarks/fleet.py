@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from wggw import keys
-from wggw.model import Interface, Peer, Tenant
-from wggw.store import open_store
+from wggw.core import keys
+from wggw.core.model import Interface, Peer, Tenant
+from wggw.store.sqlite import open_store
 
 from .lab import GW_UPLINK, LISTEN_PORT, egress, peer_addr, pool
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from wggw.backends import wg_uapi
-from wggw.desired import DefaultRoute, HostFacts, compile_state
-from wggw.store import open_store
+from wggw.core.desired import DefaultRoute, HostFacts, compile_state
+from wggw.store.sqlite import open_store
 
 from .lab import GW_UPLINK, INET_ADDR
 

@@ -6,28 +6,19 @@ A site is a gateway namespace, an "internet" namespace and optionally a client n
 
 Tenant i has pool 100.(64+i/256).(i%256).0/24 (source addresses only, inside our namespaces) and
 egress 198.18.(1+i/250).(i%250+1) (RFC 2544 range, on-link for inet, so inet answers only
-source-NATed traffic). Every name carries the run's random suffix: namespaces `wb<run>-<site>-<role>`,
-WireGuard interfaces `wb<run><n>` (wireguard-go sockets share /var/run/wireguard host-wide).
-`Bench.close()` kills every process in our namespaces, deletes them, and removes the sockets and
-wggw pid files of our interface names; it runs from a finally block and from atexit.
+source-NATed traffic). Ownership and teardown are wggw.lab.sandbox's, as for every lab of the project:
+namespaces `wb-<site>-<role>-<run>`, WireGuard interfaces `wb<run><n>`; `Bench.close()` (from a
+finally block and from atexit) removes exactly what this run created.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import secrets
-import shutil
-import signal
-import sys
-import tempfile
 from pathlib import Path
 
-from wggw import runfiles
-from wggw.netnslab_ns import LabError, cmdline, run, wait_until
+from wggw.backends import runfiles
+from wggw.lab.netns import run
+from wggw.lab.sandbox import Sandbox
 
-NETNS_DIR = Path("/run/netns")
-WG_SOCKET_DIR = Path("/var/run/wireguard")
 REPO = Path(__file__).resolve().parent.parent
 GW_UPLINK, INET_ADDR = "198.18.0.1", "198.19.255.254"
 GW_UNDERLAY, CLIENT_UNDERLAY = "198.51.100.1", "198.51.100.2"
@@ -48,125 +39,38 @@ def peer_addr(i: int, j: int) -> str:
 
 
 class Bench:
-    """Owns every namespace, interface name and temp dir of one benchmark run."""
+    """Owns every namespace, interface name and temp dir of one benchmark run (a wggw.lab
+    Sandbox: the same ownership and teardown as the demo's and the tests' labs)."""
 
     def __init__(self) -> None:
-        self.run_id = self._free_run_id()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"wggw-bench-{self.run_id}-"))
-        self.namespaces: list[str] = []
-        self.ifnames: set[str] = set()
-        self._n = 0
-        atexit.register(self.close)
+        self.box = Sandbox(prefix="wb", short="wb")
+        self.run_id = self.box.suffix
+        self.workdir = self.box.workdir
 
-    @staticmethod
-    def _free_run_id() -> str:
-        for _ in range(32):
-            rid = secrets.token_hex(3)
-            if not any(NETNS_DIR.glob(f"wb{rid}-*")):
-                return rid
-        raise LabError("no free run id")
+    @property
+    def namespaces(self) -> list[str]:
+        return [ns.name for ns in self.box.namespaces]
 
     def ifname(self) -> str:
-        self._n += 1
-        name = f"wb{self.run_id}{self._n}"
-        self.ifnames.add(name)
-        return name
+        return self.box.ifname()
 
     def add_ns(self, site: str, role: str) -> str:
-        name = f"wb{self.run_id}-{site}-{role}"
-        run(["ip", "netns", "add", name])
-        self.namespaces.append(name)
-        run(["ip", "-n", name, "link", "set", "lo", "up"])
-        return name
+        return self.box.add_ns(f"{site}-{role}").name
 
     def site(self, label: str, client: bool = False) -> "Site":
         return Site(self, label, client)
 
     def del_ns(self, name: str) -> list[str]:
         """Kill what runs in `name`, delete it, and forget it; returns problems."""
-        notes = [_kill(pid, name) for pid in _pids(name)]
-        try:
-            inode = runfiles.netns_inode(str(NETNS_DIR / name))
-        except OSError:
-            inode = None
-        res = run(["ip", "netns", "del", name], check=False)
-        if res.returncode == 0 or not (NETNS_DIR / name).exists():
-            if inode is not None:
-                runfiles.forget_netns(inode)  # wggw's sysctl record of that namespace
-            if name in self.namespaces:
-                self.namespaces.remove(name)
-        else:
-            notes.append(f"ip netns del {name}: {res.stderr.strip()}")
-        return [n for n in notes if n]
+        return [n for ns in self.box.namespaces if ns.name == name for n in self.box.del_ns(ns)]
 
     def close(self) -> list[str]:
         """Remove everything of this run; idempotent; returns problems (also printed)."""
-        notes: list[str] = []
-        for name in list(self.namespaces):
-            notes += self.del_ns(name)
-        for ifname in sorted(self.ifnames):
-            notes += forget_ifname(ifname)
-        if self.workdir.exists():
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        if not self.namespaces:
-            atexit.unregister(self.close)
-        if notes:
-            print("benchmark teardown: " + "; ".join(notes), file=sys.stderr)
-        return notes
+        return self.box.close()
 
     def leftovers(self) -> list[str]:
         """Anything of this run still on the host (for the cleanup check)."""
-        out = [str(p) for p in NETNS_DIR.glob(f"wb{self.run_id}-*")]
-        out += [str(p) for p in WG_SOCKET_DIR.glob(f"wb{self.run_id}*")]
-        out += [str(p) for p in runfiles.runtime_dir().glob(f"wb{self.run_id}*")]
-        out += [f"pid {pid}" for pid in _all_pids() if f"wb{self.run_id}" in cmdline(pid)]
-        return out + ([str(self.workdir)] if self.workdir.exists() else [])
-
-
-def forget_ifname(ifname: str) -> list[str]:
-    """Remove the socket and wggw pid/log files of a WireGuard interface name of ours."""
-    runfiles.forget_interface(ifname)
-    return []
-
-
-def _pids(ns: str) -> list[int]:
-    out = run(["ip", "netns", "pids", ns], check=False).stdout
-    return [int(p) for p in out.split() if p.isdigit() and int(p) != os.getpid()]
-
-
-def _all_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _kill(pid: int, ns: str) -> str:
-    """SIGTERM (then SIGKILL) a process that runs inside one of our namespaces."""
-    cmd = cmdline(pid).strip()
-    for sig, timeout in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return ""
-        try:
-            os.waitpid(pid, os.WNOHANG)  # our own child: reap it
-        except ChildProcessError:
-            pass
-        try:
-            wait_until(lambda: _gone(pid), timeout=timeout, interval=0.02, what=f"pid {pid} ({cmd})")
-            return ""
-        except LabError:
-            continue
-    return f"pid {pid} in {ns} survived SIGKILL: {cmd}"
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+        return self.box.leftovers()
 
 
 class Site:
@@ -198,4 +102,4 @@ class Site:
         for ns in (self.client, self.inet, self.gw):
             if ns:
                 self.bench.del_ns(ns)
-        forget_ifname(self.ifname)
+        runfiles.forget_interface(self.ifname)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from wggw import alloc, naming
-from wggw.errors import ValidationError
-from wggw.model import Peer, RetiringKey, State, Tenant
+from wggw.core import alloc, naming
+from wggw.core.errors import ValidationError
+from wggw.core.model import Peer, RetiringKey, State, Tenant
 
 ip = ipaddress.ip_address
 iface = ipaddress.ip_interface

@@ -46,6 +46,6 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
     assert r["memory"]["wireguard_go_wggw_mb"] > 0
     assert r["cleanup"]["leftovers"] == []
     run_id = r["cleanup"]["run_id"]
-    assert not list(Path("/run/netns").glob(f"wb{run_id}-*"))
+    assert not list(Path("/run/netns").glob(f"wb-*-{run_id}"))
     assert not list(Path("/var/run/wireguard").glob(f"wb{run_id}*"))
     assert "measurement" in res.stdout and "cleanup: nothing left behind" in res.stdout

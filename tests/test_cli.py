@@ -18,7 +18,7 @@ INTERFACE_FIELDS = {"name", "listen_port", "endpoint", "mtu", "public_key", "ten
 
 
 def _secrets_of(state_dir):
-    from wggw.store import open_store
+    from wggw.store.sqlite import open_store
 
     with open_store(state_dir) as store:
         state = store.load()
@@ -103,7 +103,7 @@ def test_removed_peer_address_is_reused(gw):
 
 
 def test_own_public_key_stores_no_private_key(gw):
-    from wggw import keys
+    from wggw.core import keys
 
     _, public = keys.keypair()
     peer = json.loads(gw("peer", "add", "acme/own", "--public-key", public, "--json").stdout)
@@ -152,7 +152,7 @@ def test_every_noun_has_help(cli):
 
 
 def test_unexpected_error_is_one_line_exit_1(gw, monkeypatch):
-    from wggw import service
+    from wggw.ops import objects as service
 
     def boom(*a, **k):
         secret = "do-not-print-me"  # noqa: F841 - would show up in a locals dump

@@ -142,7 +142,7 @@ def test_tenant_needs_an_interface(cli, state_dir):
 
 
 def test_config_of_a_peer_with_its_own_key_is_an_error(gw, state_dir):
-    from wggw import keys
+    from wggw.core import keys
 
     _, public = keys.keypair()
     gw("peer", "add", "acme/own", "--public-key", public)

@@ -44,6 +44,6 @@ def test_wheel_ships_templates_and_renders(tmp_path):
     wggw("tenant", "add", "acme", "--pool", "10.10.0.0/24", "--egress", "203.0.113.10")
     wggw("peer", "add", "acme/alice")
     assert "AllowedIPs = 0.0.0.0/0, ::/0" in wggw("peer", "config", "acme/alice")
-    where = subprocess.run([sys.executable, "-c", "import wggw.render as r; print(r.__file__)"], env=env,
+    where = subprocess.run([sys.executable, "-c", "import wggw.ops.render as r; print(r.__file__)"], env=env,
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(target))

@@ -13,10 +13,11 @@ from dataclasses import replace
 import pytest
 
 from wggwtest import dump, run_wggw
-from wggw import keys, service
-from wggw.errors import LockBusyError, NotFoundError, StoreError
-from wggw.model import RetiringKey
-from wggw.store import SCHEMA_VERSION, StoreMissingError, open_store
+from wggw.core import keys
+from wggw.ops import objects as service
+from wggw.core.errors import LockBusyError, NotFoundError, StoreError
+from wggw.core.model import RetiringKey
+from wggw.store.sqlite import SCHEMA_VERSION, StoreMissingError, open_store
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_lock_busy_error_class(store, state_dir):
     fd = os.open(state_dir / "lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        from wggw import storelock
+        from wggw.store import lock as storelock
 
         with pytest.raises(LockBusyError) as e, storelock.flock(state_dir / "lock", 0.1):
             pass
@@ -186,7 +187,7 @@ def test_trusted_keys_compare_and_reveal_like_checked_ones(store):
 
 
 def test_point_reads_answer_like_the_loaded_state(store):
-    from wggw import validate
+    from wggw.core import validate
 
     alice = service.add_peer(store, "acme/alice")
     bob = service.add_peer(store, "acme/bob")
@@ -208,7 +209,7 @@ def test_point_reads_answer_like_the_loaded_state(store):
 
 
 def test_schema_1_store_gains_the_retiring_key_index(state_dir):
-    from wggw.store import MIGRATIONS
+    from wggw.store.sqlite import MIGRATIONS
 
     state_dir.mkdir(mode=0o700, exist_ok=True)
     with sqlite3.connect(state_dir / "wggw.db") as db:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from wggw import keys
+from wggw.core import keys
 from wggw.backends.wg_uapi import parse_get
-from wggw.wgtypes import WgPeerSpec, WgPeerState
+from wggw.core.wgtypes import WgPeerSpec, WgPeerState
 
 PRIV, PSK = keys.generate_private(), keys.generate_psk()
 A, B = keys.public_of(keys.generate_private()), keys.public_of(keys.generate_private())

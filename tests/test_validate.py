@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wggw import validate
-from wggw.errors import ValidationError
+from wggw.core import validate
+from wggw.core.errors import ValidationError
 
 NOW = 1_700_000_000.0
 

@@ -14,7 +14,7 @@ import pytest
 import wgconfig
 
 from wggwtest import dump
-from wggw.store import open_store
+from wggw.store.sqlite import open_store
 
 needs_wg = pytest.mark.skipif(shutil.which("wg") is None, reason="needs wireguard-tools (`wg`)")
 
@@ -83,7 +83,7 @@ def _maybe_setconf(stripped: str, tmp_path: Path) -> None:
 
 @needs_wg
 def test_export_import_round_trip(gw, state_dir, tmp_path):
-    from wggw import keys
+    from wggw.core import keys
 
     gw("peer", "add", "acme/alice", "--keepalive", "25")
     gw("peer", "add", "acme/bob")
@@ -134,7 +134,7 @@ AllowedIPs = {b_addr}
 
 
 def _server_conf(tmp_path, b_addr="10.10.0.8/32, fd00:10::8/128"):
-    from wggw import keys
+    from wggw.core import keys
 
     path = tmp_path / "server.conf"
     path.write_text(SERVER.format(gw=keys.generate_private().reveal(), a=keys.keypair()[1],

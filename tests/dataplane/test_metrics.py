@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from wggw import metrics
+from wggw.ops import metrics
 
 REPORT = {
     "peers": [

@@ -7,12 +7,13 @@ import random
 
 import pytest
 
-from wggw import keys, naming, reconcile
+from wggw.core import keys, naming
+from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
-from wggw.desired import compile_state
-from wggw.errors import ValidationError
-from wggw.model import Interface, Peer, State, Tenant
-from wggw.plan import RemovePeer, UpsertPeer, plan
+from wggw.core.desired import compile_state
+from wggw.core.errors import ValidationError
+from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.core.plan import RemovePeer, UpsertPeer, plan
 
 IFACE = Interface("wgt0", 51820, "192.0.2.1:51820", keys.generate_private(), "")
 

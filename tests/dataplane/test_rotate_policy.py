@@ -3,9 +3,9 @@ peers, grace (handshake or time), expiry, one rotation at a time."""
 
 import ipaddress as ip
 
-from wggw import keys, naming
-from wggw import rotate as policy
-from wggw.model import Peer, RetiringKey, State, Tenant
+from wggw.core import keys, naming
+from wggw.core import rotate as policy
+from wggw.core.model import Peer, RetiringKey, State, Tenant
 
 DAY = 86400
 NOW = 1_800_000_000.0

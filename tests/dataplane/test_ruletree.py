@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from wggw import naming, ruletree as rt
+from wggw.core import naming, ruletree as rt
 
 
 def tables(n, seed=1):

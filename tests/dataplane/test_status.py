@@ -2,10 +2,11 @@
 
 import ipaddress as ip
 
-from wggw import keys, naming, reconcile, status
+from wggw.core import keys, naming, status
+from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
-from wggw.model import Interface, Peer, State, Tenant
-from wggw.wgtypes import WgPeerState
+from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.core.wgtypes import WgPeerState
 
 NOW = 1_800_000_000.0
 

@@ -11,13 +11,14 @@ import os
 import secrets
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from wggw import runfiles
-from wggw.netnslab import Lab, LabError, Namespace, NETNS_DIR, ProcessTable
+from wggw.backends import runfiles
+from wggw.lab.netns import LabError, Namespace
+from wggw.lab.sandbox import Sandbox
+from wggw.lab.topology import Lab
 
 
 
@@ -73,17 +74,12 @@ def module_lab(require_root: None) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def netns(require_root: None, tmp_path) -> Iterator[Namespace]:
+def netns(require_root: None) -> Iterator[Namespace]:
     """One empty namespace (loopback up) for backend tests that need no topology."""
-    name = f"wggw-t-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-    procs = ProcessTable()
+    box = Sandbox(prefix="wggw-t", short="wq")
     try:
-        ns = Namespace(name, procs, tmp_path)
-        ns.ip("link", "set", "lo", "up")
-        yield ns
+        yield box.add_ns("ns")
     finally:
-        errors = procs.stop_all()
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
-        if errors or (NETNS_DIR / name).exists():
-            raise LabError(f"netns fixture teardown of {name}: {errors}")
+        problems = box.close()
+        if problems:
+            raise LabError(f"netns fixture teardown: {problems}")

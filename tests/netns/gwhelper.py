@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from wggw.netnslab import INET_URL_V4, INET_URL_V6, Lab, new_ifname
+from wggw.lab.topology import INET_URL_V4, INET_URL_V6, Lab, new_ifname
 
 TENANTS = {
     "acme": {"pools": ("10.10.0.0/24", "fd00:a::/64"), "egress": ("203.0.113.10", "2001:db8:ffff::10")},

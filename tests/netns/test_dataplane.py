@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from wggw.netnslab import FetchError, new_ifname
+from wggw.lab.topology import FetchError, new_ifname
 
 from gwhelper import TENANTS, Gateway, snapshot, up
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from wggw import netnslab
-from wggw.netnslab import FetchError, Lab, LabError
-from wggw.netnslab_ns import cmdline, run
-from wggw.netnslab_wg import WG_SOCKET_DIR, new_ifname, write_secret_file
+from wggw.lab import topology as netnslab
+from wggw.lab.topology import FetchError, Lab, LabError
+from wggw.lab.netns import cmdline, run
+from wggw.lab.wg import WG_SOCKET_DIR, new_ifname, write_secret_file
 
 V4, V6 = netnslab.INET_URL_V4, netnslab.INET_URL_V6
 
@@ -140,7 +140,7 @@ def test_teardown_leaves_no_namespace_process_or_socket(require_root: None) -> N
         subprocess.run(["ip", "netns", "exec", lab.gw.name, "wireguard-go", stray], check=True,
                        capture_output=True, timeout=10)
         pids = lab.procs.pids()
-        ifnames = [c.wg_ifname for c in lab.clients.values()] + list(lab.owned_ifnames) + [stray]
+        ifnames = [c.wg_ifname for c in lab.clients.values()] + sorted(lab.box.ifnames) + [stray]
         assert len(pids) == 4 and all((WG_SOCKET_DIR / f"{i}.sock").exists() for i in ifnames)
     finally:
         lab.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from wggw.netnslab import FetchError
+from wggw.lab.topology import FetchError
 
 from gwhelper import up
 

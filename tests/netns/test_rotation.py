@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wggw.netnslab import FetchError
+from wggw.lab.topology import FetchError
 
 from gwhelper import up
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import secrets
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -23,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from wggw import keys, naming, runfiles
-from wggw.keys import Secret
-from wggw.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
+from wggw.core import keys, naming
+from wggw.backends import runfiles
+from wggw.lab.sandbox import Sandbox
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 
 REPO = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 30.0
@@ -34,9 +34,9 @@ WORKER = r'''
 import json, os, sys
 from wggw.backends.wireguard import select_backend
 from wggw.backends.wg_userspace import UserspaceBackend
-from wggw.errors import BackendError
-from wggw.keys import Secret
-from wggw.wgtypes import WgPeerSpec
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgPeerSpec
 
 def state(s):
     if s is None:
@@ -166,26 +166,20 @@ class Worker:
 
 
 class Env:
-    """Namespaces, interface names and workers of one test, all undone by `cleanup`."""
+    """Namespaces, interface names and workers of one test, all undone by `cleanup` (the
+    namespaces and names are a wggw.lab Sandbox's, as in every lab of the project)."""
 
     def __init__(self, backend: str):
         self.backend = backend
-        self.namespaces: list[str] = []
-        self.ifnames: list[str] = []
+        self.box = Sandbox(prefix="wggwt", short="wt")
         self.workers: list[Worker] = []
         self.foreign: list[subprocess.Popen] = []
 
     def ns(self) -> str:
-        name = f"wggwt-{secrets.token_hex(4)}"
-        subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-        self.namespaces.append(name)
-        sh(name, "ip", "link", "set", "lo", "up")
-        return name
+        return self.box.add_ns(f"n{len(self.box.namespaces)}").name
 
     def ifname(self) -> str:
-        name = f"wt{secrets.token_hex(3)}"
-        self.ifnames.append(name)
-        return name
+        return self.box.ifname()
 
     def worker(self, ns: str) -> Worker:
         w = Worker(ns, self.backend)
@@ -197,25 +191,12 @@ class Env:
     def cleanup(self) -> list[str]:
         """Undo everything, each step on its own, so one failure does not leave the rest."""
         problems: list[str] = []
-
-        def attempt(what: str, fn, *args) -> None:
+        for closing in [*(w.close for w in self.workers), *(lambda p=p: stop_popen(p) for p in self.foreign)]:
             try:
-                problems.extend(fn(*args) or ())
+                closing()
             except Exception as e:  # report and go on: the next step must still run
-                problems.append(f"{what}: {e!r}")
-
-        for w in self.workers:
-            attempt("worker", w.close)
-        for proc in self.foreign:
-            attempt("foreign wireguard-go", stop_popen, proc)
-        for ns in self.namespaces:
-            attempt(f"netns {ns}", kill_all_in, ns)
-            attempt(f"netns {ns}", remove_netns, ns)
-        for name in self.ifnames:
-            for path in (f"{naming.WG_SOCKET_DIR}/{name}.sock",
-                         *(f"{runfiles.runtime_dir()}/{name}.{ext}" for ext in ("pid", "pid.tmp", "log"))):
-                attempt(path, lambda p: os.unlink(p) if os.path.exists(p) else None, path)
-        return problems
+                problems.append(repr(e))
+        return problems + self.box.close() + self.box.leftovers()
 
 
 def stop_popen(proc: subprocess.Popen) -> None:
@@ -223,29 +204,9 @@ def stop_popen(proc: subprocess.Popen) -> None:
     proc.wait(5)
 
 
-def remove_netns(ns: str) -> list[str]:
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-    return [f"netns {ns} still exists"] if os.path.exists(f"/run/netns/{ns}") else []
-
-
 def sh(ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
                           timeout=15, check=check)
-
-
-def kill_all_in(ns: str) -> list[str]:
-    """SIGKILL whatever still runs in `ns` (our wireguard-go processes, nothing else lives there)."""
-    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
-    pids = [int(p) for p in out.stdout.split()]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [f"pid {p} in {ns} survived SIGKILL" for p in pids if alive(p)]
 
 
 def alive(pid: int) -> bool:
@@ -481,41 +442,6 @@ def test_wireguard_go_that_fails_to_start_is_reported_and_cleaned(userspace_env)
     assert exc.value.backend_error and name in str(exc.value) and "exit=1" in str(exc.value)
     assert not any(os.path.exists(f"{runfiles.runtime_dir()}/{name}.{x}") for x in ("pid", "log"))
     assert not link_exists(ns, name) and wg.call("list_devices") == []
-
-
-def test_kernel_dump_is_merged_by_key():
-    """What the kernel sends for a large device, decoded as pyroute2 decodes it: the first
-    message carries the device, and a peer's allowed IPs continue in the next message with
-    only its key repeated. (Runs everywhere: it needs no kernel module.)"""
-    from wggw.backends import wg_kernel
-
-    a = peer(("192.0.2.1/32", "2001:db8::1/128"), psk=True, keepalive=25)
-    b = peer(("192.0.2.2/32", "192.0.2.3/32", "2001:db8::2/128"))
-    b_head = wg_kernel._peer_nla(WgPeerSpec(b.public_key, b.psk, b.allowed_ips[:1], b.keepalive))
-    b_tail = wg_kernel._peer_nla(WgPeerSpec(b.public_key, None, b.allowed_ips[1:], None))
-    b_tail["attrs"] = [x for x in b_tail["attrs"] if x[0] in ("WGPEER_A_PUBLIC_KEY", "WGPEER_A_ALLOWEDIPS")]
-    messages = [kernel_message([["WGDEVICE_A_LISTEN_PORT", 51820]], [wg_kernel._peer_nla(a), b_head]),
-                kernel_message([], [b_tail])]
-    state = wg_kernel.merge_dump("wt000000", messages)
-    assert state.listen_port == 51820
-    assert {k: p.spec() for k, p in state.peers.items()} == {a.public_key: a, b.public_key: b}
-    batches = wg_kernel.peer_batches([peer((f"10.0.{i // 250}.{i % 250}/32",)) for i in range(2000)],
-                                      [keys.keypair()[1]])
-    assert len(batches) > 1 and sum(map(len, batches)) == 2001
-
-
-def kernel_message(device_attrs: list, peers: list):
-    """Encode a GET_DEVICE reply and decode it again, as pyroute2 hands it to us."""
-    from pyroute2.netlink.generic.wireguard import wgmsg
-
-    msg = wgmsg()
-    msg["cmd"], msg["version"] = 0, 1
-    msg["attrs"] = [["WGDEVICE_A_IFNAME", "wt000000"], *device_attrs, ["WGDEVICE_A_PEERS", peers]]
-    msg["header"]["type"] = 0x20
-    msg.encode()
-    decoded = wgmsg(msg.data)
-    decoded.decode()
-    return decoded
 
 
 # --- helpers of the contract tests ------------------------------------------------------------

@@ -7,12 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from ..desired import DefaultRoute, HostFacts
-from ..keys import public_of
-from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
-                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, ObservedLink,
-                    ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
-from ..wgtypes import WgDeviceState, WgPeerState
+from wggw.core.desired import DefaultRoute, HostFacts
+from wggw.core.keys import public_of
+from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, ObservedLink, ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
+from wggw.core.planscript import echo_change
+from wggw.core.wgtypes import WgDeviceState, WgPeerState
 
 
 class FakeSystem:
@@ -44,8 +43,7 @@ class FakeSystem:
     def apply(self, changes: list[Change], echo=None) -> None:
         for change in changes:
             self.log.append(str(change))
-            if echo:
-                echo(str(change))
+            echo_change(echo, change)
             self.state = self._apply(self.state, change)
 
     def _apply(self, s: Observed, c: Change) -> Observed:

@@ -12,10 +12,10 @@ import shutil
 import subprocess
 from collections import Counter
 
-from .. import naming
-from ..errors import BackendError, BackendUnavailableError
-from ..nftables import TABLE
-from ..plan import ObservedNft
+from wggw.core import naming
+from wggw.core.errors import BackendError, BackendUnavailableError
+from wggw.core.nftables import TABLE
+from wggw.core.plan import ObservedNft
 
 
 def _nft() -> str:
@@ -26,7 +26,11 @@ def _nft() -> str:
 
 
 def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([_nft(), *args], input=stdin, capture_output=True, text=True, timeout=60)
+    try:
+        return subprocess.run([_nft(), *args], input=stdin, capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:  # cannot start, or hangs
+        raise BackendError(f"nftables table {TABLE}: nft {' '.join(args)}: {e}") from None
 
 
 def _first_error(stderr: str) -> str:

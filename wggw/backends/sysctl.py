@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from .. import naming, runfiles
-from ..errors import BackendError
-from ..fsutil import atomic_write, make_private_dir
+from wggw.core import naming
+from wggw.backends import runfiles
+from wggw.core.errors import BackendError
+from wggw.fsutil import atomic_write, make_private_dir
 
 PROC_SYS = Path("/proc/sys")
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Callable, Optional
 
-from .. import desired as desired_mod
-from ..desired import HostFacts, RouteSpec
-from ..errors import BackendError
-from ..plan import (AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice,
-                    DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed,
-                    RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer)
-from ..wgtypes import WgDeviceState
-from . import netlink, nft, sysctl
+from wggw.core import desired as desired_mod
+from wggw.core.desired import HostFacts, RouteSpec
+from wggw.core.errors import BackendError
+from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
+from wggw.core.planscript import echo_change
+from wggw.core.wgtypes import WgDeviceState
+from wggw.backends.netlink import rtnl as netlink
+from wggw.backends import nft, sysctl
 
 Echo = Optional[Callable[[str], None]]
 
@@ -89,8 +89,7 @@ class RealSystem:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
                 for change in batch:
-                    if echo:
-                        echo(str(change))
+                    echo_change(echo, change)
                 if group is not None and group[0] == "peers":
                     self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
                                       [c.public_key for c in batch if isinstance(c, RemovePeer)])

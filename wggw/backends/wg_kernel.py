@@ -17,12 +17,11 @@ import socket
 from dataclasses import replace
 from typing import Iterable, Optional, Sequence
 
-from .. import naming
-from ..errors import BackendError
-from ..keys import Secret
-from ..wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
-from .wireguard import (ZERO_KEY_B64, WgBackend, check_name, delete_link, format_endpoint,
-                        link_info, normalise_allowed_ips, owned_links, set_alias)
+from wggw.core import naming
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
+from wggw.backends.wireguard import ZERO_KEY_B64, WgBackend, check_name, delete_link, format_endpoint, link_info, normalise_allowed_ips, owned_links, set_alias
 
 KIND = "wireguard"
 # Bytes per SET_DEVICE message; well under the default netlink socket buffer (~208 KiB).

@@ -12,11 +12,11 @@ import os
 import socket
 from typing import Iterable, Iterator, Optional, Sequence
 
-from .. import naming
-from ..errors import BackendError
-from ..keys import Secret, key_from_hex, key_hex
-from ..wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
-from .wireguard import normalise_allowed_ips
+from wggw.core import naming
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret, key_from_hex, key_hex
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
+from wggw.backends.wireguard import normalise_allowed_ips
 
 TIMEOUT = 10.0  # seconds; a `get` of 10k peers takes ~60 ms, so this only catches a hung daemon
 ZERO_HEX = "0" * 64
@@ -72,7 +72,10 @@ class UapiClient:
             # The body holds hex keys: keep it out of frame locals that a traceback
             # printer with locals (rich, typer) would show.
             del body
-        code = _errno(reply)
+        try:
+            code = _errno(reply)
+        except (OSError, ValueError) as e:
+            raise BackendError(f"wireguard-go {self.ifname}: UAPI set failed: {e}") from None
         if code != 0:
             # wireguard-go reports negative errnos (-22 = EINVAL); name it either way.
             name = os.strerror(abs(code))
@@ -185,7 +188,7 @@ def _peer_state(pub: str, block: str) -> WgPeerState:
 
 
 def _public_of_hex(private_hex: str) -> str:
-    from ..keys import public_of
+    from wggw.core.keys import public_of
 
     return public_of(Secret(key_from_hex(private_hex)))
 

@@ -17,12 +17,13 @@ import subprocess
 import time
 from typing import Iterable, Optional, Sequence
 
-from .. import naming, runfiles
-from ..errors import BackendError
-from ..keys import Secret
-from ..wgtypes import WgDeviceState, WgPeerSpec
-from . import wg_uapi
-from .wireguard import WgBackend, check_name, delete_link, link_info, owned_links, set_alias
+from wggw.core import naming
+from wggw.backends import runfiles
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
+from wggw.backends import wg_uapi
+from wggw.backends.wireguard import WgBackend, check_name, delete_link, link_info, owned_links, set_alias
 
 START_TIMEOUT = 5.0   # wireguard-go serves its socket within ~50 ms here
 STOP_TIMEOUT = 3.0

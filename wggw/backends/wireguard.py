@@ -14,10 +14,10 @@ import errno
 import ipaddress
 from typing import Iterable, Optional, Sequence
 
-from .. import naming
-from ..errors import BackendError, BackendUnavailableError
-from ..keys import Secret
-from ..wgtypes import WgDeviceState, WgPeerSpec
+from wggw.core import naming
+from wggw.core.errors import BackendError, BackendUnavailableError
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 
 # A PSK of 32 zero bytes means "no PSK" in both the UAPI and genetlink protocols.
 ZERO_KEY_B64 = "A" * 43 + "="
@@ -57,7 +57,7 @@ class WgBackend(abc.ABC):
 def select_backend(name: str = "auto") -> WgBackend:
     """The backend called `name`, or for "auto" the kernel one where the module works,
     else wireguard-go; raise BackendUnavailableError saying what to install."""
-    from . import wg_kernel, wg_userspace
+    from wggw.backends import wg_kernel, wg_userspace
 
     if name not in ("auto", "kernel", "userspace"):
         raise BackendError(f"WireGuard backend {name!r}: unknown (auto, kernel or userspace)")
@@ -115,21 +115,20 @@ def link_info(ifname: str) -> Optional[tuple[Optional[str], Optional[str]]]:
 
 
 def _links(what: str) -> list[dict]:
-    from . import nldump
+    from wggw.backends.netlink import dump as nldump
 
     try:
         return nldump.links()
-    except OSError as e:
+    except (OSError, BackendError) as e:
         raise BackendError(f"{what}: {e}") from e
 
 
 def set_alias(ifname: str) -> None:
     """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPRoute, NetlinkError
 
     try:
-        with IPRoute() as ipr:
+        with IPRoute(ext_ack=True) as ipr:
             ipr.link("set", ifname=ifname, ifalias=naming.LINK_ALIAS)
     except (NetlinkError, OSError) as e:
         raise BackendError(f"WireGuard device {ifname}: setting alias failed: {e}") from e
@@ -137,11 +136,10 @@ def set_alias(ifname: str) -> None:
 
 def delete_link(ifname: str) -> None:
     """Remove the link; ENODEV means it is already gone."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPRoute, NetlinkError
 
     try:
-        with IPRoute() as ipr:
+        with IPRoute(ext_ack=True) as ipr:
             ipr.link("del", ifname=ifname)
     except NetlinkError as e:
         if e.code != errno.ENODEV:

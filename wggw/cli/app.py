@@ -9,8 +9,9 @@ from pathlib import Path
 
 import typer
 
-from . import common, dataplane, interface, peer, rotate, tenant, transfer
-from .. import __version__, service
+from wggw.cli import common, dataplane, interface, peer, rotate, tenant, transfer
+from wggw import __version__
+from wggw.ops import objects as service
 
 app = typer.Typer(
     cls=common.WggwGroup,

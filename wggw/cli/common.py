@@ -14,11 +14,11 @@ from typing import Any, Callable, Iterator, Optional
 import typer
 import typer.core
 
-from ..timefmt import iso  # noqa: F401 - re-exported for the CLI modules
-from ..errors import EXIT_ERROR, ValidationError, WggwError
-from ..fsutil import atomic_write
-from ..store import Store, open_store as _open_store
-from . import lightparams
+from wggw.core.timefmt import iso  # noqa: F401 - re-exported for the CLI modules
+from wggw.core.errors import EXIT_ERROR, ValidationError, WggwError
+from wggw.fsutil import atomic_write
+from wggw.store.sqlite import Store, open_store as _open_store
+from wggw.cli import lightparams
 
 DEFAULT_STATE_DIR = Path("/var/lib/wggw")
 lightparams.install()  # before any command runs: plain parameters skip pydantic (see there)

@@ -12,24 +12,26 @@ from typing import Optional
 
 import typer
 
-from ..errors import EXIT_PLAN_CHANGES
-from .common import echo_json, open_store, table
+from wggw.core.errors import EXIT_PLAN_CHANGES
+from wggw.cli.common import echo_json, open_store, table
 
 BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
                           help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, userspace.")
+VerboseOpt = typer.Option(False, "--verbose", "-v",
+                          help="Also print the text given to `nft -f`, as a re-runnable command.")
 
 
 def system_for(backend: Optional[str]):
-    from ..backends.system import RealSystem
-    from ..backends.wireguard import select_backend
+    from wggw.backends.system import RealSystem
+    from wggw.backends.wireguard import select_backend
 
     return RealSystem(select_backend(backend or "auto"))
 
 
 def _all_systems():
     """Every WireGuard backend usable here: `down` removes devices of either kind."""
-    from ..backends.system import RealSystem
-    from ..backends import wg_kernel, wg_userspace
+    from wggw.backends.system import RealSystem
+    from wggw.backends import wg_kernel, wg_userspace
 
     systems = []
     if wg_kernel.probe() is None:
@@ -42,7 +44,7 @@ def _all_systems():
 
 def housekeeping_and_converge(store, system, echo, now: Optional[float] = None):
     """The one apply path (apply and rotate): retire/expire due keys, then converge."""
-    from .. import reconcile, rotation_service
+    from wggw.ops import converge as reconcile, rotation as rotation_service
 
     with store.locked():
         report = rotation_service.housekeeping(store, system, now if now is not None else time.time())
@@ -56,18 +58,20 @@ def register(app: typer.Typer) -> None:
                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
                  detailed_exitcode: bool = typer.Option(
                      False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error."),
-                 backend: Optional[str] = BackendOpt) -> None:
+                 backend: Optional[str] = BackendOpt, verbose: bool = VerboseOpt) -> None:
         """Show what `apply` would change, one "\\[#] ..." line per change (secrets masked).
         The nftables text is checked with the kernel's own parser (nft -c)."""
-        from .. import reconcile
+        from wggw.ops import converge as reconcile
 
         with open_store(ctx) as store:
             result = reconcile.compute(store.load(), system_for(backend))
         if as_json:
             echo_json({"changes": [c.describe() for c in result.changes], "count": len(result.changes)})
         elif result.changes:
-            for change in result.changes:
-                typer.echo(str(change))
+            from wggw.core.planscript import lines
+
+            for line in lines(result.changes, verbose):
+                typer.echo(line)
         else:
             typer.echo("Nothing to do: the host matches the store.")
         if detailed_exitcode and result.changes:
@@ -75,9 +79,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("apply")
     def apply_cmd(ctx: typer.Context, backend: Optional[str] = BackendOpt,
-                  quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success.")) -> None:
+                  quiet: bool = typer.Option(False, "--quiet", "-q",
+                                             help="Print nothing on success."),
+                  verbose: bool = VerboseOpt) -> None:
         """Make the kernel match the store, then observe again (leftovers are an error)."""
-        echo = None if quiet else typer.echo
+        from wggw.core.planscript import VerboseEcho
+
+        echo = None if quiet else (VerboseEcho(typer.echo) if verbose else typer.echo)
         with open_store(ctx) as store:
             report, result = housekeeping_and_converge(store, system_for(backend), echo)
         if not quiet:
@@ -94,14 +102,15 @@ def register(app: typer.Typer) -> None:
                        help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile format)."),
                    backend: Optional[str] = BackendOpt) -> None:
         """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift."""
-        from .. import reconcile, status
+        from wggw.ops import converge as reconcile
+        from wggw.core import status
 
         with open_store(ctx) as store:
             state = store.load()
         result = reconcile.compute(state, system_for(backend), check_nft=False)
         report = status.build(state, result, time.time())
         if prometheus is not None:
-            from .. import metrics
+            from wggw.ops import metrics
 
             metrics.write(report, prometheus)
         if as_json:
@@ -115,7 +124,7 @@ def register(app: typer.Typer) -> None:
         """Remove everything wggw created on this host (interfaces, wireguard-go processes,
         rules, routes, its nft table, egress addresses it added) and nothing else.
         Works without the store."""
-        from .. import reconcile
+        from wggw.ops import converge as reconcile
 
         systems = [system_for(backend)] if backend else _all_systems()
         done = reconcile.teardown(systems, typer.echo)

@@ -7,10 +7,11 @@ from typing import Optional
 
 import typer
 
-from .. import service, validate
-from ..errors import ValidationError
-from ..model import Peer
-from .common import echo_json, iso, open_store, show_view, strs, table, write_private
+from wggw.ops import objects as service
+from wggw.core import validate
+from wggw.core.errors import ValidationError
+from wggw.core.model import Peer
+from wggw.cli.common import echo_json, iso, open_store, show_view, strs, table, write_private
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
@@ -69,8 +70,8 @@ def _apply_peer(store, backend: Optional[str], tenant: str, peer: Optional[Peer]
                 quiet_stdout: bool) -> None:
     """`--apply`: this peer's WireGuard entries only (reconcile.converge_peer), or the whole
     `apply` while the tenant is not live yet. The caller holds the store lock."""
-    from .. import reconcile
-    from .dataplane import housekeeping_and_converge, system_for
+    from wggw.ops import converge as reconcile
+    from wggw.cli.dataplane import housekeeping_and_converge, system_for
 
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
@@ -144,7 +145,7 @@ def config(
     qr: bool = typer.Option(False, "--qr", help="A QR code: on the terminal, or PNG/SVG by --output's suffix."),
 ) -> None:
     """The client's wg-quick config (it contains the client's private key)."""
-    from ..render import QR_SUFFIXES, qr_png_or_svg, qr_text  # Jinja2 and segno: only here
+    from wggw.ops.render import QR_SUFFIXES, qr_png_or_svg, qr_text  # Jinja2 and segno: only here
     with open_store(ctx) as store:
         text = service.peer_config(store.load(), ref)
     if qr and output is not None:

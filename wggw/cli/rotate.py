@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from ..errors import EXIT_OK, ValidationError
-from .common import echo_json, open_store
+from wggw.core.errors import EXIT_OK, ValidationError
+from wggw.cli.common import echo_json, open_store
 
 EXIT_NOTIFY_FAILED = 3  # rotation done and applied, but a --notify command failed
 
@@ -21,7 +21,7 @@ def _duration(field: str, value: Optional[str]) -> Optional[int]:
         return None
     if re.fullmatch(r"\s*0+[wdhms]?\s*", value):
         return 0
-    from ..validate import duration
+    from wggw.core.validate import duration
 
     return duration(field, value)
 
@@ -43,9 +43,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rotate peer keys by policy, with an overlap so nobody is cut off; remove expired
         peers; retire old keys whose grace is over. Safe to run unattended from cron."""
-        from .. import rotate as policy
-        from .. import rotation_service
-        from .dataplane import system_for
+        from wggw.core import rotate as policy
+        from wggw.ops import rotation as rotation_service
+        from wggw.cli.dataplane import system_for
 
         if tenant and peer:
             raise ValidationError("peer", "give --tenant or --peer, not both")
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _selection(state, tenant: Optional[str], peer: Optional[str]) -> Optional[set[str]]:
-    from .. import validate
+    from wggw.core import validate
 
     if tenant:
         validate.find_tenant(state, tenant)

@@ -6,9 +6,10 @@ from typing import Optional
 
 import typer
 
-from .. import service, validate
-from ..model import State, Tenant
-from .common import echo_json, open_store, show_view, strs, table
+from wggw.ops import objects as service
+from wggw.core import validate
+from wggw.core.model import State, Tenant
+from wggw.cli.common import echo_json, open_store, show_view, strs, table
 
 app = typer.Typer(no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import echo_json, open_store, write_private
+from wggw.cli.common import echo_json, open_store, write_private
 
 import_app = typer.Typer(no_args_is_help=True)
 export_app = typer.Typer(no_args_is_help=True)
@@ -21,8 +21,8 @@ def import_wg_quick(
     as_json: bool = typer.Option(False, "--json", help="Print the imported peers as JSON."),
 ) -> None:
     """Add the file's peers (key, PSK, addresses) to a tenant; all or nothing."""
-    from .. import transfer  # wgconfig and Jinja2: only for these two commands
-    from .peer import peer_json
+    from wggw.ops import transfer  # wgconfig and Jinja2: only for these two commands
+    from wggw.cli.peer import peer_json
 
     with open_store(ctx) as store:
         peers = transfer.import_wg_quick(store, file, tenant)
@@ -41,7 +41,7 @@ def export_wg_quick(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (0600) instead of stdout."),
 ) -> None:
     """The gateway side of an interface as a wg-quick file (contains its private key)."""
-    from .. import transfer
+    from wggw.ops import transfer
 
     with open_store(ctx) as store:
         state = store.load()

@@ -1,0 +1,59 @@
+"""The kernel's own reason (netlink extended ack) reaches wggw's error message, naming the
+object, on each of our netlink paths: the batch encoder, the dump decoder and pyroute2.
+Real kernel, in a fresh namespace; requests the kernel refuses change nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = r'''
+import json, struct
+from wggw.backends.netlink import dump as nldump, rtnl as netlink
+from wggw.core.desired import RouteSpec
+from wggw.core.errors import BackendError
+from wggw.core.ruletree import RuleSpec
+
+def attempt(fn):
+    try:
+        fn()
+    except BackendError as e:
+        return str(e)
+    return "no error"
+
+def batch(*items):
+    with netlink.Netlink() as nl:
+        nl.batch(list(items))
+
+def single_route():
+    with netlink.Netlink() as nl:
+        nl.route("add", RouteSpec(4, 60001, "default", "lo", "198.51.100.1"))
+
+bad_header = struct.pack("BBBBBBBBI", 2, 8, 0, 0, 0, 0, 0, 0, 0)  # dst_len set: not a filter
+print(json.dumps({
+    "rule": attempt(lambda: batch(("add", RuleSpec(4, 20000, "goto", goto=10000)))),
+    "route": attempt(lambda: batch(("add", RouteSpec(4, 60001, "default", "lo", "198.51.100.1")))),
+    "pyroute2": attempt(single_route),
+    "dump": attempt(lambda: nldump._dump_once(nldump.RTM_GETROUTE, bad_header, nldump._route,
+                                              strict=True)),
+}))
+'''
+
+
+def test_kernel_reasons_reach_the_error_messages(netns):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = json.loads(netns.run([sys.executable, "-c", PROBE], env=env, timeout=30).stdout)
+    assert out["rule"] == ("rule pref 20000: [Errno 22] Invalid argument: "
+                           "Backward goto not supported")
+    assert out["route"] == ("route default table 60001: [Errno 101] Network is unreachable: "
+                            "Nexthop has invalid gateway")
+    assert out["pyroute2"] == out["route"]  # the same words whichever path sent it
+    assert out["dump"].startswith("netlink dump of routes (IPv4): [Errno 22] Invalid argument: ")
+    assert "header" in out["dump"]
+    # nothing was added by the refused requests
+    assert "20000:" not in netns.ip("rule").stdout
+    assert netns.ip("route", "show", "table", "60001", check=False).stdout.strip() == ""

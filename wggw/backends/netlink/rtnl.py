@@ -1,0 +1,244 @@
+"""Routing backend: links, addresses, routes and ip rules via
+netlink (pyroute2). Observes only what naming says wggw owns; applies changes with an
+explicit errno policy (EEXIST on add = present; ENOENT/ESRCH/EADDRNOTAVAIL on delete =
+gone) so a re-run after a partial failure converges.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+from typing import Iterable, Optional
+
+from wggw.core import naming
+from wggw.core.desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
+from wggw.core.errors import BackendError
+from wggw.core.plan import ObservedLink
+from wggw.core.ruletree import RuleSpec
+from wggw.backends.netlink import dump as nldump
+
+AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
+ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 7: "unreachable"}
+ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
+                "unreachable": "FR_ACT_UNREACHABLE"}
+IFF_UP = 0x1
+IFA_F_NODAD = 0x02
+GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
+
+
+def _ipr():
+    from pyroute2 import IPRoute  # imported here: commands that don't touch the kernel skip it
+
+    return IPRoute(ext_ack=True)  # the kernel's reason for a refusal, in the NetlinkError
+
+
+def _code(exc: Exception) -> Optional[int]:
+    return getattr(exc, "code", None) or getattr(exc, "errno", None)
+
+
+def _wrap(what: str, exc: Exception) -> BackendError:
+    """The same text as nlbatch's failures: errno, strerror, then the kernel's reason if any
+    (pyroute2's NetlinkError carries it as its second argument, else strerror again)."""
+    code = _code(exc)
+    if not isinstance(code, int) or not code:
+        return BackendError(f"{what}: {exc}")
+    reason = str(exc.args[1]) if len(exc.args) > 1 and exc.args[0] == code else ""
+    name = os.strerror(code)
+    extra = f": {reason}" if reason not in ("", name) else ""
+    return BackendError(f"{what}: [Errno {code}] {name}{extra}")
+
+
+# ---- observation --------------------------------------------------------------
+
+def _names() -> dict[int, str]:
+    return dict(nldump.iter_names())
+
+
+def observe_facts() -> HostFacts:
+    """Main's default routes, addresses wggw did not add, and link names."""
+    names = _names()
+    defaults: dict[int, DefaultRoute] = {}
+    for v in (4, 6):
+        best = None
+        for r in nldump.routes(AF[v]):
+            if r["dst_len"] != 0 or r.get("RTA_TABLE", r["table"]) != 254 or r["type"] != 1:
+                continue
+            metric = r.get("RTA_PRIORITY") or 0
+            if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
+                best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
+        if best:
+            defaults[v] = best[1]
+    foreign = frozenset(
+        str(ipaddress.ip_address(a.get("IFA_ADDRESS")))
+        for a in nldump.addresses() if a.get("IFA_PROTO") != naming.ADDR_PROTO
+    )
+    return HostFacts(defaults, foreign, frozenset(n for n in names.values() if n))
+
+
+def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
+    owned = set(owned)
+    return {
+        l.get("IFLA_IFNAME"): ObservedLink(l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP))
+        for l in nldump.links() if l.get("IFLA_IFNAME") in owned
+    }
+
+
+def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
+    """Every address on wggw's links, and egress addresses wggw added anywhere."""
+    owned_links = set(owned_links)
+    out = set()
+    names = _names()
+    for a in nldump.addresses():
+        ifname = names.get(a["index"])
+        if a.get("IFA_PROTO") != naming.ADDR_PROTO and ifname not in owned_links:
+            continue  # not ours: skip before the (comparatively slow) address parsing
+        ip = ipaddress.ip_address(a.get("IFA_ADDRESS"))
+        if ip.is_link_local:
+            continue  # the kernel's own fe80:: addresses
+        cidr = f"{ip}/{a['prefixlen']}"
+        if a.get("IFA_PROTO") == naming.ADDR_PROTO:
+            out.add(AddrSpec(ifname, cidr, egress=True))
+        else:
+            out.add(AddrSpec(ifname, cidr))
+    return frozenset(out)
+
+
+def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
+    table = r.get("RTA_TABLE", r["table"])
+    if not naming.owns_table(table) or r["type"] != 1:
+        return None
+    v = FAMILY[r["family"]]
+    dst = "default" if r["dst_len"] == 0 else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
+    return RouteSpec(v, table, dst, names.get(r.get("RTA_OIF"), "?"), r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"))
+
+
+def observe_routes(table: int = 0) -> frozenset[RouteSpec]:
+    """wggw's routes, of every table or of `table` only."""
+    out = set()
+    names = _names()
+    for v in (4, 6):
+        for r in nldump.routes(AF[v], table):  # ours are filtered below
+            spec = _route_spec(r, names)
+            if spec:
+                out.add(spec)
+    return frozenset(out)
+
+
+def observe_rules() -> frozenset[RuleSpec]:
+    out = set()
+    for v in (4, 6):
+        for r in nldump.rules(AF[v]):
+            pref = r.get("FRA_PRIORITY") or 0
+            if not naming.owns_rule_pref(pref):
+                continue
+            action = ACTIONS.get(r["action"], f"action-{r['action']}")
+            table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
+            out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
+                             table, r.get("FRA_GOTO") or 0))
+    return frozenset(out)
+
+
+
+
+# ---- changes ------------------------------------------------------------------
+
+class Netlink:
+    """One netlink socket for a batch of changes (use as a context manager)."""
+
+    def __enter__(self) -> "Netlink":
+        self._ipr = None
+        self.index = {n: i for i, n in _names().items()}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+
+    @property
+    def ipr(self):
+        """pyroute2, opened on first use: batches and observation do without it."""
+        if self._ipr is None:
+            self._ipr = _ipr()
+        return self._ipr
+
+    def _idx(self, ifname: str, what: str) -> int:
+        if ifname not in self.index:
+            self.index = {n: i for i, n in _names().items()}
+        if ifname not in self.index:
+            raise BackendError(f"{what}: no such interface {ifname}")
+        return self.index[ifname]
+
+    def _do(self, what: str, ok: set[int], fn, *args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # NetlinkError or OSError
+            if _code(exc) in ok:
+                return
+            raise _wrap(what, exc) from None
+
+    def set_link(self, spec: LinkSpec) -> None:
+        idx = self._idx(spec.name, f"link {spec.name}")
+        self._do(f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up")
+
+    def address(self, cmd: str, spec: AddrSpec) -> None:
+        iface = ipaddress.ip_interface(spec.cidr)
+        kwargs = dict(index=self._idx(spec.ifname, f"address {spec.cidr}"), address=str(iface.ip),
+                      prefixlen=iface.network.prefixlen, family=AF[iface.version])
+        if spec.egress:
+            kwargs["proto"] = naming.ADDR_PROTO
+        if iface.version == 6:
+            kwargs["flags"] = IFA_F_NODAD  # usable at once as a route src / SNAT target
+        ok = {errno.EEXIST} if cmd == "add" else GONE
+        self._do(f"address {spec.cidr} dev {spec.ifname}", ok, self.ipr.addr, cmd, **kwargs)
+
+    def route(self, cmd: str, spec: RouteSpec) -> None:
+        dst = "::/0" if spec.dst == "default" and spec.family == 6 else (
+            "0.0.0.0/0" if spec.dst == "default" else spec.dst)
+        kwargs = dict(family=AF[spec.family], table=spec.table, dst=dst)
+        if cmd != "del":
+            kwargs["oif"] = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
+            if spec.gateway:
+                kwargs["gateway"] = spec.gateway
+            if spec.src:
+                kwargs["prefsrc"] = spec.src
+        ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
+        self._do(f"route {spec.dst} table {spec.table}", ok, self.ipr.route, cmd, **kwargs)
+
+    def rule(self, cmd: str, spec: RuleSpec) -> None:
+        kwargs = dict(family=AF[spec.family], priority=spec.pref, action=ACTION_CODES[spec.action])
+        if spec.fwmask:
+            kwargs.update(fwmark=spec.fwmark, fwmask=spec.fwmask)
+        if spec.action == "lookup":
+            kwargs["table"] = spec.table
+        if spec.action == "goto":
+            kwargs["goto"] = spec.goto
+        ok = {errno.EEXIST} if cmd == "add" else GONE
+        self._do(f"rule pref {spec.pref}", ok, self.ipr.rule, cmd, **kwargs)
+
+    def batch(self, items: list[tuple[str, object]]) -> None:
+        """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
+        writes (nlbatch), with the same errno policy as the single-request methods."""
+        from wggw.backends.netlink import batch as nlbatch
+
+        requests = [self._request(cmd, spec) for cmd, spec in items]
+        failures = nlbatch.send(requests)
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise BackendError(nlbatch.describe(failures[0]) + more)
+
+    def _request(self, cmd: str, spec):
+        from wggw.backends.netlink import batch as nlbatch
+
+        if isinstance(spec, AddrSpec):
+            iface = ipaddress.ip_interface(spec.cidr)
+            return nlbatch.address(cmd, self._idx(spec.ifname, f"address {spec.cidr}"), spec.cidr,
+                                   naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
+        if isinstance(spec, RouteSpec):
+            oif = 0 if cmd == "del" else self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
+            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src)
+        return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
+                            spec.table, spec.goto)
+

@@ -1,0 +1,171 @@
+"""Compile the operator's `State` into kernel terms (pure).
+
+Host facts the compilation depends on (main's default routes, which addresses the
+host already has) are observed by the backends and passed in, so this module stays
+free of I/O and is unit tested without root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from wggw.core import naming, ruletree
+from wggw.core.errors import ValidationError
+from wggw.core.model import Interface, Peer, State, Tenant, gateway_address
+from wggw.core.nftables import NftSpec, render
+from wggw.core.ruletree import RuleSpec
+from wggw.core.wgtypes import WgDeviceSpec, WgPeerSpec
+
+DEFAULT_MTU = 1420  # 1500 - 80, as wg-quick
+SYSCTL_FORWARD = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
+
+
+@dataclass(frozen=True)
+class DefaultRoute:
+    dev: str
+    gateway: Optional[str]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What compilation needs to know about the host (observed by backends)."""
+
+    default_routes: dict[int, DefaultRoute] = field(default_factory=dict)  # main table, per family
+    foreign_addresses: frozenset[str] = frozenset()  # host addresses wggw did not add
+    links: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, order=True)
+class AddrSpec:
+    ifname: str
+    cidr: str              # "10.0.0.1/24"
+    egress: bool = False   # an egress address wggw adds to an uplink (IFA_PROTO marked)
+
+    def describe(self) -> str:
+        extra = f" proto {naming.ADDR_PROTO:#x}" if self.egress else ""
+        return f"ip address add {self.cidr} dev {self.ifname}{extra}"
+
+
+@dataclass(frozen=True, order=True)
+class RouteSpec:
+    family: int
+    table: int
+    dst: str               # "default" or a CIDR
+    dev: str
+    gateway: Optional[str] = None
+    src: Optional[str] = None
+
+    def describe(self) -> str:
+        fam = "-6 " if self.family == 6 else ""
+        via = f" via {self.gateway}" if self.gateway else ""
+        src = f" src {self.src}" if self.src else ""
+        return f"ip {fam}route add {self.dst}{via} dev {self.dev}{src} table {self.table}"
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    name: str
+    mtu: int
+
+
+@dataclass(frozen=True)
+class Desired:
+    sysctls: dict[str, str]
+    wg: dict[str, WgDeviceSpec]
+    links: dict[str, LinkSpec]
+    addresses: frozenset[AddrSpec]
+    routes: frozenset[RouteSpec]
+    rules: frozenset[RuleSpec]
+    nft: NftSpec
+
+
+def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
+    def allowed(addrs) -> tuple[str, ...]:
+        return tuple(sorted(str(a.network) for a in addrs))
+
+    specs = [WgPeerSpec(peer.public_key, peer.psk, allowed(peer.addresses), peer.keepalive or None)]
+    if peer.retiring is not None:  # the old key keeps working during the grace period
+        old = peer.retiring
+        specs.append(WgPeerSpec(old.public_key, old.psk, allowed(old.addresses), peer.keepalive or None))
+    return specs
+
+
+def _device(iface: Interface, state: State) -> WgDeviceSpec:
+    tenants = {t.name for t in state.tenants_of(iface.name)}
+    return device_spec(iface, [p for p in state.peers if p.tenant in tenants])
+
+
+def device_spec(iface: Interface, peers) -> WgDeviceSpec:
+    """The WireGuard device with these peers (all of its tenants', or one peer's for a
+    one-peer reconcile)."""
+    specs = [s for p in peers for s in _peer_specs(p)]
+    return WgDeviceSpec(iface.name, iface.private_key, iface.listen_port,
+                        tuple(sorted(specs, key=lambda s: s.public_key)))
+
+
+def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
+    egress = t.egress_ip(v)
+    if egress is None:
+        return None  # no egress in this family: the family fails closed (unreachable rule)
+    main = facts.default_routes.get(v)
+    dev = t.uplink or (main.dev if main else None)
+    if dev is None:
+        raise ValidationError(f"tenant {t.name}", f"no --uplink and no IPv{v} default route in the main table")
+    if dev not in facts.links:
+        raise ValidationError(f"tenant {t.name}", f"uplink {dev} does not exist on this host")
+    via = t.via_ip(v)
+    gateway = str(via) if via else (main.gateway if main and main.dev == dev else None)
+    return RouteSpec(v, t.table, "default", dev, gateway, str(egress))
+
+
+def pool_routes(t: Tenant) -> list[RouteSpec]:
+    """The routes back to the tenant's peers, one per pool, in the tenant's table."""
+    return [RouteSpec(pool.version, t.table, str(pool), t.interface) for pool in t.pools]
+
+
+def _tenant_routes(t: Tenant, facts: HostFacts) -> list[RouteSpec]:
+    routes = pool_routes(t)
+    for pool in t.pools:
+        default = _default_route(t, pool.version, facts)
+        if default:
+            routes.append(default)
+    return routes
+
+
+def _egress_addresses(t: Tenant, facts: HostFacts) -> list[AddrSpec]:
+    out = []
+    for ip in t.egress:
+        if str(ip) in facts.foreign_addresses:
+            continue  # the operator configured it: not ours to add or remove
+        default = _default_route(t, ip.version, facts)
+        out.append(AddrSpec(default.dev, f"{ip}/{ip.max_prefixlen}", egress=True))
+    return out
+
+
+def compile_state(state: State, facts: HostFacts) -> Desired:
+    addresses: set[AddrSpec] = set()
+    routes: set[RouteSpec] = set()
+    for t in state.tenants:
+        addresses.update(AddrSpec(t.interface, str(gateway_address(p))) for p in t.pools)
+        addresses.update(_egress_addresses(t, facts))
+        routes.update(_tenant_routes(t, facts))
+    rules: set[RuleSpec] = set()
+    families = {p.version for t in state.tenants for p in t.pools}
+    for v in families:
+        rules.update(ruletree.rules_for(v, [t.table for t in state.tenants if t.pool(v)]))
+    return Desired(
+        sysctls={SYSCTL_FORWARD[v]: "1" for v in sorted(families)},
+        wg={i.name: _device(i, state) for i in state.interfaces},
+        links={i.name: LinkSpec(i.name, i.mtu or DEFAULT_MTU) for i in state.interfaces},
+        addresses=frozenset(addresses),
+        routes=frozenset(routes),
+        rules=frozenset(rules),
+        nft=render(state),
+    )
+
+
+def empty() -> Desired:
+    """The desired state of `down`: nothing of wggw's on the host."""
+    return compile_state(State(), HostFacts())
+

@@ -1,0 +1,112 @@
+"""WireGuard key material (X25519 via pynacl) and a secret type that never prints itself."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+
+KEY_LEN = 32
+
+
+class Secret:
+    """A private key or PSK (base64). `repr`/`str` are masked so secrets cannot leak
+    through logs, tracebacks or f-strings; `.reveal()` is the one explicit way out."""
+
+    __slots__ = ("_b64", "_checked")
+
+    def __init__(self, b64: str):
+        self._b64 = parse_key(b64, "key")
+        self._checked = True
+
+    @classmethod
+    def _trusted(cls, b64: str) -> "Secret":
+        """A key read back from wggw's own store or a device, validated when it was written:
+        skip the check now (a store load builds ~20,000 of these) and run it on first use,
+        so a damaged store is still reported (StoreError) rather than sent to a device."""
+        secret = cls.__new__(cls)
+        secret._b64, secret._checked = b64, False
+        return secret
+
+    def reveal(self) -> str:
+        if not self._checked:
+            self._check()
+        return self._b64
+
+    def _check(self) -> None:
+        from wggw.core.errors import StoreError, ValidationError
+
+        try:
+            normalised = parse_key(self._b64, "key")
+        except ValidationError as e:
+            raise StoreError(f"a stored key is damaged ({e.problem}); restore the store from a backup") from None
+        if normalised != self._b64:
+            raise StoreError("a stored key is not in canonical base64; restore the store from a backup")
+        self._checked = True
+
+    def hex(self) -> str:
+        return base64.b64decode(self.reveal()).hex()
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        # Unchecked values compare as stored: a damaged key differs from any good one, so the
+        # planner schedules it and reveal() reports the damage before it reaches a device.
+        # Bytes: compare_digest refuses non-ASCII str, which a damaged store could hold.
+        return isinstance(other, Secret) and secrets.compare_digest(self._b64.encode(), other._b64.encode())
+
+    def __hash__(self) -> int:
+        return hash(("secret", self._b64))
+
+
+def parse_key(value: str, field: str = "key") -> str:
+    """Validate a base64 WireGuard key (32 bytes) and return it normalised."""
+    from wggw.core.errors import ValidationError
+
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "not valid base64") from None
+    if len(raw) != KEY_LEN:
+        raise ValidationError(field, f"must decode to {KEY_LEN} bytes, got {len(raw)}")
+    return base64.b64encode(raw).decode()
+
+
+def generate_private() -> Secret:
+    from nacl.public import PrivateKey  # pynacl costs ~10 ms to import: only where keys are made
+
+    return Secret(base64.b64encode(bytes(PrivateKey.generate())).decode())
+
+
+def public_of(private: Secret) -> str:
+    from nacl.public import PrivateKey
+
+    raw = base64.b64decode(private.reveal())
+    return base64.b64encode(bytes(PrivateKey(raw).public_key)).decode()
+
+
+def generate_psk() -> Secret:
+    return Secret(base64.b64encode(secrets.token_bytes(KEY_LEN)).decode())
+
+
+def keypair() -> tuple[Secret, str]:
+    priv = generate_private()
+    return priv, public_of(priv)
+
+
+def key_hex(b64: str) -> str:
+    """UAPI speaks hex; everything else speaks base64."""
+    return base64.b64decode(b64).hex()
+
+
+def key_from_hex(h: str) -> str:
+    return base64.b64encode(bytes.fromhex(h)).decode()
+
+
+def fingerprint(public_key: str) -> str:
+    """A short, non-secret identifier of a public key for audit records."""
+    return hashlib.sha256(base64.b64decode(public_key)).hexdigest()[:16]

@@ -1,0 +1,98 @@
+"""What the operator wants: interfaces, tenants, peers (frozen dataclasses, no I/O).
+
+`State` is the whole desired configuration as loaded from the store; the data plane
+compiles it (`desired`) without knowing how it was stored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from wggw.core.keys import Secret
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    listen_port: int
+    endpoint: str                      # HOST:PORT the clients dial
+    private_key: Secret
+    public_key: str
+    mtu: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    interface: str
+    pools: tuple[IPNetwork, ...]       # at most one per family
+    egress: tuple[IPAddress, ...]      # at most one per family, family must have a pool
+    table: int                         # routing table id, naming.TABLE_MIN..TABLE_MAX
+    uplink: Optional[str] = None       # None: the device of main's default route
+    via: tuple[IPAddress, ...] = ()    # next hop per family; none: main's gateway on uplink
+    rotate_after: Optional[int] = None  # seconds; None: the global default policy
+
+    def pool(self, version: int) -> Optional[IPNetwork]:
+        return next((p for p in self.pools if p.version == version), None)
+
+    def egress_ip(self, version: int) -> Optional[IPAddress]:
+        return next((e for e in self.egress if e.version == version), None)
+
+    def via_ip(self, version: int) -> Optional[IPAddress]:
+        return next((v for v in self.via if v.version == version), None)
+
+
+@dataclass(frozen=True)
+class RetiringKey:
+    """The previous key of a rotated peer, kept working during the grace period."""
+
+    public_key: str
+    psk: Optional[Secret]
+    addresses: tuple[IPInterface, ...]
+    retire_at: float                   # unix time: end of the grace period
+
+
+@dataclass(frozen=True)
+class Peer:
+    tenant: str
+    name: str
+    public_key: str
+    addresses: tuple[IPInterface, ...]  # /32 and /128 host addresses inside the tenant's pools
+    key_created_at: float               # unix time
+    private_key: Optional[Secret] = None  # None when the peer brought its own key
+    psk: Optional[Secret] = None
+    keepalive: Optional[int] = None
+    dns: tuple[IPAddress, ...] = ()
+    expires_at: Optional[float] = None
+    created_at: float = 0.0
+    retiring: Optional[RetiringKey] = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+
+@dataclass(frozen=True)
+class State:
+    interfaces: tuple[Interface, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
+    peers: tuple[Peer, ...] = ()
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def tenants_of(self, interface: str) -> tuple[Tenant, ...]:
+        return tuple(t for t in self.tenants if t.interface == interface)
+
+    def peers_of(self, tenant: str) -> tuple[Peer, ...]:
+        return tuple(p for p in self.peers if p.tenant == tenant)
+
+
+def gateway_address(pool: IPNetwork) -> IPInterface:
+    """The gateway's own address in a pool: the first host, with the pool's prefix."""
+    first = pool.network_address + 1
+    return ipaddress.ip_interface(f"{first}/{pool.prefixlen}")

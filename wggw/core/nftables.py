@@ -1,0 +1,124 @@
+"""Render wggw's one nftables table (pure): marks, source NAT, isolation, fail-closed guard.
+
+Every per-tenant fact lives in a set or map, so the number of rules is constant and
+per-packet cost does not grow with the number of tenants (one hash/interval lookup).
+The table is replaced whole in one `nft -f` transaction; the first rule's comment carries
+a digest of the rendered table, and `expected_counts` lets observation notice a rule or element
+deleted behind wggw's back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from wggw.core import naming
+from wggw.core.model import State, Tenant
+
+TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
+
+# Chain hooks. The guard runs after every NAT hook anyone could register at a
+# normal priority, so it sees the source the packet will really leave with.
+CHAINS = {
+    "tenant_mark": "type filter hook prerouting priority mangle; policy accept;",
+    "tenant_isolation": "type filter hook forward priority filter; policy accept;",
+    "egress_snat": "type nat hook postrouting priority srcnat; policy accept;",
+    "egress_guard": "type filter hook postrouting priority 500; policy accept;",
+}
+
+
+@dataclass(frozen=True)
+class NftSpec:
+    text: str                      # the full transaction: create/delete/define the table
+    digest: str                    # sha256 of the rendered table, stored as the first rule's comment
+    counts: tuple[tuple[str, int], ...]  # ("chain:NAME", rules) and ("set:NAME", elements)
+
+
+def _elements(items: list[str]) -> str:
+    return "elements = { " + ", ".join(items) + " }" if items else ""
+
+
+def _set(name: str, type_: str, items: list[str], interval: bool = True) -> str:
+    flags = "flags interval; " if interval else ""
+    return f"\tset {name} {{ type {type_}; {flags}{_elements(items)} }}"
+
+
+def _map(name: str, type_: str, items: list[str]) -> str:
+    return f"\tmap {name} {{ type {type_}; flags interval; {_elements(items)} }}"
+
+
+def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
+    data: dict[str, list[str]] = {"pools": [], "mark": [], "snat": [], "same": [], "ok": []}
+    for t in tenants:
+        pool = t.pool(v)
+        if pool is None:
+            continue
+        data["pools"].append(str(pool))
+        data["mark"].append(f"{pool} : {naming.tenant_mark(t.table):#x}")
+        data["same"].append(f"{pool} . {pool}")
+        egress = t.egress_ip(v)
+        if egress is not None:
+            data["snat"].append(f"{pool} : {egress}")
+            data["ok"].append(f"{pool} . {egress}")
+    return data
+
+
+def _declarations(ifaces: list[str], fams: dict[int, dict[str, list[str]]]) -> tuple[list[str], dict]:
+    lines = [_set("wg_ifaces", "ifname", [f'"{i}"' for i in ifaces], interval=False)]
+    counts = {"set:wg_ifaces": len(ifaces)}
+    for v, d in fams.items():
+        a = "ipv4_addr" if v == 4 else "ipv6_addr"
+        decl = [
+            ("pools", _set(f"pools_v{v}", a, d["pools"]), d["pools"]),
+            ("mark", _map(f"mark_v{v}", f"{a} : mark", d["mark"]), d["mark"]),
+            ("snat", _map(f"snat_v{v}", f"{a} : {a}", d["snat"]), d["snat"]),
+            ("same", _set(f"same_tenant_v{v}", f"{a} . {a}", d["same"]), d["same"]),
+            ("ok", _set(f"egress_ok_v{v}", f"{a} . {a}", d["ok"]), d["ok"]),
+        ]
+        for key, text, items in decl:
+            lines.append(text)
+            name = {"pools": "pools", "mark": "mark", "snat": "snat", "same": "same_tenant", "ok": "egress_ok"}[key]
+            counts[f"set:{name}_v{v}"] = len(items)
+    return lines, counts
+
+
+def _rules(digest: str) -> dict[str, list[str]]:
+    r: dict[str, list[str]] = {name: [] for name in CHAINS}
+    # The digest rides on the first rule: nft's JSON shows rule comments, not table ones.
+    r["tenant_mark"].append(f'iifname != @wg_ifaces return comment "wggw {digest}"')
+    r["egress_snat"].append("oifname @wg_ifaces return")
+    r["egress_guard"].append("oifname @wg_ifaces return")
+    for v, ip in ((4, "ip"), (6, "ip6")):
+        # Mark tenant packets so the ip rule trie picks the tenant's table.
+        r["tenant_mark"].append(f"meta mark set {ip} saddr map @mark_v{v}")
+        # Isolation: tenant-to-tenant forwarding only inside one tenant.
+        r["tenant_isolation"].append(f"{ip} saddr . {ip} daddr @same_tenant_v{v} return")
+        r["tenant_isolation"].append(f"{ip} saddr @pools_v{v} {ip} daddr @pools_v{v} counter drop")
+        # Source NAT through a map: one lookup whatever the number of tenants.
+        r["egress_snat"].append(f"snat {ip} to {ip} saddr map @snat_v{v}")
+        # Fail-closed guard: a connection that began in a tenant pool leaves only
+        # with that tenant's egress address, whatever NAT ran (or did not run).
+        r["egress_guard"].append(f"ct original {ip} saddr . {ip} saddr @egress_ok_v{v} return")
+        r["egress_guard"].append(f"ct original {ip} saddr @pools_v{v} counter drop")
+        r["egress_guard"].append(f"{ip} saddr @pools_v{v} counter drop")
+    return r
+
+
+def render(state: State) -> NftSpec:
+    """The whole wggw table for `state`; an empty state renders a delete only."""
+    tenants = sorted(state.tenants, key=lambda t: t.table)
+    ifaces = sorted(i.name for i in state.interfaces)
+    if not tenants and not ifaces:
+        return NftSpec(f"table {TABLE} {{}}\ndelete table {TABLE}\n", "", ())
+    fams = {v: _family_data(tenants, v) for v in (4, 6)}
+    decls, counts = _declarations(ifaces, fams)
+    # Digest of everything rendered, so a new wggw version's rules count as a change.
+    digest = hashlib.sha256(("\n".join(decls) + repr(_rules(""))).encode()).hexdigest()[:16]
+    body = decls[:]
+    for name, rules in _rules(digest).items():
+        counts[f"chain:{name}"] = len(rules)
+        body.append(f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
+                    + "".join(f"\t\t{rule}\n" for rule in rules) + "\t}")
+    inner = "\n".join(body)
+    text = f"table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n{inner}\n}}\n"
+    return NftSpec(text, digest, tuple(sorted(counts.items())))

@@ -1,0 +1,253 @@
+"""Diff desired against observed into ordered, typed changes (pure).
+
+Each change prints itself as one `[#] ...` line (like wg-quick) with secrets masked.
+Order: additions before deletions, the nftables table (with its fail-closed guard)
+before the routes and rules that send tenant traffic out, and peers after both.
+Applying a plan and planning again must give an empty plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
+from wggw.core.keys import Secret, public_of
+from wggw.core.nftables import NftSpec
+from wggw.core.ruletree import RuleSpec
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
+
+
+@dataclass(frozen=True)
+class ObservedLink:
+    name: str
+    mtu: int
+    up: bool
+
+
+@dataclass(frozen=True)
+class ObservedNft:
+    present: bool
+    digest: Optional[str] = None
+    counts: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Observed:
+    wg: dict[str, WgDeviceState] = field(default_factory=dict)
+    links: dict[str, ObservedLink] = field(default_factory=dict)
+    addresses: frozenset[AddrSpec] = frozenset()
+    routes: frozenset[RouteSpec] = frozenset()
+    rules: frozenset[RuleSpec] = frozenset()
+    nft: ObservedNft = ObservedNft(False)
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+
+# ---- change types -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    def describe(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return f"[#] {self.describe()}"
+
+
+@dataclass(frozen=True)
+class SetSysctl(Change):
+    key: str
+    value: str
+
+    def describe(self) -> str:
+        return f"sysctl -w {self.key.replace('/', '.')}={self.value}"
+
+
+@dataclass(frozen=True)
+class CreateDevice(Change):
+    name: str
+
+    def describe(self) -> str:
+        return f"ip link add {self.name} type wireguard"
+
+
+@dataclass(frozen=True)
+class ConfigureDevice(Change):
+    name: str
+    private_key: Secret
+    listen_port: int
+
+    def describe(self) -> str:
+        return f"wg set {self.name} listen-port {self.listen_port} private-key (hidden; public {public_of(self.private_key)})"
+
+
+@dataclass(frozen=True)
+class SetLink(Change):
+    spec: LinkSpec
+
+    def describe(self) -> str:
+        return f"ip link set {self.spec.name} mtu {self.spec.mtu} up"
+
+
+@dataclass(frozen=True)
+class UpsertPeer(Change):
+    device: str
+    peer: WgPeerSpec
+    new: bool
+
+    def describe(self) -> str:
+        p = self.peer
+        psk = " preshared-key (hidden)" if p.psk else ""
+        ka = f" persistent-keepalive {p.keepalive}" if p.keepalive else ""
+        verb = "add" if self.new else "update"
+        return f"wg set {self.device} peer {p.public_key}{psk}{ka} allowed-ips {','.join(p.allowed_ips)}  # {verb}"
+
+
+@dataclass(frozen=True)
+class RemovePeer(Change):
+    device: str
+    public_key: str
+
+    def describe(self) -> str:
+        return f"wg set {self.device} peer {self.public_key} remove"
+
+
+@dataclass(frozen=True)
+class AddAddress(Change):
+    spec: AddrSpec
+
+    def describe(self) -> str:
+        return self.spec.describe()
+
+
+@dataclass(frozen=True)
+class ReplaceNft(Change):
+    spec: NftSpec
+
+    def describe(self) -> str:
+        return f"nft -f (replace table inet wggw, digest {self.spec.digest})"
+
+
+@dataclass(frozen=True)
+class AddRoute(Change):
+    spec: RouteSpec
+    replace: bool = False
+
+    def describe(self) -> str:
+        text = self.spec.describe()
+        return text.replace(" add ", " replace ", 1) if self.replace else text
+
+
+@dataclass(frozen=True)
+class AddRule(Change):
+    spec: RuleSpec
+
+    def describe(self) -> str:
+        return self.spec.describe().replace(" rule ", " rule add ", 1)
+
+
+@dataclass(frozen=True)
+class DelRule(Change):
+    spec: RuleSpec
+
+    def describe(self) -> str:
+        return self.spec.describe().replace(" rule ", " rule del ", 1)
+
+
+@dataclass(frozen=True)
+class DelRoute(Change):
+    spec: RouteSpec
+
+    def describe(self) -> str:
+        return self.spec.describe().replace(" add ", " del ", 1)
+
+
+@dataclass(frozen=True)
+class DelAddress(Change):
+    spec: AddrSpec
+
+    def describe(self) -> str:
+        return self.spec.describe().replace(" add ", " del ", 1)
+
+
+@dataclass(frozen=True)
+class DeleteNft(Change):
+    def describe(self) -> str:
+        return "nft delete table inet wggw"
+
+
+@dataclass(frozen=True)
+class DeleteDevice(Change):
+    name: str
+
+    def describe(self) -> str:
+        return f"ip link del {self.name}"
+
+
+# ---- planning -----------------------------------------------------------------
+
+def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
+    """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
+    out: list[Change] = []
+    if have is None:
+        out.append(CreateDevice(name))
+    if have is None or have.public_key != public_of(want.private_key) or have.listen_port != want.listen_port:
+        out.append(ConfigureDevice(name, want.private_key, want.listen_port))
+    current = have.peers if have else {}
+    for peer in want.peers:
+        seen = current.get(peer.public_key)
+        if seen is None or not seen.matches(peer):
+            out.append(UpsertPeer(name, peer, new=seen is None))
+    wanted = {p.public_key for p in want.peers}
+    out.extend(RemovePeer(name, k) for k in sorted(current) if k not in wanted)
+    return out
+
+
+def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], list[Change]]:
+    def key(r: RouteSpec):
+        return (r.family, r.table, r.dst)
+
+    have = {key(r): r for r in observed.routes}
+    want = {key(r): r for r in desired.routes}
+    adds = [AddRoute(r, replace=key(r) in have) for k, r in sorted(want.items()) if have.get(k) != r]
+    dels = [DelRoute(r) for k, r in sorted(have.items()) if k not in want]
+    return adds, dels
+
+
+def _nft_matches(spec: NftSpec, seen: ObservedNft) -> bool:
+    if not spec.digest:
+        return not seen.present
+    return seen.present and seen.digest == spec.digest and seen.counts == spec.counts
+
+
+def plan(desired: Desired, observed: Observed) -> list[Change]:
+    """Ordered changes that turn `observed` into `desired`."""
+    adds: list[Change] = [SetSysctl(k, v) for k, v in sorted(desired.sysctls.items())
+                          if observed.sysctls.get(k) != v]
+    peers: list[Change] = []
+    for name, want in sorted(desired.wg.items()):
+        for change in plan_device(name, want, observed.wg.get(name)):
+            (peers if isinstance(change, (UpsertPeer, RemovePeer)) else adds).append(change)
+        link = observed.links.get(name)
+        spec = desired.links[name]
+        if link is None or link.mtu != spec.mtu or not link.up:
+            adds.append(SetLink(spec))
+    adds.extend(AddAddress(a) for a in sorted(desired.addresses - observed.addresses))
+    if not _nft_matches(desired.nft, observed.nft) and desired.nft.digest:
+        adds.append(ReplaceNft(desired.nft))
+    route_adds, route_dels = _plan_routes(desired, observed)
+    adds.extend(route_adds)
+    adds.extend(AddRule(r) for r in sorted(desired.rules - observed.rules))
+    # Peers last: their packets can only arrive once their tenant's routes, rules and NAT
+    # exist, and the address changes above reach wireguard-go's netlink watcher while it
+    # is idle rather than busy starting thousands of peers (it exits if its queue overflows).
+    adds.extend(peers)
+
+    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)]
+    dels.extend(route_dels)
+    dels.extend(DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
+                if a.egress or a.ifname in desired.wg)
+    if not desired.nft.digest and observed.nft.present:
+        dels.append(DeleteNft())
+    dels.extend(DeleteDevice(n) for n in sorted(observed.wg) if n not in desired.wg)
+    return adds + dels

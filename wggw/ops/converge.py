@@ -1,0 +1,118 @@
+"""Observe what wggw owns, plan, print or apply, re-observe and verify.
+
+No logic of its own: compilation is `desired`, diffing is `plan`, kernel access is a
+`System` (backends/system.py, or the fake in tests). `down` is the same path with an
+empty desired state, so it needs no store and removes exactly what wggw owns.
+`converge_peer` is the same path narrowed to one peer's WireGuard entries (`peer add/remove
+--apply`): a peer change touches nothing else, as its addresses come from pools that are
+already routed and NATed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from wggw.core import desired as desired_mod
+from wggw.core.errors import VerifyError
+from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.core.plan import Change, Observed, RemovePeer, ReplaceNft, SetSysctl, UpsertPeer, plan, plan_device
+
+Echo = Optional[Callable[[str], None]]
+
+
+@dataclass
+class Result:
+    desired: desired_mod.Desired
+    observed: Observed
+    changes: list[Change]
+    facts: Optional[desired_mod.HostFacts] = None
+
+
+def compute(state: State, system, check_nft: bool = True, previous: Optional[Result] = None) -> Result:
+    """Plan only: nothing is changed (an nft table to be loaded is checked by the kernel's parser).
+    With `previous` (a plan of the same state), its compiled desired state is reused when
+    the host facts are unchanged: compiling 10,000 peers costs ~0.2 s."""
+    facts = system.facts()
+    if previous is not None and previous.facts == facts:
+        want = previous.desired
+    else:
+        want = desired_mod.compile_state(state, facts)
+    have = system.observe()
+    changes = plan(want, have)
+    # Only a table that is going to be loaded needs the parser's word: an unchanged digest
+    # means this very text is already in the kernel (saves an `nft -c` run, ~50 ms).
+    if check_nft and any(isinstance(c, ReplaceNft) for c in changes):
+        system.check_nft(want.nft.text)
+    return Result(want, have, changes, facts)
+
+
+def converge(state: State, system, echo: Echo = None) -> Result:
+    """Apply the plan for `state`, then observe again; leftovers are an error."""
+    first = compute(state, system)
+    if first.changes:
+        system.apply(first.changes, echo)
+    second = compute(state, system, check_nft=False, previous=first)
+    if second.changes:
+        head = "; ".join(c.describe() for c in second.changes[:3])
+        raise VerifyError(f"state still differs after apply ({len(second.changes)} changes left): {head}")
+    return first
+
+
+@dataclass(frozen=True)
+class PeerScope:
+    """One peer's WireGuard entries: `keys` are every public key the change touched (its
+    current and retiring keys, before and after); `peers` are those still in the store."""
+
+    interface: Interface
+    tenant: Tenant
+    peers: tuple[Peer, ...]
+    keys: frozenset[str]
+
+
+def converge_peer(scope: PeerScope, system, echo: Echo = None) -> Optional[list[Change]]:
+    """`converge` for the peer entries in `scope` only: observe just those peers, plan them
+    with the same planner, apply, observe again and verify. Returns the changes applied, or
+    None when the tenant is not live yet (no device, a device configured differently, or
+    the tenant's pool routes missing): then only a full `converge` is right."""
+    if not system.has_routes(desired_mod.pool_routes(scope.tenant)):
+        return None
+    want = desired_mod.device_spec(scope.interface, scope.peers)
+    changes = _peer_changes(want, scope.keys, system)
+    if changes is None:
+        return None
+    if changes:
+        system.apply(changes, echo)
+    left = _peer_changes(want, scope.keys, system)
+    if left is None or left:
+        head = "device gone" if left is None else "; ".join(c.describe() for c in left[:3])
+        raise VerifyError(f"peer entries still differ after apply: {head}")
+    return changes
+
+
+def _peer_changes(want, keys: frozenset[str], system) -> Optional[list[Change]]:
+    have = system.observe_peers(want.name, keys)
+    if have is None:
+        return None
+    changes = plan_device(want.name, want, have)
+    if any(not isinstance(c, (UpsertPeer, RemovePeer)) for c in changes):
+        return None  # the device itself differs (private key, port): a full converge's job
+    return changes
+
+
+def teardown(systems: list, echo: Echo = None) -> list[Change]:
+    """Remove everything wggw owns (through every system given), without the store."""
+    done: list[Change] = []
+    empty = desired_mod.empty()
+    for system in systems:
+        # Sysctls are not removed like objects: the ones wggw changed are given back below.
+        changes = [c for c in plan(empty, system.observe()) if not isinstance(c, SetSysctl)]
+        system.apply(changes, echo)
+        done.extend(changes)
+    for system in systems[:1]:  # one record per network namespace, whatever the backend
+        restored = system.restore_sysctls()
+        for change in restored:
+            if echo:
+                echo(str(change))
+        done.extend(restored)
+    return done

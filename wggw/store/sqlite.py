@@ -1,0 +1,394 @@
+"""Persistence of the desired `State`: the small `Store` interface and its SQLite implementation.
+
+One command = one transaction under one exclusive lock, so an operator and a cron
+job cannot interleave and a failure leaves the previous state intact. The state
+directory is 0700 and every file in it 0600, created so. A PostgreSQL store for a
+fleet of gateways is planned: it would implement `Store`/`Tx` with the same names.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from wggw import fsutil
+from wggw.store import lock as storelock
+from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
+from wggw.core.keys import Secret
+from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
+from wggw.store.codec import addresses_from_text, peer_from_row, peer_to_row, tenant_from_row, tenant_to_row
+
+DB_NAME = "wggw.db"
+LOCK_NAME = "lock"
+
+# Forward migrations: MIGRATIONS[i] brings schema version i to i + 1. Never edit a
+# released entry; append a new one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE interfaces (
+            name TEXT PRIMARY KEY, listen_port INTEGER NOT NULL UNIQUE, endpoint TEXT NOT NULL,
+            private_key TEXT NOT NULL, public_key TEXT NOT NULL UNIQUE, mtu INTEGER)""",
+        """CREATE TABLE tenants (
+            name TEXT PRIMARY KEY, interface TEXT NOT NULL REFERENCES interfaces(name),
+            pools TEXT NOT NULL, egress TEXT NOT NULL, table_id INTEGER NOT NULL UNIQUE,
+            uplink TEXT, via TEXT NOT NULL, rotate_after INTEGER)""",
+        """CREATE TABLE peers (
+            tenant TEXT NOT NULL REFERENCES tenants(name), name TEXT NOT NULL,
+            public_key TEXT NOT NULL UNIQUE, addresses TEXT NOT NULL, key_created_at REAL NOT NULL,
+            private_key TEXT, psk TEXT, keepalive INTEGER, dns TEXT NOT NULL, expires_at REAL,
+            created_at REAL NOT NULL, retiring_public_key TEXT, retiring_psk TEXT,
+            retiring_addresses TEXT, retiring_at REAL, PRIMARY KEY (tenant, name))""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
+            subject TEXT NOT NULL, details TEXT NOT NULL)""",
+        "CREATE INDEX events_subject ON events(subject)",
+    ),
+    (   # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE already)
+        "CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreMissingError(StoreError):
+    """There is no store yet: the operator has to run `wggw init`."""
+
+    exit_code = EXIT_USAGE
+
+
+class Tx(abc.ABC):
+    """The writes (and reads) of one transaction. Removals of unknown objects raise NotFoundError."""
+
+    @abc.abstractmethod
+    def load(self) -> State: ...
+    @abc.abstractmethod
+    def add_interface(self, iface: Interface) -> None: ...
+    @abc.abstractmethod
+    def update_interface(self, iface: Interface) -> None: ...
+    @abc.abstractmethod
+    def remove_interface(self, name: str) -> None: ...
+    @abc.abstractmethod
+    def add_tenant(self, tenant: Tenant) -> None: ...
+    @abc.abstractmethod
+    def update_tenant(self, tenant: Tenant) -> None: ...
+    @abc.abstractmethod
+    def remove_tenant(self, name: str) -> None: ...
+    @abc.abstractmethod
+    def add_peer(self, peer: Peer) -> None: ...
+    @abc.abstractmethod
+    def update_peer(self, peer: Peer) -> None: ...
+    @abc.abstractmethod
+    def remove_peer(self, tenant: str, name: str) -> None: ...
+    @abc.abstractmethod
+    def record_event(self, kind: str, subject: str, details: dict) -> None: ...
+    @abc.abstractmethod
+    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # Point reads, so a one-peer command need not load (and decode) every peer.
+    @abc.abstractmethod
+    def interface(self, name: str) -> Optional[Interface]: ...
+    @abc.abstractmethod
+    def tenant(self, name: str) -> Optional[Tenant]: ...
+    @abc.abstractmethod
+    def peer(self, tenant: str, name: str) -> Optional[Peer]: ...
+    @abc.abstractmethod
+    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+        """Who holds `public_key`: ("peer", "T/P") as current or retiring key (the first by
+        tenant, name), else ("interface", NAME), else None."""
+    @abc.abstractmethod
+    def tenant_addresses(self, tenant: str) -> set[IPAddress]:
+        """Addresses held by the tenant's peers and their retiring keys (pools never overlap,
+        so these are all the used addresses inside the tenant's pools)."""
+
+
+class Store(abc.ABC):
+    """What the rest of wggw needs from persistence."""
+
+    state_dir: Path
+
+    @abc.abstractmethod
+    def load(self) -> State:
+        """A consistent snapshot of all interfaces, tenants and peers."""
+
+    @abc.abstractmethod
+    def locked(self, timeout: Optional[float] = None) -> contextlib.AbstractContextManager[None]:
+        """Exclusive across processes for a whole command; reentrant within one process."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Tx]:
+        """One atomic transaction (takes the lock if not held; joins an open one)."""
+
+    @abc.abstractmethod
+    def events(self, subject: Optional[str] = None) -> list[dict]:
+        """Audit records, oldest first: {at, kind, subject, details}."""
+
+    @abc.abstractmethod
+    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(state_dir: Path, create: bool = False) -> Store:
+    """Open the store in `state_dir`; with `create`, make the directory and database first."""
+    return SqliteStore(Path(state_dir), create=create)
+
+
+def store_exists(state_dir: Path) -> bool:
+    return (Path(state_dir) / DB_NAME).is_file()
+
+
+def _secret_free(obj: Any) -> Any:
+    """json.dumps default: audit details are plain data, a Secret there is a bug."""
+    if isinstance(obj, Secret):
+        raise StoreError("refusing to record a secret in the audit log")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class SqliteTx(Tx):
+    def __init__(self, store: "SqliteStore"):
+        self._store = store
+        self._db = store._db
+
+    def load(self) -> State:
+        return self._store._read_state()
+
+    def _changed(self, cursor: sqlite3.Cursor, field: str, what: str) -> None:
+        if cursor.rowcount == 0:
+            raise NotFoundError(field, f"no {field} named {what!r}")
+
+    def _insert(self, table: str, row: dict) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        self._db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
+
+    def _update(self, table: str, row: dict, keys: tuple[str, ...], field: str, what: str) -> None:
+        sets = ", ".join(f"{c} = :{c}" for c in row if c not in keys)
+        where = " AND ".join(f"{k} = :{k}" for k in keys)
+        self._changed(self._db.execute(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what)
+
+    def add_interface(self, iface: Interface) -> None:
+        self._insert("interfaces", _interface_row(iface))
+
+    def update_interface(self, iface: Interface) -> None:
+        self._update("interfaces", _interface_row(iface), ("name",), "interface", iface.name)
+
+    def remove_interface(self, name: str) -> None:
+        cur = self._db.execute("DELETE FROM interfaces WHERE name = ?", (name,))
+        self._changed(cur, "interface", name)
+
+    def add_tenant(self, tenant: Tenant) -> None:
+        self._insert("tenants", tenant_to_row(tenant))
+
+    def update_tenant(self, tenant: Tenant) -> None:
+        self._update("tenants", tenant_to_row(tenant), ("name",), "tenant", tenant.name)
+
+    def remove_tenant(self, name: str) -> None:
+        self._changed(self._db.execute("DELETE FROM tenants WHERE name = ?", (name,)), "tenant", name)
+
+    def add_peer(self, peer: Peer) -> None:
+        self._insert("peers", peer_to_row(peer))
+
+    def update_peer(self, peer: Peer) -> None:
+        self._update("peers", peer_to_row(peer), ("tenant", "name"), "peer", peer.ref)
+
+    def remove_peer(self, tenant: str, name: str) -> None:
+        cur = self._db.execute("DELETE FROM peers WHERE tenant = ? AND name = ?", (tenant, name))
+        self._changed(cur, "peer", f"{tenant}/{name}")
+
+    def record_event(self, kind: str, subject: str, details: dict) -> None:
+        text = json.dumps(details, sort_keys=True, default=_secret_free)
+        self._db.execute("INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
+                         (time.time(), kind, subject, text))
+
+    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        return self._store.get_meta(key, default)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+
+    def _one(self, sql: str, *args: Any) -> Optional[sqlite3.Row]:
+        return self._db.execute(sql, args).fetchone()
+
+    def interface(self, name: str) -> Optional[Interface]:
+        row = self._one("SELECT * FROM interfaces WHERE name = ?", name)
+        return None if row is None else _interface_from_row(row)
+
+    def tenant(self, name: str) -> Optional[Tenant]:
+        row = self._one("SELECT * FROM tenants WHERE name = ?", name)
+        return None if row is None else tenant_from_row(row)
+
+    def peer(self, tenant: str, name: str) -> Optional[Peer]:
+        row = self._one("SELECT * FROM peers WHERE tenant = ? AND name = ?", tenant, name)
+        return None if row is None else peer_from_row(row)
+
+    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+        row = self._one("SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
+                        "ORDER BY tenant, name LIMIT 1", public_key)
+        if row is not None:
+            return ("peer", f"{row['tenant']}/{row['name']}")
+        row = self._one("SELECT name FROM interfaces WHERE public_key = ?", public_key)
+        return None if row is None else ("interface", row["name"])
+
+    def tenant_addresses(self, tenant: str) -> set[IPAddress]:
+        rows = self._db.execute("SELECT addresses, retiring_addresses FROM peers WHERE tenant = ?", (tenant,))
+        return {a.ip for r in rows for text in r if text for a in addresses_from_text(text)}
+
+
+def _interface_row(i: Interface) -> dict:
+    return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint,
+            "private_key": i.private_key.reveal(), "public_key": i.public_key, "mtu": i.mtu}
+
+
+def _interface_from_row(r: sqlite3.Row) -> Interface:
+    return Interface(name=r["name"], listen_port=r["listen_port"], endpoint=r["endpoint"],
+                     private_key=Secret._trusted(r["private_key"]), public_key=r["public_key"], mtu=r["mtu"])
+
+
+class SqliteStore(Store):
+    """SQLite in `<state_dir>/wggw.db`; the lock is flock on `<state_dir>/lock`."""
+
+    def __init__(self, state_dir: Path, create: bool = False):
+        self.state_dir = state_dir
+        self.path = state_dir / DB_NAME
+        self._tx: Optional[SqliteTx] = None
+        self._cache: Optional[tuple[tuple[int, int], State]] = None
+        if create:
+            _create_files(state_dir, self.path)
+        elif not self.path.is_file():
+            raise StoreMissingError(f"no wggw store in {state_dir}; run `wggw init` first")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open store {self.path}: {e}") from None
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    # --- lock and transactions ----------------------------------------------
+    def locked(self, timeout: Optional[float] = None) -> contextlib.AbstractContextManager[None]:
+        return storelock.flock(self.state_dir / LOCK_NAME, timeout)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        if self._tx is not None:            # join: the outer transaction commits
+            yield self._tx
+            return
+        with self.locked(), _sqlite_errors(self.path):
+            self._db.execute("BEGIN IMMEDIATE")
+            self._tx = SqliteTx(self)
+            try:
+                yield self._tx
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._tx = None
+
+    # --- reads ----------------------------------------------------------------
+    def load(self) -> State:
+        if self._tx is not None:
+            return self._read_state()
+        with _sqlite_errors(self.path):
+            self._db.execute("BEGIN")        # one snapshot across the three tables
+            try:
+                # One command often loads several times (housekeeping, then converge); decoding
+                # 10,000 peers costs ~0.3 s, so reuse the last snapshot while nobody wrote:
+                # data_version moves on commits of other connections, total_changes on ours.
+                version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes)
+                if self._cache is None or self._cache[0] != version:
+                    self._cache = (version, self._read_state())
+                return replace(self._cache[1], meta=dict(self._cache[1].meta))
+            finally:
+                self._db.execute("COMMIT")
+
+    def _read_state(self) -> State:
+        q = self._db.execute
+        return State(
+            interfaces=tuple(_interface_from_row(r) for r in q("SELECT * FROM interfaces ORDER BY name")),
+            tenants=tuple(tenant_from_row(r) for r in q("SELECT * FROM tenants ORDER BY name")),
+            peers=tuple(peer_from_row(r) for r in q("SELECT * FROM peers ORDER BY tenant, name")),
+            meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
+        )
+
+    def events(self, subject: Optional[str] = None) -> list[dict]:
+        sql, args = "SELECT * FROM events ORDER BY id", ()
+        if subject is not None:
+            sql, args = "SELECT * FROM events WHERE subject = ? ORDER BY id", (subject,)
+        with _sqlite_errors(self.path):
+            rows = self._db.execute(sql, args).fetchall()
+        return [{"at": r["at"], "kind": r["kind"], "subject": r["subject"],
+                 "details": json.loads(r["details"])} for r in rows]
+
+    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        with _sqlite_errors(self.path):
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else row["value"]
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        return 0 if row is None else row[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- schema -----------------------------------------------------------------
+    def _migrate(self) -> None:
+        with _sqlite_errors(self.path):
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            if self.schema_version() == SCHEMA_VERSION:
+                return
+            with self.transaction():
+                version = self.schema_version()   # again: another process may have migrated
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"store {self.path} has schema version {version}, newer than this "
+                                     f"wggw understands ({SCHEMA_VERSION}); upgrade wggw")
+                for step in MIGRATIONS[version:]:
+                    for statement in step:
+                        self._db.execute(statement)
+                self._db.execute("DELETE FROM schema_version")
+                self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise StoreError(f"store {path}: {e}") from None
+
+
+def _create_files(state_dir: Path, db_path: Path) -> None:
+    """The directory 0700 and the database file 0600 before SQLite touches them; SQLite
+    gives its -journal/-wal files the database file's mode."""
+    if not fsutil.make_private_dir(state_dir):
+        if not state_dir.is_dir():
+            raise ValidationError("state-dir", f"{state_dir} exists and is not a directory")
+        if not fsutil.is_private_dir(state_dir):
+            mode = oct(state_dir.stat().st_mode & 0o7777)
+            raise ValidationError("state-dir", f"{state_dir} is accessible by other users (mode {mode}); "
+                                  "use a directory only its owner can enter (mode 0700)")
+    with fsutil.private_umask():
+        try:
+            os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
