@@ -18,7 +18,7 @@ import signal
 from dataclasses import dataclass
 from typing import Callable
 
-from wggw import naming
+from wggw.core import naming
 
 from faultlab import TENANTS, FaultLab
 

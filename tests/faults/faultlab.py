@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from wggw import runfiles
-from wggw.netnslab import (GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6, Lab, LabError, NETNS_DIR,
-                           new_ifname)
+from wggw.backends import runfiles
+from wggw.lab.topology import (GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6, NETNS_DIR, Lab,
+                               LabError, new_ifname)
 
 TENANTS = {
     "acme": {"pools": ("10.10.0.0/24", "fd00:a::/64"),

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from wggw import runfiles
+from wggw.backends import runfiles
 
 import faultreport
 import faulttrial
