@@ -9,6 +9,7 @@ from typing import Optional
 
 from wggw.core.desired import DefaultRoute, HostFacts
 from wggw.core.keys import public_of
+from wggw.core.paths import Answer
 from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, ObservedLink, ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.planscript import echo_change
 from wggw.core.wgtypes import WgDeviceState, WgPeerState
@@ -20,6 +21,10 @@ class FakeSystem:
                                 frozenset({"192.0.2.1"}), frozenset(links))
         self.state = Observed()
         self.log: list[str] = []
+        self.endpoints: dict[str, dict[str, str]] = {}  # remembered, as in the runtime dir
+        self.kicked: list[tuple[str, str]] = []
+        self.foreign: list = []      # foreign ip rules (core.paths.ForeignRule) set by a test
+        self.main_routes: dict = {}  # family -> [RouteSpec] that a foreign rule leads to
 
     def facts(self) -> HostFacts:
         return replace(self.facts_, links=self.facts_.links | frozenset(self.state.wg))
@@ -39,6 +44,32 @@ class FakeSystem:
 
     def check_nft(self, text: str) -> None:
         pass
+
+    def route_answers(self, probes):
+        """Each probe takes its tenant's default route if the fake has it (the fake has no
+        rules of its own), else a route of main set by the test in `self.main_routes`."""
+        out = []
+        for p in probes:
+            own = [r for r in self.state.routes if r.family == p.family and r.dst == "default"
+                   and p.expect is not None and r.table == p.expect.table]
+            route = next(iter(self.main_routes.get(p.family, ())), None) if self.foreign else None
+            route = route or (own[0] if own else None)
+            out.append(Answer(route.table, route.dev, route.src, route.gateway) if route
+                       else Answer(error="ENETUNREACH"))
+        return out
+
+    def foreign_rules(self, family: int):
+        return list(self.foreign)
+
+    def remembered_endpoints(self, names) -> dict[str, dict[str, str]]:
+        return {n: dict(self.endpoints[n]) for n in names if n in self.endpoints}
+
+    def remember_endpoints(self, old, new) -> None:
+        self.endpoints = {**{n: e for n, e in self.endpoints.items() if n not in old},
+                          **{n: dict(e) for n, e in new.items()}}
+
+    def kick(self, ifname: str, peers, echo=None) -> None:
+        self.kicked.extend((ifname, p.public_key) for p in peers)
 
     def apply(self, changes: list[Change], echo=None) -> None:
         for change in changes:
@@ -60,7 +91,10 @@ class FakeSystem:
             peers = dict(dev.peers)
             if isinstance(c, UpsertPeer):
                 p = c.peer
-                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive)
+                old = peers.get(p.public_key)
+                endpoint = p.endpoint or (old.endpoint if old else None)
+                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive,
+                                                  endpoint)
             else:
                 peers.pop(c.public_key, None)
             return replace(s, wg={**s.wg, c.device: replace(dev, peers=peers)})

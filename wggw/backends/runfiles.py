@@ -29,6 +29,33 @@ def log_file(ifname: str) -> Path:
     return runtime_dir() / f"{ifname}.log"
 
 
+def old_log_file(ifname: str) -> Path:
+    """The previous part of a capped log (wglog.rotate)."""
+    return runtime_dir() / f"{ifname}.log.1"
+
+
+def endpoints_file(ifname: str) -> Path:
+    """The last endpoint of each peer of the interface (endpoints.py)."""
+    return runtime_dir() / f"{ifname}.endpoints.json"
+
+
+def process_files(ifname: str) -> tuple[Path, ...]:
+    """The runtime files of one wireguard-go process (gone with it)."""
+    pid, old_log = pid_file(ifname), old_log_file(ifname)
+    return (pid, tmp_of(pid), log_file(ifname), old_log, tmp_of(old_log))
+
+
+def interface_files(ifname: str) -> tuple[Path, ...]:
+    """Every runtime file wggw may keep for an interface: its process's, and the peers'
+    endpoints, which outlive a restart of the process (endpoints.py)."""
+    return (*process_files(ifname), endpoints_file(ifname), tmp_of(endpoints_file(ifname)))
+
+
+def tmp_of(path: Path) -> Path:
+    """The temporary file an atomic write of `path` goes through."""
+    return path.with_name(path.name + ".tmp")
+
+
 def netns_inode(path: str = "/proc/self/ns/net") -> int:
     """Identity of a network namespace (its nsfs inode), e.g. of /run/netns/NAME."""
     return os.stat(path).st_ino
@@ -39,10 +66,8 @@ def sysctl_record(inode: int) -> Path:
 
 
 def forget_interface(ifname: str) -> None:
-    """Remove what a wireguard-go interface of that name left (pid, log, UAPI socket)."""
-    pid = pid_file(ifname)
-    for path in (pid, pid.with_name(pid.name + ".tmp"), log_file(ifname),
-                 Path(naming.WG_SOCKET_DIR) / f"{ifname}.sock"):
+    """Remove what a wireguard-go interface of that name left (pid, logs, endpoints, socket)."""
+    for path in (*interface_files(ifname), Path(naming.WG_SOCKET_DIR) / f"{ifname}.sock"):
         path.unlink(missing_ok=True)
 
 

@@ -13,8 +13,9 @@ from wggw.core.errors import BackendError
 from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.planscript import echo_change
 from wggw.core.wgtypes import WgDeviceState
-from wggw.backends.netlink import rtnl as netlink
-from wggw.backends import nft, sysctl
+from wggw.backends.netlink import rtnl as netlink, routeget
+from wggw.backends import endpoint_file, nft, sysctl
+from wggw.core.endpoints import KICK_KEEPALIVE
 
 Echo = Optional[Callable[[str], None]]
 
@@ -84,6 +85,27 @@ class RealSystem:
     def check_nft(self, text: str) -> None:
         nft.load(text, check_only=True)
 
+    def route_answers(self, probes):
+        """How the kernel routes each probe packet (core/paths.py)."""
+        return routeget.route_answers(probes)
+
+    def foreign_rules(self, family: int):
+        return routeget.foreign_rules(family)
+
+    def remembered_endpoints(self, names) -> dict[str, dict[str, str]]:
+        return endpoint_file.load(names)
+
+    def remember_endpoints(self, old, new) -> None:
+        endpoint_file.save(old, new)
+
+    def kick(self, ifname: str, peers, echo: Echo = None) -> None:
+        """Have the device start handshakes with `peers` now (core/endpoints.py)."""
+        for peer in peers:
+            if echo:
+                echo(f"[#] wg set {ifname} peer {peer.public_key} persistent-keepalive "
+                     f"{KICK_KEEPALIVE} then off  # handshake now")
+        self.wg.kick(ifname, peers)
+
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
         with netlink.Netlink() as nl:
             for group, items in groupby(changes, key=_group):
@@ -122,5 +144,6 @@ class RealSystem:
             nl.rule("add" if isinstance(change, AddRule) else "del", change.spec)
         elif isinstance(change, DeleteDevice):
             wg.delete(change.name)
+            endpoint_file.forget(change.name)
         else:  # pragma: no cover - a new change type without an applier is a bug
             raise BackendError(f"no applier for {type(change).__name__}")

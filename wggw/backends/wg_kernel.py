@@ -87,7 +87,13 @@ def _peer_nla(spec: WgPeerSpec) -> dict:
         ["WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL", int(spec.keepalive or 0)],
         ["WGPEER_A_FLAGS", WGPEER_F_REPLACE_ALLOWEDIPS],
         ["WGPEER_A_ALLOWEDIPS", [_allowed_ip_nla(c) for c in normalise_allowed_ips(spec.allowed_ips)]],
-    ]}
+    ] + ([["WGPEER_A_ENDPOINT", _endpoint_nla(spec.endpoint)]] if spec.endpoint else [])}
+
+
+def _endpoint_nla(endpoint: str) -> dict:
+    """"198.51.100.7:51820" or "[2001:db8::7]:51820" as pyroute2's endpoint value."""
+    host, _, port = endpoint.rpartition(":")
+    return {"addr": host.strip("[]"), "port": int(port)}
 
 
 def _allowed_ip_nla(cidr: str) -> dict:

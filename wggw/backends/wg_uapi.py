@@ -209,6 +209,8 @@ def peer_lines(spec: WgPeerSpec) -> list[str]:
         f"persistent_keepalive_interval={int(spec.keepalive or 0)}",
         "replace_allowed_ips=true",
     ]
+    if spec.endpoint:
+        lines.insert(1, f"endpoint={spec.endpoint}")
     lines += [f"allowed_ip={cidr}" for cidr in normalise_allowed_ips(spec.allowed_ips)]
     return lines
 

@@ -3,7 +3,8 @@ configured over their UAPI sockets (wg_uapi).
 
 Each device is one detached wireguard-go process in the foreground mode, so it outlives
 the wggw command that started it; its PID is kept in runfiles.runtime_dir()/<ifname>.pid and
-its output in <ifname>.log there. UAPI sockets live in one host-wide directory, so every
+its output in <ifname>.log there, capped (wglog). UAPI sockets live in one host-wide directory,
+so every
 call first checks that the link exists in the current netns (names must be unique host-wide).
 """
 
@@ -22,7 +23,7 @@ from wggw.backends import runfiles
 from wggw.core.errors import BackendError
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
-from wggw.backends import wg_uapi
+from wggw.backends import wg_uapi, wglog
 from wggw.backends.wireguard import WgBackend, check_name, delete_link, link_info, owned_links, set_alias
 
 START_TIMEOUT = 5.0   # wireguard-go serves its socket within ~50 ms here
@@ -142,11 +143,12 @@ def start_process(binary: str, ifname: str) -> int:
     # A minimal environment: WG_TUN_FD/WG_UAPI_FD from our caller must not leak in.
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
            "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
-    log_fd = os.open(log_path(ifname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    log_fd = wglog.open_log(ifname)
     try:
         proc = subprocess.Popen(
             [binary, ifname], env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
-            stderr=log_fd, start_new_session=True, close_fds=True)
+            stderr=log_fd, start_new_session=True, close_fds=True,
+            preexec_fn=wglog.limit_file_size())
     except OSError as e:
         raise BackendError(f"wireguard-go {ifname}: cannot start {binary}: {e}") from e
     finally:
@@ -179,9 +181,8 @@ def stop_process(ifname: str) -> None:
     sock = wg_uapi.socket_path(ifname)
     if os.path.exists(sock) and not _serving(sock):
         os.unlink(sock)
-    for path in (pid_path(ifname), pid_path(ifname) + ".tmp", log_path(ifname)):
-        if os.path.exists(path):
-            os.unlink(path)
+    for path in runfiles.process_files(ifname):
+        path.unlink(missing_ok=True)
 
 
 def process_state(ifname: str) -> str:
@@ -224,6 +225,7 @@ class UserspaceBackend(WgBackend):
         check_name(ifname)
         if not _here(ifname) or not os.path.exists(wg_uapi.socket_path(ifname)):
             return None
+        wglog.rotate(ifname)  # every plan, apply and status keeps the log bounded
         return wg_uapi.UapiClient(ifname).get(only)
 
     def create(self, ifname: str) -> None:

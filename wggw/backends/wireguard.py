@@ -12,9 +12,11 @@ from __future__ import annotations
 import abc
 import errno
 import ipaddress
+from dataclasses import replace
 from typing import Iterable, Optional, Sequence
 
 from wggw.core import naming
+from wggw.core.endpoints import KICK_KEEPALIVE
 from wggw.core.errors import BackendError, BackendUnavailableError
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
@@ -52,6 +54,14 @@ class WgBackend(abc.ABC):
     @abc.abstractmethod
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:
         """Add/replace `upsert` peers and drop `remove` keys without touching any other peer."""
+
+    def kick(self, ifname: str, peers: Sequence[WgPeerSpec]) -> None:
+        """Make the device start a handshake with each of `peers` now: turning a persistent
+        keepalive on sends one keepalive at once (kernel and wireguard-go alike), and the
+        handshake it needs keeps retrying for 90 s; then the peers are set back as given."""
+        if peers:
+            self.set_peers(ifname, [replace(p, keepalive=KICK_KEEPALIVE) for p in peers], [])
+            self.set_peers(ifname, peers, [])
 
 
 def select_backend(name: str = "auto") -> WgBackend:

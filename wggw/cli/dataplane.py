@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from wggw.core.errors import EXIT_PLAN_CHANGES
+from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 from wggw.cli.common import echo_json, open_store, table
 
 BackendOpt = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
@@ -100,23 +100,31 @@ def register(app: typer.Typer) -> None:
                    prometheus: Optional[Path] = typer.Option(
                        None, "--prometheus", metavar="FILE",
                        help="Also write the figures as Prometheus metrics to FILE (node_exporter textfile format)."),
+                   check: bool = typer.Option(
+                       False, "--check", help="Exit 4 if any tenant's packets would not take "
+                       "its own table and egress (for monitoring)."),
                    backend: Optional[str] = BackendOpt) -> None:
-        """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift."""
-        from wggw.ops import converge as reconcile
+        """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
+        path each tenant's packets take (asked of the kernel, like `ip route get`)."""
+        from wggw.ops import converge as reconcile, paths
         from wggw.core import status
 
         with open_store(ctx) as store:
             state = store.load()
-        result = reconcile.compute(state, system_for(backend), check_nft=False)
-        report = status.build(state, result, time.time())
+        system = system_for(backend)
+        result = reconcile.compute(state, system, check_nft=False)
+        checked = paths.check(state, result.desired, system)
+        report = status.build(state, result, time.time(), checked)
         if prometheus is not None:
             from wggw.ops import metrics
 
             metrics.write(report, prometheus)
         if as_json:
             echo_json(report)
-            return
-        _print_status(report)
+        else:
+            _print_status(report)
+        if check and paths.wrong(report["paths"]):
+            raise typer.Exit(EXIT_PATH_WRONG)
 
     @app.command("down")
     def down_cmd(backend: Optional[str] = typer.Option(
@@ -147,3 +155,16 @@ def _print_status(report: dict) -> None:
             typer.echo(f"  [#] {line}")
     else:
         typer.echo("Drift: none (the host matches the store).")
+    _print_paths(report["paths"])
+
+
+def _print_paths(entries: list[dict]) -> None:
+    bad = [e for e in entries if not e["ok"]]
+    if not bad:
+        typer.echo("Paths: every tenant's packets take its own table and egress "
+                   f"({len(entries)} checked).")
+        return
+    typer.echo(f"Paths: {len(bad)} of {len(entries)} wrong:")
+    for e in bad:
+        by = f"; taken by ip rule {e['rule']}" if e["rule"] else ""
+        typer.echo(f"  {e['tenant']} IPv{e['family']}: {e['got']}, expected {e['expected']}{by}")

@@ -34,6 +34,7 @@ class HostFacts:
     default_routes: dict[int, DefaultRoute] = field(default_factory=dict)  # main table, per family
     foreign_addresses: frozenset[str] = frozenset()  # host addresses wggw did not add
     links: frozenset[str] = frozenset()
+    foreign_devs: dict[str, str] = field(default_factory=dict, compare=False)  # address -> device
 
 
 @dataclass(frozen=True, order=True)
@@ -84,10 +85,13 @@ def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
     def allowed(addrs) -> tuple[str, ...]:
         return tuple(sorted(str(a.network) for a in addrs))
 
-    specs = [WgPeerSpec(peer.public_key, peer.psk, allowed(peer.addresses), peer.keepalive or None)]
+    # No persistent keepalive from the gateway's side: `peer.keepalive` is the client's
+    # setting (its config keeps its NAT mapping open). On the gateway it would make WireGuard
+    # try a handshake every 5 s, forever, with each peer that never connected (issue 9.4).
+    specs = [WgPeerSpec(peer.public_key, peer.psk, allowed(peer.addresses), None)]
     if peer.retiring is not None:  # the old key keeps working during the grace period
         old = peer.retiring
-        specs.append(WgPeerSpec(old.public_key, old.psk, allowed(old.addresses), peer.keepalive or None))
+        specs.append(WgPeerSpec(old.public_key, old.psk, allowed(old.addresses), None))
     return specs
 
 
@@ -135,15 +139,16 @@ def _tenant_routes(t: Tenant, facts: HostFacts) -> list[RouteSpec]:
 
 def _egress_addresses(t: Tenant, facts: HostFacts) -> list[AddrSpec]:
     out = []
-    for ip in t.egress:
-        if str(ip) in facts.foreign_addresses:
-            continue  # the operator configured it: not ours to add or remove
+    for ip in t.egress:  # none is on the host already: core/conflicts.py refused those
         default = _default_route(t, ip.version, facts)
         out.append(AddrSpec(default.dev, f"{ip}/{ip.max_prefixlen}", egress=True))
     return out
 
 
 def compile_state(state: State, facts: HostFacts) -> Desired:
+    from wggw.core import conflicts  # it imports HostFacts from here
+
+    conflicts.check(state.tenants, facts)  # before anything is planned, so nothing changes
     addresses: set[AddrSpec] = set()
     routes: set[RouteSpec] = set()
     for t in state.tenants:

@@ -13,6 +13,9 @@ EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, d
 EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
 EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
 EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
+EXIT_PATH_WRONG = 4     # `status --check`: some tenant's packets would not take its own path
+EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP that is the
+#                          uplink's next hop (EX_CONFIG); nothing was changed
 
 
 class WggwError(Exception):
@@ -34,6 +37,13 @@ class ValidationError(WggwError):
 
 class NotFoundError(ValidationError):
     """An unknown tenant, peer or interface was named."""
+
+
+class HostConflictError(ValidationError):
+    """What the store asks for conflicts with the host (an egress IP that is the next hop,
+    or an address wggw did not add). Found before any change: nothing was changed."""
+
+    exit_code = EXIT_HOST_CONFLICT
 
 
 class LockBusyError(WggwError):

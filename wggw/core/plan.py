@@ -99,6 +99,7 @@ class UpsertPeer(Change):
         p = self.peer
         psk = " preshared-key (hidden)" if p.psk else ""
         ka = f" persistent-keepalive {p.keepalive}" if p.keepalive else ""
+        ka += f" endpoint {p.endpoint}" if p.endpoint else ""
         verb = "add" if self.new else "update"
         return f"wg set {self.device} peer {p.public_key}{psk}{ka} allowed-ips {','.join(p.allowed_ips)}  # {verb}"
 

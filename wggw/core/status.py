@@ -9,7 +9,7 @@ from wggw.core.timefmt import iso
 ACTIVE_WINDOW = 180.0  # a handshake within 3 minutes: WireGuard re-keys every 2
 
 
-def build(state, result, now: float) -> dict:
+def build(state, result, now: float, paths=()) -> dict:
     tenant_iface = {t.name: t.interface for t in state.tenants}
     seen = {}
     for dev in result.observed.wg.values():
@@ -38,4 +38,5 @@ def build(state, result, now: float) -> dict:
             "active_peers": sum(p["active"] for p in mine),
             "rx_bytes": sum(p["rx_bytes"] for p in mine), "tx_bytes": sum(p["tx_bytes"] for p in mine),
         })
-    return {"peers": peers, "tenants": tenants, "drift": [c.describe() for c in result.changes]}
+    return {"peers": peers, "tenants": tenants, "drift": [c.describe() for c in result.changes],
+            "paths": list(paths)}

@@ -18,6 +18,9 @@ class WgPeerSpec:
     psk: Optional[Secret]
     allowed_ips: tuple[str, ...]       # normalised CIDR strings, sorted ("10.0.0.2/32", ...)
     keepalive: Optional[int] = None    # seconds; None/0 = off
+    # Where to reach the peer, set only when the peer is (re)created with its remembered
+    # endpoint (core/endpoints.py); never compared: the live endpoint follows the client.
+    endpoint: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from wggw.core import desired as desired_mod
+from wggw.core import desired as desired_mod, endpoints
 from wggw.core.errors import VerifyError
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import Change, Observed, RemovePeer, ReplaceNft, SetSysctl, UpsertPeer, plan, plan_device
@@ -39,7 +39,10 @@ def compute(state: State, system, check_nft: bool = True, previous: Optional[Res
     else:
         want = desired_mod.compile_state(state, facts)
     have = system.observe()
-    changes = plan(want, have)
+    memory = system.remembered_endpoints(sorted(want.wg))
+    latest = endpoints.remember(memory, want, have)
+    system.remember_endpoints(memory, latest)  # writes only what changed
+    changes = endpoints.hint(plan(want, have), latest)
     # Only a table that is going to be loaded needs the parser's word: an unchanged digest
     # means this very text is already in the kernel (saves an `nft -c` run, ~50 ms).
     if check_nft and any(isinstance(c, ReplaceNft) for c in changes):
@@ -52,6 +55,9 @@ def converge(state: State, system, echo: Echo = None) -> Result:
     first = compute(state, system)
     if first.changes:
         system.apply(first.changes, echo)
+        # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
+        for device, peers in endpoints.kicks(first.changes).items():
+            system.kick(device, peers, echo)
     second = compute(state, system, check_nft=False, previous=first)
     if second.changes:
         head = "; ".join(c.describe() for c in second.changes[:3])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from wggw.core import alloc, keys, validate
+from wggw.ops import hostcheck
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.store.sqlite import Store, open_store, store_exists
@@ -69,6 +70,7 @@ def add_tenant(store: Store, name: str, pools: Iterable[str], egress: Iterable[s
                         table=alloc.next_table(state), uplink=uplink, via=parsed_via,
                         rotate_after=rotate_after)
         validate.check_tenant(state, tenant)
+        hostcheck.check_tenant(tenant)  # egress = next hop, or already on the host: refused now
         tx.add_tenant(tenant)
         tx.record_event("tenant.add", name, {"interface": iface.name, "table": tenant.table,
                                               "pools": [str(p) for p in tenant.pools]})

@@ -71,11 +71,12 @@ def observe_facts() -> HostFacts:
                 best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
         if best:
             defaults[v] = best[1]
-    foreign = frozenset(
-        str(ipaddress.ip_address(a.get("IFA_ADDRESS")))
+    foreign = {
+        str(ipaddress.ip_address(a.get("IFA_ADDRESS"))): names.get(a["index"], "")
         for a in nldump.addresses() if a.get("IFA_PROTO") != naming.ADDR_PROTO
-    )
-    return HostFacts(defaults, foreign, frozenset(n for n in names.values() if n))
+    }
+    return HostFacts(defaults, frozenset(foreign), frozenset(n for n in names.values() if n),
+                     foreign_devs=foreign)
 
 
 def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:

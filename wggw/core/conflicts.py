@@ -1,0 +1,48 @@
+"""Egress IPs that would break the host (issue 9, defect 6), found from host facts (pure).
+
+An egress IP is added to the uplink. If it is the uplink's next hop, the host takes over its
+own router's address; if it is already on the host and wggw did not add it, it is the host's
+own (or another program's) address, and tenant traffic would leave as the host. Both are
+refused before anything is changed: at `plan`/`apply`/`status` (where the host facts are
+known) and, where the host can be read, at `tenant add`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Optional
+
+from wggw.core.desired import HostFacts
+from wggw.core.errors import HostConflictError
+from wggw.core.model import Tenant
+
+
+def _same(a: Optional[str], b) -> bool:
+    try:
+        return a is not None and ipaddress.ip_address(a) == ipaddress.ip_address(str(b))
+    except ValueError:
+        return False
+
+
+def egress_conflict(t: Tenant, facts: HostFacts) -> Optional[str]:
+    """What is wrong with the tenant's egress IPs on this host, or None."""
+    for ip in t.egress:
+        main = facts.default_routes.get(ip.version)
+        dev = t.uplink or (main.dev if main else None)
+        via = t.via_ip(ip.version)
+        hop = str(via) if via else (main.gateway if main and main.dev == dev else None)
+        if _same(hop, ip):
+            return f"egress {ip} is the IPv{ip.version} next hop of uplink {dev}"
+        if str(ip) in facts.foreign_addresses:
+            where = facts.foreign_devs.get(str(ip))
+            on = f" (on {where})" if where else ""
+            return f"egress {ip} is already an address of this host{on}, not added by wggw"
+    return None
+
+
+def check(tenants, facts: HostFacts) -> None:
+    """Raise HostConflictError for the first tenant whose egress conflicts with the host."""
+    for t in tenants:
+        problem = egress_conflict(t, facts)
+        if problem:
+            raise HostConflictError(f"tenant {t.name}", problem)
