@@ -20,7 +20,7 @@ from pathlib import Path
 from faultcatalog import Fault, foreign_ip_rule_removed
 from faultlab import STREAMS, FaultLab, LabError, Traffic
 
-WINDOW = 1.2            # seconds of traffic while the fault stands (half before `end`, half after)
+WINDOW = 1.0            # seconds of traffic while the fault stands (half before `end`, half after)
 REPAIR_TIMEOUT = 30.0   # bound on waiting for every stream to be answered correctly after apply
 UNSEEN_TIMEOUT = 3.0    # ... when nothing saw the drift (apply had nothing to repair)
 CONCURRENT_TIMEOUT = 60.0
@@ -155,7 +155,6 @@ def _run(fl: FaultLab, fault: Fault, variant: str, row: Row) -> None:
             row.time_to_repair = round(max(seen.values()) - t_apply, 2)
         row.replan_rc, _ = fl.plan_rc()
         row.repaired = row.apply_rc == 0 and row.time_to_repair is not None
-        time.sleep(0.3)  # a little traffic after the repair too
     finally:
         traffic.stop()
     _count(fl, traffic, row, t_apply, t_applied)
@@ -182,7 +181,6 @@ def _run_foreign_rule(fl: FaultLab, fault: Fault, variant: str, row: Row) -> Non
         row.check_rc_after_removal = after.returncode
         row.repaired = after.returncode == 0
         row.replan_rc, _ = fl.plan_rc()
-        time.sleep(0.3)
     finally:
         traffic.stop()
         foreign_ip_rule_removed(fl)

@@ -89,13 +89,9 @@ def _cases() -> list:
 
 
 def _trial(labs: LabHolder, fault: Fault, variant: str) -> faulttrial.Row:
-    """Run and record one trial; the peer a `peer add --apply` trial added is removed again."""
-    fl, seed = labs.get(), _seed(fault.name, variant)
-    try:
-        row = faulttrial.run(fl, fault, variant, seed)
-    finally:
-        if variant == "during_peer_add":
-            fl.wggw("peer", "remove", f"acme/f{seed}", "--apply", check=False)
+    """Run and record one trial. The peer a `peer add --apply` trial adds stays: the lab is
+    converged with it (the re-plan says so), and removing it costs a second per trial."""
+    row = faulttrial.run(labs.get(), fault, variant, _seed(fault.name, variant))
     faultreport.record(row.as_dict())
     info = row.as_dict()
     assert not row.error, f"the trial could not run: {info}"
