@@ -13,6 +13,7 @@ REPORT = {
     ],
     "tenants": [{"name": "acme", "peers": 2, "active_peers": 1}],
     "drift": ["wg set wg0 peer L... allowed-ips 10.0.0.3/32  # add"],
+    "paths": [{"tenant": "acme", "family": 4, "ok": True}, {"tenant": "acme", "family": 6, "ok": False}],
 }
 
 
@@ -32,4 +33,6 @@ def test_values_and_labels(tmp_path):
     assert got[("wggw_peer_latest_handshake_seconds", (("peer", "phone"), ("tenant", "acme")))] == 0
     assert got[("wggw_tenant_active_peers", (("tenant", "acme"),))] == 1
     assert got[("wggw_drift_changes", ())] == 1
+    assert got[("wggw_tenant_path_ok", (("family", "4"), ("tenant", "acme")))] == 1
+    assert got[("wggw_tenant_path_ok", (("family", "6"), ("tenant", "acme")))] == 0
     assert "K" * 43 not in path.read_text()

@@ -47,7 +47,7 @@ def state(s):
 
 def spec(d):
     return WgPeerSpec(d["public_key"], Secret(d["psk"]) if d["psk"] else None,
-                      tuple(d["allowed_ips"]), d["keepalive"])
+                      tuple(d["allowed_ips"]), d["keepalive"], d.get("endpoint"))
 
 def select(name, env):
     saved = dict(os.environ)
@@ -71,6 +71,7 @@ OPS = {
     "delete": lambda n: be.delete(n),
     "configure": lambda n, k, p: be.configure(n, Secret(k), p),
     "set_peers": lambda n, up, rm: be.set_peers(n, [spec(d) for d in up], rm),
+    "kick": lambda n, up: be.kick(n, [spec(d) for d in up]),
     "select": select,
     "create_with": lambda binary, n: UserspaceBackend(binary).create(n),
 }
@@ -150,9 +151,7 @@ class Worker:
         return WgDeviceState(raw["name"], raw["public_key"], raw["listen_port"], peers)
 
     def set_peers(self, ifname: str, upsert=(), remove=()) -> None:
-        wire = [{"public_key": s.public_key, "psk": s.psk.reveal() if s.psk else None,
-                 "allowed_ips": list(s.allowed_ips), "keepalive": s.keepalive} for s in upsert]
-        self.call("set_peers", ifname, wire, list(remove))
+        self.call("set_peers", ifname, wire(upsert), list(remove))
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -163,6 +162,12 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc.stdout.close()
+
+
+def wire(specs) -> list[dict]:
+    return [{"public_key": s.public_key, "psk": s.psk.reveal() if s.psk else None,
+             "allowed_ips": list(s.allowed_ips), "keepalive": s.keepalive, "endpoint": s.endpoint}
+            for s in specs]
 
 
 class Env:
@@ -296,6 +301,30 @@ def test_set_peers_add_change_remove(env):
     wg.set_peers(name, [], [a2.public_key, b2.public_key, d.public_key])
     assert wg.observe(name).peers == {}
     wg.set_peers(name, [], [])  # nothing to do is not an error
+
+
+def test_endpoints_are_set_and_a_kick_starts_a_handshake_now(env):
+    """Remembered endpoints (issue 9, defect 5): both backends set v4 and v6 endpoints, and a
+    kick sends a handshake initiation at once, leaving the peer configured as before."""
+    ns = env.ns()
+    wg, name = env.worker(ns), env.ifname()
+    wg.call("create", name)
+    wg.call("configure", name, keys.generate_private().reveal(), 51820)
+    sh(ns, "ip", "link", "set", name, "up")
+    a = WgPeerSpec(keys.keypair()[1], None, ("192.0.2.1/32",), None, "127.0.0.1:9")
+    b = WgPeerSpec(keys.keypair()[1], None, ("192.0.2.2/32",), None, "[2001:db8::7]:51821")
+    wg.set_peers(name, [a, b])
+    seen = wg.observe(name).peers
+    assert (seen[a.public_key].endpoint, seen[b.public_key].endpoint) == (a.endpoint, b.endpoint)
+    assert seen[a.public_key].tx_bytes == 0  # setting an endpoint alone sends nothing
+    plain = WgPeerSpec(a.public_key, None, a.allowed_ips, None)
+    wg.call("kick", name, wire([plain]))
+    deadline = time.monotonic() + 3
+    while wg.observe(name).peers[a.public_key].tx_bytes == 0:
+        assert time.monotonic() < deadline, "no handshake initiation within 3 s of the kick"
+        time.sleep(0.05)
+    after = wg.observe(name).peers[a.public_key]
+    assert (after.keepalive, after.endpoint) == (None, a.endpoint)
 
 
 def test_many_peers_are_merged_by_key(env):

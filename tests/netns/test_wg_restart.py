@@ -21,6 +21,23 @@ from gwhelper import Gateway, up
 
 pytestmark = pytest.mark.kernel_tier
 
+
+@pytest.fixture
+def userspace(monkeypatch):
+    """wireguard-go's own behaviour: whatever WGGW_BACKEND the tier sets (the kernel VM sets
+    kernel), these tests run wggw on wireguard-go (lab.wggw passes the environment on)."""
+    monkeypatch.setenv("WGGW_BACKEND", "userspace")
+
+
+def _kernel_backend_or_skip() -> None:
+    from wggw.backends.wireguard import select_backend
+    from wggw.core.errors import BackendUnavailableError
+
+    try:
+        select_backend("kernel")
+    except BackendUnavailableError as e:
+        pytest.skip(f"kernel WireGuard: {e}")
+
 # Runs in a client namespace: GET the URL every 50 ms (each try bounded) for at most
 # `budget` seconds; print the CLOCK_MONOTONIC time of the first good reply, or nothing.
 PROBE = r"""
@@ -42,7 +59,7 @@ def wg_peers(lab, ifname: str) -> dict[str, dict[str, str]]:
     return {f[0]: {"endpoint": f[2], "keepalive": f[7]} for f in (line.split("\t") for line in out)}
 
 
-def test_peers_without_endpoint_get_no_gateway_keepalive_and_the_log_stays_small(lab):
+def test_peers_without_endpoint_get_no_gateway_keepalive_and_the_log_stays_small(lab, userspace):
     gw = Gateway(lab, new_ifname("wgk")).configure()
     for i in range(40):  # peers that never connect, as a client config asking for keepalive
         lab.wggw("peer", "add", f"acme/idle{i}", "--keepalive", "25")
@@ -60,7 +77,7 @@ def test_peers_without_endpoint_get_no_gateway_keepalive_and_the_log_stays_small
     lab.wggw("down")
 
 
-def test_log_has_a_hard_cap_and_rotates(lab):
+def test_log_has_a_hard_cap_and_rotates(lab, userspace):
     gw = Gateway(lab, new_ifname("wgl")).configure()
     lab.wggw("apply")
     pid = int(runfiles.pid_file(gw.ifname).read_text())
@@ -96,16 +113,23 @@ def _recovery(lab, budget: float = 20.0) -> tuple[float, float]:
     return applied, float(out) - start
 
 
-def _kill_wireguard_go(lab, ifname: str) -> None:
-    pid = int(runfiles.pid_file(ifname).read_text())
-    os.kill(pid, signal.SIGKILL)
+def _kill_device(lab, ifname: str, backend: str) -> None:
+    """wireguard-go: SIGKILL its process (the link goes with it); kernel: delete the link."""
+    if backend == "userspace":
+        os.kill(int(runfiles.pid_file(ifname).read_text()), signal.SIGKILL)
+    else:
+        lab.gw.ip("link", "del", ifname)
     deadline = time.monotonic() + 5
     while lab.gw.ip("link", "show", ifname, check=False).returncode == 0:
         assert time.monotonic() < deadline, "the killed wireguard-go's link did not go away"
         time.sleep(0.05)
 
 
-def test_tunnels_come_back_fast_after_wireguard_go_restarts(lab):
+@pytest.mark.parametrize("backend", ["userspace", "kernel"])
+def test_tunnels_come_back_fast_after_wireguard_go_restarts(lab, monkeypatch, backend):
+    if backend == "kernel":
+        _kernel_backend_or_skip()
+    monkeypatch.setenv("WGGW_BACKEND", backend)
     gw = up(lab)  # clients without keepalive
     assert gw.seen("acme", 4) == "203.0.113.10" and gw.seen("globex", 4) == "203.0.113.20"
     lab.wggw("status")  # an observation (apply, plan, status: e.g. a cron job) records endpoints
@@ -113,11 +137,11 @@ def test_tunnels_come_back_fast_after_wireguard_go_restarts(lab):
     assert len(remembered) == 2 and all(v.startswith("198.51.100.") for v in remembered.values())
     figures = []
     for _ in range(2):
-        _kill_wireguard_go(lab, gw.ifname)
+        _kill_device(lab, gw.ifname, backend)
         applied, recovered = _recovery(lab)
         figures.append((round(applied, 2), round(recovered, 2)))
         assert recovered < 5.0, figures
-    print(f"\nrecovery after wireguard-go restart (apply s, first good reply s): {figures}")
+    print(f"\nrecovery after a {backend} device restart (apply s, first good reply s): {figures}")
     assert gw.seen("globex", 4, retry=False) == "203.0.113.20"  # every peer, not just one
     lab.wggw("plan", "--detailed-exitcode")  # the kick left nothing to change
     lab.wggw("down")

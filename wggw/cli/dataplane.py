@@ -46,7 +46,11 @@ def housekeeping_and_converge(store, system, echo, now: Optional[float] = None):
     """The one apply path (apply and rotate): retire/expire due keys, then converge."""
     from wggw.ops import converge as reconcile, rotation as rotation_service
 
+    from wggw.core import conflicts
+
     with store.locked():
+        # An egress that conflicts with the host stops apply before anything, housekeeping too.
+        conflicts.check(store.load().tenants, system.facts())
         report = rotation_service.housekeeping(store, system, now if now is not None else time.time())
         result = reconcile.converge(store.load(), system, echo)
     return report, result

@@ -10,11 +10,13 @@ known) and, where the host can be read, at `tenant add`.
 from __future__ import annotations
 
 import ipaddress
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from wggw.core.desired import HostFacts
 from wggw.core.errors import HostConflictError
 from wggw.core.model import Tenant
+
+if TYPE_CHECKING:  # desired.py calls `check`: no import cycle at run time
+    from wggw.core.desired import HostFacts
 
 
 def _same(a: Optional[str], b) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from wggw.core import naming, ruletree
+from wggw.core import conflicts, naming, ruletree
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant, gateway_address
 from wggw.core.nftables import NftSpec, render
@@ -146,8 +146,6 @@ def _egress_addresses(t: Tenant, facts: HostFacts) -> list[AddrSpec]:
 
 
 def compile_state(state: State, facts: HostFacts) -> Desired:
-    from wggw.core import conflicts  # it imports HostFacts from here
-
     conflicts.check(state.tenants, facts)  # before anything is planned, so nothing changes
     addresses: set[AddrSpec] = set()
     routes: set[RouteSpec] = set()

@@ -35,6 +35,10 @@ def registry_for(report: dict) -> CollectorRegistry:
         active.labels(t["name"]).set(t["active_peers"])
     Gauge("wggw_drift_changes", "Changes `wggw apply` would make (0: the host matches the store).",
           registry=reg).set(len(report["drift"]))
+    path_ok = Gauge("wggw_tenant_path_ok", "1 if the tenant's packets take its own table and egress "
+                    "(status path check), 0 if not.", ("tenant", "family"), registry=reg)
+    for e in report.get("paths", ()):
+        path_ok.labels(e["tenant"], str(e["family"])).set(1 if e["ok"] else 0)
     return reg
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import replace
 import socket
 import struct
 
@@ -134,4 +135,4 @@ def _with_text(rule: ForeignRule, goto: int) -> ForeignRule:
         parts.append(f"lookup {TABLE_NAMES.get(rule.table, rule.table)}")
     else:
         parts.append(f"goto {goto}" if rule.action == "goto" else rule.action)
-    return ForeignRule(**{**rule.__dict__, "text": " ".join(p for p in parts if p)})
+    return replace(rule, text=" ".join(p for p in parts if p))
