@@ -20,7 +20,7 @@ from typing import Callable
 
 from wggw.core import naming
 
-from faultlab import TENANTS, FaultLab
+from faultlab import TENANTS, FaultLab, wait_until
 
 TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
 
@@ -124,6 +124,17 @@ def wireguard_killed(fl: FaultLab) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def wireguard_killed_after_roam(fl: FaultLab) -> None:
+    """Both clients come back from new source ports (a NAT rebinding, a roaming laptop), then
+    the gateway's wireguard-go dies before any wggw command has looked at the peers again: the
+    endpoints wggw remembers are stale, so only the clients' own retry brings them back."""
+    for tenant in TENANTS:
+        fl.lab.client(tenant).replace_wireguard(fl.confs[tenant])
+    wait_until(lambda: all(fl.lab.client(t).handshake_age() is not None for t in TENANTS),
+               timeout=10.0, interval=0.05, what="handshakes from the new client ports")
+    wireguard_killed(fl)
+
+
 def foreign_ip_rule(fl: FaultLab) -> None:
     for fam in ("-4", "-6"):
         fl.lab.gw.ip(fam, "rule", "add", "pref", "100", "lookup", "main")
@@ -178,6 +189,10 @@ def pair(a: str, b: str) -> Fault:
 
     return Fault(f"{a}+{b}", inject, end)
 
+
+# Alone only: its repair waits on the clients' retry timers (about 15 s) until endpoints that
+# changed since wggw last looked are learnt some other way.
+ROAM = Fault("wireguard_killed_after_roam", wireguard_killed_after_roam, kernel_tier=False)
 
 # "Any two together" of the layers fail-closed depends on: nft gone (flushed, or deleted
 # where the pair is with the tenant table), the ip rules, the tenant's table, the uplink.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from wggw.backends import runfiles
+from wggw.lab.netns import wait_until
 from wggw.lab.topology import (GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6, NETNS_DIR, Lab,
                                LabError, new_ifname)
 
@@ -191,6 +192,7 @@ class FaultLab:
         self.ifname = ""
         self.capture: Capture | None = None
         self.tables: dict[str, int] = {}  # tenant -> its routing table id
+        self.confs: dict[str, str] = {}   # tenant -> its client's wg-quick config
 
     def start(self) -> "FaultLab":
         lab = self.lab.start()
@@ -206,12 +208,26 @@ class FaultLab:
                 self.tables[tenant] = int(shown["table"])
             self.wggw("apply")
             for tenant in TENANTS:
-                conf = self.wggw("peer", "config", f"{tenant}/laptop").stdout
-                lab.client(tenant).up_wireguard(conf)
+                self.confs[tenant] = self.wggw("peer", "config", f"{tenant}/laptop").stdout
+                lab.client(tenant).up_wireguard(self.confs[tenant])
+            self._first_look()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _first_look(self) -> None:
+        """Traffic once from every stream, then `wggw status`: as on a monitored gateway, wggw
+        has looked at the peers since the clients connected (it remembers their endpoints from
+        what it sees). The `wireguard_killed_after_roam` fault is the case where it has not."""
+        traffic = Traffic(self.lab).start()
+        try:
+            seen = traffic.wait_all_correct(0.0, 20.0)
+        finally:
+            traffic.stop()
+        if len(seen) != len(STREAMS):
+            raise LabError(f"fault lab: streams answered correctly after start: {sorted(seen)}")
+        self.wggw("status")
 
     def _configure(self) -> None:
         lab = self.lab

@@ -21,7 +21,7 @@ from wggw.backends import runfiles
 
 import faultreport
 import faulttrial
-from faultcatalog import FOREIGN_IP_RULE, PAIRS, SINGLE, Fault
+from faultcatalog import FOREIGN_IP_RULE, PAIRS, ROAM, SINGLE, Fault
 from faultlab import FaultLab, LabError, netns_unusable
 
 
@@ -82,9 +82,9 @@ def _cases() -> list:
         for variant in faulttrial.VARIANTS:
             marks = [pytest.mark.kernel_tier] if fault.kernel_tier and variant == "alone" else []
             cases.append(pytest.param(fault, variant, marks=marks, id=f"{fault.name}-{variant}"))
-    for fault in PAIRS:
-        cases.append(pytest.param(fault, "alone", marks=[pytest.mark.kernel_tier],
-                                  id=f"{fault.name}-alone"))
+    for fault in [ROAM, *PAIRS]:
+        marks = [pytest.mark.kernel_tier] if fault.kernel_tier else []
+        cases.append(pytest.param(fault, "alone", marks=marks, id=f"{fault.name}-alone"))
     return cases
 
 
