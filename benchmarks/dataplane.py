@@ -15,7 +15,7 @@ import time
 from wggw.lab.netns import run, wait_until
 
 from . import fleet as fleet_mod
-from .lab import CLIENT_UNDERLAY, GW_UNDERLAY, INET_ADDR, LISTEN_PORT, Site
+from .lab import GW_UNDERLAY, INET_ADDR, LISTEN_PORT, Site
 from .measure import env, in_ns
 
 TCP_PORT, UDP_PORT = 8080, 9

@@ -46,10 +46,20 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                 rows.append((f"{label}, {n} tenant(s)", _f(m[f"wggw_{n}"], unit, 0), _f(m[f"naive_{n}"], unit, 0), ""))
             rows.append((f"{label}, {hi} / {lo} tenants", _f(m[f"wggw_{hi}_over_{lo}"], "x", 2),
                          _f(m[f"naive_{hi}_over_{lo}"], "x", 2), "target >= 0.90 for wggw"))
+    b = r.get("bulk")
+    if b:
+        for row in b["sizes"]:
+            rows.append((f"import wg-quick of {row['peers']} peers", _f(row["import_s"]), "-", "one transaction"))
+            rows.append((f"peer add 'T/p{{1..{row['peers']}}}'", _f(row["add_s"]), "-", "keys generated"))
+        g = b["gateway"]
+        for verb in ("apply", "plan", "status"):
+            rows.append((f"{verb} at {g['peers']} peers ({g['tenants']} tenants)", _f(g[f"{verb}_s"]), "-",
+                         "cold" if verb == "apply" else ""))
     mem = r.get("memory", {})
     peak = max([c["wggw_maxrss_mb"]["max"] for c in r.get("cold_apply", [])]
                + [o["wggw"]["maxrss_mb"] for o in ops.values()] + [o["maxrss_mb"] for o in ops.values()]
-               + [o["rotation"]["maxrss_mb"] for o in ops.values() if "rotation" in o] + [0])
+               + [o["rotation"]["maxrss_mb"] for o in ops.values() if "rotation" in o]
+               + ([row["maxrss_mb"] for row in b["sizes"]] + [b["gateway"]["maxrss_mb"]] if b else []) + [0])
     rows.append(("peak RSS of a wggw process", f"{peak:.0f} MB", "-", "target < 200 MB"))
     for k, v in mem.items():
         rows.append((f"wireguard-go RSS ({k})", str({a: round(b) for a, b in v.items()}) if isinstance(v, dict)

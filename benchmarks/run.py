@@ -4,7 +4,8 @@
 
 Full run: cold apply of 10x10, 100x10 and 1,000x10 tenants x peers; on the 10,000-peer gateway
 (and a 100-peer one for the 1.5x comparison) one-peer add and remove end to end, `plan` with
-nothing to do, `status`, rotation of 1,000 keys; data plane with 1 vs 1,000 tenants; peak memory.
+nothing to do, `status`, rotation of 1,000 keys; data plane with 1 vs 1,000 tenants; peak memory;
+bulk: `import wg-quick` and `peer add T/p{1..N}` at 1k/10k/50k, apply/plan/status at 50,000 peers.
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).
 Every figure is a median with min/max over the runs; every ratio compares runs of the same run.
 Everything is torn down in a finally block (also on Ctrl-C); the JSON's "cleanup" lists
@@ -24,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from benchmarks import bulk  # noqa: E402
 from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
 from benchmarks import fleet as fleet_mod  # noqa: E402
@@ -33,9 +35,11 @@ from benchmarks.report import print_table  # noqa: E402
 
 FULL = {"cold": [(10, 10), (100, 10), (1000, 10)], "cold_repeats": [5, 3, 3], "big": (1000, 10),
         "small": (10, 10), "ops_repeats": 5, "rot_repeats": 3, "dp_tenants": (1, 1000), "dp_rounds": 5,
-        "dp_count": 5000, "dp_seconds": 3.0}
+        "dp_count": 5000, "dp_seconds": 3.0, "bulk": [1000, 10000, 50000], "bulk_repeats": 3,
+        "bulk_gateway": (1000, 50), "bulk_gateway_repeats": 2}
 QUICK = {"cold": [(10, 10)], "cold_repeats": [2], "big": (10, 10), "small": (2, 5), "ops_repeats": 2,
-         "rot_repeats": 1, "dp_tenants": (1, 20), "dp_rounds": 1, "dp_count": 300, "dp_seconds": 0.5}
+         "rot_repeats": 1, "dp_tenants": (1, 20), "dp_rounds": 1, "dp_count": 300, "dp_seconds": 0.5,
+         "bulk": [200], "bulk_repeats": 1, "bulk_gateway": (2, 20), "bulk_gateway_repeats": 1}
 
 
 def log(msg: str) -> None:
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (seconds; CI)")
     ap.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results[-quick].json)")
-    ap.add_argument("--only", choices=("cold", "ops", "dataplane"), action="append", help="run only these parts")
+    ap.add_argument("--only", choices=("cold", "ops", "dataplane", "bulk"), action="append",
+                    help="run only these parts")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("run.py needs root (network namespaces, wireguard-go)", file=sys.stderr)
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QUICK if args.quick else FULL
     default = Path(__file__).resolve().parent / ("results-quick.json" if args.quick else "results.json")
     path = args.json or default
-    parts = args.only or ["cold", "ops", "dataplane"]
+    parts = args.only or ["cold", "ops", "dataplane", "bulk"]
     results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "started": time.time()}
     bench = Bench()
     code = 0
@@ -127,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             ops(bench, cfg, results)
         if "dataplane" in parts:
             dataplane(bench, cfg, results)
+        if "bulk" in parts:
+            results["bulk"] = {"sizes": bulk.import_and_add(bench, cfg["bulk"], cfg["bulk_repeats"], log),
+                               "gateway": bulk.gateway(bench, *cfg["bulk_gateway"],
+                                                       cfg["bulk_gateway_repeats"], log)}
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True

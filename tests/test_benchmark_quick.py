@@ -44,6 +44,11 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
             assert SUMMARY <= set(dp[metric][key]), (metric, key)
             assert dp[metric][key]["median"] > 0, (metric, key)
     assert r["memory"]["wireguard_go_wggw_mb"] > 0
+    bulk = r["bulk"]
+    for row in bulk["sizes"]:
+        assert SUMMARY <= set(row["import_s"]) and SUMMARY <= set(row["add_s"])
+    for key in ("apply_s", "plan_s", "status_s"):
+        assert SUMMARY <= set(bulk["gateway"][key]), key
     assert r["cleanup"]["leftovers"] == []
     run_id = r["cleanup"]["run_id"]
     assert not list(Path("/run/netns").glob(f"wb-*-{run_id}"))

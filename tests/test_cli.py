@@ -152,13 +152,13 @@ def test_every_noun_has_help(cli):
 
 
 def test_unexpected_error_is_one_line_exit_1(gw, monkeypatch):
-    from wggw.ops import objects as service
+    from wggw.ops import objects
 
     def boom(*a, **k):
         secret = "do-not-print-me"  # noqa: F841 - would show up in a locals dump
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(service, "add_peer", boom)
+    monkeypatch.setattr(objects, "add_peer", boom)
     monkeypatch.delenv("WGGW_DEBUG", raising=False)
     result = gw("peer", "add", "acme/alice", code=1)
     assert result.stderr.strip().splitlines() == [

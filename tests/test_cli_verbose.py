@@ -34,7 +34,7 @@ class RecordingFake(FakeSystem):
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> RecordingFake:
     host = RecordingFake()
-    monkeypatch.setattr("wggw.cli.dataplane.system_for", lambda backend: host)
+    monkeypatch.setattr("wggw.ops.dataplane.system_for", lambda backend=None, may_load=False: host)
     return host
 
 

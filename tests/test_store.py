@@ -14,7 +14,7 @@ import pytest
 
 from wggwtest import dump, run_wggw
 from wggw.core import keys
-from wggw.ops import objects as service
+from wggw.ops import objects
 from wggw.core.errors import LockBusyError, NotFoundError, StoreError
 from wggw.core.model import RetiringKey
 from wggw.store.sqlite import SCHEMA_VERSION, StoreMissingError, open_store
@@ -22,10 +22,10 @@ from wggw.store.sqlite import SCHEMA_VERSION, StoreMissingError, open_store
 
 @pytest.fixture
 def store(state_dir):
-    service.init(state_dir)
+    objects.init(state_dir)
     with open_store(state_dir) as s:
-        service.add_interface(s, "wg0", 51820, "192.0.2.1:51820", 1420)
-        service.add_tenant(s, "acme", ["10.10.0.0/24", "fd00:10::/64"], ["203.0.113.10", "2001:db8::10"],
+        objects.add_interface(s, "wg0", 51820, "192.0.2.1:51820", 1420)
+        objects.add_tenant(s, "acme", ["10.10.0.0/24", "fd00:10::/64"], ["203.0.113.10", "2001:db8::10"],
                            uplink="eth0", via=["203.0.113.1"], rotate_after="30d")
         yield s
 
@@ -35,7 +35,7 @@ def _modes(path):
 
 
 def test_round_trip_of_every_field(store):
-    peer = service.add_peer(store, "acme/alice", keepalive=25, dns=["9.9.9.9,2620:fe::fe"], expires="30d")
+    peer = objects.add_peer(store, "acme/alice", keepalive=25, dns=["9.9.9.9,2620:fe::fe"], expires="30d")
     state = store.load()
     assert state.peers == (peer,)
     assert state.interfaces[0].mtu == 1420 and isinstance(state.interfaces[0].private_key, keys.Secret)
@@ -45,7 +45,7 @@ def test_round_trip_of_every_field(store):
 
 
 def test_update_peer_persists_retiring_key(store):
-    peer = service.add_peer(store, "acme/alice")
+    peer = objects.add_peer(store, "acme/alice")
     new_private = keys.generate_private()
     retiring = RetiringKey(peer.public_key, peer.psk, peer.addresses, time.time() + 3600)
     rotated = replace(peer, private_key=new_private, public_key=keys.public_of(new_private),
@@ -55,7 +55,7 @@ def test_update_peer_persists_retiring_key(store):
         tx.record_event("peer.rotate", rotated.ref, {"old": keys.fingerprint(peer.public_key)})
     assert store.load().peers == (rotated,)
     # the retiring key's address stays taken
-    assert service.add_peer(store, "acme/bob").addresses[0] == ipaddress.ip_interface("10.10.0.4/32")
+    assert objects.add_peer(store, "acme/bob").addresses[0] == ipaddress.ip_interface("10.10.0.4/32")
     assert [e["kind"] for e in store.events("acme/alice")] == ["peer.add", "peer.rotate"]
 
 
@@ -90,7 +90,7 @@ def test_events_refuse_secrets(store):
 
 
 def test_files_are_private_from_creation(store, state_dir):
-    service.add_peer(store, "acme/alice")
+    objects.add_peer(store, "acme/alice")
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
     with store.transaction() as tx:           # the rollback journal exists now
         tx.set_meta("k", "v")
@@ -103,7 +103,7 @@ def test_files_are_private_from_creation(store, state_dir):
 def test_init_does_not_loosen_under_a_permissive_umask(tmp_path):
     old = os.umask(0)
     try:
-        service.init(tmp_path / "s")
+        objects.init(tmp_path / "s")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
@@ -165,7 +165,7 @@ def test_lock_busy_error_class(store, state_dir):
 def test_damaged_key_in_store_is_a_store_error_on_use_never_silent(store, state_dir):
     """Keys read back from the store skip validation on load (keys.Secret._trusted), but a
     damaged one is still reported as a StoreError when used, and the value never shows."""
-    service.add_peer(store, "acme/alice")
+    objects.add_peer(store, "acme/alice")
     bad = "not!base64" + "A" * 30
     with sqlite3.connect(state_dir / "wggw.db") as db:
         db.execute("UPDATE peers SET psk = ? WHERE name = 'alice'", (bad,))
@@ -189,8 +189,8 @@ def test_trusted_keys_compare_and_reveal_like_checked_ones(store):
 def test_point_reads_answer_like_the_loaded_state(store):
     from wggw.core import validate
 
-    alice = service.add_peer(store, "acme/alice")
-    bob = service.add_peer(store, "acme/bob")
+    alice = objects.add_peer(store, "acme/alice")
+    bob = objects.add_peer(store, "acme/bob")
     old_key = keys.public_of(keys.generate_private())
     old = RetiringKey(old_key, None, (ipaddress.ip_interface("10.10.0.9/32"),), time.time() + 60)
     with store.transaction() as tx:

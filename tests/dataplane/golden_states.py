@@ -54,20 +54,21 @@ def steps() -> list[tuple[str, State]]:
     wg, t1, t2 = _iface(), _tenant(1, v6=False), _tenant(2, v6=True)
     wg1, wg2 = _iface(51821), _iface(51821, 1380)
     p10, p20, p21 = _peer(t1, 0), _peer(t2, 0, keepalive=25), _peer(t2, 1, psk=False)
-    p20_ka10 = replace(p20, keepalive=10)
+    # A keepalive is the client's setting (the gateway keeps no peer alive): the PSK changes.
+    p20_psk2 = replace(p20, psk=fixed_secret("t2-p0-psk-2"))
     t1_moved = _tenant(1, v6=False, egress4="203.0.113.101")
-    # t3's egress is an address the host already has (the fake's 192.0.2.1): not wggw's to add
-    t3 = _tenant(3, v6=False, egress4="192.0.2.1")
+    # (an egress the host already has, like the fake's 192.0.2.1, is refused: core/conflicts.py)
+    t3 = _tenant(3, v6=False, egress4="203.0.113.103")
     t2_via = replace(t2, via=(ip.ip_address("192.0.2.253"),))  # IPv6 keeps main's gateway
     return [
         ("01-empty-to-one-tenant-v4", State((wg,), (t1,))),
         ("02-second-tenant-dual-stack", State((wg,), (t1, t2))),
         ("03-peers-added", State((wg,), (t1, t2), (p10, p20, p21))),
-        ("04-peer-keepalive-changed", State((wg,), (t1, t2), (p10, p20_ka10, p21))),
+        ("04-peer-psk-changed", State((wg,), (t1, t2), (p10, p20_psk2, p21))),
         ("05-peer-removed", State((wg,), (t1, t2), (p10, p20))),
         ("06-listen-port-changed", State((wg1,), (t1, t2), (p10, p20))),
         ("07-egress-changed", State((wg1,), (t1_moved, t2), (p10, p20))),
-        ("08-tenant-with-host-egress-added", State((wg1,), (t1_moved, t2, t3), (p10, p20))),
+        ("08-third-tenant-added", State((wg1,), (t1_moved, t2, t3), (p10, p20))),
         ("09-interface-mtu-changed", State((wg2,), (t1_moved, t2, t3), (p10, p20))),
         ("10-tenant-next-hop-changed", State((wg2,), (t1_moved, t2_via, t3), (p10, p20))),
         ("11-tenant-removed", State((wg2,), (t2_via, t3), (p20,))),

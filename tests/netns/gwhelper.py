@@ -71,6 +71,7 @@ def snapshot(ns) -> dict[str, str]:
         "routes4": ["ip", "-4", "route", "show", "table", "all"],
         "routes6": ["ip", "-6", "route", "show", "table", "all"],
         "nft": ["nft", "list", "ruleset"],
+        "tc": ["tc", "qdisc", "show"],  # wggw's clsact qdiscs go with its filters
     }
     out = {}
     for key, argv in cmds.items():

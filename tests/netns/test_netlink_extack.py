@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = r'''
 import json, struct
 from wggw.backends.netlink import dump as nldump, rtnl as netlink
-from wggw.core.desired import RouteSpec
+from wggw.core.desired import LinkSpec, RouteSpec
 from wggw.core.errors import BackendError
 from wggw.core.ruletree import RuleSpec
 
@@ -29,15 +29,16 @@ def batch(*items):
     with netlink.Netlink() as nl:
         nl.batch(list(items))
 
-def single_route():
+def link_mtu():
+    # The one change wggw still sends through pyroute2: its errors read like the batch's.
     with netlink.Netlink() as nl:
-        nl.route("add", RouteSpec(4, 60001, "default", "lo", "198.51.100.1"))
+        nl.set_link(LinkSpec("dummy0", 10))
 
 bad_header = struct.pack("BBBBBBBBI", 2, 8, 0, 0, 0, 0, 0, 0, 0)  # dst_len set: not a filter
 print(json.dumps({
     "rule": attempt(lambda: batch(("add", RuleSpec(4, 20000, "goto", goto=10000)))),
     "route": attempt(lambda: batch(("add", RouteSpec(4, 60001, "default", "lo", "198.51.100.1")))),
-    "pyroute2": attempt(single_route),
+    "pyroute2": attempt(link_mtu),
     "dump": attempt(lambda: nldump._dump_once(nldump.RTM_GETROUTE, bad_header, nldump._route,
                                               strict=True)),
 }))
@@ -46,12 +47,15 @@ print(json.dumps({
 
 def test_kernel_reasons_reach_the_error_messages(netns):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    netns.ip("link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1")
     out = json.loads(netns.run([sys.executable, "-c", PROBE], env=env, timeout=30).stdout)
     assert out["rule"] == ("rule pref 20000: [Errno 22] Invalid argument: "
                            "Backward goto not supported")
     assert out["route"] == ("route default table 60001: [Errno 101] Network is unreachable: "
                             "Nexthop has invalid gateway")
-    assert out["pyroute2"] == out["route"]  # the same words whichever path sent it
+    # the same form (errno, strerror, the kernel's reason) whichever path sent it
+    assert out["pyroute2"].startswith("link dummy0: [Errno 22] Invalid argument: "), out["pyroute2"]
+    assert "MTU" in out["pyroute2"] or "mtu" in out["pyroute2"], out["pyroute2"]
     assert out["dump"].startswith("netlink dump of routes (IPv4): [Errno 22] Invalid argument: ")
     assert "header" in out["dump"]
     # nothing was added by the refused requests

@@ -32,7 +32,7 @@ CALL_TIMEOUT = 30.0
 
 WORKER = r'''
 import json, os, sys
-from wggw.backends.wireguard import select_backend
+from wggw.backends.select import select_backend
 from wggw.backends.wg_userspace import UserspaceBackend
 from wggw.core.errors import BackendError
 from wggw.core.keys import Secret

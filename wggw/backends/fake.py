@@ -9,9 +9,9 @@ from typing import Optional
 
 from wggw.core.desired import DefaultRoute, HostFacts
 from wggw.core.keys import public_of
-from wggw.core.paths import Answer
-from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, ObservedLink, ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.planscript import echo_change
+from wggw.core.paths import Answer
+from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed, ObservedLink, ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.wgtypes import WgDeviceState, WgPeerState
 
 
@@ -104,12 +104,18 @@ class FakeSystem:
             op = s.addresses | {c.spec} if isinstance(c, AddAddress) else s.addresses - {c.spec}
             return replace(s, addresses=op)
         if isinstance(c, ReplaceNft):
-            return replace(s, nft=ObservedNft(True, c.spec.digest, c.spec.counts))
+            return replace(s, nft=ObservedNft(True, c.spec.digest, c.spec.elements, vouched=True))
+        if isinstance(c, AddTc):
+            kept = {t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)}
+            return replace(s, tc=frozenset(kept | {c.spec}))
+        if isinstance(c, DelTc):
+            key = (c.spec.dev, c.spec.hook)
+            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != key))
         if isinstance(c, DeleteNft):
             return replace(s, nft=ObservedNft(False))
         if isinstance(c, AddRoute):
-            key = (c.spec.family, c.spec.table, c.spec.dst)
-            kept = {r for r in s.routes if (r.family, r.table, r.dst) != key}
+            key = (c.spec.family, c.spec.table, c.spec.dst, c.spec.metric)
+            kept = {r for r in s.routes if (r.family, r.table, r.dst, r.metric) != key}
             return replace(s, routes=frozenset(kept | {c.spec}))
         if isinstance(c, DelRoute):
             return replace(s, routes=s.routes - {c.spec})
@@ -121,5 +127,6 @@ class FakeSystem:
             links = {k: v for k, v in s.links.items() if k != c.name}
             addrs = frozenset(a for a in s.addresses if a.ifname != c.name)
             routes = frozenset(r for r in s.routes if r.dev != c.name)
-            return replace(s, wg=wg, links=links, addresses=addrs, routes=routes)
+            tcs = frozenset(t for t in s.tc if t.dev != c.name)
+            return replace(s, wg=wg, links=links, addresses=addrs, routes=routes, tc=tcs)
         raise AssertionError(f"fake cannot apply {c}")

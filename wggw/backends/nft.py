@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections import Counter
+from pathlib import Path
 
-from wggw.core import naming
+from wggw.core import naming, nftcanon
+from wggw.backends import runfiles
 from wggw.core.errors import BackendError, BackendUnavailableError
+from wggw.fsutil import atomic_write, make_private_dir
 from wggw.core.nftables import TABLE
 from wggw.core.plan import ObservedNft
 
@@ -46,28 +48,51 @@ def load(text: str, check_only: bool = False) -> None:
         raise BackendError(f"nftables table {TABLE}: {verb} failed: {_first_error(res.stderr)}")
 
 
-def observe() -> ObservedNft:
+def _list() -> list[dict] | None:
+    """The table as nft's JSON objects, or None when it does not exist."""
     res = _run(["-j", "list", "table", naming.NFT_FAMILY, naming.NFT_TABLE])
     if res.returncode != 0:
         if "No such file" in res.stderr or "does not exist" in res.stderr:
-            return ObservedNft(False)
+            return None
         raise BackendError(f"nftables table {TABLE}: list failed: {_first_error(res.stderr)}")
-    counts: Counter = Counter()
-    digest = None
-    for obj in json.loads(res.stdout).get("nftables", []):
-        if "rule" in obj:
-            rule = obj["rule"]
-            counts[f"chain:{rule['chain']}"] += 1
-            comment = rule.get("comment", "")
-            if digest is None and comment.startswith("wggw "):
-                digest = comment.split(" ", 1)[1]
-        elif "chain" in obj:
-            counts.setdefault(f"chain:{obj['chain']['name']}", 0)
-        for kind in ("set", "map"):
-            if kind in obj:
-                counts[f"set:{obj[kind]['name']}"] = len(obj[kind].get("elem", []))
-    return ObservedNft(True, digest, tuple(sorted(counts.items())))
+    return json.loads(res.stdout).get("nftables", [])
+
+
+def observe() -> ObservedNft:
+    """The table in full: its digest comment, every set/map element in canonical spelling,
+    and whether everything else (set declarations, chains, rules, in order) is exactly what
+    the kernel reported right after wggw loaded this digest's text (its record)."""
+    objs = _list()
+    if objs is None:
+        return ObservedNft(False)
+    parsed = nftcanon.parse(objs)
+    record = _read_record()
+    vouched = record == {"digest": parsed.digest, "body": parsed.body}
+    return ObservedNft(True, parsed.digest, parsed.elements, vouched)
+
+
+def _record_path() -> Path:
+    return runfiles.nft_record(runfiles.netns_inode())  # one per network namespace
+
+
+def _read_record() -> dict:
+    try:
+        return json.loads(_record_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_loaded() -> None:
+    """Right after a load: remember the canonical body the kernel holds for this digest, so
+    a later observation can tell a rule or chain changed in place from wggw's own."""
+    objs = _list()
+    if objs is None:
+        raise BackendError(f"nftables table {TABLE}: gone right after loading it")
+    parsed = nftcanon.parse(objs)
+    make_private_dir(runfiles.runtime_dir())
+    atomic_write(_record_path(), json.dumps({"digest": parsed.digest, "body": parsed.body}))
 
 
 def delete() -> None:
     load(f"table {TABLE} {{}}\ndelete table {TABLE}\n")
+    _record_path().unlink(missing_ok=True)

@@ -65,6 +65,11 @@ def sysctl_record(inode: int) -> Path:
     return runtime_dir() / f"sysctl-{inode}.json"
 
 
+def nft_record(inode: int) -> Path:
+    """What the kernel showed of wggw's nft table right after wggw loaded it (no secrets)."""
+    return runtime_dir() / f"nft-{inode}.json"
+
+
 def forget_interface(ifname: str) -> None:
     """Remove what a wireguard-go interface of that name left (pid, logs, endpoints, socket)."""
     for path in (*interface_files(ifname), Path(naming.WG_SOCKET_DIR) / f"{ifname}.sock"):
@@ -72,5 +77,6 @@ def forget_interface(ifname: str) -> None:
 
 
 def forget_netns(inode: int) -> None:
-    """Remove the sysctl record of a namespace that is being (or has been) deleted."""
+    """Remove the records (sysctl, nft) of a namespace that is being (or has been) deleted."""
     sysctl_record(inode).unlink(missing_ok=True)
+    nft_record(inode).unlink(missing_ok=True)

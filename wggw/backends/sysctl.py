@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from wggw.core import naming
 from wggw.backends import runfiles
 from wggw.core.errors import BackendError
 from wggw.fsutil import atomic_write, make_private_dir

@@ -10,11 +10,11 @@ from typing import Callable, Optional
 from wggw.core import desired as desired_mod
 from wggw.core.desired import HostFacts, RouteSpec
 from wggw.core.errors import BackendError
-from wggw.core.plan import AddAddress, AddRoute, AddRule, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.planscript import echo_change
+from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
 from wggw.core.wgtypes import WgDeviceState
-from wggw.backends.netlink import rtnl as netlink, routeget
-from wggw.backends import endpoint_file, nft, sysctl
+from wggw.backends.netlink import rtnl as netlink, dump as nldump, routeget
+from wggw.backends import endpoint_file, nft, sysctl, tc
 from wggw.core.endpoints import KICK_KEEPALIVE
 
 Echo = Optional[Callable[[str], None]]
@@ -38,7 +38,7 @@ def _group(change: Change) -> Optional[tuple[str, str]]:
 
 
 def _netlink_item(change: Change) -> tuple[str, object]:
-    if isinstance(change, AddRoute):
+    if isinstance(change, (AddRoute, AddAddress)):
         return ("replace" if change.replace else "add", change.spec)
     return ("add" if isinstance(change, (AddAddress, AddRule)) else "del", change.spec)
 
@@ -46,6 +46,15 @@ def _netlink_item(change: Change) -> tuple[str, object]:
 class RealSystem:
     def __init__(self, wg):
         self.wg = wg
+
+    def line(self, change: Change) -> str:
+        """The `[#]` line of a change as this host will carry it out: with wireguard-go a
+        device is a process (and its tun link), not an `ip link add ... type wireguard`."""
+        if self.wg.kind == "userspace" and isinstance(change, CreateDevice):
+            return f"[#] wireguard-go {change.name}"
+        if self.wg.kind == "userspace" and isinstance(change, DeleteDevice):
+            return f"[#] kill wireguard-go {change.name} (its tun link goes with it)"
+        return str(change)
 
     def facts(self) -> HostFacts:
         return netlink.observe_facts()
@@ -65,6 +74,7 @@ class RealSystem:
             rules=netlink.observe_rules(),
             nft=nft.observe(),
             sysctls=sysctl.read(desired_mod.SYSCTL_FORWARD.values()),
+            tc=tc.observe(nldump.iter_names()),
         )
 
     def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
@@ -111,7 +121,7 @@ class RealSystem:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
                 for change in batch:
-                    echo_change(echo, change)
+                    echo_change(echo, change, self.line(change))
                 if group is not None and group[0] == "peers":
                     self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
                                       [c.public_key for c in batch if isinstance(c, RemovePeer)])
@@ -122,6 +132,8 @@ class RealSystem:
                         self._apply_one(change, nl)
 
     def _apply_one(self, change: Change, nl: "netlink.Netlink") -> None:
+        """A change outside the two batched groups (addresses, routes and rules always go
+        out as one netlink batch, peers as one WireGuard transaction)."""
         wg = self.wg
         if isinstance(change, SetSysctl):
             sysctl.write(change.key, change.value)
@@ -131,17 +143,18 @@ class RealSystem:
             wg.configure(change.name, change.private_key, change.listen_port)
         elif isinstance(change, SetLink):
             nl.set_link(change.spec)
-        elif isinstance(change, (AddAddress, DelAddress)):
-            nl.address("add" if isinstance(change, AddAddress) else "del", change.spec)
         elif isinstance(change, ReplaceNft):
             nft.load(change.spec.text)
+            nft.record_loaded()
+        elif isinstance(change, AddTc):
+            tc.install(nl._idx(change.spec.dev, f"tc filter on {change.spec.dev}"), change.spec)
+        elif isinstance(change, DelTc):
+            index = nl.index.get(change.spec.dev)
+            if index is not None:  # a device that is gone took its filters with it
+                tc.remove(index, change.spec)
+                tc.remove_empty_clsact(index, change.spec.dev)
         elif isinstance(change, DeleteNft):
             nft.delete()
-        elif isinstance(change, (AddRoute, DelRoute)):
-            nl.route("del" if isinstance(change, DelRoute) else ("replace" if change.replace else "add"),
-                     change.spec)
-        elif isinstance(change, (AddRule, DelRule)):
-            nl.rule("add" if isinstance(change, AddRule) else "del", change.spec)
         elif isinstance(change, DeleteDevice):
             wg.delete(change.name)
             endpoint_file.forget(change.name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
-import os
 import socket
 from dataclasses import replace
 from typing import Iterable, Optional, Sequence
@@ -28,27 +27,6 @@ KIND = "wireguard"
 MESSAGE_BUDGET = 32 * 1024
 PEER_BYTES = 120          # public key, PSK, flags, keepalive, nests
 ALLOWED_IP_BYTES = 40     # one nested v6 allowed IP
-
-
-def probe() -> Optional[str]:
-    """None if kernel WireGuard works here, else why not. Leaves nothing behind."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        with _wireguard_socket():
-            return None
-    except (NetlinkError, OSError):
-        pass  # family not registered: the module may just not be loaded yet
-    # `link add` makes the kernel autoload the module (rtnl-link-wireguard alias).
-    name = "wggwprobe" + os.urandom(3).hex()  # 15 chars, unlike anything an operator names
-    try:
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=name, kind=KIND)
-    except (NetlinkError, OSError) as e:
-        return f"link add kind=wireguard failed: {e}"
-    delete_link(name)  # raises (naming the link) rather than leave it behind silently
-    return None
 
 
 def _wireguard_socket():
@@ -141,15 +119,16 @@ def encode_set(ifname: str, peers: list[dict]):
 
 def merge_dump(ifname: str, messages) -> WgDeviceState:
     """Fold every message of a GET_DEVICE dump into one state, merging peers by key."""
-    public_key, port, peers = None, 0, {}
+    public_key, port, peers, fwmark = None, 0, {}, 0
     for msg in messages:
+        fwmark = msg.get_attr("WGDEVICE_A_FWMARK") or fwmark
         if msg.get_attr("WGDEVICE_A_PUBLIC_KEY") is not None:
             public_key = _text(msg.get_attr("WGDEVICE_A_PUBLIC_KEY"))
         port = msg.get_attr("WGDEVICE_A_LISTEN_PORT") or port
         for nla in msg.get_attr("WGDEVICE_A_PEERS") or ():
             _merge_peer(peers, nla)
     return WgDeviceState(
-        name=ifname, public_key=public_key, listen_port=port,
+        name=ifname, public_key=public_key, listen_port=port, fwmark=fwmark,
         peers={k: WgPeerState(**{**p, "allowed_ips": normalise_allowed_ips(p["allowed_ips"])})
                for k, p in peers.items()})
 
@@ -239,7 +218,8 @@ class KernelBackend(WgBackend):
         check_name(ifname)
         try:
             with _wireguard_socket() as wg:
-                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port))
+                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port),
+                       fwmark=0)
         except (NetlinkError, OSError) as e:
             raise BackendError(f"WireGuard {ifname}: genetlink set (key, port) failed: {e}") from e
 

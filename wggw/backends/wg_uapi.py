@@ -19,6 +19,9 @@ from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 from wggw.backends.wireguard import normalise_allowed_ips
 
 TIMEOUT = 10.0  # seconds; a `get` of 10k peers takes ~60 ms, so this only catches a hung daemon
+# wireguard-go answers a `set` only when all of it is done: a cold set of 50,000 peers (one
+# transaction) took longer than TIMEOUT on a loaded 2-core machine. The wait grows with the request.
+SET_SECONDS_PER_LINE = 0.002
 ZERO_HEX = "0" * 64
 
 
@@ -64,6 +67,7 @@ class UapiClient:
         body = "set=1\n" + "".join(f"{line}\n" for line in lines) + "\n"
         try:
             with self._connect() as sock, sock.makefile("rb") as stream:
+                sock.settimeout(TIMEOUT + SET_SECONDS_PER_LINE * body.count("\n"))
                 sock.sendall(body.encode())
                 reply = list(_lines(stream))
         except OSError as e:
@@ -129,7 +133,7 @@ def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> W
     private = fields.get("private_key")
     return WgDeviceState(
         name=ifname, public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
-        listen_port=int(fields.get("listen_port", 0)),
+        listen_port=int(fields.get("listen_port", 0)), fwmark=int(fields.get("fwmark", 0)),
         peers={pub: _peer_state(pub, "\n".join(parts))
                for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())})
 
@@ -196,7 +200,7 @@ def _public_of_hex(private_hex: str) -> str:
 # --- request bodies -------------------------------------------------------------------
 
 def device_lines(private_key: Secret, listen_port: int) -> list[str]:
-    return [f"private_key={private_key.hex()}", f"listen_port={int(listen_port)}"]
+    return [f"private_key={private_key.hex()}", f"listen_port={int(listen_port)}", "fwmark=0"]
 
 
 def peer_lines(spec: WgPeerSpec) -> list[str]:

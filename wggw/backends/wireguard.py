@@ -1,6 +1,6 @@
-"""The one interface to a WireGuard data plane (`WgBackend`), the choice between the kernel
-and the wireguard-go backend (`select_backend`), and the link-level helpers both share
-(ownership alias, link listing, link deletion).
+"""The one interface to a WireGuard data plane (`WgBackend`) and the link-level helpers both
+backends share (ownership alias, link listing, link deletion). Choosing a backend is
+backends/select.py's job (it imports the backends; they import only this).
 
 Backends work in the current network namespace only; the caller picks the namespace.
 pyroute2 is imported inside functions so that commands which never touch the kernel
@@ -17,7 +17,7 @@ from typing import Iterable, Optional, Sequence
 
 from wggw.core import naming
 from wggw.core.endpoints import KICK_KEEPALIVE
-from wggw.core.errors import BackendError, BackendUnavailableError
+from wggw.core.errors import BackendError
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 
@@ -62,31 +62,6 @@ class WgBackend(abc.ABC):
         if peers:
             self.set_peers(ifname, [replace(p, keepalive=KICK_KEEPALIVE) for p in peers], [])
             self.set_peers(ifname, peers, [])
-
-
-def select_backend(name: str = "auto") -> WgBackend:
-    """The backend called `name`, or for "auto" the kernel one where the module works,
-    else wireguard-go; raise BackendUnavailableError saying what to install."""
-    from wggw.backends import wg_kernel, wg_userspace
-
-    if name not in ("auto", "kernel", "userspace"):
-        raise BackendError(f"WireGuard backend {name!r}: unknown (auto, kernel or userspace)")
-    kernel_problem = None
-    if name in ("auto", "kernel"):
-        kernel_problem = wg_kernel.probe()
-        if kernel_problem is None:
-            return wg_kernel.KernelBackend()
-        if name == "kernel":
-            raise BackendUnavailableError(
-                f"no WireGuard kernel module: {kernel_problem}; "
-                "load it (modprobe wireguard; Linux >= 5.6) or use --backend userspace")
-    binary = wg_userspace.find_wireguard_go()
-    if binary is not None:
-        return wg_userspace.UserspaceBackend(binary)
-    prefix = f"no WireGuard kernel module ({kernel_problem}) and " if kernel_problem else ""
-    raise BackendUnavailableError(
-        f"{prefix}wireguard-go not found on PATH or in WGGW_WIREGUARD_GO: "
-        "apt-get install wireguard-go (or load the wireguard kernel module)")
 
 
 # --- helpers shared by both backends ---------------------------------------------------

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import typer
 
-from wggw.cli import common, dataplane, interface, peer, rotate, tenant, transfer
 from wggw import __version__
-from wggw.ops import objects as service
+from wggw.cli import common, dataplane, interface, peer, rotate, tenant, transfer
 
 app = typer.Typer(
     cls=common.WggwGroup,
-    pretty_exceptions_show_locals=False,   # locals may hold secrets
+    pretty_exceptions_enable=False,  # one line per error (common.mapped_errors)
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+    rich_markup_mode=None,  # plain help: no rich import on every start
     no_args_is_help=True,
     help="Multi-tenant WireGuard egress gateway manager.",
-    add_completion=False,
 )
 
 
@@ -31,31 +31,47 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    state_dir: Path = typer.Option(common.DEFAULT_STATE_DIR, "--state-dir", envvar="WGGW_STATE_DIR",
-                                   metavar="DIR", help="Where the store and lock live."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    state_dir: Path = typer.Option(
+        common.DEFAULT_STATE_DIR,
+        "--state-dir",
+        envvar=common.STATE_DIR_ENV,
+        metavar="DIR",
+        help="Where the store and lock live.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
-    ctx.obj = {"state_dir": state_dir}
+    source = ctx.get_parameter_source("state_dir")
+    label = {"COMMANDLINE": "--state-dir", "ENVIRONMENT": common.STATE_DIR_ENV}.get(
+        getattr(source, "name", ""), "state-dir"
+    )
+    ctx.obj = {"state_dir": state_dir, "state_dir_label": label}
 
 
 @app.command("init")
 def init_cmd(ctx: typer.Context) -> None:
     """Create the store (state dir 0700, files 0600). Running it again changes nothing."""
+    from wggw.ops import objects
+
     path = common.state_dir(ctx)
-    if service.init(path):
+    if objects.init(path):
         typer.echo(f"initialised wggw store in {path}")
     else:
         typer.echo(f"wggw store in {path} already exists; nothing changed")
 
 
 app.add_typer(interface.app, name="interface", help="WireGuard interfaces clients connect to.")
-app.add_typer(tenant.app, name="tenant", help="Tenants: address pools leaving through their own egress IPs.")
+app.add_typer(
+    tenant.app, name="tenant", help="Tenants: address pools leaving through their own egress IPs."
+)
 app.add_typer(peer.app, name="peer", help="Peers (clients) of a tenant.")
 app.add_typer(transfer.import_app, name="import", help="Bring peers in from other tools.")
-app.add_typer(transfer.export_app, name="export", help="Write wggw's state in other tools' formats.")
-dataplane.register(app)
-rotate.register(app)
+app.add_typer(
+    transfer.export_app, name="export", help="Write wggw's state in other tools' formats."
+)
+app.add_typer(dataplane.app)  # plan, apply, status, down: top-level verbs
+app.add_typer(rotate.app)  # rotate
 
 
 def main() -> None:

@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from wggw.ops import objects as service
-from wggw.core import validate
-from wggw.core.model import Interface, State
-from wggw.cli.common import echo_json, open_store, show_view, table
+from wggw.cli.common import JSON, echo_json, open_store, show_view, table
+
+if TYPE_CHECKING:
+    from wggw.core.model import Interface, State
 
 app = typer.Typer(no_args_is_help=True)
-JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
 
 
 def interface_json(state: State, i: Interface) -> dict:
-    return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint, "mtu": i.mtu,
-            "public_key": i.public_key, "tenants": [t.name for t in state.tenants_of(i.name)]}
+    return {
+        "name": i.name,
+        "listen_port": i.listen_port,
+        "endpoint": i.endpoint,
+        "mtu": i.mtu,
+        "public_key": i.public_key,
+        "tenants": [t.name for t in state.tenants_of(i.name)],
+    }
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Interface name (e.g. wg0)."),
-    listen_port: int = typer.Option(..., "--listen-port", help="UDP port to listen on (1-65535)."),
-    endpoint: str = typer.Option(..., "--endpoint", help="HOST:PORT clients dial ([v6]:port)."),
-    mtu: Optional[int] = typer.Option(None, "--mtu", help="MTU, 1280-9000 (default: kernel's choice)."),
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    listen_port: int = typer.Option(
+        ..., "--listen-port", metavar="PORT", help="UDP port to listen on (1-65535)."
+    ),
+    endpoint: str = typer.Option(
+        ..., "--endpoint", metavar="HOST:PORT", help="HOST:PORT clients dial ([v6]:port)."
+    ),
+    mtu: Optional[int] = typer.Option(
+        None, "--mtu", metavar="BYTES", help="MTU, 1280-9000 (default: kernel's choice)."
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Add an interface and generate its key pair."""
+    """Add interface NAME (e.g. wg0) and generate its key pair."""
+    from wggw.ops import objects
+    from wggw.core import validate
+
     with open_store(ctx) as store:
-        service.add_interface(store, name, listen_port, endpoint, mtu)
+        objects.add_interface(store, name, listen_port, endpoint, mtu)
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
     show_view(view, as_json)
@@ -46,14 +60,31 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     if as_json:
         echo_json(views)
         return
-    table([[v["name"], str(v["listen_port"]), v["endpoint"], str(v["mtu"] or "-"), v["public_key"],
-            ",".join(v["tenants"]) or "-"] for v in views],
-          ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS"])
+    table(
+        [
+            [
+                v["name"],
+                str(v["listen_port"]),
+                v["endpoint"],
+                str(v["mtu"] or "-"),
+                v["public_key"],
+                ",".join(v["tenants"]) or "-",
+            ]
+            for v in views
+        ],
+        ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS"],
+    )
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+def show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    as_json: bool = JSON,
+) -> None:
     """Show one interface."""
+    from wggw.core import validate
+
     with open_store(ctx) as store:
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
@@ -61,8 +92,12 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), as_json: bool = JS
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+def remove(
+    ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", hidden=True)
+) -> None:
     """Remove an interface that carries no tenants (the kernel follows on `apply`)."""
+    from wggw.ops import objects
+
     with open_store(ctx) as store:
-        service.remove_interface(store, name)
+        objects.remove_interface(store, name)
     typer.echo(f"removed interface {name}")

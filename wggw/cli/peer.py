@@ -3,96 +3,214 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from wggw.ops import objects as service
-from wggw.core import validate
+from wggw.cli.common import (
+    BACKEND,
+    JSON,
+    echo_json,
+    iso,
+    open_store,
+    show_view,
+    strs,
+    table,
+    write_private,
+)
 from wggw.core.errors import ValidationError
-from wggw.core.model import Peer
-from wggw.cli.common import echo_json, iso, open_store, show_view, strs, table, write_private
+
+if TYPE_CHECKING:
+    from wggw.core.model import Peer
 
 app = typer.Typer(no_args_is_help=True)
-JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
-REF = typer.Argument(..., metavar="TENANT/PEER")
-APPLY = typer.Option(False, "--apply", help="Then make the kernel match for this peer only and verify it "
-                     "(the whole `apply` if its tenant is not applied yet).")
-BACKEND = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
-                       help="With --apply: WireGuard backend auto, kernel or userspace.")
+REF = typer.Argument(..., metavar="TENANT/PEER", hidden=True)
+APPLY = typer.Option(
+    False,
+    "--apply",
+    help="Then make the kernel match for this peer only and verify it "
+    "(the whole `apply` if its tenant is not applied yet, or for many peers).",
+)
 
 
 def peer_json(p: Peer) -> dict:
     """Never the private key or PSK."""
     r = p.retiring
-    return {"name": p.name, "tenant": p.tenant, "public_key": p.public_key, "addresses": strs(p.addresses),
-            "key_created_at": iso(p.key_created_at), "expires_at": iso(p.expires_at),
-            "keepalive": p.keepalive, "dns": strs(p.dns), "has_private_key": p.private_key is not None,
-            "retiring": None if r is None else {"public_key": r.public_key, "addresses": strs(r.addresses),
-                                                "retire_at": iso(r.retire_at)}}
+    return {
+        "name": p.name,
+        "tenant": p.tenant,
+        "public_key": p.public_key,
+        "addresses": strs(p.addresses),
+        "key_created_at": iso(p.key_created_at),
+        "expires_at": iso(p.expires_at),
+        "keepalive": p.keepalive,
+        "dns": strs(p.dns),
+        "has_private_key": p.private_key is not None,
+        "retiring": None
+        if r is None
+        else {
+            "public_key": r.public_key,
+            "addresses": strs(r.addresses),
+            "retire_at": iso(r.retire_at),
+        },
+    }
 
 
 def _text(key: str, value):
     """Text form of the nested fields of a peer view."""
+    if key == "private key":
+        return "held by wggw (peer config shows it)" if value else "kept by the client only"
     if key == "retiring" and value is not None:
         return f"{value['public_key']} ({', '.join(value['addresses'])}) until {value['retire_at']}"
     if key == "rotations":
-        return "; ".join(f"{r['at']} {r['kind']} {r.get('old', '')}->{r.get('new', r.get('key', ''))}"
-                         for r in value) or None
+        return (
+            "; ".join(
+                f"{r['at']} {r['kind']} {r.get('old', '')}->{r.get('new', r.get('key', ''))}"
+                for r in value
+            )
+            or None
+        )
     return value
+
+
+def show_peer(view: dict, as_json: bool) -> None:
+    """One peer: the JSON contract, or text worded for people (`private key: held by wggw`)."""
+    if as_json:
+        echo_json(view)
+        return
+    show_view(
+        {("private key" if k == "has_private_key" else k): v for k, v in view.items()}, False, _text
+    )
+
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    ref: str = REF,
-    public_key: Optional[str] = typer.Option(None, "--public-key", help="The client's own key (wggw then stores no private key)."),
-    keepalive: Optional[int] = typer.Option(None, "--keepalive", help="PersistentKeepalive seconds (0-65535, 0 = off)."),
-    dns: list[str] = typer.Option([], "--dns", help="DNS server IP for the client config; repeatable."),
-    expires: Optional[str] = typer.Option(None, "--expires", metavar="WHEN", help="ISO 8601 date/time (UTC) or a duration: 30d, 12h, 90m."),
+    refs: Optional[list[str]] = typer.Argument(None, metavar="TENANT/PEER", hidden=True),
+    from_file: Optional[Path] = typer.Option(
+        None,
+        "--from-file",
+        metavar="FILE",
+        help="Peers from a CSV (header row) or JSON list: ref or tenant,name; optional "
+        "public_key, keepalive, dns, expires.",
+    ),
+    public_key: Optional[str] = typer.Option(
+        None,
+        "--public-key",
+        metavar="KEY",
+        help="The client's own key (wggw then stores no private key).",
+    ),
+    keepalive: Optional[int] = typer.Option(
+        None,
+        "--keepalive",
+        metavar="SECONDS",
+        help="PersistentKeepalive seconds (0-65535, 0 = off).",
+    ),
+    dns: list[str] = typer.Option(
+        [], "--dns", metavar="IP", help="DNS server IP for the client config; repeatable."
+    ),
+    expires: Optional[str] = typer.Option(
+        None,
+        "--expires",
+        metavar="WHEN",
+        help="ISO 8601 date/time (UTC) or a duration: 30d, 12h, 90m.",
+    ),
     as_json: bool = JSON,
     apply: bool = APPLY,
     backend: Optional[str] = BACKEND,
 ) -> None:
-    """Add a peer: next free address of each pool, new key pair and PSK."""
+    """Add peers: the next free address of each pool, a new key pair and PSK each.
+
+    TENANT/PEER names one peer; give several, or a range such as acme/dev-{1..500} (wggw
+    expands it), or --from-file. Many peers go in one transaction: all of them or, if one
+    entry is bad, none."""
+    refs = refs or []
+    if not refs and from_file is None:
+        raise ValidationError(
+            "peer", "give TENANT/PEER (or a range like acme/dev-{1..50}) or --from-file"
+        )
+    if len(refs) == 1 and from_file is None and "{" not in refs[0]:
+        return _add_one(ctx, refs[0], public_key, keepalive, dns, expires, as_json, apply, backend)
+    _add_many(ctx, refs, from_file, public_key, keepalive, dns, expires, as_json, apply, backend)
+
+
+def _add_one(ctx, ref, public_key, keepalive, dns, expires, as_json, apply, backend) -> None:
+    """One peer: point queries in the store, and with --apply only its WireGuard entries."""
+    from wggw.ops import objects
+
     with open_store(ctx) as store, store.locked():
-        peer = service.add_peer(store, ref, public_key, keepalive, dns, expires)
+        peer = objects.add_peer(store, ref, public_key, keepalive, dns, expires)
         if apply:
             _apply_peer(store, backend, peer.tenant, peer, {peer.public_key}, as_json)
     if as_json:
         echo_json(peer_json(peer))
         return
-    show_view(peer_json(peer), False, _text)
+    show_peer(peer_json(peer), False)
     if peer.private_key is not None:
         typer.echo(f"client config: wggw peer config {peer.ref} [--output FILE] [--qr]")
 
 
-def _apply_peer(store, backend: Optional[str], tenant: str, peer: Optional[Peer], keys: set[str],
-                quiet_stdout: bool) -> None:
-    """`--apply`: this peer's WireGuard entries only (reconcile.converge_peer), or the whole
-    `apply` while the tenant is not live yet. The caller holds the store lock."""
-    from wggw.ops import converge as reconcile
-    from wggw.cli.dataplane import housekeeping_and_converge, system_for
+def _add_many(
+    ctx, refs, from_file, public_key, keepalive, dns, expires, as_json, apply, backend
+) -> None:
+    from wggw.ops import bulk
+
+    entries = bulk.entries_from_refs(refs, public_key, keepalive, dns, expires)
+    if from_file is not None:
+        entries += bulk.read_file(from_file)
+    with open_store(ctx) as store, store.locked():
+        peers = bulk.add_peers(store, entries)
+        if apply:
+            from wggw.ops import dataplane
+
+            echo = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+            report, result = dataplane.apply(store, backend, echo)
+            for line in report.lines():
+                echo(line)
+            echo(f"{len(result.changes)} change(s) applied.")
+    if as_json:
+        echo_json([peer_json(p) for p in peers])
+        return
+    table(
+        [[p.ref, ",".join(map(str, p.addresses)), p.public_key] for p in peers],
+        ["PEER", "ADDRESSES", "PUBLIC KEY"],
+    )
+    typer.echo(f"{len(peers)} peer(s) added; client configs: wggw peer config TENANT/PEER")
+
+
+def _apply_peer(
+    store,
+    backend: Optional[str],
+    tenant: str,
+    peer: Optional[Peer],
+    keys: set[str],
+    quiet_stdout: bool,
+) -> None:
+    """`--apply` of one peer (ops.dataplane.apply_peer). The caller holds the store lock."""
+    from wggw.ops import dataplane
 
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
 
-    system = system_for(backend)
-    changes = reconcile.converge_peer(service.peer_scope(store, tenant, peer, keys), system, echo)
-    if changes is None:
-        report, result = housekeeping_and_converge(store, system, echo)
-        changes = result.changes
-        for line in report.lines():
-            echo(line)
-    echo(f"{len(changes)} change(s) applied." if changes else "Nothing to do: the host matches the store.")
+    changes = dataplane.apply_peer(store, backend, tenant, peer, keys, echo)
+    echo(
+        f"{len(changes)} change(s) applied."
+        if changes
+        else "Nothing to do: the host matches the store."
+    )
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's peers."),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", metavar="NAME", help="Only this tenant's peers."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """List peers."""
+    from wggw.core import validate
+
     with open_store(ctx) as store:
         state = store.load()
     peers = state.peers
@@ -102,18 +220,30 @@ def list_(
     if as_json:
         echo_json(views)
         return
-    table([[f"{v['tenant']}/{v['name']}", ",".join(v["addresses"]), v["public_key"],
-            v["expires_at"] or "-", "yes" if v["retiring"] else "-"] for v in views],
-          ["PEER", "ADDRESSES", "PUBLIC KEY", "EXPIRES", "RETIRING"])
+    table(
+        [
+            [
+                f"{v['tenant']}/{v['name']}",
+                ",".join(v["addresses"]),
+                v["public_key"],
+                v["expires_at"] or "-",
+                "yes" if v["retiring"] else "-",
+            ]
+            for v in views
+        ],
+        ["PEER", "ADDRESSES", "PUBLIC KEY", "EXPIRES", "RETIRING"],
+    )
 
 
 @app.command("show")
 def show(ctx: typer.Context, ref: str = REF, as_json: bool = JSON) -> None:
     """Show one peer (never its private key or PSK)."""
+    from wggw.ops import objects
+
     with open_store(ctx) as store:
-        peer = service.lookup_peer(store.load(), ref)
+        peer = objects.lookup_peer(store.load(), ref)
         view = {**peer_json(peer), "rotations": rotation_history(store.events(peer.ref))}
-    show_view(view, as_json, _text)
+    show_peer(view, as_json)
 
 
 ROTATION_EVENTS = ("key.rotate", "config.delivered", "key.retire", "peer.expire")
@@ -121,16 +251,28 @@ ROTATION_EVENTS = ("key.rotate", "config.delivered", "key.retire", "peer.expire"
 
 def rotation_history(events: list[dict]) -> list[dict]:
     """The audit trail of a peer's keys: when, what, fingerprints (never secrets)."""
-    return [{"at": iso(e["at"]) if isinstance(e["at"], (int, float)) else e["at"], "kind": e["kind"],
-             **{k: v for k, v in e["details"].items() if k in ("old", "new", "key", "grace", "path")}}
-            for e in events if e["kind"] in ROTATION_EVENTS]
+    return [
+        {
+            "at": iso(e["at"]) if isinstance(e["at"], (int, float)) else e["at"],
+            "kind": e["kind"],
+            **{
+                k: v for k, v in e["details"].items() if k in ("old", "new", "key", "grace", "path")
+            },
+        }
+        for e in events
+        if e["kind"] in ROTATION_EVENTS
+    ]
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, ref: str = REF, apply: bool = APPLY, backend: Optional[str] = BACKEND) -> None:
+def remove(
+    ctx: typer.Context, ref: str = REF, apply: bool = APPLY, backend: Optional[str] = BACKEND
+) -> None:
     """Remove a peer (the kernel follows on `apply`, or at once with --apply)."""
+    from wggw.ops import objects
+
     with open_store(ctx) as store, store.locked():
-        peer = service.remove_peer(store, ref)
+        peer = objects.remove_peer(store, ref)
         typer.echo(f"removed peer {ref}")
         if apply:
             keys = {peer.public_key} | ({peer.retiring.public_key} if peer.retiring else set())
@@ -141,13 +283,24 @@ def remove(ctx: typer.Context, ref: str = REF, apply: bool = APPLY, backend: Opt
 def config(
     ctx: typer.Context,
     ref: str = REF,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (0600) instead of stdout; .png/.svg with --qr."),
-    qr: bool = typer.Option(False, "--qr", help="A QR code: on the terminal, or PNG/SVG by --output's suffix."),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write here (0600) instead of stdout; .png/.svg with --qr.",
+    ),
+    qr: bool = typer.Option(
+        False, "--qr", help="A QR code: on the terminal, or PNG/SVG by --output's suffix."
+    ),
 ) -> None:
     """The client's wg-quick config (it contains the client's private key)."""
+    from wggw.ops import objects
+
     from wggw.ops.render import QR_SUFFIXES, qr_png_or_svg, qr_text  # Jinja2 and segno: only here
+
     with open_store(ctx) as store:
-        text = service.peer_config(store.load(), ref)
+        text = objects.peer_config(store.load(), ref)
     if qr and output is not None:
         if output.suffix.lower() not in QR_SUFFIXES:
             raise ValidationError("output", f"with --qr it must end in {' or '.join(QR_SUFFIXES)}")

@@ -1,4 +1,4 @@
-"""CLI for `wggw rotate`: parse and print only (policy in rotate, work in rotation_service)."""
+"""`wggw rotate`: parse and print only (policy in core/rotate.py, the work in ops/rotation.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from typing import Optional
 
 import typer
 
-from wggw.core.errors import EXIT_OK, ValidationError
-from wggw.cli.common import echo_json, open_store
-
-EXIT_NOTIFY_FAILED = 3  # rotation done and applied, but a --notify command failed
+from wggw.cli.common import BACKEND, echo_json, open_store
+from wggw.core.errors import EXIT_NOTIFY_FAILED, EXIT_OK, ValidationError
 
 
 def _duration(field: str, value: Optional[str]) -> Optional[int]:
@@ -26,47 +24,80 @@ def _duration(field: str, value: Optional[str]) -> Optional[int]:
     return duration(field, value)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("rotate")
-    def rotate_cmd(
-        ctx: typer.Context,
-        older_than: Optional[str] = typer.Option(None, "--older-than", help="Rotate keys older than this (e.g. 30d); default: the tenant's policy, else 90d."),
-        tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant's peers."),
-        peer: Optional[str] = typer.Option(None, "--peer", help="Only this peer (TENANT/PEER)."),
-        grace: Optional[str] = typer.Option(None, "--grace", help="How long the old key keeps working (default 7d; 0 = no overlap)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Write each rotated peer's new config to DIR/<tenant>/<peer>.conf (0600)."),
-        notify: Optional[str] = typer.Option(None, "--notify", help="Command run per rotated peer with TENANT PEER CONFIG_PATH (no shell)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Show what would rotate, retire or expire; change nothing."),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable report."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (for cron)."),
-        backend: Optional[str] = typer.Option(None, "--backend", envvar="WGGW_BACKEND", help="WireGuard backend: auto, kernel, userspace."),
-    ) -> None:
-        """Rotate peer keys by policy, with an overlap so nobody is cut off; remove expired
-        peers; retire old keys whose grace is over. Safe to run unattended from cron."""
-        from wggw.core import rotate as policy
-        from wggw.ops import rotation as rotation_service
-        from wggw.cli.dataplane import system_for
+app = typer.Typer()
 
-        if tenant and peer:
-            raise ValidationError("peer", "give --tenant or --peer, not both")
-        grace_s = _duration("grace", grace)
-        with open_store(ctx) as store:
-            state = store.load()
-            selected = _selection(state, tenant, peer)
-            report = rotation_service.rotate(
-                store, system_for(backend), time.time(), older_than=_duration("older-than", older_than),
-                grace=policy.DEFAULT_GRACE if grace_s is None else grace_s, selected=selected,
-                out=out, notify=notify, dry_run=dry_run)
-        if as_json:
-            echo_json(report.as_dict())
-        elif not quiet:
-            for line in report.lines() or ["Nothing to rotate, retire or expire."]:
-                typer.echo(line)
-        if report.notify_failed:
-            for f in report.notify_failed:
-                typer.echo(f"wggw: error: notify failed for {f['peer']}: {f['error']}", err=True)
-            raise typer.Exit(EXIT_NOTIFY_FAILED)
-        raise typer.Exit(EXIT_OK)
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    older_than: Optional[str] = typer.Option(
+        None,
+        "--older-than",
+        metavar="DURATION",
+        help="Rotate keys older than this (e.g. 30d); default: the tenant's policy, else 90d.",
+    ),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", metavar="NAME", help="Only this tenant's peers."
+    ),
+    peer: Optional[str] = typer.Option(
+        None, "--peer", metavar="TENANT/PEER", help="Only this peer."
+    ),
+    grace: Optional[str] = typer.Option(
+        None,
+        "--grace",
+        metavar="DURATION",
+        help="How long the old key keeps working (default 7d; 0 = no overlap).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        metavar="DIR",
+        help="Write each rotated peer's new config to DIR/<tenant>/<peer>.conf (0600).",
+    ),
+    notify: Optional[str] = typer.Option(
+        None,
+        "--notify",
+        metavar="COMMAND",
+        help="Command run per rotated peer with TENANT PEER CONFIG_PATH (no shell).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would rotate, retire or expire; change nothing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable report."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (for cron)."),
+    backend: Optional[str] = BACKEND,
+) -> None:
+    """Rotate peer keys by policy, with an overlap so nobody is cut off; remove expired
+    peers; retire old keys whose grace is over. Safe to run unattended from cron."""
+    from wggw.core import rotate as policy
+    from wggw.ops import dataplane, rotation
+
+    if tenant and peer:
+        raise ValidationError("peer", "give --tenant or --peer, not both")
+    grace_s = _duration("grace", grace)
+    with open_store(ctx) as store:
+        selected = _selection(store.load(), tenant, peer)
+        report = rotation.rotate(
+            store,
+            dataplane.system_for(backend, may_load=not dry_run),
+            time.time(),
+            older_than=_duration("older-than", older_than),
+            grace=policy.DEFAULT_GRACE if grace_s is None else grace_s,
+            selected=selected,
+            out=out,
+            notify=notify,
+            dry_run=dry_run,
+        )
+    if as_json:
+        echo_json(report.as_dict())
+    elif not quiet:
+        for line in report.lines() or ["Nothing to rotate, retire or expire."]:
+            typer.echo(line)
+    if report.notify_failed:
+        for f in report.notify_failed:
+            typer.echo(f"wggw: error: notify failed for {f['peer']}: {f['error']}", err=True)
+        raise typer.Exit(EXIT_NOTIFY_FAILED)
+    raise typer.Exit(EXIT_OK)
 
 
 def _selection(state, tenant: Optional[str], peer: Optional[str]) -> Optional[set[str]]:

@@ -16,11 +16,14 @@ export_app = typer.Typer(no_args_is_help=True)
 @import_app.command("wg-quick")
 def import_wg_quick(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="A wg-quick server config (e.g. /etc/wireguard/wg0.conf)."),
-    tenant: str = typer.Option(..., "--tenant", help="The tenant that receives the peers."),
+    file: Path = typer.Argument(..., metavar="FILE", hidden=True),
+    tenant: str = typer.Option(
+        ..., "--tenant", metavar="NAME", help="The tenant that receives the peers."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the imported peers as JSON."),
 ) -> None:
-    """Add the file's peers (key, PSK, addresses) to a tenant; all or nothing."""
+    """Add the peers of FILE, a wg-quick server config (e.g. /etc/wireguard/wg0.conf), to a
+    tenant with their keys, PSKs and addresses; all or nothing."""
     from wggw.ops import transfer  # wgconfig and Jinja2: only for these two commands
     from wggw.cli.peer import peer_json
 
@@ -37,10 +40,12 @@ def import_wg_quick(
 @export_app.command("wg-quick")
 def export_wg_quick(
     ctx: typer.Context,
-    interface: str = typer.Argument(..., metavar="IFACE"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (0600) instead of stdout."),
+    interface: str = typer.Argument(..., metavar="IFACE", hidden=True),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write here (0600) instead of stdout."
+    ),
 ) -> None:
-    """The gateway side of an interface as a wg-quick file (contains its private key)."""
+    """The gateway side of interface IFACE as a wg-quick file (contains its private key)."""
     from wggw.ops import transfer
 
     with open_store(ctx) as store:

@@ -72,6 +72,12 @@ def allocate_from(tenant: Tenant, used: set[IPAddress]) -> tuple[IPInterface, ..
 
 def check_requested(state: State, tenant: Tenant, addr: IPInterface, field: str = "address") -> IPInterface:
     """An address someone asks for (import): a free host address inside the tenant's pools."""
+    return check_free(tenant, addr, used_addresses(state), field)
+
+
+def check_free(tenant: Tenant, addr: IPInterface, used: set[IPAddress],
+               field: str = "address") -> IPInterface:
+    """`check_requested`, given the used addresses (a batch keeps them as it goes)."""
     if addr.network.prefixlen != addr.max_prefixlen:
         raise ValidationError(field, f"{addr} is not a single host address (/{addr.max_prefixlen})")
     pool = tenant.pool(addr.version)
@@ -80,13 +86,9 @@ def check_requested(state: State, tenant: Tenant, addr: IPInterface, field: str 
         raise ValidationError(field, f"{addr.ip} is outside the pools of tenant {tenant.name} ({pools})")
     if addr.ip in reserved(pool):
         raise ValidationError(field, f"{addr.ip} is the network, broadcast or gateway address of {pool}")
-    if addr.ip in used_addresses(state):
+    if addr.ip in used:
         raise ValidationError(field, f"{addr.ip} is already used by another peer")
     return host(addr.ip)
-
-
-def gateway_addresses(tenant: Tenant) -> tuple[IPInterface, ...]:
-    return tuple(gateway_address(p) for p in tenant.pools)
 
 
 def next_table(state: State) -> int:

@@ -15,6 +15,7 @@ from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant, gateway_address
 from wggw.core.nftables import NftSpec, render
 from wggw.core.ruletree import RuleSpec
+from wggw.core.tcguard import EGRESS, INGRESS, TcSpec
 from wggw.core.wgtypes import WgDeviceSpec, WgPeerSpec
 
 DEFAULT_MTU = 1420  # 1500 - 80, as wg-quick
@@ -42,9 +43,13 @@ class AddrSpec:
     ifname: str
     cidr: str              # "10.0.0.1/24"
     egress: bool = False   # an egress address wggw adds to an uplink (IFA_PROTO marked)
+    # Anything else observed on it (a peer address, label, scope, flags, finite lifetime),
+    # as (name, value) pairs; wggw's own addresses have none.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         extra = f" proto {naming.ADDR_PROTO:#x}" if self.egress else ""
+        extra += "".join(f" {k} {v}" for k, v in self.extra)
         return f"ip address add {self.cidr} dev {self.ifname}{extra}"
 
 
@@ -56,12 +61,18 @@ class RouteSpec:
     dev: str
     gateway: Optional[str] = None
     src: Optional[str] = None
+    metric: int = 0        # 0: the kernel's default (IPv6 shows it as 1024)
+    # Anything else observed on the route (type, protocol, metrics, flags...), as (name,
+    # value) pairs; wggw's own routes have none.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         fam = "-6 " if self.family == 6 else ""
         via = f" via {self.gateway}" if self.gateway else ""
         src = f" src {self.src}" if self.src else ""
-        return f"ip {fam}route add {self.dst}{via} dev {self.dev}{src} table {self.table}"
+        more = f" metric {self.metric}" if self.metric else ""
+        more += "".join(f" {k} {v}" for k, v in self.extra)
+        return f"ip {fam}route add {self.dst}{via} dev {self.dev}{src} table {self.table}{more}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class Desired:
     routes: frozenset[RouteSpec]
     rules: frozenset[RuleSpec]
     nft: NftSpec
+    tc: frozenset[TcSpec] = frozenset()
 
 
 def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
@@ -156,7 +168,9 @@ def compile_state(state: State, facts: HostFacts) -> Desired:
     rules: set[RuleSpec] = set()
     families = {p.version for t in state.tenants for p in t.pools}
     for v in families:
-        rules.update(ruletree.rules_for(v, [t.table for t in state.tenants if t.pool(v)]))
+        having = [t for t in state.tenants if t.pool(v)]
+        rules.update(ruletree.rules_for(v, [t.table for t in having],
+                                        [t.interface for t in having]))
     return Desired(
         sysctls={SYSCTL_FORWARD[v]: "1" for v in sorted(families)},
         wg={i.name: _device(i, state) for i in state.interfaces},
@@ -165,7 +179,21 @@ def compile_state(state: State, facts: HostFacts) -> Desired:
         routes=frozenset(routes),
         rules=frozenset(rules),
         nft=render(state),
+        tc=_tc_guard(state, routes, facts),
     )
+
+
+def _tc_guard(state: State, routes: set[RouteSpec], facts: HostFacts) -> frozenset[TcSpec]:
+    """The third fail-closed layer (tcguard.py): mark on each interface with tenants, drop at
+    each device tenant traffic could leave by: the tenants' uplinks, and main's default-route
+    devices (where it goes if the ip rules are gone)."""
+    if not state.tenants:
+        return frozenset()
+    ifaces = {t.interface for t in state.tenants}
+    uplinks = {r.dev for r in routes if r.dst == "default"}
+    uplinks |= {d.dev for d in facts.default_routes.values()} - ifaces
+    return frozenset([TcSpec.wanted(i, INGRESS) for i in ifaces]
+                     + [TcSpec.wanted(u, EGRESS) for u in uplinks])
 
 
 def empty() -> Desired:

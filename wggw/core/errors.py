@@ -12,7 +12,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, drift after apply
 EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
 EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
+EXIT_NOTIFY_FAILED = 3  # `rotate`: keys rotated and applied, but a --notify command failed
 EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 EXIT_PATH_WRONG = 4     # `status --check`: some tenant's packets would not take its own path
 EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP that is the
 #                          uplink's next hop (EX_CONFIG); nothing was changed

@@ -34,10 +34,26 @@ RULE_PREF_MAX = 31999
 MARK_FLAG = 0x10000000
 MARK_INDEX_MASK = 0x00001FFF  # 8192 indices >= TABLE_MAX - TABLE_MIN + 1
 MARK_MASK = MARK_FLAG | MARK_INDEX_MASK
+# Set on every packet that arrives on a wggw WireGuard interface (by wggw's tc program on the
+# interface's ingress, and again by nft's tenant mark), cleared by nft's fail-closed guard once
+# the packet's source is its tenant's egress IP. wggw's tc program on each uplink's egress drops
+# any packet still carrying it: the layer that needs neither nft nor ip rules (see tcguard.py).
+MARK_FROM_WG = 0x20000000
+MARK_OWNED = MARK_MASK | MARK_FROM_WG  # every fwmark bit wggw sets or tests
 
 # --- nftables -------------------------------------------------------------------
 NFT_FAMILY = "inet"
 NFT_TABLE = "wggw"
+
+# --- tc (the third fail-closed layer) -------------------------------------------
+# wggw's tc filters sit on clsact hooks at this priority, with this handle, and carry one of
+# these BPF program names: ingress of each wggw WireGuard interface, egress of each uplink.
+# Filters at other priorities are never read or changed; a clsact qdisc on a device wggw
+# does not own is removed by `down` only when no filter at all is left on it.
+TC_PRIO = 0x77
+TC_HANDLE = 1
+TC_PROG_INGRESS = "wggw_fromwg"
+TC_PROG_EGRESS = "wggw_guard"
 
 # --- Addresses --------------------------------------------------------------------
 # Egress addresses wggw adds to an uplink carry this IFA_PROTO value, so `down`

@@ -3,8 +3,10 @@
 Every per-tenant fact lives in a set or map, so the number of rules is constant and
 per-packet cost does not grow with the number of tenants (one hash/interval lookup).
 The table is replaced whole in one `nft -f` transaction; the first rule's comment carries
-a digest of the rendered table, and `expected_counts` lets observation notice a rule or element
-deleted behind wggw's back.
+a digest of the rendered table. `elements` lists every set and map element in one canonical
+spelling, which observation compares in full with what the kernel holds (so an element edited
+in place, deleted or added behind wggw's back is a difference); the chains and rules are
+compared with what the kernel reported when wggw loaded this very text (backends/nft.py).
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ CHAINS = {
 }
 
 
+CLEAR_FROM_WG = 0xFFFFFFFF & ~naming.MARK_FROM_WG
+
+
 @dataclass(frozen=True)
 class NftSpec:
     text: str                      # the full transaction: create/delete/define the table
     digest: str                    # sha256 of the rendered table, stored as the first rule's comment
-    counts: tuple[tuple[str, int], ...]  # ("chain:NAME", rules) and ("set:NAME", elements)
+    elements: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (set name, sorted canonical elements)
 
 
 def _elements(items: list[str]) -> str:
@@ -54,7 +59,8 @@ def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
         if pool is None:
             continue
         data["pools"].append(str(pool))
-        data["mark"].append(f"{pool} : {naming.tenant_mark(t.table):#x}")
+        # FROM_WG rides on the tenant mark too, so nft alone also sets what the tc guard tests.
+        data["mark"].append(f"{pool} : {naming.tenant_mark(t.table) | naming.MARK_FROM_WG:#x}")
         data["same"].append(f"{pool} . {pool}")
         egress = t.egress_ip(v)
         if egress is not None:
@@ -65,7 +71,7 @@ def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
 
 def _declarations(ifaces: list[str], fams: dict[int, dict[str, list[str]]]) -> tuple[list[str], dict]:
     lines = [_set("wg_ifaces", "ifname", [f'"{i}"' for i in ifaces], interval=False)]
-    counts = {"set:wg_ifaces": len(ifaces)}
+    elements = {"wg_ifaces": tuple(sorted(ifaces))}
     for v, d in fams.items():
         a = "ipv4_addr" if v == 4 else "ipv6_addr"
         decl = [
@@ -78,8 +84,8 @@ def _declarations(ifaces: list[str], fams: dict[int, dict[str, list[str]]]) -> t
         for key, text, items in decl:
             lines.append(text)
             name = {"pools": "pools", "mark": "mark", "snat": "snat", "same": "same_tenant", "ok": "egress_ok"}[key]
-            counts[f"set:{name}_v{v}"] = len(items)
-    return lines, counts
+            elements[f"{name}_v{v}"] = tuple(sorted(items))
+    return lines, elements
 
 
 def _rules(digest: str) -> dict[str, list[str]]:
@@ -97,8 +103,10 @@ def _rules(digest: str) -> dict[str, list[str]]:
         # Source NAT through a map: one lookup whatever the number of tenants.
         r["egress_snat"].append(f"snat {ip} to {ip} saddr map @snat_v{v}")
         # Fail-closed guard: a connection that began in a tenant pool leaves only
-        # with that tenant's egress address, whatever NAT ran (or did not run).
-        r["egress_guard"].append(f"ct original {ip} saddr . {ip} saddr @egress_ok_v{v} return")
+        # with that tenant's egress address, whatever NAT ran (or did not run). Only here is
+        # FROM_WG cleared: the tc guard on the uplinks drops every packet that still has it.
+        r["egress_guard"].append(f"ct original {ip} saddr . {ip} saddr @egress_ok_v{v} "
+                                 f"meta mark set meta mark & {CLEAR_FROM_WG:#x} return")
         r["egress_guard"].append(f"ct original {ip} saddr @pools_v{v} counter drop")
         r["egress_guard"].append(f"{ip} saddr @pools_v{v} counter drop")
     return r
@@ -109,16 +117,15 @@ def render(state: State) -> NftSpec:
     tenants = sorted(state.tenants, key=lambda t: t.table)
     ifaces = sorted(i.name for i in state.interfaces)
     if not tenants and not ifaces:
-        return NftSpec(f"table {TABLE} {{}}\ndelete table {TABLE}\n", "", ())
+        return NftSpec(f"table {TABLE} {{}}\ndelete table {TABLE}\n", "")
     fams = {v: _family_data(tenants, v) for v in (4, 6)}
-    decls, counts = _declarations(ifaces, fams)
+    decls, elements = _declarations(ifaces, fams)
     # Digest of everything rendered, so a new wggw version's rules count as a change.
     digest = hashlib.sha256(("\n".join(decls) + repr(_rules(""))).encode()).hexdigest()[:16]
     body = decls[:]
     for name, rules in _rules(digest).items():
-        counts[f"chain:{name}"] = len(rules)
         body.append(f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
                     + "".join(f"\t\t{rule}\n" for rule in rules) + "\t}")
     inner = "\n".join(body)
     text = f"table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n{inner}\n}}\n"
-    return NftSpec(text, digest, tuple(sorted(counts.items())))
+    return NftSpec(text, digest, tuple(sorted(elements.items())))

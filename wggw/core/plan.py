@@ -15,6 +15,7 @@ from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
 from wggw.core.keys import Secret, public_of
 from wggw.core.nftables import NftSpec
 from wggw.core.ruletree import RuleSpec
+from wggw.core.tcguard import TcSpec
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 
 
@@ -27,9 +28,14 @@ class ObservedLink:
 
 @dataclass(frozen=True)
 class ObservedNft:
+    """wggw's nft table as observed: its digest comment, every element (canonical, per set),
+    and `vouched`: the rest of it (set declarations, chains, rules) is exactly what the kernel
+    held right after wggw loaded the text of this digest."""
+
     present: bool
     digest: Optional[str] = None
-    counts: tuple[tuple[str, int], ...] = ()
+    elements: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    vouched: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Observed:
     rules: frozenset[RuleSpec] = frozenset()
     nft: ObservedNft = ObservedNft(False)
     sysctls: dict[str, str] = field(default_factory=dict)
+    tc: frozenset[TcSpec] = frozenset()
 
 
 # ---- change types -------------------------------------------------------------
@@ -78,7 +85,8 @@ class ConfigureDevice(Change):
     listen_port: int
 
     def describe(self) -> str:
-        return f"wg set {self.name} listen-port {self.listen_port} private-key (hidden; public {public_of(self.private_key)})"
+        return (f"wg set {self.name} listen-port {self.listen_port} fwmark 0 "
+                f"private-key (hidden; public {public_of(self.private_key)})")
 
 
 @dataclass(frozen=True)
@@ -116,9 +124,11 @@ class RemovePeer(Change):
 @dataclass(frozen=True)
 class AddAddress(Change):
     spec: AddrSpec
+    replace: bool = False  # the address is there with other flags/lifetime: fix it in place
 
     def describe(self) -> str:
-        return self.spec.describe()
+        text = self.spec.describe()
+        return text.replace(" add ", " replace ", 1) if self.replace else text
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,24 @@ class ReplaceNft(Change):
 
     def describe(self) -> str:
         return f"nft -f (replace table inet wggw, digest {self.spec.digest})"
+
+
+@dataclass(frozen=True)
+class AddTc(Change):
+    """Install wggw's tc filter on one hook (whatever sits at wggw's priority is replaced)."""
+
+    spec: TcSpec
+
+    def describe(self) -> str:
+        return self.spec.describe()
+
+
+@dataclass(frozen=True)
+class DelTc(Change):
+    spec: TcSpec
+
+    def describe(self) -> str:
+        return self.spec.describe().replace(" add ", " del ", 1)
 
 
 @dataclass(frozen=True)
@@ -192,7 +220,8 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     out: list[Change] = []
     if have is None:
         out.append(CreateDevice(name))
-    if have is None or have.public_key != public_of(want.private_key) or have.listen_port != want.listen_port:
+    if have is None or have.public_key != public_of(want.private_key) \
+            or have.listen_port != want.listen_port or have.fwmark:
         out.append(ConfigureDevice(name, want.private_key, want.listen_port))
     current = have.peers if have else {}
     for peer in want.peers:
@@ -205,20 +234,62 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
 
 
 def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], list[Change]]:
+    """Routes are compared whole. A wanted route whose slot (family, table, dst, metric) holds
+    something else is replaced in place (atomic); every other route in wggw's tables that is
+    not wanted, field for field, is deleted."""
     def key(r: RouteSpec):
-        return (r.family, r.table, r.dst)
+        return (r.family, r.table, r.dst, r.metric)
 
-    have = {key(r): r for r in observed.routes}
-    want = {key(r): r for r in desired.routes}
-    adds = [AddRoute(r, replace=key(r) in have) for k, r in sorted(want.items()) if have.get(k) != r]
-    dels = [DelRoute(r) for k, r in sorted(have.items()) if k not in want]
+    have: dict[tuple, list[RouteSpec]] = {}
+    for r in sorted(observed.routes):
+        have.setdefault(key(r), []).append(r)
+    adds: list[Change] = []
+    replaced: set[RouteSpec] = set()
+    for r in sorted(desired.routes):
+        slot = have.get(key(r), [])
+        if r not in slot:
+            adds.append(AddRoute(r, replace=bool(slot)))
+            if len(slot) == 1:
+                replaced.add(slot[0])  # the replace turns it into the wanted one
+    dels: list[Change] = [DelRoute(r) for r in sorted(observed.routes)
+                          if r not in desired.routes and r not in replaced]
+    return adds, dels
+
+
+def _plan_addresses(desired: Desired, observed: Observed) -> tuple[list[Change], list[Change]]:
+    """A wanted address present with other flags or lifetime is replaced in place (deleting
+    it after the add would remove the address itself); other strays on wggw's links, and
+    egress addresses no longer wanted, are deleted."""
+    present = {(a.ifname, a.cidr) for a in observed.addresses}
+    wanted = {(a.ifname, a.cidr) for a in desired.addresses}
+    adds: list[Change] = [AddAddress(a, replace=(a.ifname, a.cidr) in present)
+                          for a in sorted(desired.addresses - observed.addresses)]
+    dels: list[Change] = [DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
+                          if (a.egress or a.ifname in desired.wg)
+                          and (a.ifname, a.cidr) not in wanted]
     return adds, dels
 
 
 def _nft_matches(spec: NftSpec, seen: ObservedNft) -> bool:
     if not spec.digest:
         return not seen.present
-    return seen.present and seen.digest == spec.digest and seen.counts == spec.counts
+    return (seen.present and seen.digest == spec.digest and seen.elements == spec.elements
+            and seen.vouched)
+
+
+def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
+    """Missing rules, each preceded by the deletion of whatever else holds its priority: the
+    kernel takes a rule that differs only in a selector wggw does not set (`from 10.0.0.0/8`)
+    for an existing one, so adding first would be a no-op. The window is microseconds in one
+    netlink batch, and the layers below (iif guard, tc) keep failing closed meanwhile."""
+    out: list[Change] = []
+    stale: dict[tuple[int, int], list[RuleSpec]] = {}
+    for r in sorted(observed.rules - desired.rules):
+        stale.setdefault((r.family, r.pref), []).append(r)
+    for r in sorted(desired.rules - observed.rules):
+        out.extend(DelRule(old) for old in stale.get((r.family, r.pref), []))
+        out.append(AddRule(r))
+    return out
 
 
 def plan(desired: Desired, observed: Observed) -> list[Change]:
@@ -233,22 +304,28 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
         spec = desired.links[name]
         if link is None or link.mtu != spec.mtu or not link.up:
             adds.append(SetLink(spec))
-    adds.extend(AddAddress(a) for a in sorted(desired.addresses - observed.addresses))
+    addr_adds, addr_dels = _plan_addresses(desired, observed)
+    adds.extend(addr_adds)
     if not _nft_matches(desired.nft, observed.nft) and desired.nft.digest:
         adds.append(ReplaceNft(desired.nft))
+    # The tc guard after the table: nft must clear FROM_WG before the uplinks drop it.
+    adds.extend(AddTc(t) for t in sorted(desired.tc - observed.tc))
     route_adds, route_dels = _plan_routes(desired, observed)
     adds.extend(route_adds)
-    adds.extend(AddRule(r) for r in sorted(desired.rules - observed.rules))
+    adds.extend(_rule_adds(desired, observed))
     # Peers last: their packets can only arrive once their tenant's routes, rules and NAT
     # exist, and the address changes above reach wireguard-go's netlink watcher while it
     # is idle rather than busy starting thousands of peers (it exits if its queue overflows).
     adds.extend(peers)
 
-    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)]
+    taken = {(r.family, r.pref) for r in desired.rules - observed.rules}
+    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)
+                          if (r.family, r.pref) not in taken]
     dels.extend(route_dels)
-    dels.extend(DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
-                if a.egress or a.ifname in desired.wg)
+    dels.extend(addr_dels)
     if not desired.nft.digest and observed.nft.present:
         dels.append(DeleteNft())
+    wanted_hooks = {(t.dev, t.hook) for t in desired.tc}
+    dels.extend(DelTc(t) for t in sorted(observed.tc) if (t.dev, t.hook) not in wanted_hooks)
     dels.extend(DeleteDevice(n) for n in sorted(observed.wg) if n not in desired.wg)
     return adds + dels

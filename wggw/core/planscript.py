@@ -37,11 +37,13 @@ def script(change: Change) -> list[str]:
     return [f"nft -f - <<'{HEREDOC_END}'", *text.rstrip("\n").split("\n"), HEREDOC_END]
 
 
-def lines(changes: Iterable[Change], verbose: bool = False) -> list[str]:
-    """Every change's `[#]` line, each followed by its script when `verbose`."""
+def lines(changes: Iterable[Change], verbose: bool = False,
+          line: Callable[[Change], str] = str) -> list[str]:
+    """Every change's `[#]` line (`line`: the host's wording), each followed by its script
+    when `verbose`."""
     out: list[str] = []
     for change in changes:
-        out.append(str(change))
+        out.append(line(change))
         if verbose:
             out.extend(script(change))
     return out
@@ -59,11 +61,13 @@ class VerboseEcho:
         self.echo(line)
 
 
-def echo_change(echo: Optional[Callable[[str], None]], change: Change) -> None:
-    """What a System's `apply` prints before it applies `change`."""
+def echo_change(echo: Optional[Callable[[str], None]], change: Change,
+                line: Optional[str] = None) -> None:
+    """What a System's `apply` prints before it applies `change` (`line`: the host's own
+    wording of its `[#]` line, e.g. wireguard-go instead of `ip link add`)."""
     if echo is None:
         return
-    echo(str(change))
+    echo(line or str(change))
     if getattr(echo, "verbose", False):
         for line in script(change):
             echo(line)

@@ -18,6 +18,12 @@ Layout inside naming's window:
                      leaves: "fwmark FLAG|index lookup <tenant table>"
   PREF_UNREACHABLE   marked but no route   -> unreachable (fail closed: never main)
   PREF_END           nop (the target of the skip rule)
+  PREF_IIF + k       iif <k-th wggw WireGuard interface> -> unreachable
+
+The iif rules are the routing layer's own guard, which needs no mark: a packet that came in
+on a wggw interface and found no tenant table (nftables gone, so it is unmarked and skipped
+the trie; or its table lost its routes) never reaches `main`. One rule per interface, not per
+tenant: packets that skip the window walk 2 + (number of wggw interfaces) rules.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ PREF_SKIP = naming.RULE_PREF_MIN
 PREF_TREE = PREF_SKIP + 1
 PREF_UNREACHABLE = PREF_TREE + TRIE_SIZE
 PREF_END = PREF_UNREACHABLE + 1
-assert PREF_END <= naming.RULE_PREF_MAX
+PREF_IIF = PREF_END + 1
+MAX_IFACES = naming.RULE_PREF_MAX - PREF_IIF + 1
+assert MAX_IFACES > 0
 
 
 @dataclass(frozen=True, order=True)
@@ -47,10 +55,17 @@ class RuleSpec:
     fwmask: int = 0
     table: int = 0         # for lookup
     goto: int = 0          # for goto
+    iif: str = ""
+    # Anything else observed on the rule (another selector, `not`, a protocol...), as
+    # (name, value) pairs; wggw's own rules have none. The raw netlink attributes travel
+    # with it so that a delete names exactly this rule.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
         fam = "-6 " if self.family == 6 else ""
         sel = f"fwmark {self.fwmark:#x}/{self.fwmask:#x}" if self.fwmask else "from all"
+        sel += f" iif {self.iif}" if self.iif else ""
+        sel += "".join(f" {k} {v}" for k, v in self.extra)
         act = {"lookup": f"lookup {self.table}", "goto": f"goto {self.goto}"}.get(self.action, self.action)
         return f"ip {fam}rule pref {self.pref} {sel} {act}"
 
@@ -80,16 +95,22 @@ def _node_rule(family: int, depth: int, prefix: int, right_exists: bool) -> Rule
                     naming.MARK_FLAG | bit_mask, goto=_pref_of(depth + 1, (prefix << 1) | 1))
 
 
-def rules_for(family: int, tables: Iterable[int]) -> list[RuleSpec]:
-    """All of wggw's rules of one family for tenants with these routing tables."""
+def rules_for(family: int, tables: Iterable[int], ifaces: Iterable[str] = ()) -> list[RuleSpec]:
+    """All of wggw's rules of one family for tenants with these routing tables, behind
+    these WireGuard interfaces."""
     indices = sorted({t - naming.TABLE_MIN for t in tables})
     if not indices:
         return []
+    names = sorted(set(ifaces))
+    if len(names) > MAX_IFACES:
+        raise ValueError(f"{len(names)} interfaces: at most {MAX_IFACES} fit wggw's rule window")
     rules = [
         RuleSpec(family, PREF_SKIP, "goto", 0, naming.MARK_FLAG, goto=PREF_END),
         RuleSpec(family, PREF_UNREACHABLE, "unreachable", naming.MARK_FLAG, naming.MARK_FLAG),
         RuleSpec(family, PREF_END, "nop"),
     ]
+    rules += [RuleSpec(family, PREF_IIF + k, "unreachable", iif=name)
+              for k, name in enumerate(names)]
     present: set[tuple[int, int]] = set()  # (depth, prefix) of every node on a path
     for idx in indices:
         for depth in range(INDEX_BITS + 1):
@@ -114,7 +135,7 @@ def walk(rules: list[RuleSpec], mark: int) -> tuple[Optional[int], int]:
     while i < len(by_pref):
         rule = by_pref[i]
         steps += 1
-        if rule.fwmask and (mark & rule.fwmask) != rule.fwmark:
+        if rule.iif or (rule.fwmask and (mark & rule.fwmask) != rule.fwmark):
             i += 1
             continue
         if rule.action == "lookup":

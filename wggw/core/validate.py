@@ -255,16 +255,8 @@ def _check_egress(state: State, tenant: Tenant) -> None:
                     raise ValidationError("egress", f"{addr} lies inside pool {pool} of tenant {owner.name}")
 
 
-def check_peer(state: State, peer: Peer) -> None:
-    """A new peer: unique name in its tenant, a key no other peer or gateway uses."""
-    name("peer", peer.name)
-    find_tenant(state, peer.tenant)
-    exists = any(p.tenant == peer.tenant and p.name == peer.name for p in state.peers)
-    check_new_peer(peer, exists, key_user(state, peer.public_key))
-
-
 def check_new_peer(peer: Peer, exists: bool, user: Optional[tuple[str, str]]) -> None:
-    """The same checks from facts a store answers with point queries (its tenant exists):
+    """A new peer's checks from facts a store answers with point queries (its tenant exists):
     whether the name is taken, and who holds the key (`key_user`'s answer)."""
     name("peer", peer.name)
     if exists:
@@ -292,10 +284,6 @@ def key_free(user: Optional[tuple[str, str]], field: str = "public-key") -> None
     if kind == "peer":
         raise ValidationError(field, f"already used by peer {holder}")
     raise ValidationError(field, f"is the public key of interface {holder}")
-
-
-def check_public_key_free(state: State, key: str, field: str = "public-key") -> None:
-    key_free(key_user(state, key), field)
 
 
 def found(field: str, obj, what: str):

@@ -71,3 +71,4 @@ class WgDeviceState:
     public_key: Optional[str]          # derived from the device's private key; None if unset
     listen_port: int
     peers: dict[str, WgPeerState] = field(default_factory=dict)  # by public key
+    fwmark: int = 0                    # wggw sets none: any other value is drift

@@ -106,6 +106,12 @@ def _peer_changes(want, keys: frozenset[str], system) -> Optional[list[Change]]:
     return changes
 
 
+def line(system, change: Change) -> str:
+    """The `[#]` line of `change` as `system` carries it out (the fake prints the plan's own)."""
+    describe = getattr(system, "line", None)
+    return describe(change) if describe is not None else str(change)
+
+
 def teardown(systems: list, echo: Echo = None) -> list[Change]:
     """Remove everything wggw owns (through every system given), without the store."""
     done: list[Change] = []
@@ -119,6 +125,6 @@ def teardown(systems: list, echo: Echo = None) -> list[Change]:
         restored = system.restore_sysctls()
         for change in restored:
             if echo:
-                echo(str(change))
+                echo(line(system, change))
         done.extend(restored)
     return done

@@ -148,7 +148,7 @@ def remove_peer(store: Store, ref: str) -> Peer:
 
 
 def peer_scope(store: Store, tenant_name: str, peer: Optional[Peer], keys_: Iterable[str]):
-    """What a one-peer reconcile needs (reconcile.PeerScope): the tenant and its interface as
+    """What a one-peer reconcile needs (converge.PeerScope): the tenant and its interface as
     stored now, the peer if it (still) exists, and every WireGuard key the change touched."""
     from wggw.ops.converge import PeerScope
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from wggw.core import alloc, keys
-from wggw.ops import converge as reconcile, render
+from wggw.ops import converge, render
 from wggw.core import rotate as policy
 from wggw.core.errors import ValidationError
 from wggw.fsutil import atomic_write, make_private_dir
@@ -140,7 +140,7 @@ def rotate(store, system, now: float, *, older_than: Optional[int], grace: int,
             return report
         if d.rotate or d.retire or d.expire:
             _rotate_in_store(store, d, now, grace, report)
-        reconcile.converge(store.load(), system)
+        converge.converge(store.load(), system)
         if out is not None:
             _deliver(store, out, notify, report)
     return report

@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 import wgconfig
 
-from wggw.core import alloc, naming, validate
+from wggw.core import naming, validate
+from wggw.core.batch import Batch, free_name
 from wggw.core.errors import ValidationError
 from wggw.core.keys import Secret, parse_key
 from wggw.core.model import Peer, State, Tenant
@@ -54,16 +55,7 @@ def _comment_name(raw: list[str]) -> Optional[str]:
     return None
 
 
-def _unique_name(wanted: Optional[str], taken: set[str]) -> str:
-    if wanted and wanted not in taken:
-        return wanted
-    n = 1
-    while f"imported-{n}" in taken:
-        n += 1
-    return f"imported-{n}"
-
-
-def _peer_from(data: dict, tenant: Tenant, state: State, name: str, now: float) -> Peer:
+def _peer_from(data: dict, tenant: Tenant, batch: Batch, name: str, now: float) -> Peer:
     key = parse_key(str(data.get("PublicKey", "")), f"PublicKey of peer {name}")
     psk_text = data.get("PresharedKey")
     psk = Secret(parse_key(str(psk_text), f"PresharedKey of peer {name}")) if psk_text else None
@@ -74,7 +66,7 @@ def _peer_from(data: dict, tenant: Tenant, state: State, name: str, now: float) 
             addr = ipaddress.ip_interface(item)
         except ValueError:
             raise ValidationError(field, f"{item!r} is not an address") from None
-        addresses.append(alloc.check_requested(state, tenant, addr, field))
+        addresses.append(batch.requested(tenant, addr, field))
     if not addresses:
         raise ValidationError(field, "no address: every peer needs one inside the tenant's pools")
     validate.one_per_family(field, [a.ip for a in addresses])
@@ -84,25 +76,27 @@ def _peer_from(data: dict, tenant: Tenant, state: State, name: str, now: float) 
 
 
 def import_wg_quick(store: Store, path: Path, tenant_name: str, now: Optional[float] = None) -> list[Peer]:
-    """Add every enabled [Peer] of a wg-quick file to `tenant_name`; returns the new peers."""
+    """Add every enabled [Peer] of a wg-quick file to `tenant_name`; returns the new peers.
+    The state is loaded once and every peer checked against it and the peers before it
+    (core/batch.py): linear in the number of peers."""
     now = time.time() if now is None else now
     sections = _read(Path(path))
     added: list[Peer] = []
     with store.transaction() as tx:
-        state = tx.load()
-        tenant = validate.find_tenant(state, tenant_name)
-        taken = {p.name for p in state.peers_of(tenant.name)}
+        batch = Batch(tx.load())
+        tenant = batch.tenant(tenant_name)
+        taken, counter = batch.taken_names(tenant.name), [1]
         for data in sections.values():
             if data.get("_disabled"):
                 continue
-            name = _unique_name(_comment_name(data.get("_rawdata", [])), taken)
-            peer = _peer_from(data, tenant, state, name, now)
-            validate.check_peer(state, peer)
+            name = free_name(taken, _comment_name(data.get("_rawdata", [])), counter)
+            peer = _peer_from(data, tenant, batch, name, now)
+            batch.check(peer)
+            batch.accept(peer)
+            added.append(peer)
+        for peer in added:
             tx.add_peer(peer)
             tx.record_event("peer.import", peer.ref, {"public_key": peer.public_key, "file": str(path)})
-            taken.add(name)
-            state = tx.load()            # the next peer must see this one's key and addresses
-            added.append(peer)
     return added
 
 

@@ -272,6 +272,8 @@ class SqliteStore(Store):
         self._cache: Optional[tuple[tuple[int, int], State]] = None
         if create:
             _create_files(state_dir, self.path)
+        elif state_dir.exists() and not os.access(state_dir, os.R_OK | os.X_OK):
+            raise ValidationError("state-dir", f"{state_dir}: permission denied")
         elif not self.path.is_file():
             raise StoreMissingError(f"no wggw store in {state_dir}; run `wggw init` first")
         try:
@@ -380,7 +382,11 @@ def _sqlite_errors(path: Path) -> Iterator[None]:
 def _create_files(state_dir: Path, db_path: Path) -> None:
     """The directory 0700 and the database file 0600 before SQLite touches them; SQLite
     gives its -journal/-wal files the database file's mode."""
-    if not fsutil.make_private_dir(state_dir):
+    try:
+        made = fsutil.make_private_dir(state_dir)
+    except OSError as e:
+        raise ValidationError("state-dir", f"cannot create {state_dir}: {e.strerror}") from None
+    if not made:
         if not state_dir.is_dir():
             raise ValidationError("state-dir", f"{state_dir} exists and is not a directory")
         if not fsutil.is_private_dir(state_dir):

@@ -33,10 +33,10 @@ SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
 SO_RCVBUFFORCE = 33
 RT_TABLE_UNSPEC, RTPROT_STATIC, RTN_UNICAST = 0, 4, 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 7, 15
-FRA_GOTO, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK = 4, 6, 10, 15, 16
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
+FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK = 3, 4, 6, 10, 15, 16
 IFA_ADDRESS, IFA_LOCAL, IFA_PROTO = 1, 2, 11
-FR_ACT = {"lookup": 1, "goto": 2, "nop": 3, "unreachable": 7}
+FR_ACT = {"lookup": 1, "goto": 2, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 CHUNK = 32 * 1024          # bytes per write: well under the socket's send buffer
 ADDR_CHUNK = 64            # address changes per write (each one notifies every listener)
 LISTENER_BACKLOG = 64 * 1024  # bytes a listener may have queued before we send more addresses
@@ -82,13 +82,15 @@ def address(cmd: str, index: int, cidr: str, proto: int = 0, nodad: bool = False
     body += _ip(IFA_LOCAL, str(iface.ip)) + _ip(IFA_ADDRESS, str(iface.ip))
     if proto:
         body += _attr(IFA_PROTO, struct.pack("B", proto))
-    add = cmd == "add"
-    return Request(body, RTM_NEWADDR if add else RTM_DELADDR, F_CREATE | F_EXCL if add else 0,
-                   f"address {cidr}", frozenset({errno.EEXIST} if add else GONE))
+    add = cmd != "del"  # add | replace (fixes flags and lifetime of the address in place)
+    flags = {"add": F_CREATE | F_EXCL, "replace": F_CREATE | F_REPLACE}.get(cmd, 0)
+    ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
+    return Request(body, RTM_NEWADDR if add else RTM_DELADDR, flags, f"address {cidr}",
+                   frozenset(ok))
 
 
 def route(cmd: str, family: int, table: int, dst: str, oif: int = 0, gateway: str | None = None,
-          prefsrc: str | None = None) -> Request:
+          prefsrc: str | None = None, metric: int = 0) -> Request:
     """cmd: add | replace | del. `dst` is a CIDR or "default"."""
     net = ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0") if dst == "default" \
         else ipaddress.ip_network(dst)
@@ -100,12 +102,14 @@ def route(cmd: str, family: int, table: int, dst: str, oif: int = 0, gateway: st
     body += _u32(RTA_TABLE, table)
     if net.prefixlen:
         body += _ip(RTA_DST, str(net.network_address))
-    if cmd != "del":
+    if metric:
+        body += _u32(RTA_PRIORITY, metric)
+    if oif:
         body += _u32(RTA_OIF, oif)
-        if gateway:
-            body += _ip(RTA_GATEWAY, gateway)
-        if prefsrc:
-            body += _ip(RTA_PREFSRC, prefsrc)
+    if gateway:
+        body += _ip(RTA_GATEWAY, gateway)
+    if cmd != "del" and prefsrc:
+        body += _ip(RTA_PREFSRC, prefsrc)
     flags = {"add": F_CREATE | F_EXCL, "replace": F_CREATE | F_REPLACE, "del": 0}[cmd]
     ok = {"add": {errno.EEXIST}, "replace": set(), "del": GONE}[cmd]
     return Request(body, RTM_DELROUTE if cmd == "del" else RTM_NEWROUTE, flags,
@@ -113,10 +117,19 @@ def route(cmd: str, family: int, table: int, dst: str, oif: int = 0, gateway: st
 
 
 def rule(cmd: str, family: int, pref: int, action: str, fwmark: int = 0, fwmask: int = 0,
-         table: int = 0, goto: int = 0) -> Request:
-    body = struct.pack("BBBBBBBBI", AF[family], 0, 0, 0, table if 0 < table < 256 else 0, 0, 0,
-                       FR_ACT[action], 0)
+         table: int = 0, goto: int = 0, iif: str = "",
+         extra: tuple[tuple[str, str], ...] = ()) -> Request:
+    """`extra` (observed fields wggw does not set, see nlextra) goes back verbatim, so that
+    deleting a rule that differs from wggw's deletes that one and not a namesake."""
+    hdr = {k: int(v, 0) for k, v in extra if k in ("dst_len", "src_len", "tos", "flags", "table")}
+    table = table or hdr.get("table", 0)
+    body = struct.pack("BBBBBBBBI", AF[family], hdr.get("dst_len", 0), hdr.get("src_len", 0),
+                       hdr.get("tos", 0), table if 0 < table < 256 else 0, 0, 0,
+                       FR_ACT.get(action, 0), hdr.get("flags", 0))
     body += _u32(FRA_PRIORITY, pref)
+    if iif:
+        body += _attr(FRA_IIFNAME, iif.encode() + b"\0")
+    body += b"".join(_attr(int(k[4:]), bytes.fromhex(v)) for k, v in extra if k.startswith("attr"))
     if fwmask:
         body += _u32(FRA_FWMARK, fwmark) + _u32(FRA_FWMASK, fwmask)
     if action == "lookup":

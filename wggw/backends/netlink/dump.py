@@ -43,23 +43,29 @@ def _info_kind(payload: bytes) -> str:
 
 LINK_ATTRS = {3: ("IFLA_IFNAME", _STR), 4: ("IFLA_MTU", _U32), 18: ("IFLA_INFO_KIND", _info_kind),
               20: ("IFLA_IFALIAS", _STR)}
-ADDR_ATTRS = {1: ("IFA_ADDRESS", None), 2: ("IFA_LOCAL", None), 11: ("IFA_PROTO", _U8)}
+ADDR_ATTRS = {1: ("IFA_ADDRESS", None), 2: ("IFA_LOCAL", None), 3: ("IFA_LABEL", _STR),
+              8: ("IFA_FLAGS", _U32), 11: ("IFA_PROTO", _U8)}
 ROUTE_ATTRS = {1: ("RTA_DST", None), 4: ("RTA_OIF", _U32), 5: ("RTA_GATEWAY", None),
                6: ("RTA_PRIORITY", _U32), 7: ("RTA_PREFSRC", None), 15: ("RTA_TABLE", _U32)}
-RULE_ATTRS = {4: ("FRA_GOTO", _U32), 6: ("FRA_PRIORITY", _U32), 10: ("FRA_FWMARK", _U32),
-              15: ("FRA_TABLE", _U32), 16: ("FRA_FWMASK", _U32)}
+RULE_ATTRS = {3: ("FRA_IIFNAME", _STR), 4: ("FRA_GOTO", _U32), 6: ("FRA_PRIORITY", _U32),
+              10: ("FRA_FWMARK", _U32), 15: ("FRA_TABLE", _U32), 16: ("FRA_FWMASK", _U32)}
 
 
-def _attrs(data: bytes, start: int, end: int, table: dict, family: int, out: dict) -> None:
+def _attrs(data: bytes, start: int, end: int, table: dict, family: int, out: dict,
+           raw: list | None = None) -> None:
+    """Decode the attributes named in `table`; with `raw`, keep every other one there as
+    (type, payload), so observation can see fields wggw does not model."""
     while start + 4 <= end:
         length, kind = struct.unpack_from("HH", data, start)
         if length < 4:
             break
         entry = table.get(kind & 0x3FFF)
+        payload = data[start + 4:start + length]
         if entry is not None:
             name, decode = entry
-            payload = data[start + 4:start + length]
             out[name] = socket.inet_ntop(family, payload) if decode is None else decode(payload)
+        elif raw is not None:
+            raw.append((kind & 0x3FFF, bytes(payload)))
         start += (length + 3) & ~3
 
 
@@ -78,16 +84,20 @@ def _addr(data: bytes, off: int, end: int) -> dict:
 
 
 def _route(data: bytes, off: int, end: int) -> dict:
-    family, dst_len, _src, _tos, table, proto, scope, kind, _flags = struct.unpack_from("BBBBBBBBI", data, off)
-    msg = {"family": family, "dst_len": dst_len, "table": table, "proto": proto, "scope": scope, "type": kind}
-    _attrs(data, off + 12, end, ROUTE_ATTRS, family, msg)
+    family, dst_len, src_len, tos, table, proto, scope, kind, flags = \
+        struct.unpack_from("BBBBBBBBI", data, off)
+    msg = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table,
+           "proto": proto, "scope": scope, "type": kind, "flags": flags, "raw": []}
+    _attrs(data, off + 12, end, ROUTE_ATTRS, family, msg, msg["raw"])
     return msg
 
 
 def _rule(data: bytes, off: int, end: int) -> dict:
-    family, _dst, _src, _tos, table, _r1, _r2, action, _flags = struct.unpack_from("BBBBBBBBI", data, off)
-    msg = {"family": family, "table": table, "action": action}
-    _attrs(data, off + 12, end, RULE_ATTRS, family, msg)
+    family, dst_len, src_len, tos, table, _r1, _r2, action, flags = \
+        struct.unpack_from("BBBBBBBBI", data, off)
+    msg = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table,
+           "action": action, "flags": flags, "raw": []}
+    _attrs(data, off + 12, end, RULE_ATTRS, family, msg, msg["raw"])
     return msg
 
 

@@ -18,13 +18,15 @@ from wggw.core.errors import BackendError
 from wggw.core.plan import ObservedLink
 from wggw.core.ruletree import RuleSpec
 from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
-ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 7: "unreachable"}
+ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
                 "unreachable": "FR_ACT_UNREACHABLE"}
 IFF_UP = 0x1
+IP6_RT_PRIO_USER = 1024
 IFA_F_NODAD = 0x02
 GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
 
@@ -96,24 +98,28 @@ def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
         ifname = names.get(a["index"])
         if a.get("IFA_PROTO") != naming.ADDR_PROTO and ifname not in owned_links:
             continue  # not ours: skip before the (comparatively slow) address parsing
-        ip = ipaddress.ip_address(a.get("IFA_ADDRESS"))
+        ip = ipaddress.ip_address(a.get("IFA_LOCAL") or a.get("IFA_ADDRESS"))
         if ip.is_link_local:
             continue  # the kernel's own fe80:: addresses
         cidr = f"{ip}/{a['prefixlen']}"
-        if a.get("IFA_PROTO") == naming.ADDR_PROTO:
-            out.add(AddrSpec(ifname, cidr, egress=True))
-        else:
-            out.add(AddrSpec(ifname, cidr))
+        extra = addr_extra(a, ifname)
+        out.add(AddrSpec(ifname, cidr, a.get("IFA_PROTO") == naming.ADDR_PROTO, extra))
     return frozenset(out)
 
 
 def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
+    """Every route in wggw's tables, whatever its type, with all it carries."""
     table = r.get("RTA_TABLE", r["table"])
-    if not naming.owns_table(table) or r["type"] != 1:
+    if not naming.owns_table(table):
         return None
     v = FAMILY[r["family"]]
     dst = "default" if r["dst_len"] == 0 else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
-    return RouteSpec(v, table, dst, names.get(r.get("RTA_OIF"), "?"), r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"))
+    metric = r.get("RTA_PRIORITY") or 0
+    if v == 6 and metric == IP6_RT_PRIO_USER:
+        metric = 0  # what the kernel makes of "no metric"
+    dev = names.get(r.get("RTA_OIF"), "?") if r.get("RTA_OIF") else ""
+    return RouteSpec(v, table, dst, dev, r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"), metric,
+                     route_extra(r))
 
 
 def observe_routes(table: int = 0) -> frozenset[RouteSpec]:
@@ -138,7 +144,8 @@ def observe_rules() -> frozenset[RuleSpec]:
             action = ACTIONS.get(r["action"], f"action-{r['action']}")
             table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
             out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
-                             table, r.get("FRA_GOTO") or 0))
+                             table, r.get("FRA_GOTO") or 0, r.get("FRA_IIFNAME") or "",
+                             rule_extra(r, action)))
     return frozenset(out)
 
 
@@ -184,44 +191,9 @@ class Netlink:
         idx = self._idx(spec.name, f"link {spec.name}")
         self._do(f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up")
 
-    def address(self, cmd: str, spec: AddrSpec) -> None:
-        iface = ipaddress.ip_interface(spec.cidr)
-        kwargs = dict(index=self._idx(spec.ifname, f"address {spec.cidr}"), address=str(iface.ip),
-                      prefixlen=iface.network.prefixlen, family=AF[iface.version])
-        if spec.egress:
-            kwargs["proto"] = naming.ADDR_PROTO
-        if iface.version == 6:
-            kwargs["flags"] = IFA_F_NODAD  # usable at once as a route src / SNAT target
-        ok = {errno.EEXIST} if cmd == "add" else GONE
-        self._do(f"address {spec.cidr} dev {spec.ifname}", ok, self.ipr.addr, cmd, **kwargs)
-
-    def route(self, cmd: str, spec: RouteSpec) -> None:
-        dst = "::/0" if spec.dst == "default" and spec.family == 6 else (
-            "0.0.0.0/0" if spec.dst == "default" else spec.dst)
-        kwargs = dict(family=AF[spec.family], table=spec.table, dst=dst)
-        if cmd != "del":
-            kwargs["oif"] = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            if spec.gateway:
-                kwargs["gateway"] = spec.gateway
-            if spec.src:
-                kwargs["prefsrc"] = spec.src
-        ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
-        self._do(f"route {spec.dst} table {spec.table}", ok, self.ipr.route, cmd, **kwargs)
-
-    def rule(self, cmd: str, spec: RuleSpec) -> None:
-        kwargs = dict(family=AF[spec.family], priority=spec.pref, action=ACTION_CODES[spec.action])
-        if spec.fwmask:
-            kwargs.update(fwmark=spec.fwmark, fwmask=spec.fwmask)
-        if spec.action == "lookup":
-            kwargs["table"] = spec.table
-        if spec.action == "goto":
-            kwargs["goto"] = spec.goto
-        ok = {errno.EEXIST} if cmd == "add" else GONE
-        self._do(f"rule pref {spec.pref}", ok, self.ipr.rule, cmd, **kwargs)
-
     def batch(self, items: list[tuple[str, object]]) -> None:
         """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
-        writes (nlbatch), with the same errno policy as the single-request methods."""
+        writes (nlbatch), with wggw's errno policy (EEXIST on add, gone on delete: done)."""
         from wggw.backends.netlink import batch as nlbatch
 
         requests = [self._request(cmd, spec) for cmd, spec in items]
@@ -238,8 +210,12 @@ class Netlink:
             return nlbatch.address(cmd, self._idx(spec.ifname, f"address {spec.cidr}"), spec.cidr,
                                    naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
         if isinstance(spec, RouteSpec):
-            oif = 0 if cmd == "del" else self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src)
+            if cmd == "del":  # name this very route: another may share its destination
+                return nlbatch.route(cmd, spec.family, spec.table, spec.dst,
+                                     self.index.get(spec.dev, 0), spec.gateway, None, spec.metric)
+            oif = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
+            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway,
+                                 spec.src, spec.metric)
         return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
-                            spec.table, spec.goto)
+                            spec.table, spec.goto, spec.iif, spec.extra)
 

@@ -1,0 +1,112 @@
+"""The data-plane operations the CLI calls: plan, apply, status, down and a one-peer apply.
+
+Each picks the WireGuard backend (backends/select.py), takes the store lock where it
+changes the host, and runs the one converge path (ops/converge.py) with its housekeeping
+first: keys whose grace is over are retired and expired peers removed before the kernel
+is made to match. Only `apply` (and the commands that apply) may load the kernel module
+or create links; `plan` and `status` only read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Optional
+
+from wggw.core import planscript
+from wggw.core import status as status_report
+from wggw.core.model import Peer
+from wggw.ops import converge, objects, rotation
+from wggw.store.sqlite import Store
+
+Echo = Optional[Callable[[str], None]]
+
+
+def system_for(backend: Optional[str] = None, may_load: bool = False):
+    """The real host through the backend called `backend` (None: auto). `may_load` lets
+    selection load an installed but unloaded WireGuard module: for commands that apply."""
+    from wggw.backends.select import select_backend
+    from wggw.backends.system import RealSystem
+
+    return RealSystem(select_backend(backend or "auto", may_load=may_load))
+
+
+def plan(store: Store, backend: Optional[str] = None, verbose: bool = False) -> list[str]:
+    """What `apply` would change, one `[#] ...` line per change as this host's backend will
+    carry it out (secrets masked; the nft text is checked by the kernel's parser); with
+    `verbose` each line is followed by the re-runnable text it hands to a tool (nft -f)."""
+    system = system_for(backend)
+    result = converge.compute(store.load(), system)
+    return planscript.lines(result.changes, verbose, lambda c: converge.line(system, c))
+
+
+def apply(
+    store: Store,
+    backend: Optional[str] = None,
+    echo: Echo = None,
+    now: Optional[float] = None,
+    system=None,
+):
+    """Under the store lock: housekeeping (retire, expire), then converge.
+    Returns (rotation.Report, converge.Result)."""
+    from wggw.core import conflicts
+
+    system = system if system is not None else system_for(backend, may_load=True)
+    with store.locked():
+        # An egress that conflicts with the host stops apply before anything, housekeeping too.
+        conflicts.check(store.load().tenants, system.facts())
+        report = rotation.housekeeping(store, system, time.time() if now is None else now)
+        result = converge.converge(store.load(), system, echo)
+    return report, result
+
+
+def apply_peer(
+    store: Store,
+    backend: Optional[str],
+    tenant: str,
+    peer: Optional[Peer],
+    keys: Iterable[str],
+    echo: Echo = None,
+) -> list:
+    """`peer add/remove --apply`: only this peer's WireGuard entries, or the whole `apply`
+    while its tenant is not live yet. Returns the changes applied."""
+    system = system_for(backend, may_load=True)
+    with store.locked():
+        changes = converge.converge_peer(
+            objects.peer_scope(store, tenant, peer, keys), system, echo
+        )
+        if changes is None:
+            report, result = apply(store, echo=echo, system=system)
+            changes = result.changes
+            for line in report.lines():
+                if echo:
+                    echo(line)
+    return changes
+
+
+def status(store: Store, backend: Optional[str] = None, now: Optional[float] = None) -> dict:
+    """Per-peer handshake, endpoint and traffic; per-tenant totals; drift; and the path each
+    tenant's packets take, asked of the kernel like `ip route get` (core/status.py)."""
+    from wggw.ops import paths
+
+    state = store.load()
+    system = system_for(backend)
+    result = converge.compute(state, system, check_nft=False)
+    checked = paths.check(state, result.desired, system)
+    return status_report.build(state, result, time.time() if now is None else now, checked)
+
+
+def paths_wrong(report: dict) -> bool:
+    """True if `status` found a tenant whose packets would not take its own path."""
+    from wggw.ops import paths
+
+    return bool(paths.wrong(report["paths"]))
+
+
+def down(backend: Optional[str] = None, echo: Echo = None) -> list:
+    """Remove everything wggw created on this host, without the store: through the backend
+    named, or every backend whose devices could be here."""
+    from wggw.backends.select import present_backends
+    from wggw.backends.system import RealSystem
+
+    systems = [system_for(backend)] if backend else [RealSystem(b) for b in present_backends()]
+    return converge.teardown(systems, echo)
