@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .desired import AddrSpec, Desired, LinkSpec, RouteSpec
-from .keys import Secret, public_of
+from .keys import Secret, clamped, public_of
 from .nftables import NftSpec
 from .ruletree import RuleSpec
 from .wgtypes import WgDeviceState, WgPeerSpec
@@ -73,11 +73,16 @@ class CreateDevice(Change):
 
 @dataclass(frozen=True)
 class ConfigureDevice(Change):
+    """The device's listen port, and its private key only when that changes (None = keep):
+    setting even the same key can expire every session (see keys.clamp)."""
+
     name: str
-    private_key: Secret
+    private_key: Optional[Secret]
     listen_port: int
 
     def describe(self) -> str:
+        if self.private_key is None:
+            return f"wg set {self.name} listen-port {self.listen_port}"
         return f"wg set {self.name} listen-port {self.listen_port} private-key (hidden; public {public_of(self.private_key)})"
 
 
@@ -191,8 +196,11 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     out: list[Change] = []
     if have is None:
         out.append(CreateDevice(name))
-    if have is None or have.public_key != public_of(want.private_key) or have.listen_port != want.listen_port:
-        out.append(ConfigureDevice(name, want.private_key, want.listen_port))
+    # Keys compare by their public half, which clamping does not change; a key goes out only
+    # when it differs, and clamped, as the kernel keeps it.
+    new_key = have is None or have.public_key != public_of(want.private_key)
+    if new_key or (have is not None and have.listen_port != want.listen_port):
+        out.append(ConfigureDevice(name, clamped(want.private_key) if new_key else None, want.listen_port))
     current = have.peers if have else {}
     for peer in want.peers:
         seen = current.get(peer.public_key)

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 
 from . import fsutil, storelock
 from .errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
-from .keys import Secret
+from .keys import Secret, clamp
 from .model import Interface, IPAddress, Peer, State, Tenant
 from .storecodec import (addresses_from_text, peer_from_row, peer_to_row, tenant_from_row,
                          tenant_to_row)
@@ -259,7 +259,7 @@ def _interface_row(i: Interface) -> dict:
 
 def _interface_from_row(r: sqlite3.Row) -> Interface:
     return Interface(name=r["name"], listen_port=r["listen_port"], endpoint=r["endpoint"],
-                     private_key=Secret._trusted(r["private_key"]), public_key=r["public_key"], mtu=r["mtu"])
+                     private_key=Secret._trusted(clamp(r["private_key"])), public_key=r["public_key"], mtu=r["mtu"])
 
 
 class SqliteStore(Store):

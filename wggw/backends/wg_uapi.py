@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from .. import naming
 from ..errors import BackendError
-from ..keys import Secret, key_from_hex, key_hex
+from ..keys import Secret, clamped, key_from_hex, key_hex
 from ..wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 from .wireguard import normalise_allowed_ips
 
@@ -192,8 +192,10 @@ def _public_of_hex(private_hex: str) -> str:
 
 # --- request bodies -------------------------------------------------------------------
 
-def device_lines(private_key: Secret, listen_port: int) -> list[str]:
-    return [f"private_key={private_key.hex()}", f"listen_port={int(listen_port)}"]
+def device_lines(private_key: Optional[Secret], listen_port: int) -> list[str]:
+    """The port, and the key (clamped, as WireGuard keeps it) unless None = unchanged."""
+    key = [] if private_key is None else [f"private_key={clamped(private_key).hex()}"]
+    return key + [f"listen_port={int(listen_port)}"]
 
 
 def peer_lines(spec: WgPeerSpec) -> list[str]:
