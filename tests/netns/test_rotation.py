@@ -26,7 +26,6 @@ def peer_json(lab, ref: str) -> dict:
     return json.loads(lab.wggw("peer", "show", ref, "--json").stdout)
 
 
-@pytest.mark.kernel_tier
 def test_overlap_then_new_config_then_old_key_retired(lab, tmp_path):
     gw = up(lab)
     acme, out = lab.client("acme"), tmp_path / "outbox"
