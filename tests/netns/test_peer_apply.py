@@ -11,7 +11,6 @@ from wggw.netnslab import FetchError
 from gwhelper import up
 
 
-@pytest.mark.kernel_tier
 def test_add_apply_works_at_once_and_remove_apply_cuts_off(lab):
     gw = up(lab)
     assert gw.seen("acme", 4) == "203.0.113.10" and gw.seen("globex", 4) == "203.0.113.20"
