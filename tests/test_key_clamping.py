@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress as ip
+import os
 import sqlite3
 from dataclasses import replace
 
@@ -52,6 +53,17 @@ def test_clamping_keeps_the_public_key_and_is_idempotent():
     assert keys.public_of(keys.Secret(RAW)) == keys.public_of(keys.Secret(RAW_CLAMPED))
     assert keys.private_key(RAW).reveal() == RAW_CLAMPED
     assert keys.clamp("not base64!") == "not base64!"  # left for Secret's check to report
+
+
+def test_clamp_matches_the_bit_operations_for_random_keys():
+    """keys.clamp reads most keys from their text alone; it must agree with the bytes."""
+    for _ in range(2000):
+        raw = bytearray(os.urandom(32))
+        text = base64.b64encode(raw).decode()
+        raw[0] &= 248
+        raw[31] = (raw[31] & 127) | 64
+        want = base64.b64encode(raw).decode()
+        assert keys.clamp(text) == want and keys.clamp(want) == want
 
 
 def test_keys_stored_before_clamping_are_read_clamped(state_dir):
