@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from wggw.backends import runfiles
-from wggw.lab.netns import wait_until
+from wggw.lab.netns import wait_until  # noqa: F401 (re-exported for the fault tests)
 from wggw.lab.topology import (GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6, NETNS_DIR, Lab,
                                LabError, new_ifname)
 

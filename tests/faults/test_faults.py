@@ -119,8 +119,7 @@ def test_fault_fails_closed_is_detected_and_repaired(labs: LabHolder, fault: Fau
 
 
 @pytest.mark.parametrize("variant", [
-    pytest.param(v, marks=[pytest.mark.kernel_tier] if v == "alone" else [])
-    for v in faulttrial.VARIANTS])
+    pytest.param(v) for v in faulttrial.VARIANTS])
 def test_foreign_ip_rule_above_the_window_is_reported_not_touched(labs: LabHolder, variant: str):
     row = _trial(labs, FOREIGN_IP_RULE, variant)
     info = row.as_dict()

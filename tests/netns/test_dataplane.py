@@ -38,6 +38,7 @@ def assert_blocked(gw: Gateway, tenant: str) -> None:
             gw.seen(tenant, v, retry=False)
 
 
+@pytest.mark.kernel_tier
 def test_each_tenant_leaves_through_its_own_egress_and_tenants_are_isolated(lab):
     gw = up(lab)
     for tenant, t in TENANTS.items():
@@ -50,6 +51,7 @@ def test_each_tenant_leaves_through_its_own_egress_and_tenants_are_isolated(lab)
             assert not src.can_reach(addr), f"{src.name} reached {addr}"
 
 
+@pytest.mark.kernel_tier
 def test_flushed_tenant_table_fails_closed_and_apply_repairs(lab):
     gw = up(lab)
     lab.inet.run(["nft", "-f", "-"], input=INET_NFT)
@@ -65,6 +67,7 @@ def test_flushed_tenant_table_fails_closed_and_apply_repairs(lab):
     assert gw.seen("acme", 4) == "203.0.113.10" and gw.seen("acme", 6) == "2001:db8:ffff::10"
 
 
+@pytest.mark.kernel_tier
 def test_uplink_gone_fails_closed_never_main(lab):
     gw = up(lab)
     lab.inet.run(["nft", "-f", "-"], input=INET_NFT)
@@ -100,6 +103,7 @@ def test_a_foreign_masquerade_at_an_earlier_priority_cannot_leak(lab):
     assert gw.seen("acme", 4) == "203.0.113.10"  # with the foreign NAT gone, traffic flows again
 
 
+@pytest.mark.kernel_tier
 def test_idempotent_and_live_sessions_survive_other_peer_changes(lab):
     gw = up(lab)
     assert gw.seen("acme", 4) == "203.0.113.10"

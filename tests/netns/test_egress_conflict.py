@@ -10,7 +10,6 @@ from wggw.lab.topology import GW_UPLINK_V4, INET_V4, INET_V6, new_ifname
 
 from gwhelper import snapshot
 
-pytestmark = pytest.mark.kernel_tier
 
 
 def _store(lab) -> None:

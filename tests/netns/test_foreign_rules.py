@@ -11,7 +11,6 @@ import pytest
 
 from gwhelper import TENANTS, up
 
-pytestmark = pytest.mark.kernel_tier
 
 
 def _paths(lab, code: int = 0) -> list[dict]:

@@ -19,7 +19,6 @@ from wggw.core import keys, naming, ruletree
 
 from gwhelper import TENANTS, up
 
-pytestmark = pytest.mark.kernel_tier
 
 ACME_POOL4, GLOBEX_EGRESS4 = TENANTS["acme"]["pools"][0], TENANTS["globex"]["egress"][0]
 ACME_EGRESS4 = TENANTS["acme"]["egress"][0]

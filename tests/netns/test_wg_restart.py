@@ -19,7 +19,6 @@ from wggw.lab.topology import INET_URL_V4, new_ifname
 
 from gwhelper import Gateway, up
 
-pytestmark = pytest.mark.kernel_tier
 
 
 @pytest.fixture
@@ -125,7 +124,8 @@ def _kill_device(lab, ifname: str, backend: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("backend", ["userspace", "kernel"])
+@pytest.mark.parametrize("backend", ["userspace",
+                                     pytest.param("kernel", marks=pytest.mark.kernel_tier)])
 def test_tunnels_come_back_fast_after_wireguard_go_restarts(lab, monkeypatch, backend):
     if backend == "kernel":
         _kernel_backend_or_skip()

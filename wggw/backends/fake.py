@@ -1,9 +1,14 @@
 """An in-memory host for tests: observes and applies planned changes like the real
 backends, and records each applied change as its `[#]` text. It lets pure tests prove
-that every transition converges (apply, then plan again, gives nothing)."""
+that every transition converges (apply, then plan again, gives nothing).
+
+Device keys behave as in the kernel: it keeps the X25519-clamped private key and treats a
+key that differs from that copy, even by clamping only, as a new key that expires every
+session of the device (counted in `session_resets`)."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from typing import Optional
 
@@ -25,6 +30,8 @@ class FakeSystem:
         self.kicked: list[tuple[str, str]] = []
         self.foreign: list = []      # foreign ip rules (core.paths.ForeignRule) set by a test
         self.main_routes: dict = {}  # family -> [RouteSpec] that a foreign rule leads to
+        self.private_keys: dict[str, str] = {}    # device -> clamped private key, as the kernel keeps it
+        self.session_resets: dict[str, int] = {}  # device -> times a key SET expired its sessions
 
     def facts(self) -> HostFacts:
         return replace(self.facts_, links=self.facts_.links | frozenset(self.state.wg))
@@ -77,6 +84,16 @@ class FakeSystem:
             echo_change(echo, change)
             self.state = self._apply(self.state, change)
 
+    def _set_private_key(self, name: str, b64: str) -> None:
+        """The kernel's rule (netlink.c): skip the SET only if the key equals the stored,
+        clamped copy; otherwise store the clamped key and expire every peer's session."""
+        stored = self.private_keys.get(name)
+        if b64 == stored:
+            return
+        if stored is not None:
+            self.session_resets[name] = self.session_resets.get(name, 0) + 1
+        self.private_keys[name] = _kernel_clamp(b64)
+
     def _apply(self, s: Observed, c: Change) -> Observed:
         if isinstance(c, SetSysctl):
             return replace(s, sysctls={**s.sysctls, c.key: c.value})
@@ -84,6 +101,9 @@ class FakeSystem:
             return replace(s, wg={**s.wg, c.name: WgDeviceState(c.name, None, 0, {})})
         if isinstance(c, ConfigureDevice):
             dev = s.wg[c.name]
+            if c.private_key is None:
+                return replace(s, wg={**s.wg, c.name: replace(dev, listen_port=c.listen_port)})
+            self._set_private_key(c.name, c.private_key.reveal())
             return replace(s, wg={**s.wg, c.name: replace(dev, public_key=public_of(c.private_key),
                                                          listen_port=c.listen_port)})
         if isinstance(c, (UpsertPeer, RemovePeer)):
@@ -123,6 +143,7 @@ class FakeSystem:
             op = s.rules | {c.spec} if isinstance(c, AddRule) else s.rules - {c.spec}
             return replace(s, rules=op)
         if isinstance(c, DeleteDevice):
+            self.private_keys.pop(c.name, None)
             wg = {k: v for k, v in s.wg.items() if k != c.name}
             links = {k: v for k, v in s.links.items() if k != c.name}
             addrs = frozenset(a for a in s.addresses if a.ifname != c.name)
@@ -130,3 +151,12 @@ class FakeSystem:
             tcs = frozenset(t for t in s.tc if t.dev != c.name)
             return replace(s, wg=wg, links=links, addresses=addrs, routes=routes, tc=tcs)
         raise AssertionError(f"fake cannot apply {c}")
+
+
+def _kernel_clamp(b64: str) -> str:
+    """curve25519_clamp_secret(), written out here rather than taken from wggw.keys, so the
+    fake checks wggw's clamping instead of repeating it."""
+    raw = bytearray(base64.b64decode(b64))
+    raw[0] &= 248
+    raw[31] = (raw[31] & 127) | 64
+    return base64.b64encode(bytes(raw)).decode()

@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 from wggw.core import naming
 from wggw.core.errors import BackendError
-from wggw.core.keys import Secret
+from wggw.core.keys import Secret, clamped
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 from wggw.backends.wireguard import ZERO_KEY_B64, WgBackend, check_name, delete_link, format_endpoint, link_info, normalise_allowed_ips, owned_links, set_alias
 
@@ -212,14 +212,14 @@ class KernelBackend(WgBackend):
             raise BackendError(f"WireGuard {ifname}: not wggw's (kind {info[0]}, alias {info[1]!r}); left alone")
         delete_link(ifname)
 
-    def configure(self, ifname: str, private_key: Secret, listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
         from pyroute2.netlink.exceptions import NetlinkError
 
         check_name(ifname)
+        key = None if private_key is None else clamped(private_key).reveal()  # None: not sent
         try:
             with _wireguard_socket() as wg:
-                wg.set(ifname, private_key=private_key.reveal(), listen_port=int(listen_port),
-                       fwmark=0)
+                wg.set(ifname, private_key=key, listen_port=int(listen_port), fwmark=0)
         except (NetlinkError, OSError) as e:
             raise BackendError(f"WireGuard {ifname}: genetlink set (key, port) failed: {e}") from e
 

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from wggw.core import naming
 from wggw.core.errors import BackendError
-from wggw.core.keys import Secret, key_from_hex, key_hex
+from wggw.core.keys import Secret, clamped, key_from_hex, key_hex
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 from wggw.backends.wireguard import normalise_allowed_ips
 
@@ -199,8 +199,11 @@ def _public_of_hex(private_hex: str) -> str:
 
 # --- request bodies -------------------------------------------------------------------
 
-def device_lines(private_key: Secret, listen_port: int) -> list[str]:
-    return [f"private_key={private_key.hex()}", f"listen_port={int(listen_port)}", "fwmark=0"]
+def device_lines(private_key: Optional[Secret], listen_port: int) -> list[str]:
+    """The port and fwmark 0, and the key (clamped, as WireGuard keeps it) unless None =
+    unchanged."""
+    key = [] if private_key is None else [f"private_key={clamped(private_key).hex()}"]
+    return key + [f"listen_port={int(listen_port)}", "fwmark=0"]
 
 
 def peer_lines(spec: WgPeerSpec) -> list[str]:

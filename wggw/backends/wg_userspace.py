@@ -259,7 +259,7 @@ class UserspaceBackend(WgBackend):
         if link_info(ifname) is not None:
             delete_link(ifname)  # marked but not started by us (e.g. pid file lost)
 
-    def configure(self, ifname: str, private_key: Secret, listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
         self._client(ifname).set(wg_uapi.device_lines(private_key, listen_port))
 
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:

@@ -48,8 +48,9 @@ class WgBackend(abc.ABC):
         """Remove the device; absent counts as done."""
 
     @abc.abstractmethod
-    def configure(self, ifname: str, private_key: Secret, listen_port: int) -> None:
-        """Set the device's private key and listen port."""
+    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
+        """Set the device's listen port, and its private key unless None (an unchanged key must
+        not be sent again: the kernel would expire every session if it differed by clamping)."""
 
     @abc.abstractmethod
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:

@@ -76,10 +76,54 @@ def parse_key(value: str, field: str = "key") -> str:
     return base64.b64encode(raw).decode()
 
 
+def clamp(b64: str) -> str:
+    """A private key as WireGuard stores it: X25519-clamped (RFC 7748: the 3 low bits of the
+    first byte cleared, the top bit of the last cleared and the one below it set), as `wg genkey`
+    makes it. The public key does not change. The kernel keeps the clamped copy and treats any
+    other spelling as a new key, which expires every session of the device."""
+    if _clamped_text(b64):
+        return b64  # every key made since keys were clamped: no decoding on a store load
+    try:
+        raw = bytearray(base64.b64decode(b64, validate=True))
+    except (binascii.Error, ValueError):
+        return b64
+    if len(raw) != KEY_LEN or base64.b64encode(raw).decode() != b64:
+        return b64  # damaged or not canonical: left for Secret._check to report
+    raw[0] &= 248
+    raw[31] = (raw[31] & 127) | 64
+    return base64.b64encode(raw).decode()
+
+
+_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+
+
+def _clamped_text(b64: str) -> bool:
+    """Clamped, read from the base64 text: the first byte's low 3 bits are the lowest bit of
+    character 0 and the top 2 of character 1; the last byte's top 2 bits are bits 3-2 of
+    character 41."""
+    try:
+        return (len(b64) == 44 and b64[43] == "=" and not _B64[b64[0]] & 0x01 and not _B64[b64[1]] & 0x30
+                and _B64[b64[41]] & 0x0C == 0x04)
+    except KeyError:
+        return False
+
+
+def private_key(value: str, field: str = "private-key") -> Secret:
+    """A private key given by a user or read from a file: validated, then clamped."""
+    return Secret(clamp(parse_key(value, field)))
+
+
+def clamped(private: Secret) -> Secret:
+    """`private` as WireGuard stores it (the same object if it already is)."""
+    b64 = private.reveal()
+    fixed = clamp(b64)
+    return private if fixed == b64 else Secret(fixed)
+
+
 def generate_private() -> Secret:
     from nacl.public import PrivateKey  # pynacl costs ~10 ms to import: only where keys are made
 
-    return Secret(base64.b64encode(bytes(PrivateKey.generate())).decode())
+    return Secret(clamp(base64.b64encode(bytes(PrivateKey.generate())).decode()))
 
 
 def public_of(private: Secret) -> str:

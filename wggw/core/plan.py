@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
-from wggw.core.keys import Secret, public_of
+from wggw.core.keys import Secret, clamped, public_of
 from wggw.core.nftables import NftSpec
 from wggw.core.ruletree import RuleSpec
 from wggw.core.tcguard import TcSpec
@@ -80,11 +80,16 @@ class CreateDevice(Change):
 
 @dataclass(frozen=True)
 class ConfigureDevice(Change):
+    """The device's listen port, and its private key only when that changes (None = keep):
+    setting even the same key can expire every session (see keys.clamp)."""
+
     name: str
-    private_key: Secret
+    private_key: Optional[Secret]
     listen_port: int
 
     def describe(self) -> str:
+        if self.private_key is None:
+            return f"wg set {self.name} listen-port {self.listen_port} fwmark 0"
         return (f"wg set {self.name} listen-port {self.listen_port} fwmark 0 "
                 f"private-key (hidden; public {public_of(self.private_key)})")
 
@@ -220,9 +225,13 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     out: list[Change] = []
     if have is None:
         out.append(CreateDevice(name))
-    if have is None or have.public_key != public_of(want.private_key) \
-            or have.listen_port != want.listen_port or have.fwmark:
-        out.append(ConfigureDevice(name, want.private_key, want.listen_port))
+    # Keys compare by their public half, which clamping does not change; a key goes out only
+    # when it differs, and clamped, as the kernel keeps it (re-sending an unchanged key that the
+    # kernel holds clamped would reset every session).
+    new_key = have is None or have.public_key != public_of(want.private_key)
+    if new_key or have.listen_port != want.listen_port or have.fwmark:
+        out.append(ConfigureDevice(name, clamped(want.private_key) if new_key else None,
+                                   want.listen_port))
     current = have.peers if have else {}
     for peer in want.peers:
         seen = current.get(peer.public_key)

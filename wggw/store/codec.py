@@ -8,7 +8,7 @@ import json
 import socket
 from typing import Any, Mapping, Optional
 
-from wggw.core.keys import Secret
+from wggw.core.keys import Secret, clamp
 from wggw.core.model import Peer, RetiringKey, Tenant
 
 
@@ -54,6 +54,12 @@ def _secret(value: Optional[str]) -> Optional[Secret]:
     return None if value is None else Secret._trusted(value)
 
 
+def _private(value: Optional[str]) -> Optional[Secret]:
+    """A private key as WireGuard stores it: stores written before keys were clamped hold
+    raw ones (keys.clamp; the public key is the same)."""
+    return None if value is None else Secret._trusted(clamp(value))
+
+
 def _reveal(secret: Optional[Secret]) -> Optional[str]:
     return None if secret is None else secret.reveal()
 
@@ -86,5 +92,5 @@ def peer_from_row(r: Mapping[str, Any]) -> Peer:
                                addresses=_ifaces(r["retiring_addresses"] or "[]"), retire_at=r["retiring_at"])
     return Peer(tenant=r["tenant"], name=r["name"], public_key=r["public_key"],
                 addresses=_ifaces(r["addresses"]), key_created_at=r["key_created_at"],
-                private_key=_secret(r["private_key"]), psk=_secret(r["psk"]), keepalive=r["keepalive"],
+                private_key=_private(r["private_key"]), psk=_secret(r["psk"]), keepalive=r["keepalive"],
                 dns=_ips(r["dns"]), expires_at=r["expires_at"], created_at=r["created_at"], retiring=retiring)

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 from wggw import fsutil
 from wggw.store import lock as storelock
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
-from wggw.core.keys import Secret
+from wggw.core.keys import Secret, clamp
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
 from wggw.store.codec import addresses_from_text, peer_from_row, peer_to_row, tenant_from_row, tenant_to_row
 
@@ -259,7 +259,7 @@ def _interface_row(i: Interface) -> dict:
 
 def _interface_from_row(r: sqlite3.Row) -> Interface:
     return Interface(name=r["name"], listen_port=r["listen_port"], endpoint=r["endpoint"],
-                     private_key=Secret._trusted(r["private_key"]), public_key=r["public_key"], mtu=r["mtu"])
+                     private_key=Secret._trusted(clamp(r["private_key"])), public_key=r["public_key"], mtu=r["mtu"])
 
 
 class SqliteStore(Store):
