@@ -29,7 +29,7 @@ def userspace(monkeypatch):
 
 
 def _kernel_backend_or_skip() -> None:
-    from wggw.backends.wireguard import select_backend
+    from wggw.backends.select import select_backend
     from wggw.core.errors import BackendUnavailableError
 
     try:
