@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from wggw.cli import common, dataplane, interface, peer, rotate, tenant, transfer
+from wggw.cli import agent, common, dataplane, interface, peer, rotate, tenant, transfer
 from wggw import __version__
 from wggw.ops import objects as service
 
@@ -56,6 +56,7 @@ app.add_typer(transfer.import_app, name="import", help="Bring peers in from othe
 app.add_typer(transfer.export_app, name="export", help="Write wggw's state in other tools' formats.")
 dataplane.register(app)
 rotate.register(app)
+agent.register(app)
 
 
 def main() -> None:

@@ -72,10 +72,13 @@ def _apply_peer(store, backend: Optional[str], tenant: str, peer: Optional[Peer]
     `apply` while the tenant is not live yet. The caller holds the store lock."""
     from wggw.ops import converge as reconcile
     from wggw.cli.dataplane import housekeeping_and_converge, system_for
+    from wggw.ops.agentclient import apply_peer_via_agent
 
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
 
+    if apply_peer_via_agent(tenant, peer.name if peer else None, keys, echo):
+        return  # a running `wggw agent` applied it (we hold the lock for it meanwhile)
     system = system_for(backend)
     changes = reconcile.converge_peer(service.peer_scope(store, tenant, peer, keys), system, echo)
     if changes is None:
