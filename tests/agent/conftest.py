@@ -100,7 +100,9 @@ def agent_lab(require_root: None) -> Iterator[tuple]:
         agents: list[AgentProc] = []
         try:
             gw = gwhelper.up(lab)
-            agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))
+            # The speed trials repair each kind dozens of times a minute: no back-off for them.
+            agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}",
+                                    "--max-repairs", "1000"))
             yield lab, gw, agents
         finally:
             for agent in agents:

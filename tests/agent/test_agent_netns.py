@@ -85,6 +85,11 @@ def _owned_rule(lab) -> str:
     raise AssertionError("no wggw rule found")
 
 
+def _egress_addr(lab) -> str:
+    text = lab.gw.ip("-4", "-o", "addr", "show", "dev", "uplink0").stdout
+    return re.search(r"inet (203\.0\.113\.10/\d+)", text).group(1)
+
+
 def _wg_pid(gw) -> str:
     return runfiles.pid_file(gw.ifname).read_text().split()[0]
 
@@ -97,7 +102,7 @@ FAULTS = {
     "nft table flushed": lambda lab, gw: lab.gw.run(["nft", "flush", "table", "inet", "wggw"]),
     "nft table deleted": lambda lab, gw: lab.gw.run(["nft", "delete", "table", "inet", "wggw"]),
     "ip rule deleted": lambda lab, gw: lab.gw.ip("-4", "rule", "del", "pref", _owned_rule(lab)),
-    "egress address removed": lambda lab, gw: lab.gw.ip("addr", "del", "203.0.113.10/24", "dev", "uplink0"),
+    "egress address removed": lambda lab, gw: lab.gw.ip("addr", "del", _egress_addr(lab), "dev", "uplink0"),
     "nft element edited": lambda lab, gw: lab.gw.run(
         ["nft", "-f", "-"], input="delete element inet wggw snat_v4 { 10.10.0.0/24 }\n"
         "add element inet wggw snat_v4 { 10.10.0.0/24 : 203.0.113.99 }\n"),
@@ -193,6 +198,8 @@ def test_metrics_scrape_passes_promtool(agent_lab) -> None:
 
 def test_contested_rule_backs_off_and_fails_closed(agent_lab) -> None:
     lab, gw, agents = agent_lab
+    agents[-1].stop()
+    agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))  # default back-off
     agent = agents[-1]
     pref = _owned_rule(lab)
     stop = threading.Event()

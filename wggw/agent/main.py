@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from wggw.agent.backoff import Backoff
 from wggw.agent.logs import Log
 from wggw.agent.loop import Agent
 from wggw.agent.metrics import AgentMetrics
@@ -12,7 +13,7 @@ from wggw.agent.singleton import AgentLock
 
 
 def run_agent(store, backend: Optional[str], resync: float, log_format: str,
-              metrics_listen: Optional[str], metrics_max_peers: int) -> int:
+              metrics_listen: Optional[str], metrics_max_peers: int, max_repairs: int = 10) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code. LockBusyError (exit 75) if another
     agent runs in this runtime directory."""
     lock = AgentLock().acquire()
@@ -27,7 +28,7 @@ def run_agent(store, backend: Optional[str], resync: float, log_format: str,
                 raise ValidationError("metrics-listen", f"cannot listen on {metrics_listen}: "
                                       f"{e.strerror}") from None
             log("metrics", listen=metrics_listen)
-        log("start", resync=resync, backend=backend or "auto")
-        return Agent(store, backend, log, metrics, resync).run()
+        log("start", resync=resync, backend=backend or "auto", max_repairs=max_repairs)
+        return Agent(store, backend, log, metrics, resync, Backoff(limit=max_repairs)).run()
     finally:
         lock.release()

@@ -25,6 +25,9 @@ def agent_cmd(
     metrics_max_peers: int = typer.Option(
         1000, "--metrics-max-peers", metavar="N",
         help="Per-peer series only while there are at most N peers (0: never)."),
+    max_repairs: int = typer.Option(
+        10, "--max-repairs", metavar="N",
+        help="Repairs per minute of one kind of object before backing off (contested)."),
     backend: Optional[str] = typer.Option(None, "--backend", envvar="WGGW_BACKEND",
                                           help="WireGuard backend: auto, kernel, userspace."),
 ) -> None:
@@ -37,6 +40,8 @@ def agent_cmd(
         raise ValidationError("log-format", f"{log_format!r}: want text or json")
     if not resync > 0:
         raise ValidationError("resync", "must be a positive number of seconds")
+    if max_repairs < 1:
+        raise ValidationError("max-repairs", "must be at least 1")
     if metrics_max_peers < 0:
         raise ValidationError("metrics-max-peers", "must not be negative")
     if metrics_listen is not None:
@@ -44,7 +49,8 @@ def agent_cmd(
         if m is None or not 0 < int(m.group(2)) < 65536:
             raise ValidationError("metrics-listen", f"{metrics_listen!r}: want ADDR:PORT, e.g. 127.0.0.1:9586")
     with open_store(ctx) as store:
-        code = run_agent(store, backend, resync, log_format, metrics_listen, metrics_max_peers)
+        code = run_agent(store, backend, resync, log_format, metrics_listen, metrics_max_peers,
+                         max_repairs)
     raise typer.Exit(code)
 
 
