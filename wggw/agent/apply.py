@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable, Optional
 
-from wggw.core.errors import VerifyError
 from wggw.core.plan import Change, DeleteNft, ReplaceNft
 from wggw.ops import converge as reconcile
 from wggw.ops import rotation
@@ -51,9 +50,13 @@ def peer_converge(store, system, tenant: str, peer: Optional[str], keys: Iterabl
 
 
 def repair(state, system, hold: Callable[[Change], bool], echo: Echo = None,
-           reload_nft: bool = False):
+           reload_nft: bool = False, applied_hook: Optional[Callable[[], None]] = None):
     """Drift repair: plan, apply the changes not held back by `hold`, observe again.
-    Returns (applied, held). Changes left over that were not held are an error.
+    Returns (applied, held, left): `left` is what differs again right after the apply
+    (something undid it at once: the caller counts that against the back-off).
+    `applied_hook` runs between the apply and the second look: the agent drops the kernel
+    events its own apply caused there, so that a change made by someone else after that
+    moment is either seen by the second look or arrives as a fresh event.
     `reload_nft`: someone else changed wggw's nft table; observation compares digests and
     counts, so an element edited in place looks unchanged: load the table again anyway."""
     first = reconcile.compute(state, system)
@@ -63,11 +66,11 @@ def repair(state, system, hold: Callable[[Change], bool], echo: Echo = None,
         changes = [*changes, ReplaceNft(first.desired.nft)]
     applied = [c for c in changes if not hold(c)]
     held = [c for c in changes if hold(c)]
+    left: list[Change] = []
     if applied:
         system.apply(applied, echo)
+        if applied_hook is not None:
+            applied_hook()
         second = reconcile.compute(state, system, check_nft=False, previous=first)
         left = [c for c in second.changes if not hold(c)]
-        if left:
-            head = "; ".join(c.describe() for c in left[:3])
-            raise VerifyError(f"state still differs after repair ({len(left)} changes left): {head}")
-    return applied, held
+    return applied, held, left

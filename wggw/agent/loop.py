@@ -77,6 +77,7 @@ class Agent:
             with self.store.locked():
                 gen = self.store.generation()
                 report, result = apply.full_converge(self.store, self.system, self._echo("start"))
+                self._drain()   # our own changes' events (a fault in this instant: the resync)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
                     self.log("housekeeping", line=line)
@@ -163,8 +164,6 @@ class Agent:
             self.due = now + LOCK_RETRY   # a command runs; it may be waiting for us: keep serving
         except WggwError as e:
             self._failed("+".join(sorted(reasons)), e)
-        finally:
-            self._drain()
 
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
         gen = self.store.generation()
@@ -179,13 +178,16 @@ class Agent:
         # Store changes are the operator's intent: never held back. Drift repairs are rationed.
         hold: Callable = (lambda c: False) if store_changed else \
             (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
-        applied, held = apply.repair(state, self.system, hold, self._echo(trigger),
-                                     reload_nft="nft" in reasons)
+        applied, held, left = apply.repair(state, self.system, hold, self._echo(trigger),
+                                           reload_nft="nft" in reasons, applied_hook=self._drain)
         for change in applied if not store_changed else ():
             self.backoff.record(kind_of(change), time.monotonic())
             self.metrics.repairs.labels(kind_of(change)).inc()
         self._report_contested(held)
         self._track(state)
+        if left:   # undone at once: try again, rationed by the back-off like any repair
+            self.log("undone", changes=len(left), object=left[0].describe())
+            held = held or left
         if held:
             retry = self.backoff.next_allowed(time.monotonic())
             self._want("drift", time.monotonic(), max(0.0, (retry or time.monotonic() + 1) - time.monotonic()))
