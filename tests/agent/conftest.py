@@ -48,14 +48,14 @@ def require_root() -> None:
 class AgentProc:
     """`wggw agent` running in the lab's gateway namespace; its log is a file in the lab."""
 
-    def __init__(self, lab: Lab, *args: str) -> None:
+    def __init__(self, lab: Lab, *args: str, env: Optional[dict] = None) -> None:
         self.lab = lab
         self.log_path = lab.workdir / f"agent-{time.monotonic_ns()}.log"
         argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
                 "--state-dir", str(lab.state_dir), "agent", *args]
         with open(self.log_path, "w") as log:
             # `ip netns exec` execs Python in place: this PID is the agent's.
-            self.proc = subprocess.Popen(argv, env=lab._py_env(), stdout=log, stderr=log)
+            self.proc = subprocess.Popen(argv, env=lab._py_env(env), stdout=log, stderr=log)
         self.wait_log("converged trigger=start", 20.0)
 
     def log(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.kernel_tier
 
 TRIALS = 5
 BOUND = 3.0              # p99 bound asserted (the goal is 1 s; see the printed figures)
-EGRESS = {"acme": ("203.0.113.10", "2001:db8:ffff::10"), "globex": ("203.0.113.20", "2001:db8:ffff::20")}
+EGRESS = {"acme": ("203.0.113.10", "2001:db8:ffff::10"),
+          "globex": ("203.0.113.20", "2001:db8:ffff::20")}
 FIGURES: dict[str, list[float]] = {}
 
 
@@ -102,7 +104,8 @@ FAULTS = {
     "nft table flushed": lambda lab, gw: lab.gw.run(["nft", "flush", "table", "inet", "wggw"]),
     "nft table deleted": lambda lab, gw: lab.gw.run(["nft", "delete", "table", "inet", "wggw"]),
     "ip rule deleted": lambda lab, gw: lab.gw.ip("-4", "rule", "del", "pref", _owned_rule(lab)),
-    "egress address removed": lambda lab, gw: lab.gw.ip("addr", "del", _egress_addr(lab), "dev", "uplink0"),
+    "egress address removed": lambda lab, gw: lab.gw.ip("addr", "del", _egress_addr(lab),
+                                                        "dev", "uplink0"),
     "nft element edited": lambda lab, gw: lab.gw.run(
         ["nft", "-f", "-"], input="delete element inet wggw snat_v4 { 10.10.0.0/24 }\n"
         "add element inet wggw snat_v4 { 10.10.0.0/24 : 203.0.113.99 }\n"),
@@ -142,7 +145,7 @@ def test_fault_is_repaired_fast(agent_lab, probe, fault: str) -> None:
             done = max(done, time.monotonic())
         agent.wait_log("converged trigger=drift", 10.0, before + 1)
         # wireguard-go killed: clients hold a session the new process does not know; WireGuard
-        # itself re-handshakes after its timeouts (up to ~15 s + jitter), which wggw cannot speed up.
+        # itself re-handshakes after its timeouts (~15 s + jitter); wggw cannot speed that up.
         tr = traffic_ok_at(lab, 40.0 if fault == "wireguard-go killed" else 10.0)
         times.append(max(0.0, done - t_fault))
         traffic.append(tr - t0)
@@ -166,7 +169,8 @@ def test_peer_add_apply_through_the_agent(agent_lab) -> None:
         t0 = time.monotonic()
         out = lab.wggw("peer", "add", f"acme/agentp{i}", "--apply").stdout
         wall.append(time.monotonic() - t0)
-        assert "1 change(s) applied by the wggw agent." in out and f"[#] wg set {gw.ifname} peer " in out
+        assert "1 change(s) applied by the wggw agent." in out
+        assert f"[#] wg set {gw.ifname} peer " in out
         text = agent.wait_log(f"peer=agentp{i} ", 5.0)
         part.append(float(re.search(rf"peer=agentp{i} changes=1 ms=([\d.]+)", text).group(1)))
     lab.wggw("plan", "--detailed-exitcode")   # nothing left for `apply`
@@ -199,7 +203,8 @@ def test_metrics_scrape_passes_promtool(agent_lab) -> None:
 def test_contested_rule_backs_off_and_fails_closed(agent_lab) -> None:
     lab, gw, agents = agent_lab
     agents[-1].stop()
-    agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))  # default back-off
+    # default back-off
+    agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))
     agent = agents[-1]
     pref = _owned_rule(lab)
     stop = threading.Event()
@@ -224,12 +229,14 @@ def test_contested_rule_backs_off_and_fails_closed(agent_lab) -> None:
                 seen = curl(lab, tenant, 4, timeout=0.3)
                 if seen not in (None, EGRESS[tenant][0]):
                     wrong.append((tenant, seen))
-            contested = max(contested, _counter(agent.metrics(), 'wggw_contested_objects{kind="rule"}'))
+            gauge = _counter(agent.metrics(), 'wggw_contested_objects{kind="rule"}')
+            contested = max(contested, gauge)
     finally:
         stop.set()
         thread.join(5)
     repairs = _counter(agent.metrics(), 'wggw_repairs_total{kind="rule"}') - before
-    print(f"\n[agent] contested: {attempts[0]} attempts, {deletions[0]} deletions in 12 s, {repairs:.0f} repairs, "
+    print(f"\n[agent] contested: {attempts[0]} attempts, {deletions[0]} deletions in 12 s, "
+          f"{repairs:.0f} repairs, "
           f"contested gauge max {contested:.0f}")
     assert not wrong, f"traffic left with a wrong source: {wrong[:3]}"
     # Without a back-off every attempt would find a repaired rule to delete (~100 repairs).
@@ -252,15 +259,24 @@ def _counter(text: str, series: str) -> float:
 
 def test_kill_9_leaves_forwarding_and_second_agent_is_refused(agent_lab) -> None:
     lab, gw, agents = agent_lab
-    second = subprocess.run(["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
-                             "--state-dir", str(lab.state_dir), "agent"], env=lab._py_env(),
-                            capture_output=True, text=True, timeout=30)
+    argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
+            "--state-dir", str(lab.state_dir), "agent"]
+    second = subprocess.run(argv, env=lab._py_env(), capture_output=True, text=True, timeout=30)
     assert second.returncode == 75, second
     assert second.stderr.strip().startswith("wggw: error: another wggw agent is running (pid ")
     assert agents[-1].stop(signal.SIGKILL) == -9
     lab.wggw("plan", "--detailed-exitcode")          # the data plane is as it was
     traffic_ok_at(lab, 10.0)
-    agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))  # stale files: fine
+    # the dead agent's lock and socket files are still there: a new one starts all the same,
+    # and speaks systemd's notify protocol (READY once converged, then WATCHDOG)
+    notify_path = lab.workdir / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(10)
+        agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}",
+                                env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000"}))
+        got = [notify.recv(4096).decode() for _ in range(3)]
+    assert "READY=1" in got and "WATCHDOG=1" in got, got
     assert agents[-1].stop(signal.SIGTERM) == 0
     assert "stop note=" in agents[-1].log()
     lab.wggw("plan", "--detailed-exitcode")          # a clean stop removes nothing either

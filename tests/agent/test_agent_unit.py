@@ -33,7 +33,8 @@ def test_backoff_bounds_repairs_per_minute_and_recovers() -> None:
         t += 0.1
     assert b.contested(t) == set() and b.allowed("rule", t)
     b.record("rule", t)                       # the 4th in a minute: pause 1 s
-    assert b.contested(t) == {"rule"} and not b.allowed("rule", t + 0.5) and b.allowed("rule", t + 1)
+    assert b.contested(t) == {"rule"}
+    assert not b.allowed("rule", t + 0.5) and b.allowed("rule", t + 1)
     b.record("rule", t + 1)                   # the 5th: pause 2 s, then 4, 8, capped at 8
     assert not b.allowed("rule", t + 2.9) and b.allowed("rule", t + 3.0)
     for i in range(5):
@@ -103,7 +104,8 @@ def test_second_agent_lock_is_refused_and_released() -> None:
     first = AgentLock().acquire()
     try:
         assert oct(first.path.stat().st_mode & 0o777) == "0o600"
-        with pytest.raises(LockBusyError, match=rf"another wggw agent is running \(pid {os.getpid()}"):
+        busy = rf"another wggw agent is running \(pid {os.getpid()}"
+        with pytest.raises(LockBusyError, match=busy):
             AgentLock().acquire()
     finally:
         first.release()

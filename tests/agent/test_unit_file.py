@@ -37,8 +37,9 @@ def test_a_broken_unit_does_not(tmp_path: Path) -> None:
 
 def test_unit_keeps_the_agents_promises() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "Restart=on-failure", "KillMode=process", "RestartPreventExitStatus=75",
-                 "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW", "ProtectSystem=strict",
-                 "ReadWritePaths=/var/lib/wggw /run/wggw /run/wireguard", "RuntimeDirectoryPreserve=yes"):
+    for line in ("Type=notify", "Restart=on-failure", "KillMode=process",
+                 "RestartPreventExitStatus=75", "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
+                 "ProtectSystem=strict", "ReadWritePaths=/var/lib/wggw /run/wggw /run/wireguard",
+                 "RuntimeDirectoryPreserve=yes"):
         assert f"\n{line}\n" in text, line
     assert "\nWatchdogSec=" in text and " agent " in text

@@ -44,6 +44,7 @@ class Agent:
         self.stopping = False
         self.watched: set[str] = set()             # link names whose events matter
         self.sources: list = []
+        self.shown_contested: set[str] = set()
         self.next_resync = time.monotonic() + resync
 
     # --- life cycle -----------------------------------------------------------
@@ -189,8 +190,9 @@ class Agent:
             self.log("undone", changes=len(left), object=left[0].describe())
             held = held or left
         if held:
-            retry = self.backoff.next_allowed(time.monotonic())
-            self._want("drift", time.monotonic(), max(0.0, (retry or time.monotonic() + 1) - time.monotonic()))
+            now = time.monotonic()
+            retry = self.backoff.next_allowed(now) or now + 1.0
+            self._want("drift", now, max(0.0, retry - now))
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
@@ -199,8 +201,9 @@ class Agent:
         counts: dict[str, int] = {}
         for change in held:
             counts[kind_of(change)] = counts.get(kind_of(change), 0) + 1
-        for kind in set(counts) | {k for k in self.backoff.contested(time.monotonic())}:
+        for kind in set(counts) | self.shown_contested:   # 0 again once it holds
             self.metrics.contested.labels(kind).set(counts.get(kind, 0))
+        self.shown_contested |= set(counts)
         for kind, n in counts.items():
             self.log("contested", kind=kind, held=n,
                      object=next(c.describe() for c in held if kind_of(c) == kind),
@@ -227,7 +230,8 @@ class Agent:
         self._want("retry", time.monotonic(), delay)
 
     def _track(self, state) -> None:
-        self.watched = {i.name for i in state.interfaces} | {t.uplink for t in state.tenants if t.uplink}
+        self.watched = {i.name for i in state.interfaces} | \
+            {t.uplink for t in state.tenants if t.uplink}
         backend = self.backend
         self.metrics.live.update(state, lambda: apply.system_for(backend))
 
@@ -256,7 +260,8 @@ class Agent:
         try:
             before = self.applied_gen
             changes = apply.peer_converge(self.store, self.system, str(request["tenant"]),
-                                          request.get("peer"), request.get("keys", []), lines.append)
+                                          request.get("peer"), request.get("keys", []),
+                                          lines.append)
         except (WggwError, KeyError, TypeError) as e:
             self.log("error", trigger="peer", error=str(e))
             return {"ok": False, "error": str(e)}
@@ -270,5 +275,6 @@ class Agent:
             self.metrics.generation.set(gen)
         self.log("peer", tenant=request.get("tenant"), peer=request.get("peer"),
                  changes=len(changes), ms=round(seconds * 1000, 2))
-        return {"ok": True, "lines": lines + [f"{len(changes)} change(s) applied by the wggw agent."
-                                              if changes else "Nothing to do: the host matches the store."]}
+        last = (f"{len(changes)} change(s) applied by the wggw agent." if changes
+                else "Nothing to do: the host matches the store.")
+        return {"ok": True, "lines": [*lines, last]}

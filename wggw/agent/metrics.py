@@ -84,7 +84,8 @@ class LiveCollector(Collector):
 
 def _rss_family(state) -> GaugeMetricFamily:
     fam = GaugeMetricFamily("wggw_wireguard_go_resident_memory_bytes",
-                            "Resident memory of each wireguard-go wggw started.", labels=("interface",))
+                            "Resident memory of each wireguard-go wggw started.",
+                            labels=("interface",))
     for iface in (state.interfaces if state is not None else ()):
         rss = _rss_of_pidfile(iface.name)
         if rss is not None:

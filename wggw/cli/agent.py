@@ -21,7 +21,8 @@ def agent_cmd(
         help="Serve Prometheus metrics here, e.g. 127.0.0.1:9586 or [::1]:9586 (default: none)."),
     resync: float = typer.Option(60.0, "--resync", metavar="SECONDS",
                                  help="Full reconcile at least this often (safety net)."),
-    log_format: str = typer.Option("text", "--log-format", help="text or json (one line per event)."),
+    log_format: str = typer.Option("text", "--log-format",
+                                   help="text or json (one line per event)."),
     metrics_max_peers: int = typer.Option(
         1000, "--metrics-max-peers", metavar="N",
         help="Per-peer series only while there are at most N peers (0: never)."),
@@ -47,7 +48,8 @@ def agent_cmd(
     if metrics_listen is not None:
         m = _LISTEN.match(metrics_listen)
         if m is None or not 0 < int(m.group(2)) < 65536:
-            raise ValidationError("metrics-listen", f"{metrics_listen!r}: want ADDR:PORT, e.g. 127.0.0.1:9586")
+            raise ValidationError("metrics-listen",
+                                  f"{metrics_listen!r}: want ADDR:PORT, e.g. 127.0.0.1:9586")
     with open_store(ctx) as store:
         code = run_agent(store, backend, resync, log_format, metrics_listen, metrics_max_peers,
                          max_repairs)

@@ -60,7 +60,8 @@ class EventSocket:
 
     def __init__(self, protocol: int, groups: tuple[int, ...], rcvbuf: int = 8 << 20) -> None:
         self.protocol = protocol
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+        self.sock = socket.socket(socket.AF_NETLINK, kind, protocol)
         try:
             try:  # SO_RCVBUFFORCE (root) goes past rmem_max; fall back to the plain option
                 self.sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
