@@ -96,6 +96,8 @@ def agent_lab(require_root: None) -> Iterator[tuple]:
     """A two-tenant gateway with both clients connected and an agent serving metrics."""
     import gwhelper
 
+    runtime = runfiles.runtime_dir()
+    before = set(runtime.glob("*")) if runtime.is_dir() else set()
     with Lab(("acme", "globex")) as lab:
         agents: list[AgentProc] = []
         try:
@@ -109,3 +111,5 @@ def agent_lab(require_root: None) -> Iterator[tuple]:
                 agent.stop(signal.SIGKILL)
             forget_agent_files()
             lab.wggw("down", check=False)
+    left = (set(runtime.glob("*")) if runtime.is_dir() else set()) - before
+    assert not left, f"left in {runtime}: {sorted(p.name for p in left)}"

@@ -1,13 +1,14 @@
 """The agent's end of the control socket (protocol: wggw/ops/agentclient.py). A listening
 AF_UNIX socket, 0600 in wggw's runtime dir; the event loop accepts one connection at a time
 and answers it before going on (a client that does not send its line within a second is
-dropped, so it cannot stall the loop)."""
+dropped, so it cannot stall the loop). Only root and the agent's own user are answered."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import struct
 from typing import Callable, Optional
 
 from wggw.fsutil import private_umask
@@ -38,6 +39,8 @@ class ControlServer:
         except BlockingIOError:
             return None
         with conn:
+            if not _same_user(conn):
+                return None   # the socket is 0600 already; this is the second lock on the door
             conn.setblocking(True)
             conn.settimeout(READ_TIMEOUT)
             try:
@@ -55,6 +58,12 @@ class ControlServer:
     def close(self) -> None:
         self.sock.close()
         self.path.unlink(missing_ok=True)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid in (0, os.geteuid())
 
 
 def _read_line(conn: socket.socket) -> dict:

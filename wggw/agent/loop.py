@@ -82,7 +82,7 @@ class Agent:
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
                     self.log("housekeeping", line=line)
-        except WggwError as e:
+        except Exception as e:  # noqa: BLE001 - retried from the loop like any failure
             self._failed("start", e)
         sdnotify.notify("READY=1")
         self.next_resync = time.monotonic() + self.resync
@@ -163,7 +163,7 @@ class Agent:
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
             self.due = now + LOCK_RETRY   # a command runs; it may be waiting for us: keep serving
-        except WggwError as e:
+        except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
             self._failed("+".join(sorted(reasons)), e)
 
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
@@ -222,6 +222,8 @@ class Agent:
         self._reap()
 
     def _failed(self, trigger: str, error: Exception) -> None:
+        if not isinstance(error, WggwError):
+            error = RuntimeError(f"unexpected {type(error).__name__}: {error}")
         self.failures += 1
         delay = min(MAX_RETRY, 0.5 * 2 ** (self.failures - 1))
         self.metrics.errors.inc()
@@ -262,9 +264,11 @@ class Agent:
             changes = apply.peer_converge(self.store, self.system, str(request["tenant"]),
                                           request.get("peer"), request.get("keys", []),
                                           lines.append)
-        except (WggwError, KeyError, TypeError) as e:
-            self.log("error", trigger="peer", error=str(e))
-            return {"ok": False, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - the CLI gets the one line, the agent goes on
+            error = str(e) if isinstance(e, WggwError) else f"unexpected {type(e).__name__}: {e}"
+            self.log("error", trigger="peer", error=error)
+            self._want("retry", time.monotonic(), 0.5)   # and a full round soon after
+            return {"ok": False, "error": error}
         finally:
             self._drain()
         seconds = time.monotonic() - started
