@@ -145,11 +145,13 @@ def test_fault_is_repaired_fast(agent_lab, probe, fault: str) -> None:
             assert check(lab), f"{fault}: not repaired"
             done = max(done, time.monotonic())
         agent.wait_log("converged trigger=drift", 10.0, before + 1)
-        # wireguard-go killed: clients hold a session the new process does not know; WireGuard
-        # itself re-handshakes after its timeouts (~15 s + jitter); wggw cannot speed that up.
-        tr = traffic_ok_at(lab, 40.0 if fault == "wireguard-go killed" else 10.0)
         times.append(max(0.0, done - t_fault))
-        traffic.append(tr - t0)
+        # wireguard-go killed: clients hold a session the new process does not know; WireGuard
+        # itself re-handshakes after its timeouts (~15 s + jitter); wggw cannot speed that up,
+        # so traffic is waited for after the last trial only (unless WGGW_AGENT_TRIALS is set).
+        slow = fault == "wireguard-go killed"
+        if not slow or trial == TRIALS - 1 or "WGGW_AGENT_TRIALS" in os.environ:
+            traffic.append(traffic_ok_at(lab, 40.0 if slow else 10.0) - t0)
     FIGURES[fault] = times
     p50, p99 = statistics.median(times), max(times)
     print(f"\n[agent] {fault}: repaired p50 {p50 * 1000:.0f} ms, max {p99 * 1000:.0f} ms over "
