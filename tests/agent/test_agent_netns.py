@@ -292,8 +292,8 @@ def test_kill_9_leaves_forwarding_and_second_agent_is_refused(agent_lab) -> None
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(notify_path))
         notify.settimeout(10)
-        agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}",
-                                env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000"}))
+        env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000"}
+        agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}", env=env))
         got = [notify.recv(4096).decode() for _ in range(3)]
     assert "READY=1" in got and "WATCHDOG=1" in got, got
     assert agents[-1].stop(signal.SIGTERM) == 0

@@ -53,15 +53,19 @@ class Agent:
             signal.signal(sig, self._stop)
         sel = selectors.DefaultSelector()
         rtnl, nft = kev.rtnl_events(), kev.nft_events()   # before the first converge: miss nothing
-        control = ControlServer()
         self.sources = [rtnl, nft]
-        for src in (rtnl, nft, control):
-            sel.register(src, selectors.EVENT_READ)
+        control = None
         try:
             self._start()
+            # Only now: a CLI that found the socket earlier would wait for us while holding
+            # the store lock that the first converge needs.
+            control = ControlServer()
+            for src in (rtnl, nft, control):
+                sel.register(src, selectors.EVENT_READ)
             self._loop(sel, control)
         finally:
-            control.close()
+            if control is not None:
+                control.close()
             for src in (rtnl, nft):
                 src.close()
             sel.close()

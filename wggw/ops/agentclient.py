@@ -6,8 +6,8 @@ the CLI applies the change itself, as without an agent.
 Protocol: one JSON object per line each way. Requests: {"op": "ping"}, and {"op": "peer",
 "tenant": T, "peer": NAME|null, "keys": [...]} (one peer's WireGuard entries; the caller holds
 the store lock while it waits, so the agent reads the store without taking it). Other store
-changes reach the agent by its poll of the store's generation. Replies: {"ok": true, "lines": ["[#] ...", ...]} or
-{"ok": false, "error": "one line"}. Never a secret in either direction.
+changes reach the agent by its poll of the store's generation. Replies: {"ok": true,
+"lines": ["[#] ...", ...]} or {"ok": false, "error": "one line"}. Never a secret either way.
 """
 
 from __future__ import annotations
