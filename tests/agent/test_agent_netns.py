@@ -301,3 +301,23 @@ def test_kill_9_leaves_forwarding_and_second_agent_is_refused(agent_lab) -> None
     lab.wggw("plan", "--detailed-exitcode")          # a clean stop removes nothing either
     traffic_ok_at(lab, 10.0)
     assert not (runfiles.runtime_dir() / "agent.sock").exists()
+
+
+def test_down_leaves_the_agent_alone(agent_lab) -> None:
+    """`wggw down` removes the data plane and nothing of the agent's; the running agent then
+    converges the host to the store again (README: stop the unit first to keep it down)."""
+    lab, _, agents = agent_lab
+    if agents[-1].proc.poll() is not None:
+        agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))
+    agent = agents[-1]
+    out = lab.wggw("down").stdout
+    assert "object(s) removed." in out
+    assert agent.proc.poll() is None
+    assert (runfiles.runtime_dir() / "agent.lock").exists()
+    assert (runfiles.runtime_dir() / "agent.sock").exists()
+    deadline = time.monotonic() + 10
+    while lab.wggw("plan", "--detailed-exitcode", ok_codes=(0, 2)).returncode and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    plan = lab.wggw("plan", ok_codes=(0, 2)).stdout
+    assert plan.startswith("Nothing to do"), plan + agent.log()[-3000:]

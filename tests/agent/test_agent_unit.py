@@ -39,7 +39,8 @@ def test_backoff_bounds_repairs_per_minute_and_recovers() -> None:
     assert not b.allowed("rule", t + 2.9) and b.allowed("rule", t + 3.0)
     for i in range(5):
         b.record("rule", t + 3 + i)
-    assert b.next_allowed(t + 7) == pytest.approx(t + 7 + 8)
+    assert b.when({"rule"}, t + 7) == pytest.approx(t + 7 + 8)
+    assert b.when({"rule", "nft"}, t + 7) == t + 7        # one of them may go now
     assert b.allowed("nft", t)                # other kinds are not affected
     assert b.contested(t + 200) == set()      # a quiet minute later: no longer contested
 

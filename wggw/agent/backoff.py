@@ -8,8 +8,6 @@ stays in place (the nft guard, the other rules) keeps failing closed.
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional
-
 from wggw.core import plan as p
 
 KINDS = {
@@ -26,7 +24,8 @@ def kind_of(change: p.Change) -> str:
 
 
 class Backoff:
-    """`limit` repairs of one kind per minute; past it each further repair waits
+    """`limit` repair rounds of one kind per minute (a round that re-adds 40 rules at once
+    is one repair of kind "rule"); past it each further repair waits
     `base` * 2**n seconds (n = repairs over the limit in the window), at most `cap`."""
 
     def __init__(self, limit: int = 10, base: float = 1.0, cap: float = 60.0) -> None:
@@ -55,7 +54,6 @@ class Backoff:
         """Kinds repaired more than `limit` times in the last minute."""
         return {k for k in self._done if len(self._window(k, now)) > self.limit}
 
-    def next_allowed(self, now: float) -> Optional[float]:
-        """When the earliest held-back kind may be repaired again (None: nothing held)."""
-        times = [t for t in self._until.values() if t > now]
-        return min(times) if times else None
+    def when(self, kinds, now: float) -> float:
+        """The earliest time one of `kinds` may be repaired again (`now` if one may now)."""
+        return min((max(now, self._until.get(k, 0.0)) for k in kinds), default=now)

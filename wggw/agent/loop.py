@@ -185,18 +185,19 @@ class Agent:
             (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
         applied, held, left = apply.repair(state, self.system, hold, self._echo(trigger),
                                            reload_nft="nft" in reasons, applied_hook=self._drain)
-        for change in applied if not store_changed else ():
-            self.backoff.record(kind_of(change), time.monotonic())
-            self.metrics.repairs.labels(kind_of(change)).inc()
+        if not store_changed:
+            for change in applied:
+                self.metrics.repairs.labels(kind_of(change)).inc()
+            for kind in {kind_of(c) for c in applied}:   # the back-off counts rounds per kind
+                self.backoff.record(kind, time.monotonic())
         self._report_contested(held)
         self._track(state)
         if left:   # undone at once: try again, rationed by the back-off like any repair
             self.log("undone", changes=len(left), object=left[0].describe())
-            held = held or left
-        if held:
+        if held or left:
             now = time.monotonic()
-            retry = self.backoff.next_allowed(now) or now + 1.0
-            self._want("drift", now, max(0.0, retry - now))
+            retry = self.backoff.when({kind_of(c) for c in held + left}, now + DEBOUNCE)
+            self._want("drift", now, retry - now)
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
