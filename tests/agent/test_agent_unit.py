@@ -128,14 +128,16 @@ def test_control_socket_round_trip_and_no_agent() -> None:
         thread = threading.Thread(target=lambda: server.serve_one(handle) or None)
         lines: list[str] = []
         import select
+        store = type("S", (), {"state_dir": "/var/lib/wggw-test"})()
         client = threading.Thread(target=lambda: lines.append(
-            agentclient.apply_peer_via_agent("acme", "p1", {"K"}, lines.append)))
+            agentclient.apply_peer_via_agent(store, "acme", "p1", {"K"}, lines.append)))
         client.start()
         select.select([server], [], [], 5)
         thread.start()
         thread.join(5)
         client.join(5)
-        assert seen == [{"op": "peer", "tenant": "acme", "peer": "p1", "keys": ["K"]}]
+        assert seen == [{"op": "peer", "store": "/var/lib/wggw-test", "tenant": "acme",
+                         "peer": "p1", "keys": ["K"]}]
         assert lines == ["[#] wg set wg0 peer K (hidden)", True]
     finally:
         server.close()
@@ -158,3 +160,23 @@ def test_log_lines_text_and_json() -> None:
 def test_agent_refuses_bad_options(gw, args, field) -> None:
     result = gw("agent", *args, code=2)
     assert f"wggw: error: {field}:" in result.output
+
+
+def test_an_agent_of_another_store_leaves_the_change_to_the_cli() -> None:
+    server = ControlServer()
+    try:
+        thread = threading.Thread(target=lambda: server.serve_one(
+            lambda req: {"ok": False, "other_store": True, "error": "another store"}))
+        result: list = []
+        store = type("S", (), {"state_dir": "/elsewhere"})()
+        client = threading.Thread(target=lambda: result.append(
+            agentclient.apply_peer_via_agent(store, "acme", None, {"K"})))
+        client.start()
+        import select
+        select.select([server], [], [], 5)
+        thread.start()
+        thread.join(5)
+        client.join(5)
+        assert result == [False]
+    finally:
+        server.close()

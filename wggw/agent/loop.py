@@ -23,6 +23,7 @@ from wggw.backends import runfiles
 from wggw.backends.netlink import events as kev
 from wggw.core import naming
 from wggw.core.errors import LockBusyError, WggwError
+from wggw.ops.agentclient import store_id
 
 DEBOUNCE = 0.03       # events of one fault arrive together; one reconcile for all of them
 STORE_POLL = 0.5      # the fallback when a command did not tell the agent
@@ -262,6 +263,8 @@ class Agent:
             return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
         if op != "peer":
             return {"ok": False, "error": f"unknown request {op!r}"}
+        if request.get("store") != store_id(self.store):
+            return {"ok": False, "other_store": True, "error": "this agent keeps another store"}
         started = time.monotonic()
         lines: list[str] = []
         try:

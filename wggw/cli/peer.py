@@ -77,7 +77,7 @@ def _apply_peer(store, backend: Optional[str], tenant: str, peer: Optional[Peer]
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
 
-    if apply_peer_via_agent(tenant, peer.name if peer else None, keys, echo):
+    if apply_peer_via_agent(store, tenant, peer.name if peer else None, keys, echo):
         return  # a running `wggw agent` applied it (we hold the lock for it meanwhile)
     system = system_for(backend)
     changes = reconcile.converge_peer(service.peer_scope(store, tenant, peer, keys), system, echo)

@@ -4,10 +4,11 @@ the agent has applied it. No agent running: every call says so (None/False) at o
 the CLI applies the change itself, as without an agent.
 
 Protocol: one JSON object per line each way. Requests: {"op": "ping"}, and {"op": "peer",
-"tenant": T, "peer": NAME|null, "keys": [...]} (one peer's WireGuard entries; the caller holds
+"store": STATE_DIR, "tenant": T, "peer": NAME|null, "keys": [...]} (one peer's WireGuard entries; the caller holds
 the store lock while it waits, so the agent reads the store without taking it). Other store
 changes reach the agent by its poll of the store's generation. Replies: {"ok": true,
-"lines": ["[#] ...", ...]} or {"ok": false, "error": "one line"}. Never a secret either way.
+"lines": ["[#] ...", ...]}, {"ok": false, "error": "one line"}, or {"ok": false, "other_store":
+true} (that agent keeps another store: the CLI applies the change itself). Never a secret.
 """
 
 from __future__ import annotations
@@ -53,11 +54,17 @@ def request(message: dict, timeout: float = REPLY_TIMEOUT) -> Optional[dict]:
     return json.loads(data)
 
 
+def store_id(store) -> str:
+    """Which store a request is about: an agent applies changes of its own store only."""
+    return str(Path(store.state_dir).resolve())
+
+
 def notify_agent(message: dict, echo: Optional[Callable[[str], None]] = None) -> bool:
     """Hand a committed change to a running agent and wait until it is applied. False: no
-    agent runs (the caller applies it itself). The agent's failure is raised as its one line."""
+    agent runs, or it serves another store (the caller applies it itself). The agent's
+    failure is raised as its one line."""
     reply = request(message)
-    if reply is None:
+    if reply is None or reply.get("other_store"):
         return False
     if not reply.get("ok"):
         raise BackendError(f"wggw agent: {reply.get('error', 'failed')}")
@@ -67,7 +74,8 @@ def notify_agent(message: dict, echo: Optional[Callable[[str], None]] = None) ->
     return True
 
 
-def apply_peer_via_agent(tenant: str, peer: Optional[str], keys: Iterable[str],
+def apply_peer_via_agent(store, tenant: str, peer: Optional[str], keys: Iterable[str],
                          echo: Optional[Callable[[str], None]] = None) -> bool:
     """`peer add/remove --apply` through a running agent (see notify_agent)."""
-    return notify_agent({"op": "peer", "tenant": tenant, "peer": peer, "keys": sorted(keys)}, echo)
+    return notify_agent({"op": "peer", "store": store_id(store), "tenant": tenant, "peer": peer,
+                         "keys": sorted(keys)}, echo)
