@@ -203,6 +203,23 @@ def test_store_change_without_apply_is_picked_up(agent_lab, probe) -> None:
         lab.wggw("peer", "remove", "globex/polled", "--apply")
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
+
+def test_idle_agent_is_cheap(agent_lab) -> None:
+    """Idle (store poll, resync timer) with one scrape: a small share of one core."""
+    lab, _, agents = agent_lab
+    pid = agents[-1].proc.pid
+    before, t0 = _cpu_seconds(pid), time.monotonic()
+    agents[-1].metrics()
+    time.sleep(5.0)
+    share = (_cpu_seconds(pid) - before) / (time.monotonic() - t0)
+    print(f"\n[agent] idle CPU with one scrape: {share * 100:.1f}% of a core")
+    assert share < 0.10
+
+
 def test_metrics_scrape_passes_promtool(agent_lab) -> None:
     import shutil
 
