@@ -180,3 +180,19 @@ def test_an_agent_of_another_store_leaves_the_change_to_the_cli() -> None:
         assert result == [False]
     finally:
         server.close()
+
+
+def test_which_kernel_events_wake_the_agent() -> None:
+    from wggw.agent.loop import Agent
+
+    agent = Agent.__new__(Agent)   # only the filter: no store, no backend
+    agent.watched, agent.watched_index, agent.reasons = {"uplink0", "wg0"}, {7}, set()
+    E = ev.Event
+    wake = [E("rule", priority=10014), E("route", table=60000), E("route", table=254),
+            E("link", True, ifname="wg0"), E("address", ifindex=7), E("overrun")]
+    sleep = [E("rule", priority=100), E("route", table=100), E("link", ifname="docker0"),
+             E("address", ifindex=9), E("table", nft=True, nft_table="filter"),
+             E("generation", nft=True, pid=1)]
+    assert all(agent._relevant(e) for e in wake)
+    assert not any(agent._relevant(e) for e in sleep) and "nft" not in agent.reasons
+    assert agent._relevant(E("element", nft=True, nft_table="wggw")) and "nft" in agent.reasons

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import socket
 import time
 from typing import Callable, Optional
 
@@ -44,6 +45,7 @@ class Agent:
         self.failures = 0
         self.stopping = False
         self.watched: set[str] = set()             # link names whose events matter
+        self.watched_index: set[int] = set()       # ... and their indexes (address events)
         self.sources: list = []
         self.shown_contested: set[str] = set()
         self.next_resync = time.monotonic() + resync
@@ -84,6 +86,7 @@ class Agent:
                 gen = self.store.generation()
                 report, result = apply.full_converge(self.store, self.system, self._echo("start"))
                 self._drain()   # our own changes' events (a fault in this instant: the resync)
+                self._track(self.store.load())
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
                     self.log("housekeeping", line=line)
@@ -146,7 +149,8 @@ class Agent:
             return e.table is not None and (naming.owns_table(e.table) or e.table == 254)
         if e.kind == "link":
             return e.ifname is None or e.ifname in self.watched
-        return True   # addresses: wggw's egress addresses ride on the uplinks
+        # addresses: wggw's own ride on its interfaces and the uplinks (others: docker, SLAAC)
+        return not self.watched_index or e.ifindex in self.watched_index
 
     def _store_generation(self) -> int:
         try:
@@ -240,6 +244,18 @@ class Agent:
     def _track(self, state) -> None:
         self.watched = {i.name for i in state.interfaces} | \
             {t.uplink for t in state.tenants if t.uplink}
+        known = True
+        if any(t.uplink is None for t in state.tenants):   # they leave by main's default route
+            try:
+                self.watched |= {r.dev for r in self.system.facts().default_routes.values()}
+            except Exception:  # noqa: BLE001 - unknown: address events of every link count
+                known = False
+        self.watched_index = set()
+        for name in self.watched if known else ():
+            try:
+                self.watched_index.add(socket.if_nametoindex(name))
+            except OSError:
+                pass   # not there (yet): its link event brings the next round
         backend = self.backend
         self.metrics.live.update(state, lambda: apply.system_for(backend))
 
