@@ -186,12 +186,16 @@ def _apply_peer(
     keys: set[str],
     quiet_stdout: bool,
 ) -> None:
-    """`--apply` of one peer (ops.dataplane.apply_peer). The caller holds the store lock."""
+    """`--apply` of one peer: handed to a running `wggw agent` if there is one, else
+    ops.dataplane.apply_peer. The caller holds the store lock."""
     from wggw.ops import dataplane
+    from wggw.ops.agentclient import apply_peer_via_agent
 
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
 
+    if apply_peer_via_agent(store, tenant, peer.name if peer else None, keys, echo):
+        return  # a running `wggw agent` applied it (we hold the lock for it meanwhile)
     changes = dataplane.apply_peer(store, backend, tenant, peer, keys, echo)
     echo(
         f"{len(changes)} change(s) applied."

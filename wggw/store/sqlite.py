@@ -91,6 +91,15 @@ class Tx(abc.ABC):
     def record_event(self, kind: str, subject: str, details: dict) -> None: ...
     @abc.abstractmethod
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+
+    def generation(self) -> int:
+        """A number that grows with every committed change (the agent polls it)."""
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Tx]:
+        """Point reads in one read transaction WITHOUT the lock: for a process acting for the
+        lock holder (the agent applying a CLI's change while that CLI holds the lock)."""
+        raise NotImplementedError
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
@@ -345,6 +354,21 @@ class SqliteStore(Store):
         with _sqlite_errors(self.path):
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row["value"]
+
+    def generation(self) -> int:
+        # Every mutating operation records an audit event in its transaction: the newest
+        # event's id is a store generation (an O(1) rowid lookup, cheap enough to poll).
+        with _sqlite_errors(self.path):
+            return self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        with _sqlite_errors(self.path):
+            self._db.execute("BEGIN")
+            try:
+                yield SqliteTx(self)
+            finally:
+                self._db.execute("COMMIT")
 
     def schema_version(self) -> int:
         row = self._db.execute("SELECT version FROM schema_version").fetchone()

@@ -1,0 +1,308 @@
+"""The agent's event loop: one thread, one `select`, and the reasons to reconcile.
+
+Triggers: kernel events that touch what wggw owns (debounced), a store whose generation
+moved (polled; the CLI also hands peer changes over the control socket), the periodic
+resync, and a retry after a failure or a back-off pause. Every reconcile is the same
+observe-plan-apply-verify (agent/apply.py). Kernel events that the agent's own apply caused
+are read and dropped right after it, so they never trigger another round.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import time
+from typing import Callable, Optional
+
+from wggw.agent import apply, sdnotify
+from wggw.agent.backoff import Backoff, kind_of
+from wggw.agent.control import ControlServer
+from wggw.agent.metrics import AgentMetrics
+from wggw.backends import runfiles
+from wggw.backends.netlink import events as kev
+from wggw.core import naming
+from wggw.core.errors import LockBusyError, WggwError
+from wggw.ops.agentclient import store_id
+
+DEBOUNCE = 0.03       # events of one fault arrive together; one reconcile for all of them
+STORE_POLL = 0.5      # the fallback when a command did not tell the agent
+LOCK_RETRY = 0.05     # the store lock was busy (a command is running)
+MAX_RETRY = 30.0
+
+
+class Agent:
+    def __init__(self, store, backend: Optional[str], log, metrics: AgentMetrics,
+                 resync: float = 60.0, backoff: Optional[Backoff] = None) -> None:
+        self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
+        self.system = apply.system_for(backend)
+        self.resync = resync
+        self.backoff = backoff or Backoff()
+        self.applied_gen = -1
+        self.reasons: set[str] = set()
+        self.due: Optional[float] = None           # when the pending reconcile runs
+        self.failures = 0
+        self.stopping = False
+        self.watched: set[str] = set()             # link names whose events matter
+        self.watched_index: set[int] = set()       # ... and their indexes (address events)
+        self.sources: list = []
+        self.shown_contested: set[str] = set()
+        self.next_resync = time.monotonic() + resync
+
+    # --- life cycle -----------------------------------------------------------
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        sel = selectors.DefaultSelector()
+        rtnl, nft = kev.rtnl_events(), kev.nft_events()   # before the first converge: miss nothing
+        self.sources = [rtnl, nft]
+        control = None
+        try:
+            self._start()
+            # Only now: a CLI that found the socket earlier would wait for us while holding
+            # the store lock that the first converge needs.
+            control = ControlServer()
+            for src in (rtnl, nft, control):
+                sel.register(src, selectors.EVENT_READ)
+            self._loop(sel, control)
+        finally:
+            if control is not None:
+                control.close()
+            for src in (rtnl, nft):
+                src.close()
+            sel.close()
+            sdnotify.notify("STOPPING=1")
+            self.log("stop", note="the data plane stays as it is")
+        return 0
+
+    def _stop(self, signum, _frame) -> None:
+        self.stopping = True
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        try:
+            with self.store.locked():
+                gen = self.store.generation()
+                report, result = apply.full_converge(self.store, self.system, self._echo("start"))
+                self._drain()   # our own changes' events (a fault in this instant: the resync)
+                self._track(self.store.load())
+                self._converged(gen, time.monotonic() - started, "start", len(result.changes))
+                for line in report.lines():
+                    self.log("housekeeping", line=line)
+        except Exception as e:  # noqa: BLE001 - retried from the loop like any failure
+            self._failed("start", e)
+        sdnotify.notify("READY=1")
+        self.next_resync = time.monotonic() + self.resync
+
+    def _loop(self, sel, control: ControlServer) -> None:
+        next_poll = next_dog = time.monotonic()
+        dog = sdnotify.watchdog_interval()
+        while not self.stopping:
+            now = time.monotonic()
+            wake = min(t for t in (next_poll, self.next_resync, self.due,
+                                   next_dog if dog else None) if t is not None)
+            for key, _ in sel.select(timeout=max(0.0, min(wake - now, STORE_POLL))):
+                if key.fileobj is control:
+                    control.serve_one(self._handle)
+                else:
+                    self._kernel_events(key.fileobj.read())
+            now = time.monotonic()
+            if dog and now >= next_dog:
+                sdnotify.notify("WATCHDOG=1")
+                next_dog = now + dog
+            if now >= next_poll:
+                next_poll = now + STORE_POLL
+                if self._store_generation() != self.applied_gen:
+                    self._want("store", now)
+            if now >= self.next_resync:
+                self.next_resync = now + self.resync
+                self._want("resync", now)
+            if self.due is not None and now >= self.due:
+                self._reconcile()
+
+    # --- triggers -------------------------------------------------------------
+    def _want(self, reason: str, now: float, delay: float = 0.0) -> None:
+        self.reasons.add(reason)
+        at = now + delay
+        self.due = at if self.due is None else min(self.due, at)
+
+    def _kernel_events(self, events: list) -> None:
+        relevant = [e for e in events if self._relevant(e)]
+        if relevant:
+            self._want("drift", time.monotonic(), DEBOUNCE)
+            first = relevant[0]
+            self.log("event", kind=("nft " if first.nft else "") + first.kind,
+                     deleted=first.deleted, count=len(relevant))
+
+    def _relevant(self, e) -> bool:
+        if e.kind == "overrun":
+            return True
+        if e.nft:
+            if e.nft_table == naming.NFT_TABLE:
+                self.reasons.add("nft")   # someone else touched wggw's table: reload it
+                return True
+            return False
+        if e.kind == "rule":
+            return e.priority is not None and naming.owns_rule_pref(e.priority)
+        if e.kind == "route":
+            return e.table is not None and (naming.owns_table(e.table) or e.table == 254)
+        if e.kind == "link":
+            return e.ifname is None or e.ifname in self.watched
+        # addresses: wggw's own ride on its interfaces and the uplinks (others: docker, SLAAC)
+        return not self.watched_index or e.ifindex in self.watched_index
+
+    def _store_generation(self) -> int:
+        try:
+            return self.store.generation()
+        except WggwError:
+            return self.applied_gen
+
+    def _drain(self) -> None:
+        """Drop the events our own apply just caused (the kernel queued them synchronously)."""
+        for src in self.sources:
+            src.read()
+
+    # --- reconcile ------------------------------------------------------------
+    def _reconcile(self) -> None:
+        reasons, now = self.reasons, time.monotonic()
+        try:
+            with self.store.locked(timeout=0):
+                self.reasons, self.due = set(), None
+                self._reconcile_locked(reasons, now)
+        except LockBusyError:
+            self.due = now + LOCK_RETRY   # a command runs; it may be waiting for us: keep serving
+        except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
+            self._failed("+".join(sorted(reasons)), e)
+
+    def _reconcile_locked(self, reasons: set[str], started: float) -> None:
+        gen = self.store.generation()
+        store_changed = gen != self.applied_gen
+        trigger = "store" if store_changed else ("resync" if "resync" in reasons else "drift")
+        if store_changed or "resync" in reasons:
+            from wggw.ops import rotation
+            for line in rotation.housekeeping(self.store, self.system, time.time()).lines():
+                self.log("housekeeping", line=line)
+            gen = self.store.generation()
+        state = self.store.load()
+        # Store changes are the operator's intent: never held back. Drift repairs are rationed.
+        hold: Callable = (lambda c: False) if store_changed else \
+            (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
+        applied, held, left = apply.repair(state, self.system, hold, self._echo(trigger),
+                                           reload_nft="nft" in reasons, applied_hook=self._drain)
+        if not store_changed:
+            for change in applied:
+                self.metrics.repairs.labels(kind_of(change)).inc()
+            for kind in {kind_of(c) for c in applied}:   # the back-off counts rounds per kind
+                self.backoff.record(kind, time.monotonic())
+        self._report_contested(held)
+        self._track(state)
+        if left:   # undone at once: try again, rationed by the back-off like any repair
+            self.log("undone", changes=len(left), object=left[0].describe())
+        if held or left:
+            now = time.monotonic()
+            retry = self.backoff.when({kind_of(c) for c in held + left}, now + DEBOUNCE)
+            self._want("drift", now, retry - now)
+            self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
+            return
+        self._converged(gen, time.monotonic() - started, trigger, len(applied))
+
+    def _report_contested(self, held: list) -> None:
+        counts: dict[str, int] = {}
+        for change in held:
+            counts[kind_of(change)] = counts.get(kind_of(change), 0) + 1
+        for kind in set(counts) | self.shown_contested:   # 0 again once it holds
+            self.metrics.contested.labels(kind).set(counts.get(kind, 0))
+        self.shown_contested |= set(counts)
+        for kind, n in counts.items():
+            self.log("contested", kind=kind, held=n,
+                     object=next(c.describe() for c in held if kind_of(c) == kind),
+                     note="something keeps undoing it; repairs paused, the rest stays fail-closed")
+
+    def _converged(self, gen: int, seconds: float, trigger: str, changes: int) -> None:
+        self.applied_gen = gen
+        self.failures = 0
+        self.metrics.duration.labels(trigger).observe(seconds)
+        self.metrics.last.set(time.time())
+        self.metrics.generation.set(gen)
+        if changes or trigger == "start":
+            self.log("converged", trigger=trigger, changes=changes, ms=round(seconds * 1000, 1),
+                     generation=gen)
+        sdnotify.notify(f"STATUS=converged (generation {gen}, last trigger {trigger})")
+        self._reap()
+
+    def _failed(self, trigger: str, error: Exception) -> None:
+        if not isinstance(error, WggwError):
+            error = RuntimeError(f"unexpected {type(error).__name__}: {error}")
+        self.failures += 1
+        delay = min(MAX_RETRY, 0.5 * 2 ** (self.failures - 1))
+        self.metrics.errors.inc()
+        self.log("error", trigger=trigger, error=str(error), retry_in=delay)
+        sdnotify.notify(f"STATUS=failing: {error}")
+        self._want("retry", time.monotonic(), delay)
+
+    def _track(self, state) -> None:
+        self.watched = {i.name for i in state.interfaces} | \
+            {t.uplink for t in state.tenants if t.uplink}
+        known = True
+        if any(t.uplink is None for t in state.tenants):   # they leave by main's default route
+            try:
+                self.watched |= {r.dev for r in self.system.facts().default_routes.values()}
+            except Exception:  # noqa: BLE001 - unknown: address events of every link count
+                known = False
+        self.watched_index = set()
+        for name in self.watched if known else ():
+            try:
+                self.watched_index.add(socket.if_nametoindex(name))
+            except OSError:
+                pass   # not there (yet): its link event brings the next round
+        backend = self.backend
+        self.metrics.live.update(state, lambda: apply.system_for(backend))
+
+    def _echo(self, trigger: str):
+        def echo(line: str) -> None:
+            self.log("apply", trigger=trigger, change=line.removeprefix("[#] "))
+        return echo
+
+    def _reap(self) -> None:
+        """wireguard-go processes the agent started are its children: reap the dead ones."""
+        for path in runfiles.runtime_dir().glob("*.pid"):
+            try:
+                os.waitpid(int(path.read_text().split()[0]), os.WNOHANG)
+            except (OSError, ValueError, IndexError, ChildProcessError):
+                pass
+
+    # --- control requests (the CLI holds the store lock and waits) ----------------
+    def _handle(self, request: dict) -> dict:
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
+        if op != "peer":
+            return {"ok": False, "error": f"unknown request {op!r}"}
+        if request.get("store") != store_id(self.store):
+            return {"ok": False, "other_store": True, "error": "this agent keeps another store"}
+        started = time.monotonic()
+        lines: list[str] = []
+        try:
+            before = self.applied_gen
+            changes = apply.peer_converge(self.store, self.system, str(request["tenant"]),
+                                          request.get("peer"), request.get("keys", []),
+                                          lines.append)
+        except Exception as e:  # noqa: BLE001 - the CLI gets the one line, the agent goes on
+            error = str(e) if isinstance(e, WggwError) else f"unexpected {type(e).__name__}: {e}"
+            self.log("error", trigger="peer", error=error)
+            self._want("retry", time.monotonic(), 0.5)   # and a full round soon after
+            return {"ok": False, "error": error}
+        finally:
+            self._drain()
+        seconds = time.monotonic() - started
+        self.metrics.duration.labels("peer").observe(seconds)
+        gen = self._store_generation()
+        if gen == before + 1:   # the CLI's one commit, now applied: no full round for it
+            self.applied_gen = gen
+            self.metrics.generation.set(gen)
+        self.log("peer", tenant=request.get("tenant"), peer=request.get("peer"),
+                 changes=len(changes), ms=round(seconds * 1000, 2))
+        last = (f"{len(changes)} change(s) applied by the wggw agent." if changes
+                else "Nothing to do: the host matches the store.")
+        return {"ok": True, "lines": [*lines, last]}

@@ -1,0 +1,105 @@
+"""The agent's Prometheus endpoint (prometheus-client's HTTP server in a thread).
+
+The agent's own figures (reconcile duration, repairs by kind, contested kinds, last converge,
+store generation, wireguard-go RSS, build info) plus, observed afresh at each scrape, the
+per-tenant and per-peer gauges of `status --prometheus` (wggw/ops/metrics.py). Per-peer series
+are left out above `max_peers` peers (0: never), so 10,000 peers cannot flood Prometheus.
+Only names and numbers: never a key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator, Optional
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from wggw import __version__
+from wggw.backends import runfiles
+from wggw.core import status
+from wggw.ops import converge as reconcile
+from wggw.ops import metrics as status_metrics
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class AgentMetrics:
+    def __init__(self, max_peers: int = 1000) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.duration = Histogram("wggw_reconcile_duration_seconds", "Time of one reconcile "
+                                  "(observe, plan, apply, verify), by trigger.", ("trigger",),
+                                  buckets=BUCKETS, registry=r)
+        self.repairs = Counter("wggw_repairs_total", "Changes applied to undo drift (not store "
+                               "changes), by kind of object.", ("kind",), registry=r)
+        self.errors = Counter("wggw_reconcile_errors_total", "Reconciles that failed.", registry=r)
+        self.contested = Gauge("wggw_contested_objects", "Changes held back because something "
+                               "keeps undoing this kind of object (back-off), by kind.", ("kind",),
+                               registry=r)
+        self.last = Gauge("wggw_last_converge_timestamp_seconds", "Unix time of the last "
+                          "reconcile that left the host matching the store.", registry=r)
+        self.generation = Gauge("wggw_store_generation_applied", "Store generation (newest "
+                                "audit event id) the host was last converged to.", registry=r)
+        Info("wggw_build", "wggw build.", registry=r).info({"version": __version__})
+        self.live = LiveCollector(max_peers)
+        r.register(self.live)
+
+    def serve(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        start_http_server(int(port), addr=host.strip("[]") or "0.0.0.0", registry=self.registry)
+
+
+class LiveCollector(Collector):
+    """Figures read at scrape time: status gauges of the newest state, wireguard-go RSS."""
+
+    def __init__(self, max_peers: int) -> None:
+        self.max_peers = max_peers
+        self._lock = threading.Lock()
+        self._state = None
+        self._system_factory: Optional[Callable[[], object]] = None
+
+    def update(self, state, system_factory: Callable[[], object]) -> None:
+        """The newest state (immutable) and how to build a System for this thread."""
+        with self._lock:
+            self._state, self._system_factory = state, system_factory
+
+    def collect(self) -> Iterator:
+        with self._lock:
+            state, factory = self._state, self._system_factory
+        yield _rss_family(state)
+        if state is None or factory is None:
+            return
+        try:
+            result = reconcile.compute(state, factory(), check_nft=False)
+        except Exception:  # noqa: BLE001 - a failed scrape-time read must not break the scrape
+            return
+        report = status.build(state, result, time.time())
+        if self.max_peers == 0 or len(report["peers"]) > self.max_peers:
+            report = {**report, "peers": []}
+        yield from status_metrics.registry_for(report).collect()
+
+
+def _rss_family(state) -> GaugeMetricFamily:
+    fam = GaugeMetricFamily("wggw_wireguard_go_resident_memory_bytes",
+                            "Resident memory of each wireguard-go wggw started.",
+                            labels=("interface",))
+    for iface in (state.interfaces if state is not None else ()):
+        rss = _rss_of_pidfile(iface.name)
+        if rss is not None:
+            fam.add_metric((iface.name,), rss)
+    return fam
+
+
+def _rss_of_pidfile(ifname: str) -> Optional[int]:
+    try:
+        pid = int(runfiles.pid_file(ifname).read_text().split()[0])
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
