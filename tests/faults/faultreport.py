@@ -61,8 +61,13 @@ def markdown(rows: list[dict]) -> str:
 
 
 def _provenance(rows: list[dict]) -> str:
+    here = Path(__file__).parent
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+                            cwd=here, timeout=10).stdout.strip() or "unknown"
+    # The code under test and the suite: edits there make the figures not those of `commit`.
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "wggw", "tests"], cwd=here,
+                           capture_output=True, timeout=10).returncode
+    commit += " (with uncommitted changes)" if dirty == 1 else ""
     total = sum(r["tried"] for r in rows)
     leaked = sum(r["leaked"] for r in rows)
     return (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit {commit}, "

@@ -37,8 +37,9 @@ class Row:
     leaked_after_repair: int = 0   # ... of which started after the repairing `apply` returned
     leaked_packets: int = 0        # packets from a source that is no tenant's egress
     leak_sources: list[str] = field(default_factory=list)
-    landed_while_running: bool = True   # the concurrent command was still running at the fault
-    landed_in_converge: bool = False    # ... and still held the state lock just after it
+    landed_while_running: bool = True   # the concurrent command was running when the fault began
+    running_after_fault: bool = False   # ... and still running once the fault was complete
+    landed_in_converge: bool = False    # ... and still held the state lock then
     concurrent_rc: int | None = None
     concurrent_error: str = ""
     plan_rc: int = -1
@@ -81,9 +82,9 @@ def start_concurrent(fl: FaultLab, variant: str, rng: random.Random, peer: str):
     deadline = time.monotonic() + 15.0
     while not _lock_held(lock) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    # Measured here: apply holds the lock ~60-80 ms (its whole converge) and exits ~0.2 s
-    # later; peer add --apply holds it ~0.35 s. Land inside or just after the converge.
-    time.sleep(rng.uniform(0.0, 0.05 if variant == "during_apply" else 0.3))
+    # Measured here: apply holds the lock ~30 ms (its whole converge) and exits ~50 ms later;
+    # peer add --apply holds it ~100 ms. Begin the fault inside or just after the converge.
+    time.sleep(rng.uniform(0.0, 0.02 if variant == "during_apply" else 0.06))
     return proc
 
 
@@ -117,8 +118,9 @@ def _strike(fl: FaultLab, fault: Fault, variant: str, row: Row, traffic: Traffic
     if len(traffic.wait_all_correct(0.0, 15.0)) != len(STREAMS):
         raise LabError(f"{fault.name}: traffic was not flowing before the fault")
     proc = start_concurrent(fl, variant, random.Random(row.seed), peer=f"f{row.seed}")
-    fault.inject(fl)
     row.landed_while_running = proc is None or proc.poll() is None
+    fault.inject(fl)
+    row.running_after_fault = proc is not None and proc.poll() is None
     row.landed_in_converge = proc is not None and _lock_held(fl.lab.state_dir / "lock")
     time.sleep(WINDOW / 2)
     fault.end(fl)
