@@ -27,10 +27,11 @@ from wggw.lab.topology import INET_URL_V4, INET_URL_V6
 
 from conftest import METRICS_PORT, AgentProc
 
-pytestmark = pytest.mark.kernel_tier
 
 TRIALS = int(os.environ.get("WGGW_AGENT_TRIALS", "5"))   # 20+ for the figures in the report
-BOUND = 3.0              # p99 bound asserted (the goal is 1 s; see the printed figures)
+# Emulated machines (the kernel tier's VM under TCG) run 5-20x slower: they scale the bounds.
+SCALE = float(os.environ.get("WGGW_TIME_SCALE", "1"))
+BOUND = 3.0 * SCALE      # p99 bound asserted (the goal is 1 s; see the printed figures)
 EGRESS = {"acme": ("203.0.113.10", "2001:db8:ffff::10"),
           "globex": ("203.0.113.20", "2001:db8:ffff::20")}
 FIGURES: dict[str, list[float]] = {}
@@ -126,7 +127,11 @@ def probe(agent_lab):
     p.close()
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+KERNEL_TIER = {"nft table flushed", "uplink flap"}  # also on the kernel module (scripts/vm-test)
+
+
+@pytest.mark.parametrize("fault", [
+    pytest.param(f, marks=[pytest.mark.kernel_tier] if f in KERNEL_TIER else []) for f in FAULTS])
 def test_fault_is_repaired_fast(agent_lab, probe, fault: str) -> None:
     lab, gw, agents = agent_lab
     agent = agents[-1]
@@ -164,6 +169,7 @@ def test_fault_is_repaired_fast(agent_lab, probe, fault: str) -> None:
     assert agent.log().count("converged trigger=") == settled, agent.log()[-2000:]
 
 
+@pytest.mark.kernel_tier
 def test_peer_add_apply_through_the_agent(agent_lab) -> None:
     lab, gw, agents = agent_lab
     agent = agents[-1]
@@ -198,7 +204,7 @@ def test_store_change_without_apply_is_picked_up(agent_lab, probe) -> None:
         assert agents[-1].wait_log("converged trigger=store", 5.0)
         print(f"\n[agent] peer add without --apply: applied by the agent after "
               f"{(done - t0) * 1000:.0f} ms (store poll every 0.5 s)")
-        assert done - t0 < 3.0 and gen >= 1
+        assert done - t0 < 3.0 * SCALE and gen >= 1
     finally:
         lab.wggw("peer", "remove", "globex/polled", "--apply")
 
@@ -293,6 +299,7 @@ def _counter(text: str, series: str) -> float:
     return 0.0
 
 
+@pytest.mark.kernel_tier
 def test_kill_9_leaves_forwarding_and_second_agent_is_refused(agent_lab) -> None:
     lab, gw, agents = agent_lab
     argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
