@@ -150,7 +150,6 @@ class Fault:
     name: str
     inject: Callable[[FaultLab], None]
     end: Callable[[FaultLab], None] = _nothing
-    leaks_by_construction: bool = False
     # Re-run on kernel WireGuard by scripts/vm-test: a few, as each costs a minute or more
     # under emulation (the tier must stay near 10 minutes).
     kernel_tier: bool = False
@@ -164,8 +163,7 @@ SINGLE = [
     Fault("uplink_flap", uplink_down, uplink_up, kernel_tier=True),
     Fault("inplace_snat_map", lambda fl: _inplace(fl, snat=True, guard=False)),
     Fault("inplace_guard_set", lambda fl: _inplace(fl, snat=False, guard=True)),
-    Fault("inplace_snat_and_guard", lambda fl: _inplace(fl, snat=True, guard=True),
-          leaks_by_construction=True),
+    Fault("inplace_snat_and_guard", lambda fl: _inplace(fl, snat=True, guard=True)),
     Fault("foreign_chain_rule", foreign_chain_rule),
     Fault("sysctls_reset", sysctls_reset),
     Fault("egress_addr_removed", egress_addr_removed),

@@ -53,7 +53,9 @@ def _map(name: str, type_: str, items: list[str]) -> str:
 
 
 def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
-    data: dict[str, list[str]] = {"pools": [], "mark": [], "snat": [], "same": [], "ok": []}
+    data: dict[str, list[str]] = {
+        "pools": [], "mark": [], "snat": [], "same": [], "ok": [], "mark_ok": []
+    }
     for t in tenants:
         pool = t.pool(v)
         if pool is None:
@@ -66,6 +68,9 @@ def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
         if egress is not None:
             data["snat"].append(f"{pool} : {egress}")
             data["ok"].append(f"{pool} . {egress}")
+            # The same pairing keyed on the tenant's mark, from a second source of truth: an
+            # in-place edit of snat_v* and egress_ok_v* together cannot re-attribute a tenant.
+            data["mark_ok"].append(f"{naming.tenant_mark(t.table):#x} . {egress}")
     return data
 
 
@@ -80,10 +85,13 @@ def _declarations(ifaces: list[str], fams: dict[int, dict[str, list[str]]]) -> t
             ("snat", _map(f"snat_v{v}", f"{a} : {a}", d["snat"]), d["snat"]),
             ("same", _set(f"same_tenant_v{v}", f"{a} . {a}", d["same"]), d["same"]),
             ("ok", _set(f"egress_ok_v{v}", f"{a} . {a}", d["ok"]), d["ok"]),
+            ("mark_ok", _set(f"egress_mark_v{v}", f"mark . {a}", d["mark_ok"], interval=False),
+             d["mark_ok"]),
         ]
         for key, text, items in decl:
             lines.append(text)
-            name = {"pools": "pools", "mark": "mark", "snat": "snat", "same": "same_tenant", "ok": "egress_ok"}[key]
+            name = {"pools": "pools", "mark": "mark", "snat": "snat", "same": "same_tenant", "ok": "egress_ok",
+                "mark_ok": "egress_mark"}[key]
             elements[f"{name}_v{v}"] = tuple(sorted(items))
     return lines, elements
 
@@ -106,6 +114,7 @@ def _rules(digest: str) -> dict[str, list[str]]:
         # with that tenant's egress address, whatever NAT ran (or did not run). Only here is
         # FROM_WG cleared: the tc guard on the uplinks drops every packet that still has it.
         r["egress_guard"].append(f"ct original {ip} saddr . {ip} saddr @egress_ok_v{v} "
+            f"meta mark & {naming.MARK_MASK:#x} . {ip} saddr @egress_mark_v{v} "
                                  f"meta mark set meta mark & {CLEAR_FROM_WG:#x} return")
         r["egress_guard"].append(f"ct original {ip} saddr @pools_v{v} counter drop")
         r["egress_guard"].append(f"{ip} saddr @pools_v{v} counter drop")

@@ -41,7 +41,8 @@ def _item(value: Any, data: bool = False) -> str:
         if "range" in value:
             return "-".join(_item(v) for v in value["range"])
         if "concat" in value:
-            return " . ".join(_item(v) for v in value["concat"])
+            # marks in a concatenation are hex, as render spells them
+            return " . ".join(_item(v, data=isinstance(v, int)) for v in value["concat"])
         if "elem" in value:  # an element with options (timeout, comment, counter...)
             inner = dict(value["elem"])
             val = inner.pop("val")
