@@ -85,14 +85,38 @@ class Site:
         self.dir = bench.workdir / label
         self.dir.mkdir(mode=0o700)
         ip = lambda ns, *a: run(["ip", "-n", ns, *a])  # noqa: E731
-        ip(self.gw, "link", "add", "uplink0", "type", "veth", "peer", "name", "eth0", "netns", self.inet)
+        ip(
+            self.gw,
+            "link",
+            "add",
+            "uplink0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.inet,
+        )
         ip(self.gw, "addr", "add", f"{GW_UPLINK}/15", "dev", "uplink0")
         ip(self.inet, "addr", "add", f"{INET_ADDR}/15", "dev", "eth0")
         for ns, dev in ((self.gw, "uplink0"), (self.inet, "eth0")):
             ip(ns, "link", "set", dev, "up")
         ip(self.gw, "route", "add", "default", "via", INET_ADDR, "dev", "uplink0")
         if self.client:
-            ip(self.gw, "link", "add", "ul0", "type", "veth", "peer", "name", "eth0", "netns", self.client)
+            ip(
+                self.gw,
+                "link",
+                "add",
+                "ul0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                self.client,
+            )
             ip(self.gw, "addr", "add", f"{GW_UNDERLAY}/24", "dev", "ul0")
             ip(self.client, "addr", "add", f"{CLIENT_UNDERLAY}/24", "dev", "eth0")
             ip(self.gw, "link", "set", "ul0", "up")

@@ -51,8 +51,19 @@ class AgentProc:
     def __init__(self, lab: Lab, *args: str, env: Optional[dict] = None) -> None:
         self.lab = lab
         self.log_path = lab.workdir / f"agent-{time.monotonic_ns()}.log"
-        argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
-                "--state-dir", str(lab.state_dir), "agent", *args]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            lab.gw.name,
+            sys.executable,
+            "-m",
+            "wggw.cli.app",
+            "--state-dir",
+            str(lab.state_dir),
+            "agent",
+            *args,
+        ]
         with open(self.log_path, "w") as log:
             # `ip netns exec` execs Python in place: this PID is the agent's.
             self.proc = subprocess.Popen(argv, env=lab._py_env(env), stdout=log, stderr=log)
@@ -103,8 +114,11 @@ def agent_lab(require_root: None) -> Iterator[tuple]:
         try:
             gw = gwhelper.up(lab)
             # The speed trials repair each kind dozens of times a minute: no back-off for them.
-            agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}",
-                                    "--max-repairs", "1000"))
+            agents.append(
+                AgentProc(
+                    lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}", "--max-repairs", "1000"
+                )
+            )
             yield lab, gw, agents
         finally:
             for agent in agents:

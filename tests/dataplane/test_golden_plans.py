@@ -42,7 +42,8 @@ def _check(name: str, text: str) -> None:
     assert path.exists(), f"{path} is missing: run with WGGW_UPDATE_GOLDEN=1, review, commit"
     assert text == path.read_text(), (
         f"the plan for {name} changed; if intended, rerun with WGGW_UPDATE_GOLDEN=1 and review "
-        f"the diff of {path}")
+        f"the diff of {path}"
+    )
 
 
 def test_each_transition_prints_its_golden_script():

@@ -45,11 +45,13 @@ def test_kernel_dump_is_merged_by_key():
     b = peer(("192.0.2.2/32", "192.0.2.3/32", "2001:db8::2/128"))
     b_head = wg_kernel._peer_nla(WgPeerSpec(b.public_key, b.psk, b.allowed_ips[:1], b.keepalive))
     b_tail = wg_kernel._peer_nla(WgPeerSpec(b.public_key, None, b.allowed_ips[1:], None))
-    b_tail["attrs"] = [x for x in b_tail["attrs"]
-                       if x[0] in ("WGPEER_A_PUBLIC_KEY", "WGPEER_A_ALLOWEDIPS")]
-    messages = [kernel_message([["WGDEVICE_A_LISTEN_PORT", 51820]],
-                               [wg_kernel._peer_nla(a), b_head]),
-                kernel_message([], [b_tail])]
+    b_tail["attrs"] = [
+        x for x in b_tail["attrs"] if x[0] in ("WGPEER_A_PUBLIC_KEY", "WGPEER_A_ALLOWEDIPS")
+    ]
+    messages = [
+        kernel_message([["WGDEVICE_A_LISTEN_PORT", 51820]], [wg_kernel._peer_nla(a), b_head]),
+        kernel_message([], [b_tail]),
+    ]
     state = wg_kernel.merge_dump("wt000000", messages)
     assert state.listen_port == 51820
     assert {k: p.spec() for k, p in state.peers.items()} == {a.public_key: a, b.public_key: b}

@@ -118,8 +118,7 @@ def test_fault_fails_closed_is_detected_and_repaired(labs: LabHolder, fault: Fau
     labs.dirty = False
 
 
-@pytest.mark.parametrize("variant", [
-    pytest.param(v) for v in faulttrial.VARIANTS])
+@pytest.mark.parametrize("variant", [pytest.param(v) for v in faulttrial.VARIANTS])
 def test_foreign_ip_rule_above_the_window_is_reported_not_touched(labs: LabHolder, variant: str):
     row = _trial(labs, FOREIGN_IP_RULE, variant)
     info = row.as_dict()

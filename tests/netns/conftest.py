@@ -21,7 +21,6 @@ from wggw.lab.sandbox import Sandbox
 from wggw.lab.topology import Lab
 
 
-
 def _netns_unusable() -> str | None:
     """Why this host cannot run the suite, or None if it can (checked once per session)."""
     if os.geteuid() != 0:

@@ -13,7 +13,7 @@ def notify(message: str) -> bool:
     path = os.environ.get("NOTIFY_SOCKET")
     if not path:
         return False
-    address = "\0" + path[1:] if path.startswith("@") else path   # abstract namespace
+    address = "\0" + path[1:] if path.startswith("@") else path  # abstract namespace
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.sendto(message.encode(), address)

@@ -29,8 +29,9 @@ def _nft() -> str:
 
 def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([_nft(), *args], input=stdin, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [_nft(), *args], input=stdin, capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.SubprocessError) as e:  # cannot start, or hangs
         raise BackendError(f"nftables table {TABLE}: nft {' '.join(args)}: {e}") from None
 

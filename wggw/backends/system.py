@@ -11,7 +11,27 @@ from wggw.core import desired as desired_mod
 from wggw.core.desired import HostFacts, RouteSpec
 from wggw.core.errors import BackendError
 from wggw.core.planscript import echo_change
-from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
+from wggw.core.plan import (
+    AddAddress,
+    AddRoute,
+    AddRule,
+    AddTc,
+    Change,
+    ConfigureDevice,
+    CreateDevice,
+    DelAddress,
+    DeleteDevice,
+    DeleteNft,
+    DelRoute,
+    DelRule,
+    DelTc,
+    Observed,
+    RemovePeer,
+    ReplaceNft,
+    SetLink,
+    SetSysctl,
+    UpsertPeer,
+)
 from wggw.core.wgtypes import WgDeviceState
 from wggw.backends.netlink import rtnl as netlink, dump as nldump, routeget
 from wggw.backends import endpoint_file, nft, sysctl, tc
@@ -112,8 +132,10 @@ class RealSystem:
         """Have the device start handshakes with `peers` now (core/endpoints.py)."""
         for peer in peers:
             if echo:
-                echo(f"[#] wg set {ifname} peer {peer.public_key} persistent-keepalive "
-                     f"{KICK_KEEPALIVE} then off  # handshake now")
+                echo(
+                    f"[#] wg set {ifname} peer {peer.public_key} persistent-keepalive "
+                    f"{KICK_KEEPALIVE} then off  # handshake now"
+                )
         self.wg.kick(ifname, peers)
 
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
@@ -123,8 +145,11 @@ class RealSystem:
                 for change in batch:
                     echo_change(echo, change, self.line(change))
                 if group is not None and group[0] == "peers":
-                    self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
-                                      [c.public_key for c in batch if isinstance(c, RemovePeer)])
+                    self.wg.set_peers(
+                        group[1],
+                        [c.peer for c in batch if isinstance(c, UpsertPeer)],
+                        [c.public_key for c in batch if isinstance(c, RemovePeer)],
+                    )
                 elif group is not None:
                     nl.batch([_netlink_item(c) for c in batch])
                 else:

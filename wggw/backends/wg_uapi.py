@@ -83,7 +83,9 @@ class UapiClient:
         if code != 0:
             # wireguard-go reports negative errnos (-22 = EINVAL); name it either way.
             name = os.strerror(abs(code))
-            raise BackendError(f"wireguard-go {self.ifname}: UAPI set failed: errno={code} ({name})")
+            raise BackendError(
+                f"wireguard-go {self.ifname}: UAPI set failed: errno={code} ({name})"
+            )
 
 
 def _lines(stream) -> Iterator[str]:
@@ -132,10 +134,15 @@ def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> W
     fields = dict(line.partition("=")[::2] for line in device.split("\n") if line)
     private = fields.get("private_key")
     return WgDeviceState(
-        name=ifname, public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
-        listen_port=int(fields.get("listen_port", 0)), fwmark=int(fields.get("fwmark", 0)),
-        peers={pub: _peer_state(pub, "\n".join(parts))
-               for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())})
+        name=ifname,
+        public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
+        listen_port=int(fields.get("listen_port", 0)),
+        fwmark=int(fields.get("fwmark", 0)),
+        peers={
+            pub: _peer_state(pub, "\n".join(parts))
+            for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())
+        },
+    )
 
 
 def _blocks(head: str) -> dict[str, list[str]]:
@@ -186,9 +193,16 @@ def _peer_state(pub: str, block: str) -> WgPeerState:
         elif key == "tx_bytes":
             tx = int(value)
         # protocol_version and keys added by later protocol versions are ignored on purpose
-    return WgPeerState(public_key=pub, psk=psk, allowed_ips=tuple(sorted(set(allowed))), keepalive=keepalive,
-                       endpoint=endpoint, last_handshake=sec + nsec / 1e9 if sec else 0.0,
-                       rx_bytes=rx, tx_bytes=tx)
+    return WgPeerState(
+        public_key=pub,
+        psk=psk,
+        allowed_ips=tuple(sorted(set(allowed))),
+        keepalive=keepalive,
+        endpoint=endpoint,
+        last_handshake=sec + nsec / 1e9 if sec else 0.0,
+        rx_bytes=rx,
+        tx_bytes=tx,
+    )
 
 
 def _public_of_hex(private_hex: str) -> str:
@@ -198,6 +212,7 @@ def _public_of_hex(private_hex: str) -> str:
 
 
 # --- request bodies -------------------------------------------------------------------
+
 
 def device_lines(private_key: Optional[Secret], listen_port: int) -> list[str]:
     """The port and fwmark 0, and the key (clamped, as WireGuard keeps it) unless None =

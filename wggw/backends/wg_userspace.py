@@ -24,12 +24,19 @@ from wggw.core.errors import BackendError
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 from wggw.backends import wg_uapi, wglog
-from wggw.backends.wireguard import WgBackend, check_name, delete_link, link_info, owned_links, set_alias
+from wggw.backends.wireguard import (
+    WgBackend,
+    check_name,
+    delete_link,
+    link_info,
+    owned_links,
+    set_alias,
+)
 
-START_TIMEOUT = 5.0   # wireguard-go serves its socket within ~50 ms here
+START_TIMEOUT = 5.0  # wireguard-go serves its socket within ~50 ms here
 STOP_TIMEOUT = 3.0
 POLL = 0.02
-TUN_KIND = "tun"      # what a wireguard-go link looks like to rtnetlink
+TUN_KIND = "tun"  # what a wireguard-go link looks like to rtnetlink
 
 
 def find_wireguard_go() -> Optional[str]:
@@ -50,6 +57,7 @@ def log_path(ifname: str) -> str:
 
 # --- processes ---------------------------------------------------------------------------
 
+
 def read_pid(ifname: str) -> Optional[int]:
     try:
         with open(pid_path(ifname)) as f:
@@ -68,8 +76,12 @@ def is_device_process(pid: int, ifname: str) -> bool:
             state = f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    known = ("wireguard-go" in os.path.basename(argv[0]) or argv[0] == os.environ.get("WGGW_WIREGUARD_GO")
-             if argv else False)
+    known = (
+        "wireguard-go" in os.path.basename(argv[0])
+        or argv[0] == os.environ.get("WGGW_WIREGUARD_GO")
+        if argv
+        else False
+    )
     return state != "Z" and known and ifname in argv[1:]
 
 
@@ -137,28 +149,45 @@ def start_process(binary: str, ifname: str) -> int:
     sock = wg_uapi.socket_path(ifname)
     if os.path.exists(sock):
         if _serving(sock):
-            raise BackendError(f"wireguard-go {ifname}: {sock} is served by another process "
-                               "(interface names must be unique on the host)")
+            raise BackendError(
+                f"wireguard-go {ifname}: {sock} is served by another process "
+                "(interface names must be unique on the host)"
+            )
         os.unlink(sock)  # left by a killed process; wireguard-go would refuse to start
     # A minimal environment: WG_TUN_FD/WG_UAPI_FD from our caller must not leak in.
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "WG_PROCESS_FOREGROUND": "1",
+        "LOG_LEVEL": "error",
+    }
     log_fd = wglog.open_log(ifname)
     try:
         proc = subprocess.Popen(
-            [binary, ifname], env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
-            stderr=log_fd, start_new_session=True, close_fds=True,
-            preexec_fn=wglog.limit_file_size())
+            [binary, ifname],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=wglog.limit_file_size(),
+        )
     except OSError as e:
         raise BackendError(f"wireguard-go {ifname}: cannot start {binary}: {e}") from e
     finally:
         os.close(log_fd)
     _write_pid(ifname, proc.pid)
-    if not _wait(lambda: proc.poll() is not None or _serving(sock), START_TIMEOUT) \
-            or proc.poll() is not None:
-        why = f"(exit={proc.poll()}): {_log_tail(ifname)}"  # read before stop_process removes the log
+    if (
+        not _wait(lambda: proc.poll() is not None or _serving(sock), START_TIMEOUT)
+        or proc.poll() is not None
+    ):
+        why = (
+            f"(exit={proc.poll()}): {_log_tail(ifname)}"  # read before stop_process removes the log
+        )
         stop_process(ifname)
-        raise BackendError(f"wireguard-go {ifname}: did not come up within {START_TIMEOUT:g} s {why}")
+        raise BackendError(
+            f"wireguard-go {ifname}: did not come up within {START_TIMEOUT:g} s {why}"
+        )
     return proc.pid
 
 
@@ -186,7 +215,7 @@ def stop_process(ifname: str) -> None:
 
 
 def process_state(ifname: str) -> str:
-    """"none" (no pid file), "stale" (its process is gone), "here" or "elsewhere" (netns)."""
+    """ "none" (no pid file), "stale" (its process is gone), "here" or "elsewhere" (netns)."""
     pid = read_pid(ifname)
     if pid is None:
         return "none"
@@ -210,13 +239,12 @@ class UserspaceBackend(WgBackend):
         self.binary = binary
 
     def list_devices(self) -> list[str]:
-        names = {n for n in owned_links([TUN_KIND])
-                 if os.path.exists(wg_uapi.socket_path(n))}
+        names = {n for n in owned_links([TUN_KIND]) if os.path.exists(wg_uapi.socket_path(n))}
         # Also a device whose process we started but whose alias is not set yet (a crash
         # between the two steps), as long as it lives in this netns.
         rundir = runfiles.runtime_dir()
         for entry in os.listdir(rundir) if rundir.is_dir() else ():
-            name = entry[:-len(".pid")] if entry.endswith(".pid") else ""
+            name = entry[: -len(".pid")] if entry.endswith(".pid") else ""
             if naming.valid_name(name) and process_state(name) == "here":
                 names.add(name)
         return sorted(names)
@@ -232,10 +260,14 @@ class UserspaceBackend(WgBackend):
         check_name(ifname)
         info, process = link_info(ifname), process_state(ifname)
         if process == "elsewhere":
-            raise BackendError(f"wireguard-go {ifname}: already runs in another network namespace "
-                               "(interface names must be unique on the host)")
+            raise BackendError(
+                f"wireguard-go {ifname}: already runs in another network namespace "
+                "(interface names must be unique on the host)"
+            )
         if info is not None and process != "here" and info != (TUN_KIND, naming.LINK_ALIAS):
-            raise BackendError(f"wireguard-go {ifname}: a link of that name exists and is not wggw's")
+            raise BackendError(
+                f"wireguard-go {ifname}: a link of that name exists and is not wggw's"
+            )
         if info is not None and process == "here" and info[1] == naming.LINK_ALIAS:
             return  # already there
         if info is None:
@@ -253,7 +285,9 @@ class UserspaceBackend(WgBackend):
         if info is None and process == "elsewhere":
             return  # absent here; the same name in another netns is not ours to stop
         if info is not None and process != "here" and info[1] != naming.LINK_ALIAS:
-            raise BackendError(f"wireguard-go {ifname}: not wggw's (no alias, no pid file); left alone")
+            raise BackendError(
+                f"wireguard-go {ifname}: not wggw's (no alias, no pid file); left alone"
+            )
         if process != "elsewhere":
             stop_process(ifname)  # also cleans a stale pid file and socket
         if link_info(ifname) is not None:
@@ -269,7 +303,9 @@ class UserspaceBackend(WgBackend):
         for spec in upsert:
             lines += wg_uapi.peer_lines(spec)
         if lines:
-            self._client(ifname).set(lines)  # one request: one transaction under wireguard-go's lock
+            self._client(ifname).set(
+                lines
+            )  # one request: one transaction under wireguard-go's lock
 
     def _client(self, ifname: str) -> wg_uapi.UapiClient:
         check_name(ifname)

@@ -67,6 +67,7 @@ class WgBackend(abc.ABC):
 
 # --- helpers shared by both backends ---------------------------------------------------
 
+
 def normalise_allowed_ips(cidrs: Iterable[str]) -> tuple[str, ...]:
     """The form wgtypes uses: canonical CIDR strings, de-duplicated, sorted."""
     try:
@@ -88,8 +89,11 @@ def check_name(ifname: str) -> None:
 def owned_links(kinds: Sequence[str]) -> list[str]:
     """Links in this netns of one of `kinds` that carry wggw's alias (an nldump dump, so
     `plan` and `status` do not import pyroute2)."""
-    return sorted(l["IFLA_IFNAME"] for l in _links("WireGuard devices: listing links failed")
-                  if l.get("IFLA_INFO_KIND") in kinds and l.get("IFLA_IFALIAS") == naming.LINK_ALIAS)
+    return sorted(
+        l["IFLA_IFNAME"]
+        for l in _links("WireGuard devices: listing links failed")
+        if l.get("IFLA_INFO_KIND") in kinds and l.get("IFLA_IFALIAS") == naming.LINK_ALIAS
+    )
 
 
 def link_info(ifname: str) -> Optional[tuple[Optional[str], Optional[str]]]:

@@ -13,8 +13,12 @@ from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 
 app = typer.Typer()
 NOTHING = "Nothing to do: the host matches the store."
-VERBOSE = typer.Option(False, "--verbose", "-v",
-                       help="Also print the text given to `nft -f`, as a re-runnable command.")
+VERBOSE = typer.Option(
+    False,
+    "--verbose",
+    "-v",
+    help="Also print the text given to `nft -f`, as a re-runnable command.",
+)
 
 
 @app.command("plan")
@@ -22,7 +26,9 @@ def plan(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input.",
     ),
     backend: Optional[str] = BACKEND,
     verbose: bool = VERBOSE,
@@ -73,8 +79,11 @@ def status(
         "format).",
     ),
     check: bool = typer.Option(
-        False, "--check", help="Exit 4 if any tenant's packets would not take its own table "
-        "and egress (for monitoring)."),
+        False,
+        "--check",
+        help="Exit 4 if any tenant's packets would not take its own table "
+        "and egress (for monitoring).",
+    ),
     backend: Optional[str] = BACKEND,
 ) -> None:
     """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
@@ -168,8 +177,9 @@ def print_status(report: dict) -> None:
 def _print_paths(entries: list[dict]) -> None:
     bad = [e for e in entries if not e["ok"]]
     if not bad:
-        typer.echo("Paths: every tenant's packets take its own table and egress "
-                   f"({len(entries)} checked).")
+        typer.echo(
+            f"Paths: every tenant's packets take its own table and egress ({len(entries)} checked)."
+        )
         return
     typer.echo(f"Paths: {len(bad)} of {len(entries)} wrong:")
     for e in bad:

@@ -41,8 +41,8 @@ class HostFacts:
 @dataclass(frozen=True, order=True)
 class AddrSpec:
     ifname: str
-    cidr: str              # "10.0.0.1/24"
-    egress: bool = False   # an egress address wggw adds to an uplink (IFA_PROTO marked)
+    cidr: str  # "10.0.0.1/24"
+    egress: bool = False  # an egress address wggw adds to an uplink (IFA_PROTO marked)
     # Anything else observed on it (a peer address, label, scope, flags, finite lifetime),
     # as (name, value) pairs; wggw's own addresses have none.
     extra: tuple[tuple[str, str], ...] = ()
@@ -57,11 +57,11 @@ class AddrSpec:
 class RouteSpec:
     family: int
     table: int
-    dst: str               # "default" or a CIDR
+    dst: str  # "default" or a CIDR
     dev: str
     gateway: Optional[str] = None
     src: Optional[str] = None
-    metric: int = 0        # 0: the kernel's default (IPv6 shows it as 1024)
+    metric: int = 0  # 0: the kernel's default (IPv6 shows it as 1024)
     # Anything else observed on the route (type, protocol, metrics, flags...), as (name,
     # value) pairs; wggw's own routes have none.
     extra: tuple[tuple[str, str], ...] = ()
@@ -116,8 +116,12 @@ def device_spec(iface: Interface, peers) -> WgDeviceSpec:
     """The WireGuard device with these peers (all of its tenants', or one peer's for a
     one-peer reconcile)."""
     specs = [s for p in peers for s in _peer_specs(p)]
-    return WgDeviceSpec(iface.name, iface.private_key, iface.listen_port,
-                        tuple(sorted(specs, key=lambda s: s.public_key)))
+    return WgDeviceSpec(
+        iface.name,
+        iface.private_key,
+        iface.listen_port,
+        tuple(sorted(specs, key=lambda s: s.public_key)),
+    )
 
 
 def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
@@ -127,7 +131,9 @@ def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
     main = facts.default_routes.get(v)
     dev = t.uplink or (main.dev if main else None)
     if dev is None:
-        raise ValidationError(f"tenant {t.name}", f"no --uplink and no IPv{v} default route in the main table")
+        raise ValidationError(
+            f"tenant {t.name}", f"no --uplink and no IPv{v} default route in the main table"
+        )
     if dev not in facts.links:
         raise ValidationError(f"tenant {t.name}", f"uplink {dev} does not exist on this host")
     via = t.via_ip(v)
@@ -169,8 +175,9 @@ def compile_state(state: State, facts: HostFacts) -> Desired:
     families = {p.version for t in state.tenants for p in t.pools}
     for v in families:
         having = [t for t in state.tenants if t.pool(v)]
-        rules.update(ruletree.rules_for(v, [t.table for t in having],
-                                        [t.interface for t in having]))
+        rules.update(
+            ruletree.rules_for(v, [t.table for t in having], [t.interface for t in having])
+        )
     return Desired(
         sysctls={SYSCTL_FORWARD[v]: "1" for v in sorted(families)},
         wg={i.name: _device(i, state) for i in state.interfaces},
@@ -192,11 +199,11 @@ def _tc_guard(state: State, routes: set[RouteSpec], facts: HostFacts) -> frozens
     ifaces = {t.interface for t in state.tenants}
     uplinks = {r.dev for r in routes if r.dst == "default"}
     uplinks |= {d.dev for d in facts.default_routes.values()} - ifaces
-    return frozenset([TcSpec.wanted(i, INGRESS) for i in ifaces]
-                     + [TcSpec.wanted(u, EGRESS) for u in uplinks])
+    return frozenset(
+        [TcSpec.wanted(i, INGRESS) for i in ifaces] + [TcSpec.wanted(u, EGRESS) for u in uplinks]
+    )
 
 
 def empty() -> Desired:
     """The desired state of `down`: nothing of wggw's on the host."""
     return compile_state(State(), HostFacts())
-

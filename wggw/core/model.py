@@ -21,7 +21,7 @@ IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 class Interface:
     name: str
     listen_port: int
-    endpoint: str                      # HOST:PORT the clients dial
+    endpoint: str  # HOST:PORT the clients dial
     private_key: Secret
     public_key: str
     mtu: Optional[int] = None
@@ -31,11 +31,11 @@ class Interface:
 class Tenant:
     name: str
     interface: str
-    pools: tuple[IPNetwork, ...]       # at most one per family
-    egress: tuple[IPAddress, ...]      # at most one per family, family must have a pool
-    table: int                         # routing table id, naming.TABLE_MIN..TABLE_MAX
-    uplink: Optional[str] = None       # None: the device of main's default route
-    via: tuple[IPAddress, ...] = ()    # next hop per family; none: main's gateway on uplink
+    pools: tuple[IPNetwork, ...]  # at most one per family
+    egress: tuple[IPAddress, ...]  # at most one per family, family must have a pool
+    table: int  # routing table id, naming.TABLE_MIN..TABLE_MAX
+    uplink: Optional[str] = None  # None: the device of main's default route
+    via: tuple[IPAddress, ...] = ()  # next hop per family; none: main's gateway on uplink
     rotate_after: Optional[int] = None  # seconds; None: the global default policy
 
     def pool(self, version: int) -> Optional[IPNetwork]:
@@ -55,7 +55,7 @@ class RetiringKey:
     public_key: str
     psk: Optional[Secret]
     addresses: tuple[IPInterface, ...]
-    retire_at: float                   # unix time: end of the grace period
+    retire_at: float  # unix time: end of the grace period
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Peer:
     name: str
     public_key: str
     addresses: tuple[IPInterface, ...]  # /32 and /128 host addresses inside the tenant's pools
-    key_created_at: float               # unix time
+    key_created_at: float  # unix time
     private_key: Optional[Secret] = None  # None when the peer brought its own key
     psk: Optional[Secret] = None
     keepalive: Optional[int] = None

@@ -33,8 +33,11 @@ def _item(value: Any, data: bool = False) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return " : ".join([_item(value[0]), _item(value[1], data=True)]) if len(value) == 2 \
+        return (
+            " : ".join([_item(value[0]), _item(value[1], data=True)])
+            if len(value) == 2
             else json.dumps(value, sort_keys=True)
+        )
     if isinstance(value, dict):
         if "prefix" in value:
             return f"{value['prefix']['addr']}/{value['prefix']['len']}"

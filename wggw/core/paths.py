@@ -28,16 +28,18 @@ TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 class Probe:
     tenant: str
     family: int
-    iif: str          # the tenant's WireGuard interface
-    mark: int         # the tenant mark
-    src: str          # a pool address
+    iif: str  # the tenant's WireGuard interface
+    mark: int  # the tenant mark
+    src: str  # a pool address
     dst: str
     expect: Optional[RouteSpec]  # the tenant's default route; None: must be unreachable
 
     def describe(self) -> str:
         fam = "-6 " if self.family == 6 else ""
-        return (f"ip {fam}route get fibmatch {self.dst} from {self.src} iif {self.iif} "
-                f"mark {self.mark:#x}")
+        return (
+            f"ip {fam}route get fibmatch {self.dst} from {self.src} iif {self.iif} "
+            f"mark {self.mark:#x}"
+        )
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Answer:
 
     table: Optional[int] = None
     dev: Optional[str] = None
-    src: Optional[str] = None      # the route's preferred source
+    src: Optional[str] = None  # the route's preferred source
     gateway: Optional[str] = None
     error: Optional[str] = None
 
@@ -65,30 +67,38 @@ class ForeignRule:
     """An ip rule wggw does not own, as far as a route lookup's match goes."""
 
     pref: int
-    action: str                    # lookup, goto, nop, blackhole, unreachable, prohibit
+    action: str  # lookup, goto, nop, blackhole, unreachable, prohibit
     table: int = 0
     iif: Optional[str] = None
     oif: Optional[str] = None
     mark: int = 0
     mask: int = 0
-    src: Optional[str] = None      # CIDR
+    src: Optional[str] = None  # CIDR
     dst: Optional[str] = None
     tos: int = 0
     ipproto: int = 0
-    ports: bool = False            # has a source or destination port range
+    ports: bool = False  # has a source or destination port range
     uid_range: Optional[tuple[int, int]] = None
     invert: bool = False
     l3mdev: bool = False
-    text: str = ""                 # how `ip rule` would show it, for the report
+    text: str = ""  # how `ip rule` would show it, for the report
 
     def matches(self, p: Probe) -> bool:
         """Would this rule's selector match the probe (a forwarded packet: no oif, uid 0,
         no protocol or ports, tos 0)? As fib_rule_match / fib4_rule_match / fib6_rule_match."""
         uid_ok = self.uid_range is None or self.uid_range[0] <= 0 <= self.uid_range[1]
-        hit = ((not self.iif or self.iif == p.iif) and not self.oif and not self.l3mdev
-               and not (self.mark ^ p.mark) & self.mask and not self.tos and not self.ipproto
-               and not self.ports and uid_ok
-               and _within(p.src, self.src) and _within(p.dst, self.dst))
+        hit = (
+            (not self.iif or self.iif == p.iif)
+            and not self.oif
+            and not self.l3mdev
+            and not (self.mark ^ p.mark) & self.mask
+            and not self.tos
+            and not self.ipproto
+            and not self.ports
+            and uid_ok
+            and _within(p.src, self.src)
+            and _within(p.dst, self.dst)
+        )
         return hit != self.invert
 
     def explains(self, got: Answer) -> bool:
@@ -114,8 +124,17 @@ def probes(state, desired: Desired) -> list[Probe]:
     for t in state.tenants:
         for pool in t.pools:
             v = pool.version
-            out.append(Probe(t.name, v, t.interface, naming.tenant_mark(t.table), _probe_src(pool),
-                             PROBE_DST[v], defaults.get((v, t.table))))
+            out.append(
+                Probe(
+                    t.name,
+                    v,
+                    t.interface,
+                    naming.tenant_mark(t.table),
+                    _probe_src(pool),
+                    PROBE_DST[v],
+                    defaults.get((v, t.table)),
+                )
+            )
     return out
 
 
@@ -125,8 +144,12 @@ def right(p: Probe, got: Answer) -> bool:
     want = p.expect
     if want is None:
         return got.error is not None
-    return (got.error is None and got.table == want.table and got.dev == want.dev
-            and _same(got.src, want.src))
+    return (
+        got.error is None
+        and got.table == want.table
+        and got.dev == want.dev
+        and _same(got.src, want.src)
+    )
 
 
 def _same(a: Optional[str], b: Optional[str]) -> bool:
@@ -155,7 +178,16 @@ def judge(p: Probe, got: Answer, rules: list[ForeignRule]) -> dict:
     """One entry of `status`'s `paths` list (a JSON contract: README)."""
     ok = right(p, got)
     rule = None if ok else culprit(p, got, rules)
-    return {"tenant": p.tenant, "family": p.family, "ok": ok, "query": p.describe(),
-            "expected": expected_text(p), "got": got.describe(),
-            "table": got.table, "dev": got.dev, "src": got.src, "error": got.error,
-            "rule": rule.text if rule else None}
+    return {
+        "tenant": p.tenant,
+        "family": p.family,
+        "ok": ok,
+        "query": p.describe(),
+        "expected": expected_text(p),
+        "got": got.describe(),
+        "table": got.table,
+        "dev": got.dev,
+        "src": got.src,
+        "error": got.error,
+        "rule": rule.text if rule else None,
+    }

@@ -52,6 +52,7 @@ class Observed:
 
 # ---- change types -------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Change:
     def describe(self) -> str:  # pragma: no cover - overridden
@@ -90,8 +91,10 @@ class ConfigureDevice(Change):
     def describe(self) -> str:
         if self.private_key is None:
             return f"wg set {self.name} listen-port {self.listen_port} fwmark 0"
-        return (f"wg set {self.name} listen-port {self.listen_port} fwmark 0 "
-                f"private-key (hidden; public {public_of(self.private_key)})")
+        return (
+            f"wg set {self.name} listen-port {self.listen_port} fwmark 0 "
+            f"private-key (hidden; public {public_of(self.private_key)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ class DeleteDevice(Change):
 
 # ---- planning -----------------------------------------------------------------
 
+
 def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
     out: list[Change] = []
@@ -230,8 +234,9 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     # kernel holds clamped would reset every session).
     new_key = have is None or have.public_key != public_of(want.private_key)
     if new_key or have.listen_port != want.listen_port or have.fwmark:
-        out.append(ConfigureDevice(name, clamped(want.private_key) if new_key else None,
-                                   want.listen_port))
+        out.append(
+            ConfigureDevice(name, clamped(want.private_key) if new_key else None, want.listen_port)
+        )
     current = have.peers if have else {}
     for peer in want.peers:
         seen = current.get(peer.public_key)
@@ -246,6 +251,7 @@ def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], li
     """Routes are compared whole. A wanted route whose slot (family, table, dst, metric) holds
     something else is replaced in place (atomic); every other route in wggw's tables that is
     not wanted, field for field, is deleted."""
+
     def key(r: RouteSpec):
         return (r.family, r.table, r.dst, r.metric)
 
@@ -260,8 +266,11 @@ def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], li
             adds.append(AddRoute(r, replace=bool(slot)))
             if len(slot) == 1:
                 replaced.add(slot[0])  # the replace turns it into the wanted one
-    dels: list[Change] = [DelRoute(r) for r in sorted(observed.routes)
-                          if r not in desired.routes and r not in replaced]
+    dels: list[Change] = [
+        DelRoute(r)
+        for r in sorted(observed.routes)
+        if r not in desired.routes and r not in replaced
+    ]
     return adds, dels
 
 
@@ -271,19 +280,27 @@ def _plan_addresses(desired: Desired, observed: Observed) -> tuple[list[Change],
     egress addresses no longer wanted, are deleted."""
     present = {(a.ifname, a.cidr) for a in observed.addresses}
     wanted = {(a.ifname, a.cidr) for a in desired.addresses}
-    adds: list[Change] = [AddAddress(a, replace=(a.ifname, a.cidr) in present)
-                          for a in sorted(desired.addresses - observed.addresses)]
-    dels: list[Change] = [DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
-                          if (a.egress or a.ifname in desired.wg)
-                          and (a.ifname, a.cidr) not in wanted]
+    adds: list[Change] = [
+        AddAddress(a, replace=(a.ifname, a.cidr) in present)
+        for a in sorted(desired.addresses - observed.addresses)
+    ]
+    dels: list[Change] = [
+        DelAddress(a)
+        for a in sorted(observed.addresses - desired.addresses)
+        if (a.egress or a.ifname in desired.wg) and (a.ifname, a.cidr) not in wanted
+    ]
     return adds, dels
 
 
 def _nft_matches(spec: NftSpec, seen: ObservedNft) -> bool:
     if not spec.digest:
         return not seen.present
-    return (seen.present and seen.digest == spec.digest and seen.elements == spec.elements
-            and seen.vouched)
+    return (
+        seen.present
+        and seen.digest == spec.digest
+        and seen.elements == spec.elements
+        and seen.vouched
+    )
 
 
 def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
@@ -303,8 +320,9 @@ def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
 
 def plan(desired: Desired, observed: Observed) -> list[Change]:
     """Ordered changes that turn `observed` into `desired`."""
-    adds: list[Change] = [SetSysctl(k, v) for k, v in sorted(desired.sysctls.items())
-                          if observed.sysctls.get(k) != v]
+    adds: list[Change] = [
+        SetSysctl(k, v) for k, v in sorted(desired.sysctls.items()) if observed.sysctls.get(k) != v
+    ]
     peers: list[Change] = []
     for name, want in sorted(desired.wg.items()):
         for change in plan_device(name, want, observed.wg.get(name)):
@@ -328,8 +346,11 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     adds.extend(peers)
 
     taken = {(r.family, r.pref) for r in desired.rules - observed.rules}
-    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)
-                          if (r.family, r.pref) not in taken]
+    dels: list[Change] = [
+        DelRule(r)
+        for r in sorted(observed.rules - desired.rules)
+        if (r.family, r.pref) not in taken
+    ]
     dels.extend(route_dels)
     dels.extend(addr_dels)
     if not desired.nft.digest and observed.nft.present:

@@ -19,24 +19,40 @@ def build(state, result, now: float, paths=()) -> dict:
     for p in state.peers:
         name, live = seen.get(p.public_key, (None, None))
         hs = live.last_handshake if live else 0.0
-        peers.append({
-            "name": p.name, "tenant": p.tenant, "interface": tenant_iface.get(p.tenant),
-            "public_key": p.public_key, "configured": live is not None,
-            "endpoint": live.endpoint if live else None,
-            "latest_handshake": iso(hs or None), "handshake_age_seconds": round(now - hs, 1) if hs else None,
-            "active": bool(hs and now - hs < ACTIVE_WINDOW),
-            "rx_bytes": live.rx_bytes if live else 0, "tx_bytes": live.tx_bytes if live else 0,
-        })
+        peers.append(
+            {
+                "name": p.name,
+                "tenant": p.tenant,
+                "interface": tenant_iface.get(p.tenant),
+                "public_key": p.public_key,
+                "configured": live is not None,
+                "endpoint": live.endpoint if live else None,
+                "latest_handshake": iso(hs or None),
+                "handshake_age_seconds": round(now - hs, 1) if hs else None,
+                "active": bool(hs and now - hs < ACTIVE_WINDOW),
+                "rx_bytes": live.rx_bytes if live else 0,
+                "tx_bytes": live.tx_bytes if live else 0,
+            }
+        )
     by_tenant: dict[str, list[dict]] = {}
     for p in peers:  # one pass: a scan per tenant would be tenants x peers
         by_tenant.setdefault(p["tenant"], []).append(p)
     tenants = []
     for t in state.tenants:
         mine = by_tenant.get(t.name, [])
-        tenants.append({
-            "name": t.name, "interface": t.interface, "peers": len(mine),
-            "active_peers": sum(p["active"] for p in mine),
-            "rx_bytes": sum(p["rx_bytes"] for p in mine), "tx_bytes": sum(p["tx_bytes"] for p in mine),
-        })
-    return {"peers": peers, "tenants": tenants, "drift": [c.describe() for c in result.changes],
-            "paths": list(paths)}
+        tenants.append(
+            {
+                "name": t.name,
+                "interface": t.interface,
+                "peers": len(mine),
+                "active_peers": sum(p["active"] for p in mine),
+                "rx_bytes": sum(p["rx_bytes"] for p in mine),
+                "tx_bytes": sum(p["tx_bytes"] for p in mine),
+            }
+        )
+    return {
+        "peers": peers,
+        "tenants": tenants,
+        "drift": [c.describe() for c in result.changes],
+        "paths": list(paths),
+    }

@@ -10,7 +10,11 @@ def iso(ts: Optional[float]) -> Optional[str]:
     """Unix time -> ISO 8601 UTC ('2025-01-31T12:00:00Z'); None stays None."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def parse_iso(text: Optional[str]) -> Optional[float]:

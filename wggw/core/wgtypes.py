@@ -16,8 +16,8 @@ class WgPeerSpec:
 
     public_key: str
     psk: Optional[Secret]
-    allowed_ips: tuple[str, ...]       # normalised CIDR strings, sorted ("10.0.0.2/32", ...)
-    keepalive: Optional[int] = None    # seconds; None/0 = off
+    allowed_ips: tuple[str, ...]  # normalised CIDR strings, sorted ("10.0.0.2/32", ...)
+    keepalive: Optional[int] = None  # seconds; None/0 = off
     # Where to reach the peer, set only when the peer is (re)created with its remembered
     # endpoint (core/endpoints.py); never compared: the live endpoint follows the client.
     endpoint: Optional[str] = None
@@ -40,7 +40,7 @@ class WgPeerState:
     allowed_ips: tuple[str, ...]
     keepalive: Optional[int] = None
     endpoint: Optional[str] = None
-    last_handshake: float = 0.0        # unix time, 0 = never
+    last_handshake: float = 0.0  # unix time, 0 = never
     rx_bytes: int = 0
     tx_bytes: int = 0
 
@@ -51,10 +51,15 @@ class WgPeerState:
         """Configured as `want`? Allowed IPs are compared as observed first (wireguard-go and
         the kernel print them canonically, so that settles it for nearly every peer) and
         only normalised when the texts differ."""
-        if self.public_key != want.public_key or (self.keepalive or None) != (want.keepalive or None) \
-                or self.psk != want.psk:
+        if (
+            self.public_key != want.public_key
+            or (self.keepalive or None) != (want.keepalive or None)
+            or self.psk != want.psk
+        ):
             return False
-        return self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(want.allowed_ips)
+        return self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(
+            want.allowed_ips
+        )
 
 
 def canonical(cidrs: tuple[str, ...]) -> tuple[str, ...]:
@@ -68,7 +73,7 @@ def canonical(cidrs: tuple[str, ...]) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class WgDeviceState:
     name: str
-    public_key: Optional[str]          # derived from the device's private key; None if unset
+    public_key: Optional[str]  # derived from the device's private key; None if unset
     listen_port: int
     peers: dict[str, WgPeerState] = field(default_factory=dict)  # by public key
-    fwmark: int = 0                    # wggw sets none: any other value is drift
+    fwmark: int = 0  # wggw sets none: any other value is drift

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Optional
 from wggw.backends import runfiles
 from wggw.core.errors import BackendError
 
-REPLY_TIMEOUT = 120.0   # a full converge at 10,000 peers takes seconds, not minutes
+REPLY_TIMEOUT = 120.0  # a full converge at 10,000 peers takes seconds, not minutes
 
 
 def socket_path() -> Path:
@@ -38,7 +38,7 @@ def request(message: dict, timeout: float = REPLY_TIMEOUT) -> Optional[dict]:
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            return None   # a socket file left by an agent that died: nobody listens
+            return None  # a socket file left by an agent that died: nobody listens
         sock.sendall(json.dumps(message).encode() + b"\n")
         data = b""
         try:
@@ -74,8 +74,21 @@ def notify_agent(message: dict, echo: Optional[Callable[[str], None]] = None) ->
     return True
 
 
-def apply_peer_via_agent(store, tenant: str, peer: Optional[str], keys: Iterable[str],
-                         echo: Optional[Callable[[str], None]] = None) -> bool:
+def apply_peer_via_agent(
+    store,
+    tenant: str,
+    peer: Optional[str],
+    keys: Iterable[str],
+    echo: Optional[Callable[[str], None]] = None,
+) -> bool:
     """`peer add/remove --apply` through a running agent (see notify_agent)."""
-    return notify_agent({"op": "peer", "store": store_id(store), "tenant": tenant, "peer": peer,
-                         "keys": sorted(keys)}, echo)
+    return notify_agent(
+        {
+            "op": "peer",
+            "store": store_id(store),
+            "tenant": tenant,
+            "peer": peer,
+            "keys": sorted(keys),
+        },
+        echo,
+    )

@@ -16,7 +16,16 @@ from typing import Callable, Optional
 from wggw.core import desired as desired_mod, endpoints
 from wggw.core.errors import VerifyError
 from wggw.core.model import Interface, Peer, State, Tenant
-from wggw.core.plan import Change, Observed, RemovePeer, ReplaceNft, SetSysctl, UpsertPeer, plan, plan_device
+from wggw.core.plan import (
+    Change,
+    Observed,
+    RemovePeer,
+    ReplaceNft,
+    SetSysctl,
+    UpsertPeer,
+    plan,
+    plan_device,
+)
 
 Echo = Optional[Callable[[str], None]]
 
@@ -29,7 +38,9 @@ class Result:
     facts: Optional[desired_mod.HostFacts] = None
 
 
-def compute(state: State, system, check_nft: bool = True, previous: Optional[Result] = None) -> Result:
+def compute(
+    state: State, system, check_nft: bool = True, previous: Optional[Result] = None
+) -> Result:
     """Plan only: nothing is changed (an nft table to be loaded is checked by the kernel's parser).
     With `previous` (a plan of the same state), its compiled desired state is reused when
     the host facts are unchanged: compiling 10,000 peers costs ~0.2 s."""
@@ -61,7 +72,9 @@ def converge(state: State, system, echo: Echo = None) -> Result:
     second = compute(state, system, check_nft=False, previous=first)
     if second.changes:
         head = "; ".join(c.describe() for c in second.changes[:3])
-        raise VerifyError(f"state still differs after apply ({len(second.changes)} changes left): {head}")
+        raise VerifyError(
+            f"state still differs after apply ({len(second.changes)} changes left): {head}"
+        )
     return first
 
 

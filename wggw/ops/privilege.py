@@ -8,7 +8,7 @@ from typing import Optional
 
 from wggw.core.errors import PrivilegeError
 
-CAP_NET_ADMIN = 12   # linux/capability.h
+CAP_NET_ADMIN = 12  # linux/capability.h
 
 
 def effective_caps(status: Optional[str] = None) -> int:
@@ -27,5 +27,7 @@ def effective_caps(status: Optional[str] = None) -> int:
 def require_net_admin(command: str = "this command") -> None:
     """Raise PrivilegeError (exit 77) unless this process holds CAP_NET_ADMIN."""
     if not effective_caps() >> CAP_NET_ADMIN & 1:
-        raise PrivilegeError(f"{command} needs root (CAP_NET_ADMIN) to read and change the "
-                             "host's network; run it as root, e.g. with sudo")
+        raise PrivilegeError(
+            f"{command} needs root (CAP_NET_ADMIN) to read and change the "
+            "host's network; run it as root, e.g. with sudo"
+        )

@@ -23,7 +23,13 @@ from wggw.store import lock as storelock
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
-from wggw.store.codec import addresses_from_text, peer_from_row, peer_to_row, tenant_from_row, tenant_to_row
+from wggw.store.codec import (
+    addresses_from_text,
+    peer_from_row,
+    peer_to_row,
+    tenant_from_row,
+    tenant_to_row,
+)
 
 DB_NAME = "wggw.db"
 LOCK_NAME = "lock"
@@ -51,7 +57,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             subject TEXT NOT NULL, details TEXT NOT NULL)""",
         "CREATE INDEX events_subject ON events(subject)",
     ),
-    (   # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE already)
+    (  # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE already)
         "CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",
     ),
 ]
@@ -100,6 +106,7 @@ class Tx(abc.ABC):
         """Point reads in one read transaction WITHOUT the lock: for a process acting for the
         lock holder (the agent applying a CLI's change while that CLI holds the lock)."""
         raise NotImplementedError
+
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
@@ -114,6 +121,7 @@ class Tx(abc.ABC):
     def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
         """Who holds `public_key`: ("peer", "T/P") as current or retiring key (the first by
         tenant, name), else ("interface", NAME), else None."""
+
     @abc.abstractmethod
     def tenant_addresses(self, tenant: str) -> set[IPAddress]:
         """Addresses held by the tenant's peers and their retiring keys (pools never overlap,
@@ -190,7 +198,9 @@ class SqliteTx(Tx):
     def _update(self, table: str, row: dict, keys: tuple[str, ...], field: str, what: str) -> None:
         sets = ", ".join(f"{c} = :{c}" for c in row if c not in keys)
         where = " AND ".join(f"{k} = :{k}" for k in keys)
-        self._changed(self._db.execute(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what)
+        self._changed(
+            self._db.execute(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what
+        )
 
     def add_interface(self, iface: Interface) -> None:
         self._insert("interfaces", _interface_row(iface))
@@ -209,7 +219,9 @@ class SqliteTx(Tx):
         self._update("tenants", tenant_to_row(tenant), ("name",), "tenant", tenant.name)
 
     def remove_tenant(self, name: str) -> None:
-        self._changed(self._db.execute("DELETE FROM tenants WHERE name = ?", (name,)), "tenant", name)
+        self._changed(
+            self._db.execute("DELETE FROM tenants WHERE name = ?", (name,)), "tenant", name
+        )
 
     def add_peer(self, peer: Peer) -> None:
         self._insert("peers", peer_to_row(peer))
@@ -223,15 +235,20 @@ class SqliteTx(Tx):
 
     def record_event(self, kind: str, subject: str, details: dict) -> None:
         text = json.dumps(details, sort_keys=True, default=_secret_free)
-        self._db.execute("INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
-                         (time.time(), kind, subject, text))
+        self._db.execute(
+            "INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
+            (time.time(), kind, subject, text),
+        )
 
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
         return self._store.get_meta(key, default)
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
 
     def _one(self, sql: str, *args: Any) -> Optional[sqlite3.Row]:
         return self._db.execute(sql, args).fetchone()
@@ -249,26 +266,43 @@ class SqliteTx(Tx):
         return None if row is None else peer_from_row(row)
 
     def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
-        row = self._one("SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
-                        "ORDER BY tenant, name LIMIT 1", public_key)
+        row = self._one(
+            "SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
+            "ORDER BY tenant, name LIMIT 1",
+            public_key,
+        )
         if row is not None:
             return ("peer", f"{row['tenant']}/{row['name']}")
         row = self._one("SELECT name FROM interfaces WHERE public_key = ?", public_key)
         return None if row is None else ("interface", row["name"])
 
     def tenant_addresses(self, tenant: str) -> set[IPAddress]:
-        rows = self._db.execute("SELECT addresses, retiring_addresses FROM peers WHERE tenant = ?", (tenant,))
+        rows = self._db.execute(
+            "SELECT addresses, retiring_addresses FROM peers WHERE tenant = ?", (tenant,)
+        )
         return {a.ip for r in rows for text in r if text for a in addresses_from_text(text)}
 
 
 def _interface_row(i: Interface) -> dict:
-    return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint,
-            "private_key": i.private_key.reveal(), "public_key": i.public_key, "mtu": i.mtu}
+    return {
+        "name": i.name,
+        "listen_port": i.listen_port,
+        "endpoint": i.endpoint,
+        "private_key": i.private_key.reveal(),
+        "public_key": i.public_key,
+        "mtu": i.mtu,
+    }
 
 
 def _interface_from_row(r: sqlite3.Row) -> Interface:
-    return Interface(name=r["name"], listen_port=r["listen_port"], endpoint=r["endpoint"],
-                     private_key=Secret._trusted(clamp(r["private_key"])), public_key=r["public_key"], mtu=r["mtu"])
+    return Interface(
+        name=r["name"],
+        listen_port=r["listen_port"],
+        endpoint=r["endpoint"],
+        private_key=Secret._trusted(clamp(r["private_key"])),
+        public_key=r["public_key"],
+        mtu=r["mtu"],
+    )
 
 
 class SqliteStore(Store):
@@ -299,7 +333,7 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
-        if self._tx is not None:            # join: the outer transaction commits
+        if self._tx is not None:  # join: the outer transaction commits
             yield self._tx
             return
         with self.locked(), _sqlite_errors(self.path):
@@ -320,12 +354,15 @@ class SqliteStore(Store):
         if self._tx is not None:
             return self._read_state()
         with _sqlite_errors(self.path):
-            self._db.execute("BEGIN")        # one snapshot across the three tables
+            self._db.execute("BEGIN")  # one snapshot across the three tables
             try:
                 # One command often loads several times (housekeeping, then converge); decoding
                 # 10,000 peers costs ~0.3 s, so reuse the last snapshot while nobody wrote:
                 # data_version moves on commits of other connections, total_changes on ours.
-                version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes)
+                version = (
+                    self._db.execute("PRAGMA data_version").fetchone()[0],
+                    self._db.total_changes,
+                )
                 if self._cache is None or self._cache[0] != version:
                     self._cache = (version, self._read_state())
                 return replace(self._cache[1], meta=dict(self._cache[1].meta))
@@ -335,7 +372,9 @@ class SqliteStore(Store):
     def _read_state(self) -> State:
         q = self._db.execute
         return State(
-            interfaces=tuple(_interface_from_row(r) for r in q("SELECT * FROM interfaces ORDER BY name")),
+            interfaces=tuple(
+                _interface_from_row(r) for r in q("SELECT * FROM interfaces ORDER BY name")
+            ),
             tenants=tuple(tenant_from_row(r) for r in q("SELECT * FROM tenants ORDER BY name")),
             peers=tuple(peer_from_row(r) for r in q("SELECT * FROM peers ORDER BY tenant, name")),
             meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
@@ -347,8 +386,15 @@ class SqliteStore(Store):
             sql, args = "SELECT * FROM events WHERE subject = ? ORDER BY id", (subject,)
         with _sqlite_errors(self.path):
             rows = self._db.execute(sql, args).fetchall()
-        return [{"at": r["at"], "kind": r["kind"], "subject": r["subject"],
-                 "details": json.loads(r["details"])} for r in rows]
+        return [
+            {
+                "at": r["at"],
+                "kind": r["kind"],
+                "subject": r["subject"],
+                "details": json.loads(r["details"]),
+            }
+            for r in rows
+        ]
 
     def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
         with _sqlite_errors(self.path):
@@ -384,15 +430,19 @@ class SqliteStore(Store):
             if self.schema_version() == SCHEMA_VERSION:
                 return
             with self.transaction():
-                version = self.schema_version()   # again: another process may have migrated
+                version = self.schema_version()  # again: another process may have migrated
                 if version > SCHEMA_VERSION:
-                    raise StoreError(f"store {self.path} has schema version {version}, newer than this "
-                                     f"wggw understands ({SCHEMA_VERSION}); upgrade wggw")
+                    raise StoreError(
+                        f"store {self.path} has schema version {version}, newer than this "
+                        f"wggw understands ({SCHEMA_VERSION}); upgrade wggw"
+                    )
                 for step in MIGRATIONS[version:]:
                     for statement in step:
                         self._db.execute(statement)
                 self._db.execute("DELETE FROM schema_version")
-                self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                self._db.execute(
+                    "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
 
 
 @contextlib.contextmanager
@@ -415,8 +465,11 @@ def _create_files(state_dir: Path, db_path: Path) -> None:
             raise ValidationError("state-dir", f"{state_dir} exists and is not a directory")
         if not fsutil.is_private_dir(state_dir):
             mode = oct(state_dir.stat().st_mode & 0o7777)
-            raise ValidationError("state-dir", f"{state_dir} is accessible by other users (mode {mode}); "
-                                  "use a directory only its owner can enter (mode 0700)")
+            raise ValidationError(
+                "state-dir",
+                f"{state_dir} is accessible by other users (mode {mode}); "
+                "use a directory only its owner can enter (mode 0700)",
+            )
     with fsutil.private_umask():
         try:
             os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))

@@ -87,7 +87,7 @@ def _message(data: bytes, start: int, end: int) -> Optional[str]:
         if alen < 4:
             return None
         if atype & 0x3FFF == NLMSGERR_ATTR_MSG:
-            raw = data[start + 4:min(start + alen, end)]
+            raw = data[start + 4 : min(start + alen, end)]
             return raw.split(b"\0", 1)[0].decode(errors="replace")
         start += (alen + 3) & ~3
     return None

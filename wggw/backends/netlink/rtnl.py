@@ -23,8 +23,12 @@ from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
 ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
-ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
-                "unreachable": "FR_ACT_UNREACHABLE"}
+ACTION_CODES = {
+    "lookup": "FR_ACT_TO_TBL",
+    "goto": "FR_ACT_GOTO",
+    "nop": "FR_ACT_NOP",
+    "unreachable": "FR_ACT_UNREACHABLE",
+}
 IFF_UP = 0x1
 IP6_RT_PRIO_USER = 1024
 IFA_F_NODAD = 0x02
@@ -55,6 +59,7 @@ def _wrap(what: str, exc: Exception) -> BackendError:
 
 # ---- observation --------------------------------------------------------------
 
+
 def _names() -> dict[int, str]:
     return dict(nldump.iter_names())
 
@@ -75,17 +80,25 @@ def observe_facts() -> HostFacts:
             defaults[v] = best[1]
     foreign = {
         str(ipaddress.ip_address(a.get("IFA_ADDRESS"))): names.get(a["index"], "")
-        for a in nldump.addresses() if a.get("IFA_PROTO") != naming.ADDR_PROTO
+        for a in nldump.addresses()
+        if a.get("IFA_PROTO") != naming.ADDR_PROTO
     }
-    return HostFacts(defaults, frozenset(foreign), frozenset(n for n in names.values() if n),
-                     foreign_devs=foreign)
+    return HostFacts(
+        defaults,
+        frozenset(foreign),
+        frozenset(n for n in names.values() if n),
+        foreign_devs=foreign,
+    )
 
 
 def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
     owned = set(owned)
     return {
-        l.get("IFLA_IFNAME"): ObservedLink(l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP))
-        for l in nldump.links() if l.get("IFLA_IFNAME") in owned
+        l.get("IFLA_IFNAME"): ObservedLink(
+            l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP)
+        )
+        for l in nldump.links()
+        if l.get("IFLA_IFNAME") in owned
     }
 
 
@@ -113,13 +126,18 @@ def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
     if not naming.owns_table(table):
         return None
     v = FAMILY[r["family"]]
-    dst = "default" if r["dst_len"] == 0 else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
+    dst = (
+        "default"
+        if r["dst_len"] == 0
+        else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
+    )
     metric = r.get("RTA_PRIORITY") or 0
     if v == 6 and metric == IP6_RT_PRIO_USER:
         metric = 0  # what the kernel makes of "no metric"
     dev = names.get(r.get("RTA_OIF"), "?") if r.get("RTA_OIF") else ""
-    return RouteSpec(v, table, dst, dev, r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"), metric,
-                     route_extra(r))
+    return RouteSpec(
+        v, table, dst, dev, r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"), metric, route_extra(r)
+    )
 
 
 def observe_routes(table: int = 0) -> frozenset[RouteSpec]:
@@ -143,15 +161,24 @@ def observe_rules() -> frozenset[RuleSpec]:
                 continue
             action = ACTIONS.get(r["action"], f"action-{r['action']}")
             table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
-            out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
-                             table, r.get("FRA_GOTO") or 0, r.get("FRA_IIFNAME") or "",
-                             rule_extra(r, action)))
+            out.add(
+                RuleSpec(
+                    v,
+                    pref,
+                    action,
+                    r.get("FRA_FWMARK") or 0,
+                    r.get("FRA_FWMASK") or 0,
+                    table,
+                    r.get("FRA_GOTO") or 0,
+                    r.get("FRA_IIFNAME") or "",
+                    rule_extra(r, action),
+                )
+            )
     return frozenset(out)
 
 
-
-
 # ---- changes ------------------------------------------------------------------
+
 
 class Netlink:
     """One netlink socket for a batch of changes (use as a context manager)."""
@@ -189,7 +216,9 @@ class Netlink:
 
     def set_link(self, spec: LinkSpec) -> None:
         idx = self._idx(spec.name, f"link {spec.name}")
-        self._do(f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up")
+        self._do(
+            f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up"
+        )
 
     def batch(self, items: list[tuple[str, object]]) -> None:
         """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
@@ -207,15 +236,38 @@ class Netlink:
 
         if isinstance(spec, AddrSpec):
             iface = ipaddress.ip_interface(spec.cidr)
-            return nlbatch.address(cmd, self._idx(spec.ifname, f"address {spec.cidr}"), spec.cidr,
-                                   naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
+            return nlbatch.address(
+                cmd,
+                self._idx(spec.ifname, f"address {spec.cidr}"),
+                spec.cidr,
+                naming.ADDR_PROTO if spec.egress else 0,
+                nodad=iface.version == 6,
+            )
         if isinstance(spec, RouteSpec):
             if cmd == "del":  # name this very route: another may share its destination
-                return nlbatch.route(cmd, spec.family, spec.table, spec.dst,
-                                     self.index.get(spec.dev, 0), spec.gateway, None, spec.metric)
+                return nlbatch.route(
+                    cmd,
+                    spec.family,
+                    spec.table,
+                    spec.dst,
+                    self.index.get(spec.dev, 0),
+                    spec.gateway,
+                    None,
+                    spec.metric,
+                )
             oif = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway,
-                                 spec.src, spec.metric)
-        return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
-                            spec.table, spec.goto, spec.iif, spec.extra)
-
+            return nlbatch.route(
+                cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src, spec.metric
+            )
+        return nlbatch.rule(
+            cmd,
+            spec.family,
+            spec.pref,
+            spec.action,
+            spec.fwmark,
+            spec.fwmask,
+            spec.table,
+            spec.goto,
+            spec.iif,
+            spec.extra,
+        )
