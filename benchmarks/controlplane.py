@@ -56,7 +56,8 @@ def cold_apply(bench: Bench, tenants: int, peers: int, repeats: int, log) -> dic
         n.append(nsample.seconds)
         f.append(floor_site(bench, f"cf{tenants}r{r}", base))
         log(
-            f"cold apply {tenants}x{peers} run {r + 1}/{repeats}: wggw {w[-1]:.2f}s naive {n[-1]:.2f}s "
+            f"cold apply {tenants}x{peers} run {r + 1}/{repeats}: "
+            f"wggw {w[-1]:.2f}s naive {n[-1]:.2f}s "
             f"floor {f[-1]:.2f}s"
         )
     return {
@@ -66,8 +67,8 @@ def cold_apply(bench: Bench, tenants: int, peers: int, repeats: int, log) -> dic
         "naive_s": summary(n),
         "floor_s": summary(f),
         "wggw_maxrss_mb": summary(rss),
-        "speedup_vs_naive": summary([b / a for a, b in zip(w, n)]),
-        "wggw_over_floor": summary([a / c for a, c in zip(w, f)]),
+        "speedup_vs_naive": summary([b / a for a, b in zip(w, n, strict=True)]),
+        "wggw_over_floor": summary([a / c for a, c in zip(w, f, strict=True)]),
     }
 
 
@@ -95,7 +96,9 @@ def one_peer(site: Site, fl, nsite: Site, spec, repeats: int) -> dict:
             b = wggw(site.gw, sd, "apply", "-q")
             w[key].append(a.seconds + b.seconds)
             rss += [a.maxrss_mb, b.maxrss_mb]
-    ratios = {f"{k[:-2]}_over_naive": summary([a / b for a, b in zip(w[k], n[k])]) for k in n}
+    ratios = {
+        f"{k[:-2]}_over_naive": summary([a / b for a, b in zip(w[k], n[k], strict=True)]) for k in n
+    }
     return {
         "wggw": {**{k: summary(v) for k, v in w.items()}, **ratios, "maxrss_mb": max(rss)},
         "naive": {k: summary(v) for k, v in n.items()},
@@ -119,7 +122,7 @@ def rotation(site: Site, fl, spec, repeats: int) -> dict:
     sd = site.dir / "state"
     db, backup = sd / "wggw.db", site.dir / "wggw.db.before-rotation"
     shutil.copy2(db, backup)
-    w, n, rss = [], [], []
+    w, _n, rss = [], [], []
     for _ in range(repeats):
         s = wggw(site.gw, sd, "rotate", "--older-than", "30d", "--json")
         w.append(s.seconds)

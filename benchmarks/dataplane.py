@@ -19,7 +19,10 @@ from .lab import GW_UNDERLAY, INET_ADDR, LISTEN_PORT, Site
 from .measure import env, in_ns
 
 TCP_PORT, UDP_PORT = 8080, 9
-COUNTER = "table ip wbcount { chain pre { type filter hook prerouting priority 0; udp dport 9 counter drop; }; }"
+COUNTER = (
+    "table ip wbcount { chain pre { type filter hook prerouting priority 0;"
+    " udp dport 9 counter drop; }; }"
+)
 
 
 def _secret(site: Site, name: str, value: str) -> str:
@@ -184,7 +187,8 @@ def measure(sites: dict[str, Site], rounds: int, count: int, seconds: float, log
             pps[key].append(rx)
             offered[key].append(tx)
             log(
-                f"data plane round {r + 1}/{rounds} {key}: {conn[key][-1]:.0f} conn/s, {rx:.0f} pkt/s "
+                f"data plane round {r + 1}/{rounds} {key}: "
+                f"{conn[key][-1]:.0f} conn/s, {rx:.0f} pkt/s "
                 f"(offered {tx:.0f})"
             )
     return {"conn_per_s": conn, "udp64_rx_pps": pps, "udp64_offered_pps": offered}

@@ -36,7 +36,7 @@ class Fleet:
     def n_peers(self) -> int:
         return len(self.peer_list)
 
-    def on(self, ifname: str) -> "Fleet":
+    def on(self, ifname: str) -> Fleet:
         """The same tenants and keys on another interface name (another site of the run)."""
         iface = replace(self.iface, name=ifname)
         return Fleet(

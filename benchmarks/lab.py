@@ -2,13 +2,14 @@
 
 A site is a gateway namespace, an "internet" namespace and optionally a client namespace:
 
-    client  eth0 198.51.100.2/24 ---- ul0 198.51.100.1/24  [gw]  uplink0 198.18.0.1/15 ---- eth0 198.19.255.254/15  [inet]
+    client  eth0 198.51.100.2/24 ---- ul0 198.51.100.1/24  [gw]
+            [gw]  uplink0 198.18.0.1/15 ---- eth0 198.19.255.254/15  [inet]
 
 Tenant i has pool 100.(64+i/256).(i%256).0/24 (source addresses only, inside our namespaces) and
 egress 198.18.(1+i/250).(i%250+1) (RFC 2544 range, on-link for inet, so inet answers only
-source-NATed traffic). Ownership and teardown are wggw.lab.sandbox's, as for every lab of the project:
-namespaces `wb-<site>-<role>-<run>`, WireGuard interfaces `wb<run><n>`; `Bench.close()` (from a
-finally block and from atexit) removes exactly what this run created.
+source-NATed traffic). Ownership and teardown are wggw.lab.sandbox's, as for every lab of the
+project: namespaces `wb-<site>-<role>-<run>`, WireGuard interfaces `wb<run><n>`; `Bench.close()`
+(from a finally block and from atexit) removes exactly what this run created.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Bench:
     def add_ns(self, site: str, role: str) -> str:
         return self.box.add_ns(f"{site}-{role}").name
 
-    def site(self, label: str, client: bool = False) -> "Site":
+    def site(self, label: str, client: bool = False) -> Site:
         return Site(self, label, client)
 
     def del_ns(self, name: str) -> list[str]:

@@ -8,7 +8,8 @@ config file and `wg syncconf`. Secrets go through stdin or 0600 files, never arg
     python3 -m benchmarks.naive apply SPEC        cold apply of everything in SPEC
     python3 -m benchmarks.naive add SPEC          add one peer (new key), regenerate, wg syncconf
     python3 -m benchmarks.naive remove SPEC       remove the last peer, regenerate, wg syncconf
-    python3 -m benchmarks.naive rotate SPEC N     new keys for N peers (one per tenant): one `wg set` each
+    python3 -m benchmarks.naive rotate SPEC N     new keys for N peers (one per tenant):
+                                                  one `wg set` each
     python3 -m benchmarks.naive sync SPEC         regenerate and `wg syncconf` (undo a rotation)
 """
 

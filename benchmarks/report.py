@@ -17,11 +17,12 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                 f"cold apply {c['tenants']} tenants / {c['peers']} peers",
                 _f(c["wggw_s"]),
                 _f(c["naive_s"]),
-                f"naive/wggw {_f(c['speedup_vs_naive'], 'x', 1)}; wggw/floor {_f(c['wggw_over_floor'], 'x', 2)}"
+                f"naive/wggw {_f(c['speedup_vs_naive'], 'x', 1)}; "
+                f"wggw/floor {_f(c['wggw_over_floor'], 'x', 2)}"
                 f" (floor {_f(c['floor_s'])})",
             )
         )
-    for key, o in r.get("operations", {}).items():
+    for _key, o in r.get("operations", {}).items():
         n = o["peers"]
         w = o["wggw"]
         rows.append(
@@ -29,7 +30,8 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                 f"peer add --apply at {n} peers",
                 _f(w["add_s"]),
                 _f(o["naive"]["add_s"]),
-                f"wggw/naive {_f(w.get('add_over_naive'), 'x', 2)}; naive: regenerate + wg syncconf",
+                f"wggw/naive {_f(w.get('add_over_naive'), 'x', 2)}; "
+                "naive: regenerate + wg syncconf",
             )
         )
         rows.append(
@@ -151,7 +153,7 @@ def print_table(results: dict) -> None:
     rows = [("measurement", "wggw", "naive", "ratio / note")] + _rows(results)
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for n, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
     left = results.get("cleanup", {}).get("leftovers")

@@ -73,12 +73,18 @@ def log(msg: str) -> None:
 
 def machine() -> dict:
     cpu = next(
-        (l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ),
         "?",
     )
-    ver = lambda *a: (
-        subprocess.run(a, capture_output=True, text=True).stdout.strip().splitlines()[:1]
-    )  # noqa: E731
+
+    def ver(*a):
+        out = subprocess.run(a, capture_output=True, text=True).stdout
+        return out.strip().splitlines()[:1]
+
     return {
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
@@ -117,7 +123,8 @@ def ops(bench: Bench, cfg: dict, results: dict) -> None:
         out[key] = entry
         log(
             f"operations at {t * p} peers: add {entry['wggw']['add_s']['median']:.2f}s "
-            f"(naive {entry['naive']['add_s']['median']:.2f}s), plan {entry['plan_s']['median']:.2f}s"
+            f"(naive {entry['naive']['add_s']['median']:.2f}s), "
+            f"plan {entry['plan_s']['median']:.2f}s"
         )
         site.close()
         nsite.close()
@@ -158,7 +165,7 @@ def dataplane(bench: Bench, cfg: dict, results: dict) -> None:
         out[metric] = {k: summary(v) for k, v in values.items()}
         for who in ("wggw", "naive"):
             out[metric][f"{who}_{hi}_over_{lo}"] = summary(
-                [b / a for a, b in zip(values[f"{who}_{lo}"], values[f"{who}_{hi}"])]
+                [b / a for a, b in zip(values[f"{who}_{lo}"], values[f"{who}_{hi}"], strict=True)]
             )
     results["dataplane"] = out
     results.setdefault("memory", {})["wireguard_go_dataplane_mb"] = {
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" in parts:
             results["cold_apply"] = [
                 cp.cold_apply(bench, t, p, r, log)
-                for (t, p), r in zip(cfg["cold"], cfg["cold_repeats"])
+                for (t, p), r in zip(cfg["cold"], cfg["cold_repeats"], strict=True)
             ]
         if "ops" in parts:
             ops(bench, cfg, results)

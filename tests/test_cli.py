@@ -8,7 +8,6 @@ import os
 import stat
 
 import pytest
-
 from wggwtest import dump
 
 TENANT_FIELDS = {
@@ -233,6 +232,7 @@ def test_unexpected_error_is_one_line_exit_1(gw, monkeypatch):
 
 def test_state_dir_from_environment(tmp_path, monkeypatch):
     from typer.testing import CliRunner
+
     from wggw.cli.app import app
 
     monkeypatch.setenv("WGGW_STATE_DIR", str(tmp_path / "env-state"))

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from wggwtest import ROOT, dump
 
 from wggw.core.errors import EXIT_NOPERM, EXIT_PLAN_CHANGES, EXIT_PLAN_USAGE, EXIT_USAGE
 from wggw.ops.privilege import CAP_NET_ADMIN, effective_caps
-from wggwtest import ROOT, dump
 
 
 def one_error_line(result) -> str:

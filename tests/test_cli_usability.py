@@ -13,7 +13,6 @@ import sys
 
 import pytest
 from typer.testing import CliRunner
-
 from wggwtest import ROOT
 
 PY_TYPE = re.compile(r"<(?:str|int|bool|float|path|list\[[^\]]*\]|[A-Za-z_]+\[[^\]]*\])>")

@@ -7,7 +7,6 @@ import base64
 import json
 
 import pytest
-
 from wggwtest import dump
 
 # (command line, message expected on stderr); all exit 2.
@@ -383,6 +382,7 @@ def test_shared_state_dir_is_refused(cli, tmp_path):
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)
     from typer.testing import CliRunner
+
     from wggw.cli.app import app
 
     result = CliRunner().invoke(app, ["--state-dir", str(shared), "init"])

@@ -16,12 +16,13 @@ from dataclasses import replace
 
 import pytest
 
-from wggw.core import keys, naming
-from wggw.ops import converge as reconcile, objects as service
 from wggw.backends import wg_kernel, wg_uapi
 from wggw.backends.fake import FakeSystem
+from wggw.core import keys, naming
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import ConfigureDevice
+from wggw.ops import converge as reconcile
+from wggw.ops import objects as service
 from wggw.store.sqlite import open_store
 
 # 32 bytes that clamping changes at both ends, and what clamping makes of them.

@@ -33,7 +33,8 @@ def test_parallel_peer_adds_lose_nothing_and_share_no_address(gw, state_dir):
 
 def _modules_after(state_dir, *args: str) -> set[str]:
     code = (
-        "import sys\nfrom wggw.cli.app import main\nsys.argv = ['wggw', '--state-dir', sys.argv[1], *sys.argv[2:]]\n"
+        "import sys\nfrom wggw.cli.app import main\n"
+        "sys.argv = ['wggw', '--state-dir', sys.argv[1], *sys.argv[2:]]\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print('\\n'.join(sys.modules), file=sys.stderr)"
     )

@@ -11,12 +11,12 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from wggwtest import dump, run_wggw
+
 from wggw.core import keys
-from wggw.ops import objects
 from wggw.core.errors import LockBusyError, NotFoundError, StoreError
 from wggw.core.model import RetiringKey
+from wggw.ops import objects
 from wggw.store.sqlite import SCHEMA_VERSION, StoreMissingError, open_store
 
 
@@ -251,7 +251,8 @@ def test_schema_1_store_gains_the_retiring_key_index(state_dir):
         plan = " ".join(
             r[-1]
             for r in db.execute(
-                "EXPLAIN QUERY PLAN SELECT tenant FROM peers WHERE public_key = 'k' OR retiring_public_key = 'k'"
+                "EXPLAIN QUERY PLAN SELECT tenant FROM peers"
+                " WHERE public_key = 'k' OR retiring_public_key = 'k'"
             )
         )
     assert "peers_retiring_public_key" in plan and "SCAN" not in plan.replace("SCAN CONSTANT", "")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from wggw.core import keys
 from wggw.backends.wg_uapi import parse_get
+from wggw.core import keys
 from wggw.core.wgtypes import WgPeerSpec, WgPeerState
 
 PRIV, PSK = keys.generate_private(), keys.generate_psk()

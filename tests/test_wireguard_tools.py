@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import wgconfig
-
 from wggwtest import dump
+
 from wggw.store.sqlite import open_store
 
 needs_wg = pytest.mark.skipif(shutil.which("wg") is None, reason="needs wireguard-tools (`wg`)")
@@ -93,7 +93,8 @@ def test_client_config_is_accepted_by_wg_quick_strip_and_wgconfig(gw, state_dir,
 
 
 def _maybe_setconf(stripped: str, tmp_path: Path) -> None:
-    """`wg setconf` on a real WireGuard link in a throwaway namespace, where the kernel allows it."""
+    """`wg setconf` on a real WireGuard link in a throwaway namespace, where the kernel allows
+    it."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return
     (tmp_path / "stripped.conf").write_text(stripped)

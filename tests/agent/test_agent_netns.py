@@ -21,12 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import METRICS_PORT, AgentProc
 
 from wggw.backends import runfiles
 from wggw.lab.topology import INET_URL_V4, INET_URL_V6
-
-from conftest import METRICS_PORT, AgentProc
-
 
 TRIALS = int(os.environ.get("WGGW_AGENT_TRIALS", "5"))  # 20+ for the figures in the report
 # Emulated machines (the kernel tier's VM under TCG) run 5-20x slower: they scale the bounds.

@@ -4,8 +4,8 @@ log lines, and the CLI's refusal of bad options."""
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import os
 import socket
 import struct

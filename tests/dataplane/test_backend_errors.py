@@ -12,8 +12,8 @@ import time
 import pytest
 from pyroute2 import NetlinkError
 
-from wggw.backends.netlink import rtnl as netlink
 from wggw.backends import nft, wg_uapi
+from wggw.backends.netlink import rtnl as netlink
 from wggw.core.errors import BackendError
 
 

@@ -3,8 +3,10 @@ how drift of each kind is planned, and how nft's JSON is read (issue 9, defects 
 
 from dataclasses import replace
 
-from wggw.core import naming, nftcanon, ruletree, tcguard
+from test_plan_converges import IFACE, tenant
+
 from wggw.backends.fake import FakeSystem
+from wggw.core import naming, nftcanon, ruletree, tcguard
 from wggw.core.desired import RouteSpec, compile_state
 from wggw.core.model import State
 from wggw.core.plan import (
@@ -20,8 +22,6 @@ from wggw.core.plan import (
     plan,
 )
 from wggw.core.tcguard import EGRESS, INGRESS, TcSpec
-
-from test_plan_converges import IFACE, tenant
 
 
 def _state(n: int = 2) -> State:

@@ -14,12 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from golden_states import secrets_of, steps
 
-from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
 from wggw.core.planscript import lines
-
-from golden_states import secrets_of, steps
+from wggw.ops import converge as reconcile
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE = os.environ.get("WGGW_UPDATE_GOLDEN") == "1"

@@ -15,7 +15,9 @@ import time
 import pytest
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from wggw.backends.netlink import batch as nlbatch, dump as nldump, errors as nlerr
+from wggw.backends.netlink import batch as nlbatch
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink import errors as nlerr
 from wggw.core.errors import BackendError
 
 REASON = "Backward goto not supported"
@@ -76,7 +78,7 @@ class SilentKernel:
     """A netlink socket whose kernel never answers (a real datagram socket underneath, so
     a receive without a timeout would block the test run)."""
 
-    made: list["SilentKernel"] = []
+    made: list[SilentKernel] = []
 
     def __init__(self, *args):
         # _socket: the test replaces socket.socket, which socket.socketpair itself uses

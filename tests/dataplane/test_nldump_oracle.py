@@ -14,7 +14,8 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from wggw.backends.netlink import dump as nldump, errors as nlerr
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink import errors as nlerr
 
 NLMSG_DONE, F_MULTI, F_DUMP_INTR = 3, 0x2, 0x10
 V4, V6 = socket.AF_INET, socket.AF_INET6

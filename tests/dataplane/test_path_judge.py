@@ -10,7 +10,8 @@ from wggw.core import keys, naming, paths
 from wggw.core.desired import RouteSpec
 from wggw.core.model import Interface, State, Tenant
 from wggw.core.paths import Answer, ForeignRule
-from wggw.ops import converge as reconcile, paths as ops_paths
+from wggw.ops import converge as reconcile
+from wggw.ops import paths as ops_paths
 
 IFACE = Interface("wgp0", 51820, "192.0.2.1:51820", keys.generate_private(), "")
 ACME = Tenant(

@@ -7,13 +7,13 @@ import random
 
 import pytest
 
-from wggw.core import keys, naming
-from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
+from wggw.core import keys, naming
 from wggw.core.desired import compile_state
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import RemovePeer, UpsertPeer, plan
+from wggw.ops import converge as reconcile
 
 IFACE = Interface("wgt0", 51820, "192.0.2.1:51820", keys.generate_private(), "")
 

@@ -2,11 +2,11 @@
 
 import ipaddress as ip
 
-from wggw.core import keys, naming, status
-from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
+from wggw.core import keys, naming, status
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.wgtypes import WgPeerState
+from wggw.ops import converge as reconcile
 
 NOW = 1_800_000_000.0
 

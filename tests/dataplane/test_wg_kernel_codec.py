@@ -13,9 +13,9 @@ from pyroute2.netlink.generic.wireguard import (
     wgmsg,
 )
 
-from wggw.core import keys
 from wggw.backends import wg_kernel
 from wggw.backends.wireguard import ZERO_KEY_B64
+from wggw.core import keys
 from wggw.core.wgtypes import WgPeerSpec
 
 
@@ -80,7 +80,7 @@ def test_set_device_message_decodes_to_the_peers_meant():
     removal, *upserts = peers
     assert text(removal.get_attr("WGPEER_A_PUBLIC_KEY")) == gone  # removals first
     assert removal.get_attr("WGPEER_A_FLAGS") == WGPEER_F_REMOVE_ME
-    for spec, nla in zip((a, b), upserts):
+    for spec, nla in zip((a, b), upserts, strict=True):
         assert text(nla.get_attr("WGPEER_A_PUBLIC_KEY")) == spec.public_key
         assert nla.get_attr("WGPEER_A_FLAGS") == WGPEER_F_REPLACE_ALLOWEDIPS
         psk = spec.psk.reveal() if spec.psk else ZERO_KEY_B64  # zeros: "no PSK", not "unchanged"

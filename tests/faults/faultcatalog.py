@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-from wggw.core import naming
 
 from faultlab import TENANTS, FaultLab, wait_until
+
+from wggw.core import naming
 
 TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
 

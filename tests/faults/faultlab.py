@@ -21,9 +21,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from wggw.backends import runfiles
 from wggw.lab.netns import wait_until  # noqa: F401 (re-exported for the fault tests)
@@ -145,7 +145,7 @@ class Traffic:
     logs: dict[str, Path] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)
 
-    def start(self, interval: float = 0.1, timeout: float = 0.5) -> "Traffic":
+    def start(self, interval: float = 0.1, timeout: float = 0.5) -> Traffic:
         tag = secrets.token_hex(3)
         for tenant in TENANTS:
             client = self.lab.client(tenant)
@@ -218,7 +218,7 @@ class FaultLab:
         self.tables: dict[str, int] = {}  # tenant -> its routing table id
         self.confs: dict[str, str] = {}  # tenant -> its client's wg-quick config
 
-    def start(self) -> "FaultLab":
+    def start(self) -> FaultLab:
         lab = self.lab.start()
         try:
             self.restore_infra()

@@ -91,9 +91,9 @@ def start_concurrent(fl: FaultLab, variant: str, rng: random.Random, peer: str):
 def _repair_lines(out: str, variant: str, ifname: str) -> list[str]:
     """The `[#]` lines a concurrent command printed beyond its own work: a repair of the fault
     (the store asked apply for nothing, and peer add for one `wg set ... peer` line)."""
-    lines = [l for l in out.splitlines() if l.startswith("[#]")]
+    lines = [ln for ln in out.splitlines() if ln.startswith("[#]")]
     if variant == "during_peer_add":
-        lines = [l for l in lines if not l.startswith(f"[#] wg set {ifname} peer ")]
+        lines = [ln for ln in lines if not ln.startswith(f"[#] wg set {ifname} peer ")]
     return lines
 
 

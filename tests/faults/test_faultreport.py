@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import faultreport
+import pytest
 from faulttrial import Row
 
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import Iterator
-
-import pytest
-
-from wggw.backends import runfiles
+from collections.abc import Iterator
 
 import faultreport
 import faulttrial
+import pytest
 from faultcatalog import FOREIGN_IP_RULE, PAIRS, ROAM, SINGLE, Fault
 from faultlab import FaultLab, LabError, netns_unusable
+
+from wggw.backends import runfiles
 
 
 class LabHolder:

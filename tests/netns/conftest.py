@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

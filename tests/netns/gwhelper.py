@@ -26,7 +26,7 @@ class Gateway:
     lab: Lab
     ifname: str
 
-    def configure(self) -> "Gateway":
+    def configure(self) -> Gateway:
         lab = self.lab
         lab.own_ifname(self.ifname)  # teardown removes the socket if a test dies before `down`
         lab.wggw("init")
@@ -91,7 +91,7 @@ def snapshot(ns) -> dict[str, str]:
     out = {}
     for key, argv in cmds.items():
         text = ns.run(argv).stdout
-        lines = [l for l in text.splitlines() if "fe80::" not in l and "ff00::/8" not in l]
+        lines = [ln for ln in text.splitlines() if "fe80::" not in ln and "ff00::/8" not in ln]
         out[key] = "\n".join(lines)
     out["wireguard-go"] = "\n".join(sorted(str(p) for p in ns.pids() if "wireguard-go" in _cmd(p)))
     return out

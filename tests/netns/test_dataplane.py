@@ -12,10 +12,9 @@ import sys
 import time
 
 import pytest
+from gwhelper import TENANTS, Gateway, snapshot, up
 
 from wggw.lab.topology import FetchError, new_ifname
-
-from gwhelper import TENANTS, Gateway, snapshot, up
 
 INET_NFT = """table inet wggwtest_count {
   chain input { type filter hook input priority 0; policy accept;
@@ -85,7 +84,8 @@ def test_a_foreign_masquerade_at_an_earlier_priority_cannot_leak(lab):
     gw = up(lab)
     lab.inet.run(["nft", "-f", "-"], input=INET_NFT)
     foreign = (
-        "table inet handmade {\n chain post { type nat hook postrouting priority 50; policy accept;\n"
+        "table inet handmade {\n chain post { type nat hook postrouting priority 50;"
+        " policy accept;\n"
         f'  oifname "{lab.uplink_dev}" masquerade\n }}\n}}\n'
     )
     lab.gw.run(["nft", "-f", "-"], input=foreign)
@@ -131,9 +131,9 @@ def test_idempotent_and_live_sessions_survive_other_peer_changes(lab):
     assert 'wggw_peer_configured{peer="extra0",tenant="globex"} 1.0' in text
     assert "wggw_drift_changes 0.0" in text
     line = next(
-        l
-        for l in text.splitlines()
-        if l.startswith('wggw_peer_latest_handshake_seconds{peer="laptop",tenant="acme"}')
+        ln
+        for ln in text.splitlines()
+        if ln.startswith('wggw_peer_latest_handshake_seconds{peer="laptop",tenant="acme"}')
     )
     assert float(line.split()[-1]) > 0
 

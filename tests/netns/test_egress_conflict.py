@@ -5,10 +5,9 @@ line naming the conflict, exit 78, and nothing changed on the host."""
 from __future__ import annotations
 
 import pytest
+from gwhelper import snapshot
 
 from wggw.lab.topology import GW_UPLINK_V4, INET_V4, INET_V6, new_ifname
-
-from gwhelper import snapshot
 
 
 def _store(lab) -> None:

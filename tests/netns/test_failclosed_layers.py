@@ -23,12 +23,10 @@ import sys
 import time
 
 import pytest
-
-from wggw.core import naming
-from wggw.lab.topology import INET_V4, INET_V6, GW_UPLINK_V4, GW_UPLINK_V6
-
 from gwhelper import TENANTS, up
 
+from wggw.core import naming
+from wggw.lab.topology import GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6
 
 FAULTS = ("N", "R", "T", "U")
 CASES = [(f,) for f in FAULTS] + list(itertools.combinations(FAULTS, 2))

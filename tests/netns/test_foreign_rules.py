@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-
 from gwhelper import TENANTS, up
 
 

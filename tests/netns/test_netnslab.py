@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from wggw.lab import topology as netnslab
-from wggw.lab.topology import FetchError, Lab, LabError
 from wggw.lab.netns import cmdline, run
+from wggw.lab.topology import FetchError, Lab, LabError
 from wggw.lab.wg import WG_SOCKET_DIR, new_ifname, write_secret_file
 
 V4, V6 = netnslab.INET_URL_V4, netnslab.INET_URL_V6

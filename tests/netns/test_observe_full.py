@@ -14,11 +14,9 @@ import json
 from dataclasses import dataclass
 
 import pytest
-
-from wggw.core import keys, naming, ruletree
-
 from gwhelper import TENANTS, up
 
+from wggw.core import keys, naming, ruletree
 
 ACME_POOL4, GLOBEX_EGRESS4 = TENANTS["acme"]["pools"][0], TENANTS["globex"]["egress"][0]
 ACME_EGRESS4 = TENANTS["acme"]["egress"][0]
@@ -43,7 +41,7 @@ class Gw:
 
     def handle(self, chain: str, needle: str) -> str:
         text = self.lab.gw.run(["nft", "-a", "list", "chain", "inet", "wggw", chain]).stdout
-        line = next(l for l in text.splitlines() if needle in l)
+        line = next(ln for ln in text.splitlines() if needle in ln)
         return line.rsplit("# handle ", 1)[1].strip()
 
 

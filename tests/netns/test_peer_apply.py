@@ -5,10 +5,9 @@ that was never applied gets the whole `apply`."""
 from __future__ import annotations
 
 import pytest
+from gwhelper import up
 
 from wggw.lab.topology import FetchError
-
-from gwhelper import up
 
 
 def test_add_apply_works_at_once_and_remove_apply_cuts_off(lab):
@@ -17,7 +16,7 @@ def test_add_apply_works_at_once_and_remove_apply_cuts_off(lab):
     globex_hs = gw.handshake_of("globex/laptop")
 
     out = lab.wggw("peer", "add", "acme/phone", "--apply").stdout
-    lines = [l for l in out.splitlines() if l.startswith("[#]")]
+    lines = [ln for ln in out.splitlines() if ln.startswith("[#]")]
     assert (
         len(lines) == 1
         and lines[0].startswith(f"[#] wg set {gw.ifname} peer ")

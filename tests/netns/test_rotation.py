@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from gwhelper import up
 
 from wggw.lab.topology import FetchError
-
-from gwhelper import up
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from wggw.core import keys, naming
 from wggw.backends import runfiles
-from wggw.lab.sandbox import Sandbox
+from wggw.core import keys, naming
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
+from wggw.lab.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 30.0
@@ -80,7 +80,11 @@ for line in sys.stdin:
     try:
         out = {"ok": OPS[req["op"]](*req["args"])}
     except Exception as e:
-        out = {"error": type(e).__name__, "msg": str(e), "backend_error": isinstance(e, BackendError)}
+        out = {
+            "error": type(e).__name__,
+            "msg": str(e),
+            "backend_error": isinstance(e, BackendError),
+        }
     print(json.dumps(out), flush=True)
 """
 

@@ -13,11 +13,10 @@ import sys
 import time
 
 import pytest
+from gwhelper import Gateway, up
 
 from wggw.backends import runfiles
 from wggw.lab.topology import INET_URL_V4, new_ifname
-
-from gwhelper import Gateway, up
 
 
 @pytest.fixture

@@ -8,16 +8,16 @@ converge itself is the one path (ops.converge), with the store lock held by the 
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 from wggw.core.plan import Change, DeleteNft, ReplaceNft
 from wggw.ops import converge as reconcile
 from wggw.ops import rotation
 
-Echo = Optional[Callable[[str], None]]
+Echo = Callable[[str], None] | None
 
 
-def system_for(backend: Optional[str]):
+def system_for(backend: str | None):
     from wggw.ops import dataplane
 
     return dataplane.system_for(backend, may_load=True)
@@ -32,7 +32,7 @@ def full_converge(store, system, echo: Echo = None, housekeeping: bool = True):
 
 
 def peer_converge(
-    store, system, tenant: str, peer: Optional[str], keys: Iterable[str], echo: Echo = None
+    store, system, tenant: str, peer: str | None, keys: Iterable[str], echo: Echo = None
 ) -> list[Change]:
     """One peer's WireGuard entries (reconcile.converge_peer), for a CLI that holds the lock
     and waits: the store is read without the lock. A tenant not live yet: the whole converge."""
@@ -55,7 +55,7 @@ def repair(
     hold: Callable[[Change], bool],
     echo: Echo = None,
     reload_nft: bool = False,
-    applied_hook: Optional[Callable[[], None]] = None,
+    applied_hook: Callable[[], None] | None = None,
 ):
     """Drift repair: plan, apply the changes not held back by `hold`, observe again.
     Returns (applied, held, left): `left` is what differs again right after the apply

@@ -8,6 +8,7 @@ stays in place (the nft guard, the other rules) keeps failing closed.
 from __future__ import annotations
 
 from collections import deque
+
 from wggw.core import plan as p
 
 KINDS = {

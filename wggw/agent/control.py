@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import struct
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from wggw.fsutil import private_umask
 from wggw.ops.agentclient import socket_path
@@ -32,7 +32,7 @@ class ControlServer:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def serve_one(self, handle: Callable[[dict], dict]) -> Optional[str]:
+    def serve_one(self, handle: Callable[[dict], dict]) -> str | None:
         """Accept one waiting connection, answer it; returns the request's op (for the log)."""
         try:
             conn, _ = self.sock.accept()

@@ -14,7 +14,7 @@ import selectors
 import signal
 import socket
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from wggw.agent import apply, sdnotify
 from wggw.agent.backoff import Backoff, kind_of
@@ -36,11 +36,11 @@ class Agent:
     def __init__(
         self,
         store,
-        backend: Optional[str],
+        backend: str | None,
         log,
         metrics: AgentMetrics,
         resync: float = 60.0,
-        backoff: Optional[Backoff] = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
         self.system = apply.system_for(backend)
@@ -48,7 +48,7 @@ class Agent:
         self.backoff = backoff or Backoff()
         self.applied_gen = -1
         self.reasons: set[str] = set()
-        self.due: Optional[float] = None  # when the pending reconcile runs
+        self.due: float | None = None  # when the pending reconcile runs
         self.failures = 0
         self.stopping = False
         self.watched: set[str] = set()  # link names whose events matter

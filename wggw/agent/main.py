@@ -3,8 +3,6 @@ and leave the data plane as it is on the way out (stopping never tears anything 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from wggw.agent.backoff import Backoff
 from wggw.agent.logs import Log
 from wggw.agent.loop import Agent
@@ -14,10 +12,10 @@ from wggw.agent.singleton import AgentLock
 
 def run_agent(
     store,
-    backend: Optional[str],
+    backend: str | None,
     resync: float,
     log_format: str,
-    metrics_listen: Optional[str],
+    metrics_listen: str | None,
     metrics_max_peers: int,
     max_repairs: int = 10,
 ) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -77,7 +77,7 @@ class LiveCollector(Collector):
         self.max_peers = max_peers
         self._lock = threading.Lock()
         self._state = None
-        self._system_factory: Optional[Callable[[], object]] = None
+        self._system_factory: Callable[[], object] | None = None
 
     def update(self, state, system_factory: Callable[[], object]) -> None:
         """The newest state (immutable) and how to build a System for this thread."""
@@ -113,7 +113,7 @@ def _rss_family(state) -> GaugeMetricFamily:
     return fam
 
 
-def _rss_of_pidfile(ifname: str) -> Optional[int]:
+def _rss_of_pidfile(ifname: str) -> int | None:
     try:
         pid = int(runfiles.pid_file(ifname).read_text().split()[0])
         with open(f"/proc/{pid}/status") as f:

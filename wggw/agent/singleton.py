@@ -22,7 +22,7 @@ class AgentLock:
         self.path = lock_path()
         self.fd = -1
 
-    def acquire(self) -> "AgentLock":
+    def acquire(self) -> AgentLock:
         """Take the lock or raise LockBusyError naming the running agent's pid."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for _ in range(5):  # the file may be unlinked by an exiting agent between open and lock

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
-from typing import Optional
 
 from wggw.core.desired import DefaultRoute, HostFacts
 from wggw.core.keys import public_of
-from wggw.core.planscript import echo_change
 from wggw.core.paths import Answer
 from wggw.core.plan import (
     AddAddress,
@@ -39,6 +37,7 @@ from wggw.core.plan import (
     SetSysctl,
     UpsertPeer,
 )
+from wggw.core.planscript import echo_change
 from wggw.core.wgtypes import WgDeviceState, WgPeerState
 
 
@@ -66,7 +65,7 @@ class FakeSystem:
     def observe(self) -> Observed:
         return self.state
 
-    def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
+    def observe_peers(self, ifname: str, keys) -> WgDeviceState | None:
         dev = self.state.wg.get(ifname)
         return (
             None

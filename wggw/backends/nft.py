@@ -12,12 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from wggw.core import naming, nftcanon
 from wggw.backends import runfiles
+from wggw.core import naming, nftcanon
 from wggw.core.errors import BackendError, BackendUnavailableError
-from wggw.fsutil import atomic_write, make_private_dir
 from wggw.core.nftables import TABLE
 from wggw.core.plan import ObservedNft
+from wggw.fsutil import atomic_write, make_private_dir
 
 
 def _nft() -> str:
@@ -37,7 +37,7 @@ def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 
 
 def _first_error(stderr: str) -> str:
-    lines = [l for l in stderr.splitlines() if "Error" in l] or stderr.splitlines() or ["failed"]
+    lines = [ln for ln in stderr.splitlines() if "Error" in ln] or stderr.splitlines() or ["failed"]
     return lines[0].strip()
 
 

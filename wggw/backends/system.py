@@ -4,13 +4,17 @@ interface, so a fake (backends/fake.py) can stand in for it in pure tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import groupby
-from typing import Callable, Optional
 
+from wggw.backends import endpoint_file, nft, sysctl, tc
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink import routeget
+from wggw.backends.netlink import rtnl as netlink
 from wggw.core import desired as desired_mod
 from wggw.core.desired import HostFacts, RouteSpec
+from wggw.core.endpoints import KICK_KEEPALIVE
 from wggw.core.errors import BackendError
-from wggw.core.planscript import echo_change
 from wggw.core.plan import (
     AddAddress,
     AddRoute,
@@ -32,23 +36,21 @@ from wggw.core.plan import (
     SetSysctl,
     UpsertPeer,
 )
+from wggw.core.planscript import echo_change
 from wggw.core.wgtypes import WgDeviceState
-from wggw.backends.netlink import rtnl as netlink, dump as nldump, routeget
-from wggw.backends import endpoint_file, nft, sysctl, tc
-from wggw.core.endpoints import KICK_KEEPALIVE
 
-Echo = Optional[Callable[[str], None]]
+Echo = Callable[[str], None] | None
 
 
 NETLINK_BATCHED = (AddAddress, DelAddress, AddRoute, DelRoute, AddRule, DelRule)
 
 
-def peer_device(change: Change) -> Optional[str]:
+def peer_device(change: Change) -> str | None:
     """Consecutive peer changes of one device are applied as one transaction."""
     return change.device if isinstance(change, (UpsertPeer, RemovePeer)) else None
 
 
-def _group(change: Change) -> Optional[tuple[str, str]]:
+def _group(change: Change) -> tuple[str, str] | None:
     """Consecutive changes of one group go together: a device's peers as one UAPI/genetlink
     transaction, addresses/routes/rules as one netlink batch (in plan order)."""
     device = peer_device(change)
@@ -97,7 +99,7 @@ class RealSystem:
             tc=tc.observe(nldump.iter_names()),
         )
 
-    def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
+    def observe_peers(self, ifname: str, keys) -> WgDeviceState | None:
         """The device with only the peers of `keys` (None if there is no such device)."""
         return self.wg.observe(ifname, only=keys)
 
@@ -156,7 +158,7 @@ class RealSystem:
                     for change in batch:
                         self._apply_one(change, nl)
 
-    def _apply_one(self, change: Change, nl: "netlink.Netlink") -> None:
+    def _apply_one(self, change: Change, nl: netlink.Netlink) -> None:
         """A change outside the two batched groups (addresses, routes and rules always go
         out as one netlink batch, peers as one WireGuard transaction)."""
         wg = self.wg

@@ -13,7 +13,7 @@ import errno
 import os
 import socket
 import struct
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from wggw.core import naming, tcguard
 from wggw.core.errors import BackendError
@@ -215,7 +215,7 @@ def _filter(msg: bytes) -> dict:
     }
 
 
-def _observed(dev: str, hook: str, filters: list[dict]) -> Optional[TcSpec]:
+def _observed(dev: str, hook: str, filters: list[dict]) -> TcSpec | None:
     ours = [f for f in filters if f["prio"] == naming.TC_PRIO and f["handle"]]
     if not ours:
         return None

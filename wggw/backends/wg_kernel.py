@@ -13,13 +13,9 @@ import errno
 import functools
 import ipaddress
 import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Iterable, Optional, Sequence
 
-from wggw.core import naming
-from wggw.core.errors import BackendError
-from wggw.core.keys import Secret, clamped
-from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 from wggw.backends.wireguard import (
     ZERO_KEY_B64,
     WgBackend,
@@ -31,6 +27,10 @@ from wggw.backends.wireguard import (
     owned_links,
     set_alias,
 )
+from wggw.core import naming
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret, clamped
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
 
 KIND = "wireguard"
 # Bytes per SET_DEVICE message; well under the default netlink socket buffer (~208 KiB).
@@ -43,7 +43,7 @@ def _wireguard_socket():
     return _quiet_wireguard_class()()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quiet_wireguard_class():
     """pyroute2's WireGuard socket, minus its root-logger error when the family is absent
     (probing is expected to fail on hosts without the module)."""
@@ -188,7 +188,7 @@ class KernelBackend(WgBackend):
     def list_devices(self) -> list[str]:
         return owned_links([KIND])
 
-    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Iterable[str] | None = None) -> WgDeviceState | None:
         from pyroute2.netlink.exceptions import NetlinkError
 
         check_name(ifname)
@@ -242,7 +242,7 @@ class KernelBackend(WgBackend):
             )
         delete_link(ifname)
 
-    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Secret | None, listen_port: int) -> None:
         from pyroute2.netlink.exceptions import NetlinkError
 
         check_name(ifname)

@@ -16,14 +16,9 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
-from wggw.core import naming
-from wggw.backends import runfiles
-from wggw.core.errors import BackendError
-from wggw.core.keys import Secret
-from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
-from wggw.backends import wg_uapi, wglog
+from wggw.backends import runfiles, wg_uapi, wglog
 from wggw.backends.wireguard import (
     WgBackend,
     check_name,
@@ -32,6 +27,10 @@ from wggw.backends.wireguard import (
     owned_links,
     set_alias,
 )
+from wggw.core import naming
+from wggw.core.errors import BackendError
+from wggw.core.keys import Secret
+from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 
 START_TIMEOUT = 5.0  # wireguard-go serves its socket within ~50 ms here
 STOP_TIMEOUT = 3.0
@@ -39,7 +38,7 @@ POLL = 0.02
 TUN_KIND = "tun"  # what a wireguard-go link looks like to rtnetlink
 
 
-def find_wireguard_go() -> Optional[str]:
+def find_wireguard_go() -> str | None:
     """WGGW_WIREGUARD_GO if set (it must then be executable), else wireguard-go on PATH."""
     configured = os.environ.get("WGGW_WIREGUARD_GO")
     if configured:
@@ -58,7 +57,7 @@ def log_path(ifname: str) -> str:
 # --- processes ---------------------------------------------------------------------------
 
 
-def read_pid(ifname: str) -> Optional[int]:
+def read_pid(ifname: str) -> int | None:
     try:
         with open(pid_path(ifname)) as f:
             return int(f.read().strip())
@@ -249,7 +248,7 @@ class UserspaceBackend(WgBackend):
                 names.add(name)
         return sorted(names)
 
-    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Iterable[str] | None = None) -> WgDeviceState | None:
         check_name(ifname)
         if not _here(ifname) or not os.path.exists(wg_uapi.socket_path(ifname)):
             return None
@@ -293,7 +292,7 @@ class UserspaceBackend(WgBackend):
         if link_info(ifname) is not None:
             delete_link(ifname)  # marked but not started by us (e.g. pid file lost)
 
-    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Secret | None, listen_port: int) -> None:
         self._client(ifname).set(wg_uapi.device_lines(private_key, listen_port))
 
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:

@@ -4,7 +4,6 @@ templates/wggw-agent.service). Parse and start only; the agent lives in wggw/age
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import typer
 
@@ -20,7 +19,7 @@ app = typer.Typer()
 @app.command("agent")
 def agent_cmd(
     ctx: typer.Context,
-    metrics_listen: Optional[str] = typer.Option(
+    metrics_listen: str | None = typer.Option(
         None,
         "--metrics-listen",
         metavar="ADDR:PORT",
@@ -44,7 +43,7 @@ def agent_cmd(
         metavar="N",
         help="Repairs per minute of one kind of object before backing off (contested).",
     ),
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
 ) -> None:
     """Keep this host converged: apply at start, then heal kernel drift within a second,
     apply store changes (and `peer ... --apply` handed over by the CLI), resync periodically.

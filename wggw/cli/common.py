@@ -9,13 +9,13 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.core
 
-from wggw.core.timefmt import iso  # noqa: F401 - re-exported for the CLI modules
 from wggw.core.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -24,6 +24,7 @@ from wggw.core.errors import (
     permission_error,
     plan_detailed_code,
 )
+from wggw.core.timefmt import iso  # noqa: F401 - re-exported for the CLI modules
 
 if TYPE_CHECKING:
     from wggw.ops.state import Store  # a type only: the CLI opens stores through ops
@@ -56,7 +57,7 @@ def state_dir_label(ctx: Any) -> str:
     return obj.get("state_dir_label", "state-dir")
 
 
-def open_store(ctx: typer.Context) -> "Store":
+def open_store(ctx: typer.Context) -> Store:
     """The existing store (exit 2 with 'run wggw init' when there is none). Use in `with`.
     The store module is imported here: `--help` and the like do without it."""
     from wggw.ops.state import open_existing
@@ -107,12 +108,13 @@ def table(rows: list[list[str]], headers: list[str]) -> None:
     # One write: an echo per row costs ~30 us, 0.3 s for 10,000 peers.
     typer.echo(
         "\n".join(
-            "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]
+            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [headers, *rows]
         )
     )
 
 
-def show_view(view: dict, as_json: bool, fmt: Optional[Callable[[str, Any], Any]] = None) -> None:
+def show_view(view: dict, as_json: bool, fmt: Callable[[str, Any], Any] | None = None) -> None:
     """One object: JSON, or aligned `key: value` lines (lists joined, None shown as '-');
     `fmt(key, value)` may rewrite a value for the text form."""
     if as_json:

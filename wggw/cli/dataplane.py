@@ -4,7 +4,6 @@ imported inside the commands so that others do not pay for it)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -30,7 +29,7 @@ def plan(
         "--detailed-exitcode",
         help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input.",
     ),
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
     verbose: bool = VERBOSE,
 ) -> None:
     """Show what `apply` would change, one "[#] ..." line per change (secrets masked).
@@ -50,7 +49,7 @@ def plan(
 @app.command("apply")
 def apply(
     ctx: typer.Context,
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     verbose: bool = VERBOSE,
 ) -> None:
@@ -71,7 +70,7 @@ def apply(
 def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    prometheus: Optional[Path] = typer.Option(
+    prometheus: Path | None = typer.Option(
         None,
         "--prometheus",
         metavar="FILE",
@@ -84,7 +83,7 @@ def status(
         help="Exit 4 if any tenant's packets would not take its own table "
         "and egress (for monitoring).",
     ),
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
 ) -> None:
     """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
     path each tenant's packets take (asked of the kernel, like `ip route get`)."""
@@ -106,7 +105,7 @@ def status(
 
 @app.command("down")
 def down(
-    backend: Optional[str] = typer.Option(
+    backend: str | None = typer.Option(
         None,
         "--backend",
         envvar="WGGW_BACKEND",

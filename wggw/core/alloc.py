@@ -10,7 +10,7 @@ O(peers) even in an IPv6 /64.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from wggw.core import naming
 from wggw.core.errors import ValidationError
@@ -36,7 +36,7 @@ def reserved(pool: IPNetwork) -> set[IPAddress]:
     return out
 
 
-def next_free(pool: IPNetwork, used: Iterable[IPAddress]) -> Optional[IPAddress]:
+def next_free(pool: IPNetwork, used: Iterable[IPAddress]) -> IPAddress | None:
     """The lowest assignable address of `pool` not in `used`, or None when full."""
     taken = set(used) | reserved(pool)
     candidate = int(pool.network_address) + 2  # network + gateway come first

@@ -8,7 +8,6 @@ free of I/O and is unit tested without root.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from wggw.core import conflicts, naming, ruletree
 from wggw.core.errors import ValidationError
@@ -25,7 +24,7 @@ SYSCTL_FORWARD = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
 @dataclass(frozen=True)
 class DefaultRoute:
     dev: str
-    gateway: Optional[str]
+    gateway: str | None
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,8 @@ class RouteSpec:
     table: int
     dst: str  # "default" or a CIDR
     dev: str
-    gateway: Optional[str] = None
-    src: Optional[str] = None
+    gateway: str | None = None
+    src: str | None = None
     metric: int = 0  # 0: the kernel's default (IPv6 shows it as 1024)
     # Anything else observed on the route (type, protocol, metrics, flags...), as (name,
     # value) pairs; wggw's own routes have none.
@@ -124,7 +123,7 @@ def device_spec(iface: Interface, peers) -> WgDeviceSpec:
     )
 
 
-def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
+def _default_route(t: Tenant, v: int, facts: HostFacts) -> RouteSpec | None:
     egress = t.egress_ip(v)
     if egress is None:
         return None  # no egress in this family: the family fails closed (unreachable rule)

@@ -12,8 +12,8 @@ runtime directory (backends/endpoint_file.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping
 
 from wggw.core.desired import Desired
 from wggw.core.plan import Change, Observed, UpsertPeer

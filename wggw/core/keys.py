@@ -21,7 +21,7 @@ class Secret:
         self._checked = True
 
     @classmethod
-    def _trusted(cls, b64: str) -> "Secret":
+    def _trusted(cls, b64: str) -> Secret:
         """A key read back from wggw's own store or a device, validated when it was written:
         skip the check now (a store load builds ~20,000 of these) and run it on first use,
         so a damaged store is still reported (StoreError) rather than sent to a device."""

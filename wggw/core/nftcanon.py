@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
 class ParsedTable:
-    digest: Optional[str]
+    digest: str | None
     elements: tuple[tuple[str, tuple[str, ...]], ...]
     body: str
 

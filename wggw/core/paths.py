@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
 
 from wggw.core import naming
 from wggw.core.desired import Desired, RouteSpec
@@ -32,7 +31,7 @@ class Probe:
     mark: int  # the tenant mark
     src: str  # a pool address
     dst: str
-    expect: Optional[RouteSpec]  # the tenant's default route; None: must be unreachable
+    expect: RouteSpec | None  # the tenant's default route; None: must be unreachable
 
     def describe(self) -> str:
         fam = "-6 " if self.family == 6 else ""
@@ -46,11 +45,11 @@ class Probe:
 class Answer:
     """The kernel's route for a probe, or the error it gave (e.g. unreachable)."""
 
-    table: Optional[int] = None
-    dev: Optional[str] = None
-    src: Optional[str] = None  # the route's preferred source
-    gateway: Optional[str] = None
-    error: Optional[str] = None
+    table: int | None = None
+    dev: str | None = None
+    src: str | None = None  # the route's preferred source
+    gateway: str | None = None
+    error: str | None = None
 
     def describe(self) -> str:
         if self.error:
@@ -69,16 +68,16 @@ class ForeignRule:
     pref: int
     action: str  # lookup, goto, nop, blackhole, unreachable, prohibit
     table: int = 0
-    iif: Optional[str] = None
-    oif: Optional[str] = None
+    iif: str | None = None
+    oif: str | None = None
     mark: int = 0
     mask: int = 0
-    src: Optional[str] = None  # CIDR
-    dst: Optional[str] = None
+    src: str | None = None  # CIDR
+    dst: str | None = None
     tos: int = 0
     ipproto: int = 0
     ports: bool = False  # has a source or destination port range
-    uid_range: Optional[tuple[int, int]] = None
+    uid_range: tuple[int, int] | None = None
     invert: bool = False
     l3mdev: bool = False
     text: str = ""  # how `ip rule` would show it, for the report
@@ -107,7 +106,7 @@ class ForeignRule:
         return self.action == "goto" or (self.action == "lookup" and self.table == got.table)
 
 
-def _within(addr: str, cidr: Optional[str]) -> bool:
+def _within(addr: str, cidr: str | None) -> bool:
     return cidr is None or ipaddress.ip_address(addr) in ipaddress.ip_network(cidr, strict=False)
 
 
@@ -152,13 +151,13 @@ def right(p: Probe, got: Answer) -> bool:
     )
 
 
-def _same(a: Optional[str], b: Optional[str]) -> bool:
+def _same(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return a == b
     return ipaddress.ip_address(a) == ipaddress.ip_address(b)
 
 
-def culprit(p: Probe, got: Answer, rules: list[ForeignRule]) -> Optional[ForeignRule]:
+def culprit(p: Probe, got: Answer, rules: list[ForeignRule]) -> ForeignRule | None:
     """The first foreign rule above wggw's window that matches the probe and explains the
     answer (None if there is none: then wggw's own rules or tables are not as planned)."""
     for rule in sorted(rules, key=lambda r: r.pref):

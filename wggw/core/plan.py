@@ -9,7 +9,6 @@ Applying a plan and planning again must give an empty plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
 from wggw.core.keys import Secret, clamped, public_of
@@ -33,7 +32,7 @@ class ObservedNft:
     held right after wggw loaded the text of this digest."""
 
     present: bool
-    digest: Optional[str] = None
+    digest: str | None = None
     elements: tuple[tuple[str, tuple[str, ...]], ...] = ()
     vouched: bool = False
 
@@ -85,7 +84,7 @@ class ConfigureDevice(Change):
     setting even the same key can expire every session (see keys.clamp)."""
 
     name: str
-    private_key: Optional[Secret]
+    private_key: Secret | None
     listen_port: int
 
     def describe(self) -> str:
@@ -117,7 +116,8 @@ class UpsertPeer(Change):
         ka = f" persistent-keepalive {p.keepalive}" if p.keepalive else ""
         ka += f" endpoint {p.endpoint}" if p.endpoint else ""
         verb = "add" if self.new else "update"
-        return f"wg set {self.device} peer {p.public_key}{psk}{ka} allowed-ips {','.join(p.allowed_ips)}  # {verb}"
+        ips = ",".join(p.allowed_ips)
+        return f"wg set {self.device} peer {p.public_key}{psk}{ka} allowed-ips {ips}  # {verb}"
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class DeleteDevice(Change):
 # ---- planning -----------------------------------------------------------------
 
 
-def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
+def plan_device(name: str, want, have: WgDeviceState | None) -> list[Change]:
     """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
     out: list[Change] = []
     if have is None:

@@ -8,7 +8,7 @@ which holds no secret (pools, egress addresses and interface names only).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 from wggw.core.model import State
 from wggw.core.nftables import render
@@ -17,7 +17,7 @@ from wggw.core.plan import Change, DeleteNft, ReplaceNft
 HEREDOC_END = "WGGW_NFT"
 
 
-def nft_text(change: Change) -> Optional[str]:
+def nft_text(change: Change) -> str | None:
     """The exact text `nft -f` is given for this change, or None for a non-nft change."""
     if isinstance(change, ReplaceNft):
         return change.spec.text
@@ -63,7 +63,7 @@ class VerboseEcho:
 
 
 def echo_change(
-    echo: Optional[Callable[[str], None]], change: Change, line: Optional[str] = None
+    echo: Callable[[str], None] | None, change: Change, line: str | None = None
 ) -> None:
     """What a System's `apply` prints before it applies `change` (`line`: the host's own
     wording of its `[#]` line, e.g. wireguard-go instead of `ip link add`)."""

@@ -9,8 +9,8 @@ handshake or the grace period has ended; then the old key is retired.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 
 from wggw.core.model import Peer, State
 
@@ -27,7 +27,7 @@ class Decision:
     expire: list[Peer] = field(default_factory=list)  # past expires_at: remove
 
 
-def policy_age(peer: Peer, state: State, older_than: Optional[int]) -> int:
+def policy_age(peer: Peer, state: State, older_than: int | None) -> int:
     if older_than is not None:
         return older_than
     tenant = next((t for t in state.tenants if t.name == peer.tenant), None)
@@ -64,8 +64,8 @@ def decide(
     state: State,
     now: float,
     handshakes: Mapping[str, float],
-    older_than: Optional[int] = None,
-    selected: Optional[set[str]] = None,
+    older_than: int | None = None,
+    selected: set[str] | None = None,
 ) -> Decision:
     """The whole rotation decision; `selected` limits rotation to these peer refs."""
     d = housekeeping(state, now, handshakes)

@@ -28,8 +28,8 @@ tenant: packets that skip the window walk 2 + (number of wggw interfaces) rules.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from wggw.core import naming
 
@@ -142,7 +142,7 @@ def rules_for(family: int, tables: Iterable[int], ifaces: Iterable[str] = ()) ->
     return sorted(rules)
 
 
-def walk(rules: list[RuleSpec], mark: int) -> tuple[Optional[int], int]:
+def walk(rules: list[RuleSpec], mark: int) -> tuple[int | None, int]:
     """Simulate the kernel's rule walk for a packet with `mark` (for tests):
     returns (table looked up or None, number of rules evaluated) until the first
     lookup, unreachable or the end of the window. Lookups are assumed to succeed."""

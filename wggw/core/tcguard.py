@@ -83,7 +83,7 @@ class TcSpec:
     extra: tuple[str, ...] = ()
 
     @classmethod
-    def wanted(cls, dev: str, hook: str) -> "TcSpec":
+    def wanted(cls, dev: str, hook: str) -> TcSpec:
         return cls(dev, hook, NAMES[hook], tag(hook))
 
     def describe(self) -> str:

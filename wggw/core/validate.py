@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timezone
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from wggw.core import keys, naming
 from wggw.core.errors import NotFoundError, ValidationError
@@ -40,7 +40,8 @@ def name(field: str, value: str) -> str:
     if not naming.valid_name(value):
         raise ValidationError(
             field,
-            f"{value!r} is not a safe name (letter first, then letters, digits, '_' or '-', at most 15)",
+            f"{value!r} is not a safe name "
+            "(letter first, then letters, digits, '_' or '-', at most 15)",
         )
     return value
 
@@ -69,11 +70,11 @@ def port(field: str, value: int) -> int:
     return int_range(field, value, PORT_MIN, PORT_MAX)
 
 
-def mtu(value: Optional[int]) -> Optional[int]:
+def mtu(value: int | None) -> int | None:
     return None if value is None else int_range("mtu", value, MTU_MIN, MTU_MAX)
 
 
-def keepalive(value: Optional[int]) -> Optional[int]:
+def keepalive(value: int | None) -> int | None:
     """0 means off in WireGuard; it is stored as None so 'off' has one spelling."""
     if value is None:
         return None
@@ -182,7 +183,7 @@ def when(field: str, value: str, now: float) -> float:
             field, f"{value!r} is neither ISO 8601 nor a duration like 30d"
         ) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     ts = dt.timestamp()
     if ts <= now:
         raise ValidationError(field, f"{value} is in the past")
@@ -223,7 +224,7 @@ def find_peer(state: State, tenant: str, peer: str) -> Peer:
     raise NotFoundError("peer", f"no peer named {tenant}/{peer}")
 
 
-def pick_interface(state: State, requested: Optional[str]) -> Interface:
+def pick_interface(state: State, requested: str | None) -> Interface:
     """`--interface` may be left out when exactly one interface exists."""
     if requested is not None:
         return find_interface(state, name("interface", requested))
@@ -310,7 +311,7 @@ def _check_egress(state: State, tenant: Tenant) -> None:
                     )
 
 
-def check_new_peer(peer: Peer, exists: bool, user: Optional[tuple[str, str]]) -> None:
+def check_new_peer(peer: Peer, exists: bool, user: tuple[str, str] | None) -> None:
     """A new peer's checks from facts a store answers with point queries (its tenant exists):
     whether the name is taken, and who holds the key (`key_user`'s answer)."""
     name("peer", peer.name)
@@ -320,7 +321,7 @@ def check_new_peer(peer: Peer, exists: bool, user: Optional[tuple[str, str]]) ->
     keepalive(peer.keepalive)
 
 
-def key_user(state: State, key: str) -> Optional[tuple[str, str]]:
+def key_user(state: State, key: str) -> tuple[str, str] | None:
     """("peer", ref) if a peer holds `key` as current or retiring key, ("interface", name)
     if it is a gateway's key, else None (the answer of `store.Tx.key_user` from a State)."""
     for p in state.peers:
@@ -332,7 +333,7 @@ def key_user(state: State, key: str) -> Optional[tuple[str, str]]:
     return None
 
 
-def key_free(user: Optional[tuple[str, str]], field: str = "public-key") -> None:
+def key_free(user: tuple[str, str] | None, field: str = "public-key") -> None:
     if user is None:
         return
     kind, holder = user

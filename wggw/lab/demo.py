@@ -1,4 +1,5 @@
-"""The demo (`sudo scripts/demo`, i.e. `python -m wggw.lab.demo`): two tenants, each leaving through its own egress IP.
+"""The demo (`sudo scripts/demo`, i.e. `python -m wggw.lab.demo`): two tenants, each leaving
+through its own egress IP.
 
 It builds a throwaway lab of network namespaces on this host (`wggw.lab.topology`), runs the real
 `wggw` CLI inside the gateway namespace exactly as an operator would, connects one WireGuard
@@ -46,7 +47,8 @@ class Check:
 
 
 class Out:
-    """Human-facing output: headings, echoed commands, indented tool output, OK/FAIL in colour on a tty."""
+    """Human-facing output: headings, echoed commands, indented tool output, OK/FAIL in colour
+    on a tty."""
 
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
@@ -212,9 +214,9 @@ class Demo:
 def print_table(out: Out, rows: list[list[str]], header: list[str]) -> None:
     """Aligned columns; the last column is OK/FAIL, coloured after padding so widths stay right."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print("    " + "  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip())
+    print("    " + "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip())
     for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)]
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]  # all but the verdict
         print("    " + "  ".join(cells + [out.verdict(row[-1] == "OK")]), flush=True)
 
 

@@ -1,8 +1,9 @@
 """Lab building blocks: one network namespace, the processes started in it, and bounded probes.
 
-Part of the test/demo harness (`wggw.lab.topology`), not of wggw's data plane: running `ip`, `ping` and
-python subprocesses here is deliberate, it is how an operator would poke at a host by hand.
-Every call has a timeout and every loop a bound; probes only go to addresses the lab created.
+Part of the test/demo harness (`wggw.lab.topology`), not of wggw's data plane: running `ip`,
+`ping` and python subprocesses here is deliberate, it is how an operator would poke at a host by
+hand. Every call has a timeout and every loop a bound; probes only go to addresses the lab
+created.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 from urllib.parse import urlsplit
 
 
@@ -106,7 +107,8 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str) 
 
 
 class ProcessTable:
-    """The processes the lab started: each is stopped by its PID, after checking it is still ours."""
+    """The processes the lab started: each is stopped by its PID, after checking it is still
+    ours."""
 
     def __init__(self) -> None:
         self._procs: dict[int, tuple[subprocess.Popen, str]] = {}
@@ -118,7 +120,8 @@ class ProcessTable:
         return list(self._procs)
 
     def stop(self, pid: int, timeout: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`; only if /proc/<pid>/cmdline still shows `marker`."""
+        """SIGTERM, then SIGKILL after `timeout`; only if /proc/<pid>/cmdline still shows
+        `marker`."""
         entry = self._procs.pop(pid, None)
         if entry is None:
             return
@@ -232,7 +235,8 @@ class Namespace:
     def fetch_retry(
         self, url: str, attempts: int = 10, delay: float = 0.5, timeout: float = 2.0
     ) -> str:
-        """`fetch` up to `attempts` times: a fresh tunnel may drop the packet that starts the handshake."""
+        """`fetch` up to `attempts` times: a fresh tunnel may drop the packet that starts the
+        handshake."""
         last: FetchError | None = None
         for i in range(max(1, attempts)):
             try:

@@ -29,7 +29,8 @@ NS = TypeVar("NS", bound=Namespace)
 
 
 class Sandbox:
-    """Namespaces `<prefix>-<label>-<suffix>`, interface names `<short><suffix><n>`, one temp dir."""
+    """Namespaces `<prefix>-<label>-<suffix>`, interface names `<short><suffix><n>`, one temp
+    dir."""
 
     def __init__(self, prefix: str = "wggw", short: str = "wl") -> None:
         self.prefix, self.short = prefix, short

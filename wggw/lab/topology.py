@@ -6,7 +6,8 @@ Used by the netns test suite and by the demo (`python -m wggw.lab.demo`). Topolo
     eth0 198.51.100.11+i/24 ---- ulI ] underlay0 (bridge) 198.51.100.1/24
                                        uplink0 203.0.113.1/24          ---- eth0 203.0.113.254/24
                                                2001:db8:ffff::1/64              2001:db8:ffff::fe/64
-                                       default via .254 / ::fe                  HTTP :80, UDP echo :7
+                                       default via .254 / ::fe                  HTTP :80,
+                                                                                UDP echo :7
 
 `inet` has routes only to the uplink subnet, so a packet from a tenant pool that was not
 source-NATed to an address on the uplink gets no reply. Namespaces are named
@@ -20,8 +21,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from wggw.lab.netns import FetchError, LabError, Namespace, ProcessTable, run, wait_until
 from wggw.lab.sandbox import NETNS_DIR, Sandbox
@@ -93,13 +94,13 @@ class Lab:
         return self.box.namespaces if self.box else []
 
     # --- life cycle --------------------------------------------------------------------------
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         """Build the topology; on any failure undo what was built, then re-raise."""
         if self._started:
             raise LabError("lab already started")

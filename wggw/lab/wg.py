@@ -33,7 +33,8 @@ class ClientConf:
 
 
 def parse_client_conf(text: str) -> ClientConf:
-    """Read Address/MTU/DNS of [Interface] and Endpoint of the first [Peer] (keys case-insensitive)."""
+    """Read Address/MTU/DNS of [Interface] and Endpoint of the first [Peer] (keys
+    case-insensitive)."""
     section, values = "", {"address": [], "mtu": [], "dns": [], "endpoint": []}
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -84,7 +85,8 @@ def write_secret_file(path: Path, text: str) -> Path:
 
 
 def start_wireguard_go(ns: Namespace, ifname: str) -> int:
-    """Run `wireguard-go IFNAME` in the foreground inside `ns`; return its PID once it serves UAPI."""
+    """Run `wireguard-go IFNAME` in the foreground inside `ns`; return its PID once it serves
+    UAPI."""
     sock = WG_SOCKET_DIR / f"{ifname}.sock"
     if sock.exists():
         raise LabError(f"{sock} exists: interface name {ifname} is in use on this host")

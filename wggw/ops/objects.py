@@ -8,14 +8,14 @@ and records an audit event without secrets. The CLI only parses and prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Optional, Union
 
 from wggw.core import alloc, keys, validate
-from wggw.ops import hostcheck
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.ops import hostcheck
 from wggw.store.sqlite import Store, open_store, store_exists
 
 
@@ -30,7 +30,7 @@ def init(state_dir: Path) -> bool:
 
 
 def add_interface(
-    store: Store, name: str, listen_port: int, endpoint: str, mtu: Optional[int] = None
+    store: Store, name: str, listen_port: int, endpoint: str, mtu: int | None = None
 ) -> Interface:
     validate.name("interface", name)
     private, public = keys.keypair()
@@ -70,10 +70,10 @@ def add_tenant(
     name: str,
     pools: Iterable[str],
     egress: Iterable[str],
-    interface: Optional[str] = None,
-    uplink: Optional[str] = None,
+    interface: str | None = None,
+    uplink: str | None = None,
     via: Iterable[str] = (),
-    rotate_after: Union[str, int, None] = None,
+    rotate_after: str | int | None = None,
 ) -> Tenant:
     validate.name("tenant", name)
     parsed_pools = validate.one_per_family("pool", [validate.cidr("pool", p) for p in pools])
@@ -109,7 +109,7 @@ def add_tenant(
     return tenant
 
 
-def set_tenant(store: Store, name: str, rotate_after: Union[str, int, None]) -> Tenant:
+def set_tenant(store: Store, name: str, rotate_after: str | int | None) -> Tenant:
     """Change a tenant's settings that need no new addresses (today: its rotation policy;
     "default" or 0 returns the tenant to the global default)."""
     if isinstance(rotate_after, str):
@@ -151,11 +151,11 @@ def remove_tenant(store: Store, name: str, force: bool = False) -> int:
 def add_peer(
     store: Store,
     ref: str,
-    public_key: Optional[str] = None,
-    keepalive: Optional[int] = None,
+    public_key: str | None = None,
+    keepalive: int | None = None,
     dns: Iterable[str] = (),
-    expires: Optional[str] = None,
-    now: Optional[float] = None,
+    expires: str | None = None,
+    now: float | None = None,
 ) -> Peer:
     """Allocate the next free address(es); generate a key pair and PSK unless the peer brings
     its own public key (then no private key is stored, and no PSK: nothing could deliver it)."""
@@ -215,7 +215,7 @@ def remove_peer(store: Store, ref: str) -> Peer:
     return peer
 
 
-def peer_scope(store: Store, tenant_name: str, peer: Optional[Peer], keys_: Iterable[str]):
+def peer_scope(store: Store, tenant_name: str, peer: Peer | None, keys_: Iterable[str]):
     """What a one-peer reconcile needs (converge.PeerScope): the tenant and its interface as
     stored now, the peer if it (still) exists, and every WireGuard key the change touched."""
     from wggw.ops.converge import PeerScope

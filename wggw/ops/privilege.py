@@ -4,14 +4,13 @@ CAP_NET_ADMIN (in practice: root), and say so before they try anything."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from wggw.core.errors import PrivilegeError
 
 CAP_NET_ADMIN = 12  # linux/capability.h
 
 
-def effective_caps(status: Optional[str] = None) -> int:
+def effective_caps(status: str | None = None) -> int:
     """The CapEff mask from /proc/self/status (or the given text); 0 if it cannot be read."""
     if status is None:
         try:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib.resources
 import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import jinja2
 
-from wggw.fsutil import atomic_write
 from wggw.core.model import Interface, Peer, Tenant, gateway_address
+from wggw.fsutil import atomic_write
 
 __all__ = [
     "atomic_write",
@@ -39,7 +39,7 @@ def _loader() -> jinja2.BaseLoader:
     )
 
 
-_env: Optional[jinja2.Environment] = None
+_env: jinja2.Environment | None = None
 
 
 def _template(name: str) -> jinja2.Template:

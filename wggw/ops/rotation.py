@@ -15,14 +15,13 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
 
 from wggw.core import alloc, keys
-from wggw.ops import converge, render
 from wggw.core import rotate as policy
 from wggw.core.errors import ValidationError
-from wggw.fsutil import atomic_write, make_private_dir
 from wggw.core.model import Peer, RetiringKey, State
+from wggw.fsutil import atomic_write, make_private_dir
+from wggw.ops import converge, render
 
 NOTIFY_TIMEOUT = 60
 
@@ -168,11 +167,11 @@ def rotate(
     system,
     now: float,
     *,
-    older_than: Optional[int],
+    older_than: int | None,
     grace: int,
-    selected: Optional[set[str]],
-    out: Optional[Path],
-    notify: Optional[str],
+    selected: set[str] | None,
+    out: Path | None,
+    notify: str | None,
     dry_run: bool,
 ) -> Report:
     report = Report(dry_run=dry_run)
@@ -210,7 +209,7 @@ def _undelivered(store, state: State) -> list[Peer]:
     return out
 
 
-def _deliver(store, out: Path, notify: Optional[str], report: Report) -> None:
+def _deliver(store, out: Path, notify: str | None, report: Report) -> None:
     state = store.load()
     ifaces = {i.name: i for i in state.interfaces}
     tenants = {t.name: t for t in state.tenants}
@@ -236,7 +235,7 @@ def _deliver(store, out: Path, notify: Optional[str], report: Report) -> None:
         report.delivered.append(entry)
 
 
-def _notify(command: str, p: Peer, path: Path) -> Optional[str]:
+def _notify(command: str, p: Peer, path: Path) -> str | None:
     """Run the operator's command (no shell) with tenant, peer and config path."""
     argv = shlex.split(command) + [p.tenant, p.name, str(path)]
     env = {**os.environ, "WGGW_TENANT": p.tenant, "WGGW_PEER": p.name, "WGGW_CONFIG": str(path)}

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import wgconfig
 
@@ -60,7 +60,7 @@ def _no_duplicate_keys(path: Path, lines: list[str]) -> None:
             seen.add(value.strip())
 
 
-def _comment_name(raw: list[str]) -> Optional[str]:
+def _comment_name(raw: list[str]) -> str | None:
     """A peer name from a comment like '# Name = acme/alice', '### Client bob' or '# carol'."""
     for line in raw:
         m = _NAME_COMMENT.match(line.strip())
@@ -99,14 +99,14 @@ def _peer_from(data: dict, tenant: Tenant, batch: Batch, name: str, now: float) 
     )
 
 
-def _keepalive(text: Any, name: str) -> Optional[int]:
+def _keepalive(text: Any, name: str) -> int | None:
     if not text:
         return None
     return validate.keepalive(validate.integer(f"PersistentKeepalive of peer {name}", str(text)))
 
 
 def import_wg_quick(
-    store: Store, path: Path, tenant_name: str, now: Optional[float] = None
+    store: Store, path: Path, tenant_name: str, now: float | None = None
 ) -> list[Peer]:
     """Add every enabled [Peer] of a wg-quick file to `tenant_name`; returns the new peers.
     The state is loaded once and every peer checked against it and the peers before it

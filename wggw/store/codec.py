@@ -6,7 +6,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Peer, RetiringKey, Tenant
@@ -49,18 +50,18 @@ def addresses_from_text(text: str):
 _ifaces = addresses_from_text
 
 
-def _secret(value: Optional[str]) -> Optional[Secret]:
+def _secret(value: str | None) -> Secret | None:
     """Validated when written; checked again on first use (keys.Secret._trusted)."""
     return None if value is None else Secret._trusted(value)
 
 
-def _private(value: Optional[str]) -> Optional[Secret]:
+def _private(value: str | None) -> Secret | None:
     """A private key as WireGuard stores it: stores written before keys were clamped hold
     raw ones (keys.clamp; the public key is the same)."""
     return None if value is None else Secret._trusted(clamp(value))
 
 
-def _reveal(secret: Optional[Secret]) -> Optional[str]:
+def _reveal(secret: Secret | None) -> str | None:
     return None if secret is None else secret.reveal()
 
 

@@ -13,8 +13,8 @@ import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 from wggw import fsutil
 from wggw.core.errors import LockBusyError, ValidationError
@@ -38,7 +38,7 @@ def default_timeout() -> float:
 
 
 @contextlib.contextmanager
-def flock(path: Path, timeout: Optional[float] = None) -> Iterator[None]:
+def flock(path: Path, timeout: float | None = None) -> Iterator[None]:
     key = os.path.realpath(path)  # one entry per file, however it was named
     with _guard:
         entry = _held.get(key)

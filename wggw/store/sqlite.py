@@ -14,15 +14,16 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from wggw import fsutil
-from wggw.store import lock as storelock
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
+from wggw.store import lock as storelock
 from wggw.store.codec import (
     addresses_from_text,
     peer_from_row,
@@ -57,9 +58,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             subject TEXT NOT NULL, details TEXT NOT NULL)""",
         "CREATE INDEX events_subject ON events(subject)",
     ),
-    (  # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE already)
-        "CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",
-    ),
+    # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE
+    # already)
+    ("CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -71,7 +72,8 @@ class StoreMissingError(StoreError):
 
 
 class Tx(abc.ABC):
-    """The writes (and reads) of one transaction. Removals of unknown objects raise NotFoundError."""
+    """The writes (and reads) of one transaction. Removals of unknown objects raise
+    NotFoundError."""
 
     @abc.abstractmethod
     def load(self) -> State: ...
@@ -96,7 +98,7 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def record_event(self, kind: str, subject: str, details: dict) -> None: ...
     @abc.abstractmethod
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
     def generation(self) -> int:
         """A number that grows with every committed change (the agent polls it)."""
@@ -112,13 +114,13 @@ class Tx(abc.ABC):
 
     # Point reads, so a one-peer command need not load (and decode) every peer.
     @abc.abstractmethod
-    def interface(self, name: str) -> Optional[Interface]: ...
+    def interface(self, name: str) -> Interface | None: ...
     @abc.abstractmethod
-    def tenant(self, name: str) -> Optional[Tenant]: ...
+    def tenant(self, name: str) -> Tenant | None: ...
     @abc.abstractmethod
-    def peer(self, tenant: str, name: str) -> Optional[Peer]: ...
+    def peer(self, tenant: str, name: str) -> Peer | None: ...
     @abc.abstractmethod
-    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+    def key_user(self, public_key: str) -> tuple[str, str] | None:
         """Who holds `public_key`: ("peer", "T/P") as current or retiring key (the first by
         tenant, name), else ("interface", NAME), else None."""
 
@@ -138,7 +140,7 @@ class Store(abc.ABC):
         """A consistent snapshot of all interfaces, tenants and peers."""
 
     @abc.abstractmethod
-    def locked(self, timeout: Optional[float] = None) -> contextlib.AbstractContextManager[None]:
+    def locked(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Exclusive across processes for a whole command; reentrant within one process."""
 
     @abc.abstractmethod
@@ -146,16 +148,16 @@ class Store(abc.ABC):
         """One atomic transaction (takes the lock if not held; joins an open one)."""
 
     @abc.abstractmethod
-    def events(self, subject: Optional[str] = None) -> list[dict]:
+    def events(self, subject: str | None = None) -> list[dict]:
         """Audit records, oldest first: {at, kind, subject, details}."""
 
     @abc.abstractmethod
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -179,7 +181,7 @@ def _secret_free(obj: Any) -> Any:
 
 
 class SqliteTx(Tx):
-    def __init__(self, store: "SqliteStore"):
+    def __init__(self, store: SqliteStore):
         self._store = store
         self._db = store._db
 
@@ -240,7 +242,7 @@ class SqliteTx(Tx):
             (time.time(), kind, subject, text),
         )
 
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
         return self._store.get_meta(key, default)
 
     def set_meta(self, key: str, value: str) -> None:
@@ -250,22 +252,22 @@ class SqliteTx(Tx):
             (key, str(value)),
         )
 
-    def _one(self, sql: str, *args: Any) -> Optional[sqlite3.Row]:
+    def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
         return self._db.execute(sql, args).fetchone()
 
-    def interface(self, name: str) -> Optional[Interface]:
+    def interface(self, name: str) -> Interface | None:
         row = self._one("SELECT * FROM interfaces WHERE name = ?", name)
         return None if row is None else _interface_from_row(row)
 
-    def tenant(self, name: str) -> Optional[Tenant]:
+    def tenant(self, name: str) -> Tenant | None:
         row = self._one("SELECT * FROM tenants WHERE name = ?", name)
         return None if row is None else tenant_from_row(row)
 
-    def peer(self, tenant: str, name: str) -> Optional[Peer]:
+    def peer(self, tenant: str, name: str) -> Peer | None:
         row = self._one("SELECT * FROM peers WHERE tenant = ? AND name = ?", tenant, name)
         return None if row is None else peer_from_row(row)
 
-    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+    def key_user(self, public_key: str) -> tuple[str, str] | None:
         row = self._one(
             "SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
             "ORDER BY tenant, name LIMIT 1",
@@ -311,8 +313,8 @@ class SqliteStore(Store):
     def __init__(self, state_dir: Path, create: bool = False):
         self.state_dir = state_dir
         self.path = state_dir / DB_NAME
-        self._tx: Optional[SqliteTx] = None
-        self._cache: Optional[tuple[tuple[int, int], State]] = None
+        self._tx: SqliteTx | None = None
+        self._cache: tuple[tuple[int, int], State] | None = None
         if create:
             _create_files(state_dir, self.path)
         elif state_dir.exists() and not os.access(state_dir, os.R_OK | os.X_OK):
@@ -328,7 +330,7 @@ class SqliteStore(Store):
         self._migrate()
 
     # --- lock and transactions ----------------------------------------------
-    def locked(self, timeout: Optional[float] = None) -> contextlib.AbstractContextManager[None]:
+    def locked(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         return storelock.flock(self.state_dir / LOCK_NAME, timeout)
 
     @contextlib.contextmanager
@@ -380,7 +382,7 @@ class SqliteStore(Store):
             meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
         )
 
-    def events(self, subject: Optional[str] = None) -> list[dict]:
+    def events(self, subject: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM events ORDER BY id", ()
         if subject is not None:
             sql, args = "SELECT * FROM events WHERE subject = ? ORDER BY id", (subject,)
@@ -396,7 +398,7 @@ class SqliteStore(Store):
             for r in rows
         ]
 
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
         with _sqlite_errors(self.path):
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row["value"]

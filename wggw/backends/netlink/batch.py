@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from wggw.core.errors import BackendError
 from wggw.backends.netlink import errors as nlerr
+from wggw.core.errors import BackendError
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3

@@ -13,10 +13,10 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
-from wggw.core.errors import BackendError
 from wggw.backends.netlink import errors as nlerr
+from wggw.core.errors import BackendError
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Optional
 
 from wggw.core.errors import BackendError
 
@@ -81,7 +80,7 @@ def parse_done(data: bytes, offset: int) -> tuple[int, str]:
     return code, _message(data, offset + 20, end) or ""
 
 
-def _message(data: bytes, start: int, end: int) -> Optional[str]:
+def _message(data: bytes, start: int, end: int) -> str | None:
     while start + 4 <= end:
         alen, atype = struct.unpack_from("HH", data, start)
         if alen < 4:

@@ -15,7 +15,6 @@ import errno
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Optional
 
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
@@ -75,12 +74,12 @@ class Event:
     kind: str
     deleted: bool = False
     nft: bool = False
-    ifindex: Optional[int] = None
-    ifname: Optional[str] = None
-    table: Optional[int] = None  # route/rule table id
-    priority: Optional[int] = None  # rule priority
-    nft_table: Optional[str] = None  # nftables table name
-    pid: Optional[int] = None  # nftables generation: the committing process
+    ifindex: int | None = None
+    ifname: str | None = None
+    table: int | None = None  # route/rule table id
+    priority: int | None = None  # rule priority
+    nft_table: str | None = None  # nftables table name
+    pid: int | None = None  # nftables generation: the committing process
 
 
 class EventSocket:
@@ -126,7 +125,7 @@ class EventSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "EventSocket":
+    def __enter__(self) -> EventSocket:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -170,13 +169,13 @@ def _attrs(body: bytes, start: int) -> dict[int, bytes]:
     return attrs
 
 
-def _u32(raw: Optional[bytes], big: bool = False) -> Optional[int]:
+def _u32(raw: bytes | None, big: bool = False) -> int | None:
     if raw is None or len(raw) < 4:
         return None
     return struct.unpack(">I" if big else "=I", raw[:4])[0]
 
 
-def _decode_rtnl(mtype: int, body: bytes) -> Optional[Event]:
+def _decode_rtnl(mtype: int, body: bytes) -> Event | None:
     kind = _RTM.get(mtype)
     if kind is None:
         return None
@@ -195,7 +194,7 @@ def _decode_rtnl(mtype: int, body: bytes) -> Optional[Event]:
     return Event(kind, deleted)
 
 
-def _decode_nft(mtype: int, body: bytes) -> Optional[Event]:
+def _decode_nft(mtype: int, body: bytes) -> Event | None:
     if mtype >> 8 != NFNL_SUBSYS_NFTABLES:
         return None
     msg = mtype & 0xFF

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import replace
 import socket
 import struct
+from dataclasses import replace
 
 from wggw.backends.netlink import dump as nldump
 from wggw.core import naming
-from wggw.core.paths import Answer, ForeignRule, Probe, TABLE_NAMES
+from wggw.core.paths import TABLE_NAMES, Answer, ForeignRule, Probe
 
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 RTA_DST, RTA_SRC, RTA_IIF, RTA_MARK = 1, 2, 3, 16

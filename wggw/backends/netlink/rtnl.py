@@ -10,15 +10,15 @@ import errno
 import ipaddress
 import os
 import socket
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 from wggw.core import naming
 from wggw.core.desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
 from wggw.core.errors import BackendError
 from wggw.core.plan import ObservedLink
 from wggw.core.ruletree import RuleSpec
-from wggw.backends.netlink import dump as nldump
-from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
@@ -41,7 +41,7 @@ def _ipr():
     return IPRoute(ext_ack=True)  # the kernel's reason for a refusal, in the NetlinkError
 
 
-def _code(exc: Exception) -> Optional[int]:
+def _code(exc: Exception) -> int | None:
     return getattr(exc, "code", None) or getattr(exc, "errno", None)
 
 
@@ -94,11 +94,11 @@ def observe_facts() -> HostFacts:
 def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
     owned = set(owned)
     return {
-        l.get("IFLA_IFNAME"): ObservedLink(
-            l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP)
+        link.get("IFLA_IFNAME"): ObservedLink(
+            link.get("IFLA_IFNAME"), link.get("IFLA_MTU"), bool(link["flags"] & IFF_UP)
         )
-        for l in nldump.links()
-        if l.get("IFLA_IFNAME") in owned
+        for link in nldump.links()
+        if link.get("IFLA_IFNAME") in owned
     }
 
 
@@ -120,7 +120,7 @@ def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
     return frozenset(out)
 
 
-def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
+def _route_spec(r, names: dict[int, str]) -> RouteSpec | None:
     """Every route in wggw's tables, whatever its type, with all it carries."""
     table = r.get("RTA_TABLE", r["table"])
     if not naming.owns_table(table):
@@ -183,7 +183,7 @@ def observe_rules() -> frozenset[RuleSpec]:
 class Netlink:
     """One netlink socket for a batch of changes (use as a context manager)."""
 
-    def __enter__(self) -> "Netlink":
+    def __enter__(self) -> Netlink:
         self._ipr = None
         self.index = {n: i for i, n in _names().items()}
         return self
