@@ -177,11 +177,11 @@ class FakeSystem:
         if isinstance(c, ReplaceNft):
             return replace(s, nft=ObservedNft(True, c.spec.digest, c.spec.elements, vouched=True))
         if isinstance(c, AddTc):
-            kept = {t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)}
-            return replace(s, tc=frozenset(kept | {c.spec}))
+            kept_tc = {t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)}
+            return replace(s, tc=frozenset(kept_tc | {c.spec}))
         if isinstance(c, DelTc):
-            key = (c.spec.dev, c.spec.hook)
-            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != key))
+            tc_key = (c.spec.dev, c.spec.hook)
+            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != tc_key))
         if isinstance(c, DeleteNft):
             return replace(s, nft=ObservedNft(False))
         if isinstance(c, AddRoute):
@@ -191,8 +191,8 @@ class FakeSystem:
         if isinstance(c, DelRoute):
             return replace(s, routes=s.routes - {c.spec})
         if isinstance(c, (AddRule, DelRule)):
-            op = s.rules | {c.spec} if isinstance(c, AddRule) else s.rules - {c.spec}
-            return replace(s, rules=op)
+            rules = s.rules | {c.spec} if isinstance(c, AddRule) else s.rules - {c.spec}
+            return replace(s, rules=rules)
         if isinstance(c, DeleteDevice):
             self.private_keys.pop(c.name, None)
             wg = {k: v for k, v in s.wg.items() if k != c.name}

@@ -62,7 +62,8 @@ def _group(change: Change) -> tuple[str, str] | None:
 def _netlink_item(change: Change) -> tuple[str, object]:
     if isinstance(change, (AddRoute, AddAddress)):
         return ("replace" if change.replace else "add", change.spec)
-    return ("add" if isinstance(change, (AddAddress, AddRule)) else "del", change.spec)
+    assert isinstance(change, (DelRoute, DelAddress, AddRule, DelRule)), change  # _group's kinds
+    return ("add" if isinstance(change, AddRule) else "del", change.spec)
 
 
 class RealSystem:

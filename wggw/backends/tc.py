@@ -13,7 +13,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from wggw.core import naming, tcguard
 from wggw.core.errors import BackendError
@@ -55,7 +55,9 @@ def _info() -> int:
     return (naming.TC_PRIO << 16) | socket.htons(ETH_P_ALL)
 
 
-def _request(msg_type: int, flags: int, body: bytes, what: str, ok: set[int] = frozenset()) -> None:
+def _request(
+    msg_type: int, flags: int, body: bytes, what: str, ok: Container[int] = frozenset()
+) -> None:
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as sock:
         sock.bind((0, 0))
         header = struct.pack("IHHII", 16 + len(body), msg_type, flags | F_REQUEST | F_ACK, 1, 0)

@@ -15,6 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from wggw.backends.wireguard import (
     ZERO_KEY_B64,
@@ -139,7 +140,8 @@ def encode_set(ifname: str, peers: list[dict]):
 
 def merge_dump(ifname: str, messages) -> WgDeviceState:
     """Fold every message of a GET_DEVICE dump into one state, merging peers by key."""
-    public_key, port, peers, fwmark = None, 0, {}, 0
+    public_key, port, fwmark = None, 0, 0
+    peers: dict[str, dict[str, Any]] = {}  # raw fields per key, merged across messages
     for msg in messages:
         fwmark = msg.get_attr("WGDEVICE_A_FWMARK") or fwmark
         if msg.get_attr("WGDEVICE_A_PUBLIC_KEY") is not None:

@@ -10,6 +10,7 @@ known) and, where the host can be read, at `tenant add`.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from wggw.core.errors import HostConflictError
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # desired.py calls `check`: no import cycle at run time
     from wggw.core.desired import HostFacts
 
 
-def _same(a: str | None, b) -> bool:
+def _same(a: str | None, b: object) -> bool:
     try:
         return a is not None and ipaddress.ip_address(a) == ipaddress.ip_address(str(b))
     except ValueError:
@@ -42,7 +43,7 @@ def egress_conflict(t: Tenant, facts: HostFacts) -> str | None:
     return None
 
 
-def check(tenants, facts: HostFacts) -> None:
+def check(tenants: Iterable[Tenant], facts: HostFacts) -> None:
     """Raise HostConflictError for the first tenant whose egress conflicts with the host."""
     for t in tenants:
         problem = egress_conflict(t, facts)

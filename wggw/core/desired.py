@@ -7,11 +7,12 @@ free of I/O and is unit tested without root.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from wggw.core import conflicts, naming, ruletree
 from wggw.core.errors import ValidationError
-from wggw.core.model import Interface, Peer, State, Tenant, gateway_address
+from wggw.core.model import Interface, IPInterface, Peer, State, Tenant, gateway_address
 from wggw.core.nftables import NftSpec, render
 from wggw.core.ruletree import RuleSpec
 from wggw.core.tcguard import EGRESS, INGRESS, TcSpec
@@ -93,7 +94,7 @@ class Desired:
 
 
 def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
-    def allowed(addrs) -> tuple[str, ...]:
+    def allowed(addrs: Iterable[IPInterface]) -> tuple[str, ...]:
         return tuple(sorted(str(a.network) for a in addrs))
 
     # No persistent keepalive from the gateway's side: `peer.keepalive` is the client's
@@ -111,7 +112,7 @@ def _device(iface: Interface, state: State) -> WgDeviceSpec:
     return device_spec(iface, [p for p in state.peers if p.tenant in tenants])
 
 
-def device_spec(iface: Interface, peers) -> WgDeviceSpec:
+def device_spec(iface: Interface, peers: Iterable[Peer]) -> WgDeviceSpec:
     """The WireGuard device with these peers (all of its tenants', or one peer's for a
     one-peer reconcile)."""
     specs = [s for p in peers for s in _peer_specs(p)]
@@ -158,6 +159,7 @@ def _egress_addresses(t: Tenant, facts: HostFacts) -> list[AddrSpec]:
     out = []
     for ip in t.egress:  # none is on the host already: core/conflicts.py refused those
         default = _default_route(t, ip.version, facts)
+        assert default is not None  # the tenant has an egress in this family
         out.append(AddrSpec(default.dev, f"{ip}/{ip.max_prefixlen}", egress=True))
     return out
 

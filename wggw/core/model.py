@@ -82,7 +82,7 @@ class State:
     interfaces: tuple[Interface, ...] = ()
     tenants: tuple[Tenant, ...] = ()
     peers: tuple[Peer, ...] = ()
-    meta: dict = field(default_factory=dict, compare=False)
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
 
     def tenants_of(self, interface: str) -> tuple[Tenant, ...]:
         return tuple(t for t in self.tenants if t.interface == interface)

@@ -71,7 +71,7 @@ def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
 
 def _declarations(
     ifaces: list[str], fams: dict[int, dict[str, list[str]]]
-) -> tuple[list[str], dict]:
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
     lines = [_set("wg_ifaces", "ifname", [f'"{i}"' for i in ifaces], interval=False)]
     elements = {"wg_ifaces": tuple(sorted(ifaces))}
     for v, d in fams.items():

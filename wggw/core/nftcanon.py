@@ -63,7 +63,7 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def parse(objs: list[dict]) -> ParsedTable:
+def parse(objs: list[dict[str, Any]]) -> ParsedTable:
     digest = None
     elements: dict[str, tuple[str, ...]] = {}
     body = []

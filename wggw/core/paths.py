@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from wggw.core import naming
 from wggw.core.desired import Desired, RouteSpec
+from wggw.core.model import IPNetwork, State
 
 # Where a probe packet goes: addresses on the internet side, reached by the default route.
 # A lookup sends nothing; documentation ranges keep even a mistake harmless.
@@ -54,7 +56,8 @@ class Answer:
     def describe(self) -> str:
         if self.error:
             return f"no route ({self.error})"
-        parts = [f"table {TABLE_NAMES.get(self.table, self.table)}"]
+        table = self.table if self.table is None else TABLE_NAMES.get(self.table, self.table)
+        parts = [f"table {table}"]
         parts += [f"via {self.gateway}"] if self.gateway else []
         parts += [f"dev {self.dev}"] if self.dev else []
         parts += [f"src {self.src}"] if self.src else []
@@ -110,13 +113,13 @@ def _within(addr: str, cidr: str | None) -> bool:
     return cidr is None or ipaddress.ip_address(addr) in ipaddress.ip_network(cidr, strict=False)
 
 
-def _probe_src(pool) -> str:
+def _probe_src(pool: IPNetwork) -> str:
     """The first peer address of the pool (the gateway has the first host)."""
     n = 2 if pool.num_addresses > 2 else 0
     return str(pool.network_address + n)
 
 
-def probes(state, desired: Desired) -> list[Probe]:
+def probes(state: State, desired: Desired) -> list[Probe]:
     """One probe per tenant and family of its pools."""
     defaults = {(r.family, r.table): r for r in desired.routes if r.dst == "default"}
     out = []
@@ -173,7 +176,7 @@ def expected_text(p: Probe) -> str:
     return Answer(e.table, e.dev, e.src, e.gateway).describe()
 
 
-def judge(p: Probe, got: Answer, rules: list[ForeignRule]) -> dict:
+def judge(p: Probe, got: Answer, rules: list[ForeignRule]) -> dict[str, Any]:
     """One entry of `status`'s `paths` list (a JSON contract: README)."""
     ok = right(p, got)
     rule = None if ok else culprit(p, got, rules)

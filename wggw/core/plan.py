@@ -15,7 +15,7 @@ from wggw.core.keys import Secret, clamped, public_of
 from wggw.core.nftables import NftSpec
 from wggw.core.ruletree import RuleSpec
 from wggw.core.tcguard import TcSpec
-from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
+from wggw.core.wgtypes import WgDeviceSpec, WgDeviceState, WgPeerSpec
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class DeleteDevice(Change):
 # ---- planning -----------------------------------------------------------------
 
 
-def plan_device(name: str, want, have: WgDeviceState | None) -> list[Change]:
+def plan_device(name: str, want: WgDeviceSpec, have: WgDeviceState | None) -> list[Change]:
     """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
     out: list[Change] = []
     if have is None:
@@ -233,7 +233,7 @@ def plan_device(name: str, want, have: WgDeviceState | None) -> list[Change]:
     # when it differs, and clamped, as the kernel keeps it (re-sending an unchanged key that the
     # kernel holds clamped would reset every session).
     new_key = have is None or have.public_key != public_of(want.private_key)
-    if new_key or have.listen_port != want.listen_port or have.fwmark:
+    if have is None or new_key or have.listen_port != want.listen_port or have.fwmark:
         out.append(
             ConfigureDevice(name, clamped(want.private_key) if new_key else None, want.listen_port)
         )
@@ -252,10 +252,10 @@ def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], li
     something else is replaced in place (atomic); every other route in wggw's tables that is
     not wanted, field for field, is deleted."""
 
-    def key(r: RouteSpec):
+    def key(r: RouteSpec) -> tuple[int, int, str, int]:
         return (r.family, r.table, r.dst, r.metric)
 
-    have: dict[tuple, list[RouteSpec]] = {}
+    have: dict[tuple[int, int, str, int], list[RouteSpec]] = {}
     for r in sorted(observed.routes):
         have.setdefault(key(r), []).append(r)
     adds: list[Change] = []

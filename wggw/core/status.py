@@ -4,18 +4,37 @@ contract documented in the README."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
 from wggw.core.timefmt import iso
+
+if TYPE_CHECKING:
+    from wggw.core.model import State
+    from wggw.core.plan import Change, Observed
+
+
+class Reconciled(Protocol):
+    """What `build` reads of a reconcile result (ops' type: the core does not import ops)."""
+
+    @property
+    def observed(self) -> Observed: ...
+    @property
+    def changes(self) -> list[Change]: ...
+
 
 ACTIVE_WINDOW = 180.0  # a handshake within 3 minutes: WireGuard re-keys every 2
 
 
-def build(state, result, now: float, paths=()) -> dict:
+def build(
+    state: State, result: Reconciled, now: float, paths: Iterable[dict[str, Any]] = ()
+) -> dict[str, Any]:
     tenant_iface = {t.name: t.interface for t in state.tenants}
     seen = {}
     for dev in result.observed.wg.values():
         for key, peer in dev.peers.items():
             seen[key] = (dev.name, peer)
-    peers = []
+    peers: list[dict[str, Any]] = []
     for p in state.peers:
         name, live = seen.get(p.public_key, (None, None))
         hs = live.last_handshake if live else 0.0
@@ -34,9 +53,9 @@ def build(state, result, now: float, paths=()) -> dict:
                 "tx_bytes": live.tx_bytes if live else 0,
             }
         )
-    by_tenant: dict[str, list[dict]] = {}
-    for p in peers:  # one pass: a scan per tenant would be tenants x peers
-        by_tenant.setdefault(p["tenant"], []).append(p)
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    for entry in peers:  # one pass: a scan per tenant would be tenants x peers
+        by_tenant.setdefault(entry["tenant"], []).append(entry)
     tenants = []
     for t in state.tenants:
         mine = by_tenant.get(t.name, [])

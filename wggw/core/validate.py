@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from wggw.core import keys, naming
 from wggw.core.errors import NotFoundError, ValidationError
@@ -116,8 +117,12 @@ def cidr(field: str, value: str) -> IPNetwork:
     return net
 
 
-def one_per_family(field: str, values: Iterable) -> tuple:
-    seen: dict[int, object] = {}
+_T = TypeVar("_T")
+_Versioned = TypeVar("_Versioned", IPAddress, IPNetwork)
+
+
+def one_per_family(field: str, values: Iterable[_Versioned]) -> tuple[_Versioned, ...]:
+    seen: dict[int, _Versioned] = {}
     for v in values:
         if v.version in seen:
             raise ValidationError(
@@ -342,7 +347,7 @@ def key_free(user: tuple[str, str] | None, field: str = "public-key") -> None:
     raise ValidationError(field, f"is the public key of interface {holder}")
 
 
-def found(field: str, obj, what: str):
+def found(field: str, obj: _T | None, what: str) -> _T:
     """`obj` (a point read's answer), or NotFoundError in the words of the find_* functions."""
     if obj is None:
         raise NotFoundError(field, f"no {field} named {what}")

@@ -151,7 +151,7 @@ class Lab:
     # --- building ----------------------------------------------------------------------------
     def _add_ns(self, label: str, cls: type, **kw: object) -> Namespace:
         assert self.box is not None
-        ns = self.box.add_ns(label, cls, **kw)
+        ns: Namespace = self.box.add_ns(label, cls, **kw)
         if label != "gw":
             # Only the gateway keeps IPv6 duplicate address detection: it is wggw's host and its
             # egress addresses should behave as in production. Elsewhere DAD only delays the
@@ -215,6 +215,7 @@ class Lab:
         def ready() -> bool:
             if proc.poll() is not None:
                 raise LabError(f"HTTP server in {inet.name} exited: {self._log('inet-http.log')}")
+            assert proc.stdout is not None  # started with stdout=PIPE
             buf.extend(proc.stdout.read() or b"")
             return b"ready" in buf
 

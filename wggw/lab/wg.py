@@ -35,7 +35,8 @@ class ClientConf:
 def parse_client_conf(text: str) -> ClientConf:
     """Read Address/MTU/DNS of [Interface] and Endpoint of the first [Peer] (keys
     case-insensitive)."""
-    section, values = "", {"address": [], "mtu": [], "dns": [], "endpoint": []}
+    values: dict[str, list[str]] = {"address": [], "mtu": [], "dns": [], "endpoint": []}
+    section = ""
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if line.startswith("["):

@@ -63,12 +63,15 @@ class Report:
         }
 
 
+def _retiring_fingerprint(p: Peer) -> str:
+    assert p.retiring is not None  # the policy retires only peers that have a retiring key
+    return keys.fingerprint(p.retiring.public_key)
+
+
 def _would(d: policy.Decision, report: Report) -> None:
     """Fill a dry-run report from a decision, changing nothing."""
     report.expired = [p.ref for p in d.expire]
-    report.retired = [
-        {"peer": p.ref, "old": keys.fingerprint(p.retiring.public_key)} for p in d.retire
-    ]
+    report.retired = [{"peer": p.ref, "old": _retiring_fingerprint(p)} for p in d.retire]
     report.rotated = [
         {"peer": p.ref, "old": keys.fingerprint(p.public_key), "new": "(new)"} for p in d.rotate
     ]
@@ -86,7 +89,7 @@ def _retire_and_expire(tx, d: policy.Decision, report: Report) -> None:
         tx.record_event("peer.expire", p.ref, {"public_key": p.public_key})
         report.expired.append(p.ref)
     for p in d.retire:
-        old = keys.fingerprint(p.retiring.public_key)
+        old = _retiring_fingerprint(p)
         tx.update_peer(replace(p, retiring=None))
         tx.record_event("key.retire", p.ref, {"old": old})
         report.retired.append({"peer": p.ref, "old": old})

@@ -6,11 +6,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Peer, RetiringKey, Tenant
+
+# A stored row: sqlite3.Row from the store, or a plain mapping with the same columns.
+Row = Mapping[str, Any] | sqlite3.Row
 
 
 def _dump(values) -> str:
@@ -78,7 +82,7 @@ def tenant_to_row(t: Tenant) -> dict[str, Any]:
     }
 
 
-def tenant_from_row(r: Mapping[str, Any]) -> Tenant:
+def tenant_from_row(r: Row) -> Tenant:
     return Tenant(
         name=r["name"],
         interface=r["interface"],
@@ -117,7 +121,7 @@ def peer_to_row(p: Peer) -> dict[str, Any]:
     return row
 
 
-def peer_from_row(r: Mapping[str, Any]) -> Peer:
+def peer_from_row(r: Row) -> Peer:
     retiring = None
     if r["retiring_public_key"] is not None:
         retiring = RetiringKey(

@@ -383,7 +383,7 @@ class SqliteStore(Store):
         )
 
     def events(self, subject: str | None = None) -> list[dict]:
-        sql, args = "SELECT * FROM events ORDER BY id", ()
+        sql, args = "SELECT * FROM events ORDER BY id", tuple[str, ...]()
         if subject is not None:
             sql, args = "SELECT * FROM events WHERE subject = ? ORDER BY id", (subject,)
         with _sqlite_errors(self.path):

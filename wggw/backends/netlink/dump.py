@@ -38,7 +38,7 @@ _U8 = lambda b: b[0]  # noqa: E731
 _STR = lambda b: b.split(b"\0", 1)[0].decode(errors="replace")  # noqa: E731
 
 
-def _info_kind(payload: bytes) -> str:
+def _info_kind(payload: bytes) -> str | None:
     """IFLA_INFO_KIND (1) inside the nested IFLA_LINKINFO: "tun", "wireguard", "veth", ..."""
     found: dict = {}
     _attrs(payload, 0, len(payload), {1: ("kind", _STR)}, 0, found)
@@ -233,4 +233,4 @@ def rules(family: int) -> list[dict]:
 
 def iter_names() -> Iterator[tuple[int, str]]:
     for link in links():
-        yield link["index"], link.get("IFLA_IFNAME")
+        yield link["index"], link["IFLA_IFNAME"]  # the kernel names every link

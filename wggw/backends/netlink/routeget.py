@@ -88,7 +88,10 @@ def _route_get(s: socket.socket, p: Probe, names: dict[str, int], devs: dict[int
             if msg["type"] in RTN_NAMES and msg["type"] != 2:
                 return Answer(table=table, error=f"{RTN_NAMES[msg['type']]} route")
             return Answer(
-                table, devs.get(msg.get("RTA_OIF")), msg.get("RTA_PREFSRC"), msg.get("RTA_GATEWAY")
+                table,
+                devs.get(msg.get("RTA_OIF", 0)),
+                msg.get("RTA_PREFSRC"),
+                msg.get("RTA_GATEWAY"),
             )
         off += (length + 3) & ~3
     return Answer(error="no answer")

@@ -75,11 +75,11 @@ def observe_facts() -> HostFacts:
                 continue
             metric = r.get("RTA_PRIORITY") or 0
             if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
-                best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
+                best = (metric, DefaultRoute(names[r["RTA_OIF"]], r.get("RTA_GATEWAY")))
         if best:
             defaults[v] = best[1]
     foreign = {
-        str(ipaddress.ip_address(a.get("IFA_ADDRESS"))): names.get(a["index"], "")
+        str(ipaddress.ip_address(a.get("IFA_ADDRESS", ""))): names.get(a["index"], "")
         for a in nldump.addresses()
         if a.get("IFA_PROTO") != naming.ADDR_PROTO
     }
@@ -94,8 +94,8 @@ def observe_facts() -> HostFacts:
 def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
     owned = set(owned)
     return {
-        link.get("IFLA_IFNAME"): ObservedLink(
-            link.get("IFLA_IFNAME"), link.get("IFLA_MTU"), bool(link["flags"] & IFF_UP)
+        link["IFLA_IFNAME"]: ObservedLink(
+            link["IFLA_IFNAME"], link["IFLA_MTU"], bool(link["flags"] & IFF_UP)
         )
         for link in nldump.links()
         if link.get("IFLA_IFNAME") in owned
@@ -108,10 +108,10 @@ def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
     out = set()
     names = _names()
     for a in nldump.addresses():
-        ifname = names.get(a["index"])
+        ifname = names.get(a["index"], "")
         if a.get("IFA_PROTO") != naming.ADDR_PROTO and ifname not in owned_links:
             continue  # not ours: skip before the (comparatively slow) address parsing
-        ip = ipaddress.ip_address(a.get("IFA_LOCAL") or a.get("IFA_ADDRESS"))
+        ip = ipaddress.ip_address(a.get("IFA_LOCAL") or a.get("IFA_ADDRESS", ""))
         if ip.is_link_local:
             continue  # the kernel's own fe80:: addresses
         cidr = f"{ip}/{a['prefixlen']}"
