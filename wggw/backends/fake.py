@@ -42,7 +42,7 @@ from wggw.core.wgtypes import WgDeviceState, WgPeerState
 
 
 class FakeSystem:
-    def __init__(self, links=("eth0",)):
+    def __init__(self, links: tuple[str, ...] = ("eth0",)) -> None:
         self.facts_ = HostFacts(
             {4: DefaultRoute("eth0", "192.0.2.254"), 6: DefaultRoute("eth0", "2001:db8::fe")},
             frozenset({"192.0.2.1"}),
@@ -54,9 +54,8 @@ class FakeSystem:
         self.kicked: list[tuple[str, str]] = []
         self.foreign: list = []  # foreign ip rules (core.paths.ForeignRule) set by a test
         self.main_routes: dict = {}  # family -> [RouteSpec] that a foreign rule leads to
-        self.private_keys: dict[
-            str, str
-        ] = {}  # device -> clamped private key, as the kernel keeps it
+        # device -> clamped private key, as the kernel keeps it
+        self.private_keys: dict[str, str] = {}
         self.session_resets: dict[str, int] = {}  # device -> times a key SET expired its sessions
 
     def facts(self) -> HostFacts:
