@@ -12,7 +12,7 @@ import ipaddress
 from wggw.core import keys
 
 from . import fleet as fleet_mod
-from .lab import Bench, GW_UPLINK, LISTEN_PORT
+from .lab import GW_UPLINK, LISTEN_PORT, Bench
 from .measure import summary, wggw
 
 POOL = ipaddress.ip_network("10.128.0.0/14")  # room for 250,000 peers in one tenant

@@ -34,7 +34,10 @@ def floor_site(bench: Bench, label: str, base: fleet_mod.Fleet) -> float:
     try:
         fl = base.on(site.ifname)
         fleet_mod.write_store(fl, site.dir / "state")
-        out = in_ns(site.gw, [sys.executable, "-m", "benchmarks.floor", str(site.dir / "state"), site.ifname])
+        out = in_ns(
+            site.gw,
+            [sys.executable, "-m", "benchmarks.floor", str(site.dir / "state"), site.ifname],
+        )
         return float(out.stdout.split()[-1])
     finally:
         site.close()
@@ -52,12 +55,21 @@ def cold_apply(bench: Bench, tenants: int, peers: int, repeats: int, log) -> dic
         site.close()
         n.append(nsample.seconds)
         f.append(floor_site(bench, f"cf{tenants}r{r}", base))
-        log(f"cold apply {tenants}x{peers} run {r + 1}/{repeats}: wggw {w[-1]:.2f}s naive {n[-1]:.2f}s "
-            f"floor {f[-1]:.2f}s")
-    return {"tenants": tenants, "peers": tenants * peers, "wggw_s": summary(w), "naive_s": summary(n),
-            "floor_s": summary(f), "wggw_maxrss_mb": summary(rss),
-            "speedup_vs_naive": summary([b / a for a, b in zip(w, n)]),
-            "wggw_over_floor": summary([a / c for a, c in zip(w, f)])}
+        log(
+            f"cold apply {tenants}x{peers} run {r + 1}/{repeats}: "
+            f"wggw {w[-1]:.2f}s naive {n[-1]:.2f}s "
+            f"floor {f[-1]:.2f}s"
+        )
+    return {
+        "tenants": tenants,
+        "peers": tenants * peers,
+        "wggw_s": summary(w),
+        "naive_s": summary(n),
+        "floor_s": summary(f),
+        "wggw_maxrss_mb": summary(rss),
+        "speedup_vs_naive": summary([b / a for a, b in zip(w, n, strict=True)]),
+        "wggw_over_floor": summary([a / c for a, c in zip(w, f, strict=True)]),
+    }
 
 
 def one_peer(site: Site, fl, nsite: Site, spec, repeats: int) -> dict:
@@ -67,7 +79,9 @@ def one_peer(site: Site, fl, nsite: Site, spec, repeats: int) -> dict:
     two-command way (`peer add`, then `apply`)."""
     sd = site.dir / "state"
     tenant = fl.tenant_list[-1].name
-    w: dict[str, list[float]] = {k: [] for k in ("add_s", "remove_s", "add_two_commands_s", "remove_two_commands_s")}
+    w: dict[str, list[float]] = {
+        k: [] for k in ("add_s", "remove_s", "add_two_commands_s", "remove_two_commands_s")
+    }
     n: dict[str, list[float]] = {"add_s": [], "remove_s": []}
     rss = []
     for verb, key in (("add", "add_s"), ("remove", "remove_s")):
@@ -82,17 +96,24 @@ def one_peer(site: Site, fl, nsite: Site, spec, repeats: int) -> dict:
             b = wggw(site.gw, sd, "apply", "-q")
             w[key].append(a.seconds + b.seconds)
             rss += [a.maxrss_mb, b.maxrss_mb]
-    ratios = {f"{k[:-2]}_over_naive": summary([a / b for a, b in zip(w[k], n[k])]) for k in n}
-    return {"wggw": {**{k: summary(v) for k, v in w.items()}, **ratios, "maxrss_mb": max(rss)},
-            "naive": {k: summary(v) for k, v in n.items()}}
+    ratios = {
+        f"{k[:-2]}_over_naive": summary([a / b for a, b in zip(w[k], n[k], strict=True)]) for k in n
+    }
+    return {
+        "wggw": {**{k: summary(v) for k, v in w.items()}, **ratios, "maxrss_mb": max(rss)},
+        "naive": {k: summary(v) for k, v in n.items()},
+    }
 
 
 def read_only(site: Site, repeats: int) -> dict:
     sd = site.dir / "state"
     plan = [wggw(site.gw, sd, "plan", "--detailed-exitcode") for _ in range(repeats)]
     status = [wggw(site.gw, sd, "status", "--json") for _ in range(repeats)]
-    return {"plan_s": summary([s.seconds for s in plan]), "status_s": summary([s.seconds for s in status]),
-            "maxrss_mb": max(s.maxrss_mb for s in plan + status)}
+    return {
+        "plan_s": summary([s.seconds for s in plan]),
+        "status_s": summary([s.seconds for s in status]),
+        "maxrss_mb": max(s.maxrss_mb for s in plan + status),
+    }
 
 
 def rotation(site: Site, fl, spec, repeats: int) -> dict:
@@ -101,7 +122,7 @@ def rotation(site: Site, fl, spec, repeats: int) -> dict:
     sd = site.dir / "state"
     db, backup = sd / "wggw.db", site.dir / "wggw.db.before-rotation"
     shutil.copy2(db, backup)
-    w, n, rss = [], [], []
+    w, _n, rss = [], [], []
     for _ in range(repeats):
         s = wggw(site.gw, sd, "rotate", "--older-than", "30d", "--json")
         w.append(s.seconds)

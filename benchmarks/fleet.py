@@ -36,11 +36,17 @@ class Fleet:
     def n_peers(self) -> int:
         return len(self.peer_list)
 
-    def on(self, ifname: str) -> "Fleet":
+    def on(self, ifname: str) -> Fleet:
         """The same tenants and keys on another interface name (another site of the run)."""
         iface = replace(self.iface, name=ifname)
-        return Fleet(ifname, self.tenants, self.peers, iface,
-                     [replace(t, interface=ifname) for t in self.tenant_list], self.peer_list)
+        return Fleet(
+            ifname,
+            self.tenants,
+            self.peers,
+            iface,
+            [replace(t, interface=ifname) for t in self.tenant_list],
+            self.peer_list,
+        )
 
 
 def make(ifname: str, tenants: int, peers: int, now: float | None = None) -> Fleet:
@@ -49,13 +55,31 @@ def make(ifname: str, tenants: int, peers: int, now: float | None = None) -> Fle
     iface = Interface(ifname, LISTEN_PORT, f"{GW_UPLINK}:{LISTEN_PORT}", priv, pub)
     ts, ps = [], []
     for i in range(tenants):
-        ts.append(Tenant(f"t{i}", ifname, (ipaddress.ip_network(pool(i)),),
-                         (ipaddress.ip_address(egress(i)),), 60000 + i, uplink="uplink0"))
+        ts.append(
+            Tenant(
+                f"t{i}",
+                ifname,
+                (ipaddress.ip_network(pool(i)),),
+                (ipaddress.ip_address(egress(i)),),
+                60000 + i,
+                uplink="uplink0",
+            )
+        )
         for j in range(peers):
             k, kp = keys.keypair()
             created = now - OLD if j == 0 else now
-            ps.append(Peer(f"t{i}", f"p{j}", kp, (ipaddress.ip_interface(peer_addr(i, j) + "/32"),),
-                           created, private_key=k, psk=keys.generate_psk(), created_at=created))
+            ps.append(
+                Peer(
+                    f"t{i}",
+                    f"p{j}",
+                    kp,
+                    (ipaddress.ip_interface(peer_addr(i, j) + "/32"),),
+                    created,
+                    private_key=k,
+                    psk=keys.generate_psk(),
+                    created_at=created,
+                )
+            )
     return Fleet(ifname, tenants, peers, iface, ts, ps)
 
 
@@ -71,12 +95,30 @@ def write_store(fleet: Fleet, state_dir: Path) -> None:
 def write_naive(fleet: Fleet, directory: Path) -> Path:
     """The naive manager's input: one 0600 JSON file with every key inline (what a shell
     tool's config directory amounts to)."""
-    spec = {"ifname": fleet.ifname, "listen_port": LISTEN_PORT, "private_key": fleet.iface.private_key.reveal(),
-            "tenants": [{"pool": str(t.pools[0]), "egress": str(t.egress[0]), "table": t.table,
-                         "gateway": f"{next(t.pools[0].hosts())}/{t.pools[0].prefixlen}"}
-                        for t in fleet.tenant_list],
-            "peers": [{"tenant": p.tenant, "name": p.name, "public_key": p.public_key, "psk": p.psk.reveal(),
-                       "allowed": str(p.addresses[0])} for p in fleet.peer_list]}
+    spec = {
+        "ifname": fleet.ifname,
+        "listen_port": LISTEN_PORT,
+        "private_key": fleet.iface.private_key.reveal(),
+        "tenants": [
+            {
+                "pool": str(t.pools[0]),
+                "egress": str(t.egress[0]),
+                "table": t.table,
+                "gateway": f"{next(t.pools[0].hosts())}/{t.pools[0].prefixlen}",
+            }
+            for t in fleet.tenant_list
+        ],
+        "peers": [
+            {
+                "tenant": p.tenant,
+                "name": p.name,
+                "public_key": p.public_key,
+                "psk": p.psk.reveal(),
+                "allowed": str(p.addresses[0]),
+            }
+            for p in fleet.peer_list
+        ],
+    }
     path = directory / "naive.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -24,15 +24,20 @@ from .lab import GW_UPLINK, INET_ADDR
 
 def batch_lines(want) -> list[str]:
     lines = [f"address add {a.cidr} dev {a.ifname}" for a in sorted(want.addresses)]
-    lines += [r.describe()[len("ip "):] for r in sorted(want.routes)]
-    lines += [r.describe()[len("ip "):].replace("rule ", "rule add ", 1) for r in sorted(want.rules)]
+    lines += [r.describe()[len("ip ") :] for r in sorted(want.routes)]
+    lines += [
+        r.describe()[len("ip ") :].replace("rule ", "rule add ", 1) for r in sorted(want.rules)
+    ]
     return lines
 
 
 def main(state_dir: str, ifname: str) -> None:
     state = open_store(Path(state_dir)).load()
-    facts = HostFacts({4: DefaultRoute("uplink0", INET_ADDR)}, frozenset({GW_UPLINK}),
-                      frozenset({"uplink0", "lo", ifname}))
+    facts = HostFacts(
+        {4: DefaultRoute("uplink0", INET_ADDR)},
+        frozenset({GW_UPLINK}),
+        frozenset({"uplink0", "lo", ifname}),
+    )
     want = compile_state(state, facts)
     dev = want.wg[ifname]
     lines = wg_uapi.device_lines(dev.private_key, dev.listen_port)
@@ -42,8 +47,13 @@ def main(state_dir: str, ifname: str) -> None:
         f.write("\n".join(batch_lines(want)) + "\n")
     start = time.perf_counter()
     env = {**os.environ, "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
-    subprocess.Popen(["wireguard-go", ifname], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True)
+    subprocess.Popen(
+        ["wireguard-go", ifname],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     sock = wg_uapi.socket_path(ifname)
     deadline = time.monotonic() + 10
     while not os.path.exists(sock) and time.monotonic() < deadline:

@@ -2,13 +2,14 @@
 
 A site is a gateway namespace, an "internet" namespace and optionally a client namespace:
 
-    client  eth0 198.51.100.2/24 ---- ul0 198.51.100.1/24  [gw]  uplink0 198.18.0.1/15 ---- eth0 198.19.255.254/15  [inet]
+    client  eth0 198.51.100.2/24 ---- ul0 198.51.100.1/24  [gw]
+            [gw]  uplink0 198.18.0.1/15 ---- eth0 198.19.255.254/15  [inet]
 
 Tenant i has pool 100.(64+i/256).(i%256).0/24 (source addresses only, inside our namespaces) and
 egress 198.18.(1+i/250).(i%250+1) (RFC 2544 range, on-link for inet, so inet answers only
-source-NATed traffic). Ownership and teardown are wggw.lab.sandbox's, as for every lab of the project:
-namespaces `wb-<site>-<role>-<run>`, WireGuard interfaces `wb<run><n>`; `Bench.close()` (from a
-finally block and from atexit) removes exactly what this run created.
+source-NATed traffic). Ownership and teardown are wggw.lab.sandbox's, as for every lab of the
+project: namespaces `wb-<site>-<role>-<run>`, WireGuard interfaces `wb<run><n>`; `Bench.close()`
+(from a finally block and from atexit) removes exactly what this run created.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Bench:
     def add_ns(self, site: str, role: str) -> str:
         return self.box.add_ns(f"{site}-{role}").name
 
-    def site(self, label: str, client: bool = False) -> "Site":
+    def site(self, label: str, client: bool = False) -> Site:
         return Site(self, label, client)
 
     def del_ns(self, name: str) -> list[str]:
@@ -85,14 +86,38 @@ class Site:
         self.dir = bench.workdir / label
         self.dir.mkdir(mode=0o700)
         ip = lambda ns, *a: run(["ip", "-n", ns, *a])  # noqa: E731
-        ip(self.gw, "link", "add", "uplink0", "type", "veth", "peer", "name", "eth0", "netns", self.inet)
+        ip(
+            self.gw,
+            "link",
+            "add",
+            "uplink0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.inet,
+        )
         ip(self.gw, "addr", "add", f"{GW_UPLINK}/15", "dev", "uplink0")
         ip(self.inet, "addr", "add", f"{INET_ADDR}/15", "dev", "eth0")
         for ns, dev in ((self.gw, "uplink0"), (self.inet, "eth0")):
             ip(ns, "link", "set", dev, "up")
         ip(self.gw, "route", "add", "default", "via", INET_ADDR, "dev", "uplink0")
         if self.client:
-            ip(self.gw, "link", "add", "ul0", "type", "veth", "peer", "name", "eth0", "netns", self.client)
+            ip(
+                self.gw,
+                "link",
+                "add",
+                "ul0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                self.client,
+            )
             ip(self.gw, "addr", "add", f"{GW_UNDERLAY}/24", "dev", "ul0")
             ip(self.client, "addr", "add", f"{CLIENT_UNDERLAY}/24", "dev", "eth0")
             ip(self.gw, "link", "set", "ul0", "up")

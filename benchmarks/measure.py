@@ -30,16 +30,25 @@ class Sample:
 
 def env() -> dict[str, str]:
     path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO),
-            "WGGW_BACKEND": "userspace"}
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO),
+        "WGGW_BACKEND": "userspace",
+    }
 
 
 def in_ns(ns: str, argv: list[str], timeout: float = 600.0, ok=(0,)) -> Sample:
     """Run `argv` in `ns` (`ip netns exec` execs it, so the child's rusage is the command's)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, env=env(), cwd=REPO)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env(),
+            cwd=REPO,
+        )
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -56,13 +65,19 @@ def in_ns(ns: str, argv: list[str], timeout: float = 600.0, ok=(0,)) -> Sample:
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode not in ok:
-        raise CommandFailed(f"{' '.join(argv)} in {ns}: exit {proc.returncode}\n{stdout[-2000:]}\n{stderr[-2000:]}")
+        raise CommandFailed(
+            f"{' '.join(argv)} in {ns}: exit {proc.returncode}\n{stdout[-2000:]}\n{stderr[-2000:]}"
+        )
     return Sample(elapsed, usage.ru_maxrss / 1024, stdout)
 
 
 def wggw(ns: str, state_dir: Path, *args: str, ok=(0,), timeout: float = 600.0) -> Sample:
-    return in_ns(ns, [sys.executable, "-m", "wggw.cli.app", "--state-dir", str(state_dir), *args],
-                 ok=ok, timeout=timeout)
+    return in_ns(
+        ns,
+        [sys.executable, "-m", "wggw.cli.app", "--state-dir", str(state_dir), *args],
+        ok=ok,
+        timeout=timeout,
+    )
 
 
 def naive(ns: str, *args: str) -> Sample:
@@ -70,8 +85,13 @@ def naive(ns: str, *args: str) -> Sample:
 
 
 def summary(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values),
-            "runs": [round(v, 6) for v in values]}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "runs": [round(v, 6) for v in values],
+    }
 
 
 def rss_mb(pid: int) -> float:

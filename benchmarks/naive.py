@@ -8,7 +8,8 @@ config file and `wg syncconf`. Secrets go through stdin or 0600 files, never arg
     python3 -m benchmarks.naive apply SPEC        cold apply of everything in SPEC
     python3 -m benchmarks.naive add SPEC          add one peer (new key), regenerate, wg syncconf
     python3 -m benchmarks.naive remove SPEC       remove the last peer, regenerate, wg syncconf
-    python3 -m benchmarks.naive rotate SPEC N     new keys for N peers (one per tenant): one `wg set` each
+    python3 -m benchmarks.naive rotate SPEC N     new keys for N peers (one per tenant):
+                                                  one `wg set` each
     python3 -m benchmarks.naive sync SPEC         regenerate and `wg syncconf` (undo a rotation)
 """
 
@@ -49,29 +50,91 @@ def start_wireguard_go(ifname: str) -> None:
 def apply(spec: dict) -> None:
     ifname = spec["ifname"]
     start_wireguard_go(ifname)
-    sh("wg", "set", ifname, "listen-port", str(spec["listen_port"]), "private-key", "/dev/stdin",
-       stdin=spec["private_key"])
+    sh(
+        "wg",
+        "set",
+        ifname,
+        "listen-port",
+        str(spec["listen_port"]),
+        "private-key",
+        "/dev/stdin",
+        stdin=spec["private_key"],
+    )
     sh("ip", "link", "set", ifname, "mtu", "1420", "up")
     sh("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
     for i, t in enumerate(spec["tenants"]):
         sh("ip", "addr", "add", t["gateway"], "dev", ifname)
         sh("ip", "addr", "add", f"{t['egress']}/32", "dev", UPLINK)
         sh("ip", "route", "add", t["pool"], "dev", ifname, "table", str(t["table"]))
-        sh("ip", "route", "add", "default", "via", NEXT_HOP, "dev", UPLINK, "src", t["egress"],
-           "table", str(t["table"]))
-        sh("ip", "rule", "add", "from", t["pool"], "lookup", str(t["table"]), "pref", str(10000 + i))
-        sh("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", t["pool"], "-o", UPLINK,
-           "-j", "SNAT", "--to-source", t["egress"])
+        sh(
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            NEXT_HOP,
+            "dev",
+            UPLINK,
+            "src",
+            t["egress"],
+            "table",
+            str(t["table"]),
+        )
+        sh(
+            "ip",
+            "rule",
+            "add",
+            "from",
+            t["pool"],
+            "lookup",
+            str(t["table"]),
+            "pref",
+            str(10000 + i),
+        )
+        sh(
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            t["pool"],
+            "-o",
+            UPLINK,
+            "-j",
+            "SNAT",
+            "--to-source",
+            t["egress"],
+        )
     for p in spec["peers"]:
-        sh("wg", "set", ifname, "peer", p["public_key"], "preshared-key", "/dev/stdin",
-           "allowed-ips", p["allowed"], stdin=p["psk"])
+        sh(
+            "wg",
+            "set",
+            ifname,
+            "peer",
+            p["public_key"],
+            "preshared-key",
+            "/dev/stdin",
+            "allowed-ips",
+            p["allowed"],
+            stdin=p["psk"],
+        )
 
 
 def config_text(spec: dict) -> str:
-    lines = ["[Interface]", f"PrivateKey = {spec['private_key']}", f"ListenPort = {spec['listen_port']}"]
+    lines = [
+        "[Interface]",
+        f"PrivateKey = {spec['private_key']}",
+        f"ListenPort = {spec['listen_port']}",
+    ]
     for p in spec["peers"]:
-        lines += ["", "[Peer]", f"PublicKey = {p['public_key']}", f"PresharedKey = {p['psk']}",
-                  f"AllowedIPs = {p['allowed']}"]
+        lines += [
+            "",
+            "[Peer]",
+            f"PublicKey = {p['public_key']}",
+            f"PresharedKey = {p['psk']}",
+            f"AllowedIPs = {p['allowed']}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,8 +160,15 @@ def add_one(spec: dict, path: str) -> None:
     extra = sum(p["name"].startswith("x") for p in spec["peers"])
     _, public = keypair()
     a, b, c, _ = last["allowed"].split("/")[0].split(".")
-    spec["peers"].append({"tenant": last["tenant"], "name": f"x{len(spec['peers'])}", "public_key": public,
-                          "psk": keypair()[0], "allowed": f"{a}.{b}.{c}.{200 + extra}/32"})
+    spec["peers"].append(
+        {
+            "tenant": last["tenant"],
+            "name": f"x{len(spec['peers'])}",
+            "public_key": public,
+            "psk": keypair()[0],
+            "allowed": f"{a}.{b}.{c}.{200 + extra}/32",
+        }
+    )
     syncconf(spec, path)
 
 
@@ -107,8 +177,18 @@ def rotate(spec: dict, n: int) -> None:
     for p in [p for p in spec["peers"] if p["name"] == "p0"][:n]:
         _, public = keypair()
         a, b, c, d = (int(x) for x in p["allowed"].split("/")[0].split("."))
-        sh("wg", "set", spec["ifname"], "peer", public, "preshared-key", "/dev/stdin",
-           "allowed-ips", f"{a}.{b}.{c}.{d + 50}/32", stdin=keypair()[0])
+        sh(
+            "wg",
+            "set",
+            spec["ifname"],
+            "peer",
+            public,
+            "preshared-key",
+            "/dev/stdin",
+            "allowed-ips",
+            f"{a}.{b}.{c}.{d + 50}/32",
+            stdin=keypair()[0],
+        )
 
 
 def main(argv: list[str]) -> None:

@@ -33,13 +33,38 @@ from benchmarks.lab import Bench  # noqa: E402
 from benchmarks.measure import rss_mb, summary  # noqa: E402
 from benchmarks.report import print_table  # noqa: E402
 
-FULL = {"cold": [(10, 10), (100, 10), (1000, 10)], "cold_repeats": [5, 3, 3], "big": (1000, 10),
-        "small": (10, 10), "ops_repeats": 5, "rot_repeats": 3, "dp_tenants": (1, 1000), "dp_rounds": 5,
-        "dp_count": 5000, "dp_seconds": 3.0, "bulk": [1000, 10000, 50000], "bulk_repeats": 3,
-        "bulk_gateway": (1000, 50), "bulk_gateway_repeats": 2}
-QUICK = {"cold": [(10, 10)], "cold_repeats": [2], "big": (10, 10), "small": (2, 5), "ops_repeats": 2,
-         "rot_repeats": 1, "dp_tenants": (1, 20), "dp_rounds": 1, "dp_count": 300, "dp_seconds": 0.5,
-         "bulk": [200], "bulk_repeats": 1, "bulk_gateway": (2, 20), "bulk_gateway_repeats": 1}
+FULL = {
+    "cold": [(10, 10), (100, 10), (1000, 10)],
+    "cold_repeats": [5, 3, 3],
+    "big": (1000, 10),
+    "small": (10, 10),
+    "ops_repeats": 5,
+    "rot_repeats": 3,
+    "dp_tenants": (1, 1000),
+    "dp_rounds": 5,
+    "dp_count": 5000,
+    "dp_seconds": 3.0,
+    "bulk": [1000, 10000, 50000],
+    "bulk_repeats": 3,
+    "bulk_gateway": (1000, 50),
+    "bulk_gateway_repeats": 2,
+}
+QUICK = {
+    "cold": [(10, 10)],
+    "cold_repeats": [2],
+    "big": (10, 10),
+    "small": (2, 5),
+    "ops_repeats": 2,
+    "rot_repeats": 1,
+    "dp_tenants": (1, 20),
+    "dp_rounds": 1,
+    "dp_count": 300,
+    "dp_seconds": 0.5,
+    "bulk": [200],
+    "bulk_repeats": 1,
+    "bulk_gateway": (2, 20),
+    "bulk_gateway_repeats": 1,
+}
 
 
 def log(msg: str) -> None:
@@ -47,11 +72,28 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    ver = lambda *a: subprocess.run(a, capture_output=True, text=True).stdout.strip().splitlines()[:1]  # noqa: E731
-    return {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "wireguard_go": ver("wireguard-go", "--version"), "iptables": ver("iptables", "--version"),
-            "nft": ver("nft", "--version")}
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+
+    def ver(*a):
+        out = subprocess.run(a, capture_output=True, text=True).stdout
+        return out.strip().splitlines()[:1]
+
+    return {
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "wireguard_go": ver("wireguard-go", "--version"),
+        "iptables": ver("iptables", "--version"),
+        "nft": ver("nft", "--version"),
+    }
 
 
 def ops(bench: Bench, cfg: dict, results: dict) -> None:
@@ -63,22 +105,43 @@ def ops(bench: Bench, cfg: dict, results: dict) -> None:
         site, fl, _ = cp.wggw_site(bench, f"o{key}", base)
         nsite, nfl, _, spec = cp.naive_site(bench, f"n{key}", base)
         r = cfg["ops_repeats"]
-        entry = {"tenants": t, "peers": t * p, **cp.one_peer(site, fl, nsite, spec, r), **cp.read_only(site, r)}
+        entry = {
+            "tenants": t,
+            "peers": t * p,
+            **cp.one_peer(site, fl, nsite, spec, r),
+            **cp.read_only(site, r),
+        }
         if key == "big":
-            entry["rotation"] = {**cp.rotation(site, fl, spec, cfg["rot_repeats"]),
-                                 **cp.naive_rotation(nsite, nfl, spec, cfg["rot_repeats"])}
-            results["memory"] = {"wireguard_go_wggw_mb": _wg_rss(site.gw), "wireguard_go_naive_mb": _wg_rss(nsite.gw)}
+            entry["rotation"] = {
+                **cp.rotation(site, fl, spec, cfg["rot_repeats"]),
+                **cp.naive_rotation(nsite, nfl, spec, cfg["rot_repeats"]),
+            }
+            results["memory"] = {
+                "wireguard_go_wggw_mb": _wg_rss(site.gw),
+                "wireguard_go_naive_mb": _wg_rss(nsite.gw),
+            }
         out[key] = entry
-        log(f"operations at {t * p} peers: add {entry['wggw']['add_s']['median']:.2f}s "
-            f"(naive {entry['naive']['add_s']['median']:.2f}s), plan {entry['plan_s']['median']:.2f}s")
+        log(
+            f"operations at {t * p} peers: add {entry['wggw']['add_s']['median']:.2f}s "
+            f"(naive {entry['naive']['add_s']['median']:.2f}s), "
+            f"plan {entry['plan_s']['median']:.2f}s"
+        )
         site.close()
         nsite.close()
 
 
 def _wg_rss(ns: str) -> float:
-    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-    return max((rss_mb(int(p)) for p in pids if b"wireguard-go" in Path(f"/proc/{p}/cmdline").read_bytes()),
-               default=0.0)
+    pids = subprocess.run(
+        ["ip", "netns", "pids", ns], capture_output=True, text=True
+    ).stdout.split()
+    return max(
+        (
+            rss_mb(int(p))
+            for p in pids
+            if b"wireguard-go" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ),
+        default=0.0,
+    )
 
 
 def dataplane(bench: Bench, cfg: dict, results: dict) -> None:
@@ -94,15 +157,20 @@ def dataplane(bench: Bench, cfg: dict, results: dict) -> None:
         log(f"data plane sites with {n} tenant(s) ready")
     raw = dp.measure(sites, cfg["dp_rounds"], cfg["dp_count"], cfg["dp_seconds"], log)
     lo, hi = cfg["dp_tenants"]
-    out = {"tenants": [lo, hi], "path": "client wireguard-go -> gw wireguard-go -> tenant routing + SNAT -> inet"}
+    out = {
+        "tenants": [lo, hi],
+        "path": "client wireguard-go -> gw wireguard-go -> tenant routing + SNAT -> inet",
+    }
     for metric, values in raw.items():
         out[metric] = {k: summary(v) for k, v in values.items()}
         for who in ("wggw", "naive"):
             out[metric][f"{who}_{hi}_over_{lo}"] = summary(
-                [b / a for a, b in zip(values[f"{who}_{lo}"], values[f"{who}_{hi}"])])
+                [b / a for a, b in zip(values[f"{who}_{lo}"], values[f"{who}_{hi}"], strict=True)]
+            )
     results["dataplane"] = out
     results.setdefault("memory", {})["wireguard_go_dataplane_mb"] = {
-        k: _wg_rss(s.gw) for k, s in sites.items()}
+        k: _wg_rss(s.gw) for k, s in sites.items()
+    }
     for s in sites.values():
         s.close()
 
@@ -110,32 +178,51 @@ def dataplane(bench: Bench, cfg: dict, results: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (seconds; CI)")
-    ap.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results[-quick].json)")
-    ap.add_argument("--only", choices=("cold", "ops", "dataplane", "bulk"), action="append",
-                    help="run only these parts")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        help="where to write the results (default benchmarks/results[-quick].json)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=("cold", "ops", "dataplane", "bulk"),
+        action="append",
+        help="run only these parts",
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("run.py needs root (network namespaces, wireguard-go)", file=sys.stderr)
         return 2
     cfg = QUICK if args.quick else FULL
-    default = Path(__file__).resolve().parent / ("results-quick.json" if args.quick else "results.json")
+    default = Path(__file__).resolve().parent / (
+        "results-quick.json" if args.quick else "results.json"
+    )
     path = args.json or default
     parts = args.only or ["cold", "ops", "dataplane", "bulk"]
-    results: dict = {"mode": "quick" if args.quick else "full", "machine": machine(), "started": time.time()}
+    results: dict = {
+        "mode": "quick" if args.quick else "full",
+        "machine": machine(),
+        "started": time.time(),
+    }
     bench = Bench()
     code = 0
     try:
         if "cold" in parts:
-            results["cold_apply"] = [cp.cold_apply(bench, t, p, r, log)
-                                     for (t, p), r in zip(cfg["cold"], cfg["cold_repeats"])]
+            results["cold_apply"] = [
+                cp.cold_apply(bench, t, p, r, log)
+                for (t, p), r in zip(cfg["cold"], cfg["cold_repeats"], strict=True)
+            ]
         if "ops" in parts:
             ops(bench, cfg, results)
         if "dataplane" in parts:
             dataplane(bench, cfg, results)
         if "bulk" in parts:
-            results["bulk"] = {"sizes": bulk.import_and_add(bench, cfg["bulk"], cfg["bulk_repeats"], log),
-                               "gateway": bulk.gateway(bench, *cfg["bulk_gateway"],
-                                                       cfg["bulk_gateway_repeats"], log)}
+            results["bulk"] = {
+                "sizes": bulk.import_and_add(bench, cfg["bulk"], cfg["bulk_repeats"], log),
+                "gateway": bulk.gateway(
+                    bench, *cfg["bulk_gateway"], cfg["bulk_gateway_repeats"], log
+                ),
+            }
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True

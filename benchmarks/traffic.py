@@ -4,7 +4,8 @@
     python3 -m benchmarks.traffic connrate ADDR PORT COUNT SECONDS
         sequential TCP connect + RST; prints "<connections> <seconds> <failures>"
     python3 -m benchmarks.traffic flood ADDR PORT SECONDS SIZE
-        UDP datagrams of SIZE payload bytes as fast as one core sends them; prints "<sent> <seconds>"
+        UDP datagrams of SIZE payload bytes as fast as one core sends them;
+        prints "<sent> <seconds>"
 
 Targets must be inside the RFC 2544 benchmark range 198.18.0.0/15, which only our namespaces use.
 """
@@ -39,7 +40,7 @@ def serve(addr: str, port: int, seconds: float) -> None:
     while time.monotonic() < deadline:
         try:
             conn, _ = srv.accept()
-        except socket.timeout:
+        except TimeoutError:
             continue
         conn.close()
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from typer.testing import CliRunner
@@ -59,6 +59,17 @@ def gw(cli: Run) -> Run:
     """A store with interface wg0 and tenant acme (dual-stack pools and egress)."""
     cli("init")
     cli("interface", "add", "wg0", "--listen-port", "51820", "--endpoint", "vpn.example.com:51820")
-    cli("tenant", "add", "acme", "--pool", "10.10.0.0/24", "--pool", "fd00:10::/64",
-        "--egress", "203.0.113.10", "--egress", "2001:db8::10")
+    cli(
+        "tenant",
+        "add",
+        "acme",
+        "--pool",
+        "10.10.0.0/24",
+        "--pool",
+        "fd00:10::/64",
+        "--egress",
+        "203.0.113.10",
+        "--egress",
+        "2001:db8::10",
+    )
     return cli

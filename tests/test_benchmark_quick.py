@@ -19,13 +19,25 @@ SUMMARY = {"median", "min", "max", "n", "runs"}
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, wireguard-go)")
 def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["mode"] == "quick" and not r.get("interrupted")
     cold = r["cold_apply"][0]
-    for key in ("wggw_s", "naive_s", "floor_s", "speedup_vs_naive", "wggw_over_floor", "wggw_maxrss_mb"):
+    for key in (
+        "wggw_s",
+        "naive_s",
+        "floor_s",
+        "speedup_vs_naive",
+        "wggw_over_floor",
+        "wggw_maxrss_mb",
+    ):
         assert SUMMARY <= set(cold[key]), key
     for size in ("small", "big"):
         ops = r["operations"][size]
@@ -39,8 +51,14 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
     dp = r["dataplane"]
     lo, hi = dp["tenants"]
     for metric in ("conn_per_s", "udp64_rx_pps"):
-        for key in (f"wggw_{lo}", f"wggw_{hi}", f"naive_{lo}", f"naive_{hi}",
-                    f"wggw_{hi}_over_{lo}", f"naive_{hi}_over_{lo}"):
+        for key in (
+            f"wggw_{lo}",
+            f"wggw_{hi}",
+            f"naive_{lo}",
+            f"naive_{hi}",
+            f"wggw_{hi}_over_{lo}",
+            f"naive_{hi}_over_{lo}",
+        ):
             assert SUMMARY <= set(dp[metric][key]), (metric, key)
             assert dp[metric][key]["median"] > 0, (metric, key)
     assert r["memory"]["wireguard_go_wggw_mb"] > 0

@@ -8,12 +8,31 @@ import os
 import stat
 
 import pytest
-
 from wggwtest import dump
 
-TENANT_FIELDS = {"name", "interface", "pools", "egress", "uplink", "via", "table", "rotate_after", "peers"}
-PEER_FIELDS = {"name", "tenant", "public_key", "addresses", "key_created_at", "expires_at", "keepalive", "dns",
-               "has_private_key", "retiring"}
+TENANT_FIELDS = {
+    "name",
+    "interface",
+    "pools",
+    "egress",
+    "uplink",
+    "via",
+    "table",
+    "rotate_after",
+    "peers",
+}
+PEER_FIELDS = {
+    "name",
+    "tenant",
+    "public_key",
+    "addresses",
+    "key_created_at",
+    "expires_at",
+    "keepalive",
+    "dns",
+    "has_private_key",
+    "retiring",
+}
 INTERFACE_FIELDS = {"name", "listen_port", "endpoint", "mtu", "public_key", "tenants"}
 
 
@@ -49,15 +68,27 @@ def test_json_fields_are_the_contract(gw, state_dir):
     gw("peer", "add", "acme/alice", "--expires", "2099-01-31T12:00:00Z")
     tenant = json.loads(gw("tenant", "show", "acme", "--json").stdout)
     assert set(tenant) == TENANT_FIELDS
-    assert tenant == {"name": "acme", "interface": "wg0", "pools": ["10.10.0.0/24", "fd00:10::/64"],
-                      "egress": ["203.0.113.10", "2001:db8::10"], "uplink": None, "via": [], "table": 60000,
-                      "rotate_after": None, "peers": 1}
+    assert tenant == {
+        "name": "acme",
+        "interface": "wg0",
+        "pools": ["10.10.0.0/24", "fd00:10::/64"],
+        "egress": ["203.0.113.10", "2001:db8::10"],
+        "uplink": None,
+        "via": [],
+        "table": 60000,
+        "rotate_after": None,
+        "peers": 1,
+    }
     peer = json.loads(gw("peer", "show", "acme/alice", "--json").stdout)
     assert set(peer) == PEER_FIELDS | {"rotations"}  # show adds the key's audit trail
     assert peer["rotations"] == []
     assert peer["addresses"] == ["10.10.0.2/32", "fd00:10::2/128"]
     assert peer["expires_at"] == "2099-01-31T12:00:00Z"
-    assert peer["key_created_at"].endswith("Z") and peer["has_private_key"] is True and peer["retiring"] is None
+    assert (
+        peer["key_created_at"].endswith("Z")
+        and peer["has_private_key"] is True
+        and peer["retiring"] is None
+    )
     iface = json.loads(gw("interface", "show", "wg0", "--json").stdout)
     assert set(iface) == INTERFACE_FIELDS and iface["tenants"] == ["acme"]
     assert [set(p) for p in json.loads(gw("peer", "list", "--json").stdout)] == [PEER_FIELDS]
@@ -67,10 +98,19 @@ def test_json_fields_are_the_contract(gw, state_dir):
 
 def test_listings_never_show_secrets(gw, state_dir):
     gw("peer", "add", "acme/alice")
-    outputs = [gw(*cmd).output for cmd in (
-        ["peer", "list"], ["peer", "list", "--json"], ["peer", "show", "acme/alice"],
-        ["peer", "show", "acme/alice", "--json"], ["tenant", "list"], ["tenant", "show", "acme", "--json"],
-        ["interface", "list"], ["interface", "show", "wg0", "--json"])]
+    outputs = [
+        gw(*cmd).output
+        for cmd in (
+            ["peer", "list"],
+            ["peer", "list", "--json"],
+            ["peer", "show", "acme/alice"],
+            ["peer", "show", "acme/alice", "--json"],
+            ["tenant", "list"],
+            ["tenant", "show", "acme", "--json"],
+            ["interface", "list"],
+            ["interface", "show", "wg0", "--json"],
+        )
+    ]
     outputs.append(gw("peer", "add", "acme/bob").output)
     outputs.append(gw("peer", "add", "acme/carol", "--json").output)
     for secret in _secrets_of(state_dir):
@@ -82,7 +122,9 @@ def test_peer_list_filters_by_tenant(gw):
     gw("peer", "add", "acme/alice")
     gw("peer", "add", "beta/bob")
     peers = json.loads(gw("peer", "list", "--tenant", "beta", "--json").stdout)
-    assert [(p["tenant"], p["name"], p["addresses"]) for p in peers] == [("beta", "bob", ["10.20.0.2/32"])]
+    assert [(p["tenant"], p["name"], p["addresses"]) for p in peers] == [
+        ("beta", "bob", ["10.20.0.2/32"])
+    ]
 
 
 def test_tables_are_allocated_lowest_free(gw):
@@ -111,8 +153,23 @@ def test_own_public_key_stores_no_private_key(gw):
 
 
 def test_tenant_options_are_stored(gw):
-    gw("tenant", "add", "beta", "--pool", "10.20.0.0/24", "--egress", "198.51.100.20", "--uplink", "eth0.100",
-       "--via", "198.51.100.1", "--rotate-after", "90d", "--interface", "wg0")
+    gw(
+        "tenant",
+        "add",
+        "beta",
+        "--pool",
+        "10.20.0.0/24",
+        "--egress",
+        "198.51.100.20",
+        "--uplink",
+        "eth0.100",
+        "--via",
+        "198.51.100.1",
+        "--rotate-after",
+        "90d",
+        "--interface",
+        "wg0",
+    )
     t = json.loads(gw("tenant", "show", "beta", "--json").stdout)
     assert (t["uplink"], t["via"], t["rotate_after"]) == ("eth0.100", ["198.51.100.1"], 90 * 86400)
 
@@ -123,7 +180,7 @@ def test_config_written_0600(gw, tmp_path):
     gw("peer", "config", "acme/alice", "--output", str(out))
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert out.read_text().startswith("# wggw client config")
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temp file left
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 
 @pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])
@@ -146,8 +203,14 @@ def test_reserved_commands_have_help(cli, command):
 
 
 def test_every_noun_has_help(cli):
-    for args in (["--help"], ["interface", "--help"], ["tenant", "--help"], ["peer", "--help"],
-                 ["import", "wg-quick", "--help"], ["export", "wg-quick", "--help"]):
+    for args in (
+        ["--help"],
+        ["interface", "--help"],
+        ["tenant", "--help"],
+        ["peer", "--help"],
+        ["import", "wg-quick", "--help"],
+        ["export", "wg-quick", "--help"],
+    ):
         cli(*args)
 
 
@@ -162,12 +225,14 @@ def test_unexpected_error_is_one_line_exit_1(gw, monkeypatch):
     monkeypatch.delenv("WGGW_DEBUG", raising=False)
     result = gw("peer", "add", "acme/alice", code=1)
     assert result.stderr.strip().splitlines() == [
-        "wggw: error: unexpected RuntimeError: disk on fire (set WGGW_DEBUG=1 for a traceback)"]
+        "wggw: error: unexpected RuntimeError: disk on fire (set WGGW_DEBUG=1 for a traceback)"
+    ]
     assert "do-not-print-me" not in result.output
 
 
 def test_state_dir_from_environment(tmp_path, monkeypatch):
     from typer.testing import CliRunner
+
     from wggw.cli.app import app
 
     monkeypatch.setenv("WGGW_STATE_DIR", str(tmp_path / "env-state"))
@@ -178,5 +243,7 @@ def test_state_dir_from_environment(tmp_path, monkeypatch):
 
 def test_unwritable_output_is_a_usage_error(gw, tmp_path):
     gw("peer", "add", "acme/alice")
-    result = gw("peer", "config", "acme/alice", "--output", str(tmp_path / "no" / "such" / "a.conf"), code=2)
+    result = gw(
+        "peer", "config", "acme/alice", "--output", str(tmp_path / "no" / "such" / "a.conf"), code=2
+    )
     assert "wggw: error: output: cannot write" in result.stderr

@@ -9,9 +9,9 @@ import json
 import time
 
 import pytest
+from wggwtest import dump
 
 from wggw.core import keys
-from wggwtest import dump
 
 
 def _peers(cli) -> list[dict]:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from wggwtest import ROOT, dump
 
 from wggw.core.errors import EXIT_NOPERM, EXIT_PLAN_CHANGES, EXIT_PLAN_USAGE, EXIT_USAGE
 from wggw.ops.privilege import CAP_NET_ADMIN, effective_caps
-from wggwtest import ROOT, dump
 
 
 def one_error_line(result) -> str:
@@ -95,16 +95,27 @@ class Unprivileged:
     top: Path
 
     def wggw(self, *args: str) -> subprocess.CompletedProcess:
-        cmd = [*self.prefix, "env", "-i", *(f"{k}={v}" for k, v in self.env.items()),
-               self.python, "-m", "wggw.cli.app", *args]
+        cmd = [
+            *self.prefix,
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in self.env.items()),
+            self.python,
+            "-m",
+            "wggw.cli.app",
+            *args,
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
 
 
 def _choose(top: Path, env: dict) -> Unprivileged:
     """The first way that runs `wggw --version` (see AS_NOBODY/NO_CAPS)."""
     system_python = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
-    for prefix, uid, python in ((AS_NOBODY, NOBODY, sys.executable),
-                                (AS_NOBODY, NOBODY, system_python), (NO_CAPS, 0, sys.executable)):
+    for prefix, uid, python in (
+        (AS_NOBODY, NOBODY, sys.executable),
+        (AS_NOBODY, NOBODY, system_python),
+        (NO_CAPS, 0, sys.executable),
+    ):
         way = Unprivileged(prefix, uid, python, env, top)
         if os.path.exists(python) and way.wggw("--version").returncode == 0:
             return way
@@ -117,8 +128,11 @@ def unprivileged():
         pytest.skip("needs root and setpriv to drop privileges")
     top = Path(tempfile.mkdtemp(prefix="wggw-noperm-"))
     top.chmod(0o755)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "WGGW_RUN_DIR": str(top / "run"),
-           "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}"}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "WGGW_RUN_DIR": str(top / "run"),
+        "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}",
+    }
     try:
         way = _choose(top, env)
         for sub in ("state", "run"):

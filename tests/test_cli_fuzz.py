@@ -19,12 +19,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
+from wggwtest import dump
 
 from wggw.backends.fake import FakeSystem
 from wggw.cli.app import app
-from wggwtest import dump
 
 # CI: a fixed seed and 100 examples per property (~30 s of CPU). To hunt
 # for more: WGGW_FUZZ_EXAMPLES=3000 WGGW_FUZZ_RANDOM=1 pytest tests/test_cli_fuzz.py
@@ -139,7 +140,7 @@ def assert_clean(out: Outcome, valid: bool = False) -> None:
         assert out.code == 0, (out.code, r.stderr)
     if out.code == 0:
         assert r.stderr == "", r.stderr
-        for cmd, res in zip(READBACK, out.readback):
+        for cmd, res in zip(READBACK, out.readback, strict=True):
             assert res.exit_code == 0, (cmd, res.exit_code, res.output, res.exception)
         # A zone index (fe80::1%eth0) means nothing in a pool, egress, next hop, DNS, peer address.
         stored = [
@@ -527,7 +528,12 @@ def _peer_section(
 
 
 LINE_TEXT = st.text(st.characters(blacklist_characters="\x00\n\r"), max_size=30)
-ONE_LINE = lambda s: "\n" not in s and "\r" not in s
+
+
+def ONE_LINE(s):
+    return "\n" not in s and "\r" not in s
+
+
 GOOD_ALLOWED = st.builds(
     lambda a, b: f"10.10.0.{a}/32" + ("" if b is None else f", fd00:10::{b:x}/128"),
     st.integers(2, 254),

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 from typer.testing import CliRunner
-
 from wggwtest import ROOT
 
 PY_TYPE = re.compile(r"<(?:str|int|bool|float|path|list\[[^\]]*\]|[A-Za-z_]+\[[^\]]*\])>")
@@ -183,11 +182,23 @@ def test_pyproject_license_is_an_spdx_string():
     assert not any("typer" in d and "<" in d for d in project["project"]["dependencies"])
 
 
-@pytest.mark.parametrize("obj", [
-    [], {}, 0, "x", None, [{"a": 1, "b": [1, 2]}, {"a": None}],
-    {"peers": [{"name": "alice", "addresses": ["10.0.0.2/32"]}], "tenants": [], "drift": ["x"],
-     "nested": {"k": [1, {"z": "é"}]}},
-])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        [],
+        {},
+        0,
+        "x",
+        None,
+        [{"a": 1, "b": [1, 2]}, {"a": None}],
+        {
+            "peers": [{"name": "alice", "addresses": ["10.0.0.2/32"]}],
+            "tenants": [],
+            "drift": ["x"],
+            "nested": {"k": [1, {"z": "é"}]},
+        },
+    ],
+)
 def test_json_output_parses_back_and_puts_one_element_per_line(obj):
     from wggw.cli.common import json_text
 

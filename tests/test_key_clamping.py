@@ -16,12 +16,13 @@ from dataclasses import replace
 
 import pytest
 
-from wggw.core import keys, naming
-from wggw.ops import converge as reconcile, objects as service
 from wggw.backends import wg_kernel, wg_uapi
 from wggw.backends.fake import FakeSystem
+from wggw.core import keys, naming
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import ConfigureDevice
+from wggw.ops import converge as reconcile
+from wggw.ops import objects as service
 from wggw.store.sqlite import open_store
 
 # 32 bytes that clamping changes at both ends, and what clamping makes of them.
@@ -36,10 +37,17 @@ def is_clamped(secret: keys.Secret) -> bool:
 
 def world(private_key: keys.Secret, port: int = 51820) -> State:
     iface = Interface("wgk0", port, "192.0.2.1:51820", private_key, keys.public_of(private_key))
-    tenant = Tenant("acme", iface.name, (ip.ip_network("10.10.0.0/24"),), (ip.ip_address("203.0.113.10"),),
-                    naming.TABLE_MIN + 1)
+    tenant = Tenant(
+        "acme",
+        iface.name,
+        (ip.ip_network("10.10.0.0/24"),),
+        (ip.ip_address("203.0.113.10"),),
+        naming.TABLE_MIN + 1,
+    )
     priv, pub = keys.keypair()
-    peer = Peer("acme", "laptop", pub, (ip.ip_interface("10.10.0.2/32"),), 0.0, priv, keys.generate_psk())
+    peer = Peer(
+        "acme", "laptop", pub, (ip.ip_interface("10.10.0.2/32"),), 0.0, priv, keys.generate_psk()
+    )
     return State((iface,), (tenant,), (peer,))
 
 
@@ -75,13 +83,18 @@ def test_keys_stored_before_clamping_are_read_clamped(state_dir):
         service.add_tenant(s, "acme", ["10.10.0.0/24"], ["203.0.113.10"])
         service.add_peer(s, "acme/alice")
     with sqlite3.connect(state_dir / "wggw.db") as db:
-        db.execute("UPDATE interfaces SET private_key = ?, public_key = ?",
-                   (RAW, keys.public_of(keys.Secret(RAW))))
+        db.execute(
+            "UPDATE interfaces SET private_key = ?, public_key = ?",
+            (RAW, keys.public_of(keys.Secret(RAW))),
+        )
         db.execute("UPDATE peers SET private_key = ?", (RAW,))
     with open_store(state_dir) as s:
         state = s.load()
     assert state.interfaces[0].private_key.reveal() == RAW_CLAMPED
-    assert state.peers[0].private_key is not None and state.peers[0].private_key.reveal() == RAW_CLAMPED
+    assert (
+        state.peers[0].private_key is not None
+        and state.peers[0].private_key.reveal() == RAW_CLAMPED
+    )
 
 
 def test_the_fake_expires_sessions_like_the_kernel():
@@ -140,9 +153,17 @@ def test_backends_send_the_key_only_when_given_and_clamped(monkeypatch):
     backend.configure("wgk0", None, 51821)
     backend.configure("wgk0", keys.Secret(RAW), 51821)
     assert RecordingWireGuard.calls == [
-        {"ifname": "wgk0", "private_key": None, "listen_port": 51821, "fwmark": 0},  # pyroute2 omits None
+        {
+            "ifname": "wgk0",
+            "private_key": None,
+            "listen_port": 51821,
+            "fwmark": 0,
+        },  # pyroute2 omits None
         {"ifname": "wgk0", "private_key": RAW_CLAMPED, "listen_port": 51821, "fwmark": 0},
     ]
     assert wg_uapi.device_lines(None, 51821) == ["listen_port=51821", "fwmark=0"]
     assert wg_uapi.device_lines(keys.Secret(RAW), 51821) == [
-        f"private_key={base64.b64decode(RAW_CLAMPED).hex()}", "listen_port=51821", "fwmark=0"]
+        f"private_key={base64.b64decode(RAW_CLAMPED).hex()}",
+        "listen_port=51821",
+        "fwmark=0",
+    ]

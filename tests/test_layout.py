@@ -14,10 +14,32 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "wggw"
 
 # What the pure core may not reach for: the rest of wggw, I/O, processes, the clock.
-CORE_FORBIDDEN_WGGW = ("wggw.store", "wggw.backends", "wggw.ops", "wggw.cli", "wggw.lab", "wggw.fsutil")
+CORE_FORBIDDEN_WGGW = (
+    "wggw.store",
+    "wggw.backends",
+    "wggw.ops",
+    "wggw.cli",
+    "wggw.lab",
+    "wggw.fsutil",
+)
 CORE_FORBIDDEN_STDLIB = {
-    "os", "io", "socket", "subprocess", "sqlite3", "shutil", "tempfile", "pathlib", "time",
-    "select", "signal", "threading", "asyncio", "fcntl", "importlib", "random", "urllib",
+    "os",
+    "io",
+    "socket",
+    "subprocess",
+    "sqlite3",
+    "shutil",
+    "tempfile",
+    "pathlib",
+    "time",
+    "select",
+    "signal",
+    "threading",
+    "asyncio",
+    "fcntl",
+    "importlib",
+    "random",
+    "urllib",
 }
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 
@@ -57,14 +79,23 @@ def test_core_is_pure(path: Path) -> None:
 @pytest.mark.parametrize("path", _modules("cli"), ids=lambda p: p.name)
 def test_cli_reaches_only_ops_and_core(path: Path) -> None:
     wggw = {m for m in _imports(path) if m == "wggw" or m.startswith("wggw.")}
-    allowed = ("wggw.cli", "wggw.ops", "wggw.core", "wggw.agent")  # agent: a caller of ops, like cli
-    bad = sorted(m for m in wggw if m != "wggw" and not _under(m, allowed)
-                 and m not in ("wggw.__version__",))
+    allowed = (
+        "wggw.cli",
+        "wggw.ops",
+        "wggw.core",
+        "wggw.agent",
+    )  # agent: a caller of ops, like cli
+    bad = sorted(
+        m for m in wggw if m != "wggw" and not _under(m, allowed) and m not in ("wggw.__version__",)
+    )
     assert not bad, f"{path.relative_to(PKG.parent)} imports {bad}: go through wggw.ops"
 
 
-@pytest.mark.parametrize("path", [p for p in _modules("") if "backends" not in p.parts],
-                         ids=lambda p: str(p.relative_to(PKG)))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules("") if "backends" not in p.parts],
+    ids=lambda p: str(p.relative_to(PKG)),
+)
 def test_only_backends_import_pyroute2(path: Path) -> None:
     assert not [m for m in _imports(path) if m.split(".")[0] == "pyroute2"], path
 
@@ -85,6 +116,9 @@ def test_the_product_never_imports_the_lab() -> None:
 
 
 def test_every_module_says_its_job() -> None:
-    missing = [str(p.relative_to(PKG.parent)) for p in _modules("")
-               if ast.get_docstring(ast.parse(p.read_text())) is None]
+    missing = [
+        str(p.relative_to(PKG.parent))
+        for p in _modules("")
+        if ast.get_docstring(ast.parse(p.read_text())) is None
+    ]
     assert not missing, f"modules without a docstring: {missing}"

@@ -22,7 +22,7 @@ def test_quick_start_as_written(cli, tmp_path, monkeypatch):
     assert commands[0] == ["init"] and ["apply"] in commands
     for args in commands:
         if args[0] in ("plan", "apply"):
-            continue                              # the data plane has its own tests (netns tier)
+            continue  # the data plane has its own tests (netns tier)
         cli(*args)
     assert (tmp_path / "alice.conf").read_text().count("PrivateKey = ") == 1
 
@@ -35,5 +35,5 @@ def test_reference_lists_every_command():
     root = get_command(app)
     for name, cmd in root.commands.items():
         subs = getattr(cmd, "commands", None)
-        for full in ([f"wggw {name} {s}" for s in subs] if subs else [f"wggw {name}"]):
+        for full in [f"wggw {name} {s}" for s in subs] if subs else [f"wggw {name}"]:
             assert full in README or f"`{full.split()[-1]}" in README, full

@@ -11,12 +11,12 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from wggwtest import dump, run_wggw
+
 from wggw.core import keys
-from wggw.ops import objects
 from wggw.core.errors import LockBusyError, NotFoundError, StoreError
 from wggw.core.model import RetiringKey
+from wggw.ops import objects
 from wggw.store.sqlite import SCHEMA_VERSION, StoreMissingError, open_store
 
 
@@ -25,8 +25,15 @@ def store(state_dir):
     objects.init(state_dir)
     with open_store(state_dir) as s:
         objects.add_interface(s, "wg0", 51820, "192.0.2.1:51820", 1420)
-        objects.add_tenant(s, "acme", ["10.10.0.0/24", "fd00:10::/64"], ["203.0.113.10", "2001:db8::10"],
-                           uplink="eth0", via=["203.0.113.1"], rotate_after="30d")
+        objects.add_tenant(
+            s,
+            "acme",
+            ["10.10.0.0/24", "fd00:10::/64"],
+            ["203.0.113.10", "2001:db8::10"],
+            uplink="eth0",
+            via=["203.0.113.1"],
+            rotate_after="30d",
+        )
         yield s
 
 
@@ -35,12 +42,21 @@ def _modes(path):
 
 
 def test_round_trip_of_every_field(store):
-    peer = objects.add_peer(store, "acme/alice", keepalive=25, dns=["9.9.9.9,2620:fe::fe"], expires="30d")
+    peer = objects.add_peer(
+        store, "acme/alice", keepalive=25, dns=["9.9.9.9,2620:fe::fe"], expires="30d"
+    )
     state = store.load()
     assert state.peers == (peer,)
-    assert state.interfaces[0].mtu == 1420 and isinstance(state.interfaces[0].private_key, keys.Secret)
+    assert state.interfaces[0].mtu == 1420 and isinstance(
+        state.interfaces[0].private_key, keys.Secret
+    )
     t = state.tenants[0]
-    assert (t.uplink, t.via, t.rotate_after, t.table) == ("eth0", (ipaddress.ip_address("203.0.113.1"),), 30 * 86400, 60000)
+    assert (t.uplink, t.via, t.rotate_after, t.table) == (
+        "eth0",
+        (ipaddress.ip_address("203.0.113.1"),),
+        30 * 86400,
+        60000,
+    )
     assert peer.psk is not None and keys.public_of(peer.private_key) == peer.public_key
 
 
@@ -48,14 +64,21 @@ def test_update_peer_persists_retiring_key(store):
     peer = objects.add_peer(store, "acme/alice")
     new_private = keys.generate_private()
     retiring = RetiringKey(peer.public_key, peer.psk, peer.addresses, time.time() + 3600)
-    rotated = replace(peer, private_key=new_private, public_key=keys.public_of(new_private),
-                      addresses=(ipaddress.ip_interface("10.10.0.3/32"),), retiring=retiring)
+    rotated = replace(
+        peer,
+        private_key=new_private,
+        public_key=keys.public_of(new_private),
+        addresses=(ipaddress.ip_interface("10.10.0.3/32"),),
+        retiring=retiring,
+    )
     with store.transaction() as tx:
         tx.update_peer(rotated)
         tx.record_event("peer.rotate", rotated.ref, {"old": keys.fingerprint(peer.public_key)})
     assert store.load().peers == (rotated,)
     # the retiring key's address stays taken
-    assert objects.add_peer(store, "acme/bob").addresses[0] == ipaddress.ip_interface("10.10.0.4/32")
+    assert objects.add_peer(store, "acme/bob").addresses[0] == ipaddress.ip_interface(
+        "10.10.0.4/32"
+    )
     assert [e["kind"] for e in store.events("acme/alice")] == ["peer.add", "peer.rotate"]
 
 
@@ -92,7 +115,7 @@ def test_events_refuse_secrets(store):
 def test_files_are_private_from_creation(store, state_dir):
     objects.add_peer(store, "acme/alice")
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
-    with store.transaction() as tx:           # the rollback journal exists now
+    with store.transaction() as tx:  # the rollback journal exists now
         tx.set_meta("k", "v")
         modes = _modes(state_dir)
     assert any(name.endswith("-journal") or name.endswith("-wal") for name in modes)
@@ -126,7 +149,7 @@ def test_missing_store(tmp_path):
 
 def test_lock_is_reentrant_in_process(store, state_dir):
     with store.locked(timeout=0), store.locked(timeout=0):
-        with open_store(state_dir) as other, other.transaction() as tx:   # same process: no deadlock
+        with open_store(state_dir) as other, other.transaction() as tx:  # same process: no deadlock
             tx.set_meta("k", "v")
 
 
@@ -139,7 +162,10 @@ def test_busy_lock_fails_after_bounded_wait_with_exit_75(store, state_dir):
         result = run_wggw(state_dir, "peer", "add", "acme/alice", env={"WGGW_LOCK_TIMEOUT": "0.5"})
         assert result.returncode == 75, result.stderr
         assert time.monotonic() - start < 10
-        assert result.stderr.startswith("wggw: error: state lock ") and "gave up after 0.5s" in result.stderr
+        assert (
+            result.stderr.startswith("wggw: error: state lock ")
+            and "gave up after 0.5s" in result.stderr
+        )
         assert len(result.stderr.strip().splitlines()) == 1
         assert dump(state_dir) == before
         # a reader does not need the lock
@@ -203,8 +229,10 @@ def test_point_reads_answer_like_the_loaded_state(store):
         for key in (alice.public_key, old_key, state.interfaces[0].public_key, "unused"):
             assert tx.key_user(key) == validate.key_user(state, key)
         assert tx.key_user(old_key) == ("peer", "acme/bob")
-        assert tx.tenant_addresses("acme") == {ipaddress.ip_address(a) for a in (
-            "10.10.0.2", "fd00:10::2", "10.10.0.3", "fd00:10::3", "10.10.0.9")}
+        assert tx.tenant_addresses("acme") == {
+            ipaddress.ip_address(a)
+            for a in ("10.10.0.2", "fd00:10::2", "10.10.0.3", "fd00:10::3", "10.10.0.9")
+        }
         assert tx.tenant_addresses("nope") == set()
 
 
@@ -220,6 +248,11 @@ def test_schema_1_store_gains_the_retiring_key_index(state_dir):
     with open_store(state_dir) as s:
         assert s.schema_version() == SCHEMA_VERSION == 2
     with sqlite3.connect(state_dir / "wggw.db") as db:
-        plan = " ".join(r[-1] for r in db.execute(
-            "EXPLAIN QUERY PLAN SELECT tenant FROM peers WHERE public_key = 'k' OR retiring_public_key = 'k'"))
+        plan = " ".join(
+            r[-1]
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN SELECT tenant FROM peers"
+                " WHERE public_key = 'k' OR retiring_public_key = 'k'"
+            )
+        )
     assert "peers_retiring_public_key" in plan and "SCAN" not in plan.replace("SCAN CONSTANT", "")

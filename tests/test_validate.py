@@ -10,8 +10,17 @@ from wggw.core.errors import ValidationError
 NOW = 1_700_000_000.0
 
 
-@pytest.mark.parametrize("text,seconds", [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("1w2d", 9 * 86400),
-                                          ("45s", 45), ("2D", 2 * 86400)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("30d", 30 * 86400),
+        ("12h", 43200),
+        ("90m", 5400),
+        ("1w2d", 9 * 86400),
+        ("45s", 45),
+        ("2D", 2 * 86400),
+    ],
+)
 def test_duration(text, seconds):
     assert validate.duration("x", text) == seconds
 
@@ -31,10 +40,15 @@ def test_when():
         validate.when("expires", "2020-01-01", NOW)
 
 
-@pytest.mark.parametrize("text,normal", [("vpn.example.com:51820", "vpn.example.com:51820"),
-                                         ("192.0.2.1:1", "192.0.2.1:1"),
-                                         ("[2001:DB8::1]:51820", "[2001:db8::1]:51820"),
-                                         ("host:0051820", "host:51820")])
+@pytest.mark.parametrize(
+    "text,normal",
+    [
+        ("vpn.example.com:51820", "vpn.example.com:51820"),
+        ("192.0.2.1:1", "192.0.2.1:1"),
+        ("[2001:DB8::1]:51820", "[2001:db8::1]:51820"),
+        ("host:0051820", "host:51820"),
+    ],
+)
 def test_endpoint(text, normal):
     assert validate.endpoint(text) == normal
 

@@ -9,7 +9,11 @@ import sys
 
 from wggwtest import ROOT
 
-SCRIPTS = [ROOT / "scripts" / "vm-test", ROOT / "tests" / "vm" / "init.sh", ROOT / "tests" / "vm" / "guest.sh"]
+SCRIPTS = [
+    ROOT / "scripts" / "vm-test",
+    ROOT / "tests" / "vm" / "init.sh",
+    ROOT / "tests" / "vm" / "guest.sh",
+]
 
 
 def test_scripts_parse_and_vm_test_has_help():
@@ -20,11 +24,32 @@ def test_scripts_parse_and_vm_test_has_help():
 
 
 def test_kernel_tier_selects_egress_fail_closed_and_live_sessions():
-    markers = subprocess.run([sys.executable, "-m", "pytest", "--markers"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=60).stdout
+    markers = subprocess.run(
+        [sys.executable, "-m", "pytest", "--markers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert "@pytest.mark.kernel_tier:" in markers  # registered in pyproject.toml
-    res = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                          "-m", "kernel_tier", "tests"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "kernel_tier",
+            "tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     selected = [line for line in res.stdout.splitlines() if "::" in line]
     for needed in ("own_egress", "fails_closed", "live_sessions"):

@@ -17,9 +17,17 @@ def dump(state_dir: Path) -> list[str]:
         return list(db.iterdump())
 
 
-def run_wggw(state_dir: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_wggw(
+    state_dir: Path, *args: str, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """The real CLI in a fresh interpreter (for import checks, locks and concurrency)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("WGGW_STATE_DIR", None)
-    return subprocess.run([sys.executable, "-m", "wggw.cli.app", "--state-dir", str(state_dir), *args],
-                          capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "wggw.cli.app", "--state-dir", str(state_dir), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Union
 
 
 @contextlib.contextmanager
@@ -19,7 +19,7 @@ def private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-def atomic_write(path: Union[str, Path], data: Union[str, bytes], mode: int = 0o600) -> None:
+def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o600) -> None:
     """Write `data` to `path` via a temp file in the same directory plus rename.
 
     Readers see the old file or the new one, never half of it; the temp file is

@@ -10,8 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
 
@@ -27,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel_tier: needs root, namespaces and the real kernel")
 
 
-def _unusable() -> Optional[str]:
+def _unusable() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces, wireguard-go)"
     for tool in ("ip", "wg", "wireguard-go", "nft", "curl"):
@@ -48,11 +48,22 @@ def require_root() -> None:
 class AgentProc:
     """`wggw agent` running in the lab's gateway namespace; its log is a file in the lab."""
 
-    def __init__(self, lab: Lab, *args: str, env: Optional[dict] = None) -> None:
+    def __init__(self, lab: Lab, *args: str, env: dict | None = None) -> None:
         self.lab = lab
         self.log_path = lab.workdir / f"agent-{time.monotonic_ns()}.log"
-        argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
-                "--state-dir", str(lab.state_dir), "agent", *args]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            lab.gw.name,
+            sys.executable,
+            "-m",
+            "wggw.cli.app",
+            "--state-dir",
+            str(lab.state_dir),
+            "agent",
+            *args,
+        ]
         with open(self.log_path, "w") as log:
             # `ip netns exec` execs Python in place: this PID is the agent's.
             self.proc = subprocess.Popen(argv, env=lab._py_env(env), stdout=log, stderr=log)
@@ -75,7 +86,7 @@ class AgentProc:
     def metrics(self) -> str:
         return self.lab.gw.run(["curl", "-sf", f"http://127.0.0.1:{METRICS_PORT}/metrics"]).stdout
 
-    def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -103,8 +114,11 @@ def agent_lab(require_root: None) -> Iterator[tuple]:
         try:
             gw = gwhelper.up(lab)
             # The speed trials repair each kind dozens of times a minute: no back-off for them.
-            agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}",
-                                    "--max-repairs", "1000"))
+            agents.append(
+                AgentProc(
+                    lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}", "--max-repairs", "1000"
+                )
+            )
             yield lab, gw, agents
         finally:
             for agent in agents:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
-from wggw.backends.system import RealSystem
 from wggw.backends.select import select_backend
+from wggw.backends.system import RealSystem
 from wggw.ops import converge
 from wggw.store.sqlite import open_store
 

@@ -26,8 +26,9 @@ def test_repair_holds_back_only_the_contested_kind(gw, state_dir) -> None:
     state = _state(gw, state_dir, 2)
     system = FakeSystem()
     drained = []
-    applied, held, left = apply.repair(state, system, lambda c: kind_of(c) == "rule",
-                                       applied_hook=lambda: drained.append(1))
+    applied, held, left = apply.repair(
+        state, system, lambda c: kind_of(c) == "rule", applied_hook=lambda: drained.append(1)
+    )
     assert held and {kind_of(c) for c in held} == {"rule"}
     assert applied and "rule" not in {kind_of(c) for c in applied} and not left and drained
     assert all(not line.startswith("ip rule") and "ip -6 rule" not in line for line in system.log)
@@ -42,9 +43,9 @@ def test_reload_nft_when_someone_else_touched_the_table(gw, state_dir) -> None:
     system = FakeSystem()
     apply.repair(state, system, lambda c: False)
     applied, _, _ = apply.repair(state, system, lambda c: False)
-    assert applied == []                                   # nothing to do ...
+    assert applied == []  # nothing to do ...
     applied, _, _ = apply.repair(state, system, lambda c: False, reload_nft=True)
-    assert [type(c) for c in applied] == [ReplaceNft]      # ... unless the table was touched
+    assert [type(c) for c in applied] == [ReplaceNft]  # ... unless the table was touched
 
 
 def test_metrics_cap_per_peer_series(gw, state_dir) -> None:

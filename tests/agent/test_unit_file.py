@@ -21,8 +21,9 @@ def _verify(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     # verify wants ExecStart's binary to exist: point it at one that does on any host.
     unit = tmp_path / "wggw-agent.service"
     unit.write_text(text.replace("/usr/local/bin/wggw ", "/bin/true "))
-    return subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_unit_verifies(tmp_path: Path) -> None:
@@ -37,9 +38,15 @@ def test_a_broken_unit_does_not(tmp_path: Path) -> None:
 
 def test_unit_keeps_the_agents_promises() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "Restart=on-failure", "KillMode=process",
-                 "RestartPreventExitStatus=75", "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
-                 "ProtectSystem=strict", "ReadWritePaths=/var/lib/wggw /run/wggw /run/wireguard",
-                 "RuntimeDirectoryPreserve=yes"):
+    for line in (
+        "Type=notify",
+        "Restart=on-failure",
+        "KillMode=process",
+        "RestartPreventExitStatus=75",
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/wggw /run/wggw /run/wireguard",
+        "RuntimeDirectoryPreserve=yes",
+    ):
         assert f"\n{line}\n" in text, line
     assert "\nWatchdogSec=" in text and " agent " in text

@@ -36,10 +36,19 @@ def _tenant(i: int, v6: bool, egress4: str | None = None) -> Tenant:
 
 def _peer(t: Tenant, j: int, keepalive: int | None = None, psk: bool = True) -> Peer:
     priv = fixed_secret(f"{t.name}-p{j}")
-    addrs = tuple(ip.ip_interface(f"{p.network_address + 2 + j}/{p.max_prefixlen}")
-                  for p in t.pools)
-    return Peer(t.name, f"p{j}", keys.public_of(priv), addrs, 0.0, priv,
-                fixed_secret(f"{t.name}-p{j}-psk") if psk else None, keepalive)
+    addrs = tuple(
+        ip.ip_interface(f"{p.network_address + 2 + j}/{p.max_prefixlen}") for p in t.pools
+    )
+    return Peer(
+        t.name,
+        f"p{j}",
+        keys.public_of(priv),
+        addrs,
+        0.0,
+        priv,
+        fixed_secret(f"{t.name}-p{j}-psk") if psk else None,
+        keepalive,
+    )
 
 
 def secrets_of(state: State) -> list[Secret]:

@@ -14,24 +14,38 @@ from wggw.core.errors import EXIT_HOST_CONFLICT, HostConflictError
 from wggw.core.model import State, Tenant
 from wggw.ops import converge as reconcile
 
-FACTS = HostFacts({4: DefaultRoute("eth0", "192.0.2.254"), 6: DefaultRoute("eth0", "2001:db8::fe")},
-                  frozenset({"192.0.2.1", "2001:db8::1"}), frozenset({"eth0", "eth1"}),
-                  foreign_devs={"192.0.2.1": "eth0", "2001:db8::1": "eth0"})
+FACTS = HostFacts(
+    {4: DefaultRoute("eth0", "192.0.2.254"), 6: DefaultRoute("eth0", "2001:db8::fe")},
+    frozenset({"192.0.2.1", "2001:db8::1"}),
+    frozenset({"eth0", "eth1"}),
+    foreign_devs={"192.0.2.1": "eth0", "2001:db8::1": "eth0"},
+)
 
 
 def tenant(*egress: str, uplink=None, via=()) -> Tenant:
-    return Tenant("acme", "wg0", (ip.ip_network("10.10.0.0/24"), ip.ip_network("fd00:10::/64")),
-                  tuple(ip.ip_address(e) for e in egress), naming.TABLE_MIN, uplink,
-                  tuple(ip.ip_address(v) for v in via))
+    return Tenant(
+        "acme",
+        "wg0",
+        (ip.ip_network("10.10.0.0/24"), ip.ip_network("fd00:10::/64")),
+        tuple(ip.ip_address(e) for e in egress),
+        naming.TABLE_MIN,
+        uplink,
+        tuple(ip.ip_address(v) for v in via),
+    )
 
 
-@pytest.mark.parametrize("egress, words", [
-    (("192.0.2.254",), ("192.0.2.254", "IPv4 next hop", "eth0")),
-    (("203.0.113.10", "2001:db8:0::00fe"), ("2001:db8::fe", "IPv6 next hop", "eth0")),
-    (("192.0.2.1",), ("192.0.2.1", "already an address of this host", "on eth0",
-                      "not added by wggw")),
-    (("203.0.113.10", "2001:db8::1"), ("2001:db8::1", "already")),
-])
+@pytest.mark.parametrize(
+    "egress, words",
+    [
+        (("192.0.2.254",), ("192.0.2.254", "IPv4 next hop", "eth0")),
+        (("203.0.113.10", "2001:db8:0::00fe"), ("2001:db8::fe", "IPv6 next hop", "eth0")),
+        (
+            ("192.0.2.1",),
+            ("192.0.2.1", "already an address of this host", "on eth0", "not added by wggw"),
+        ),
+        (("203.0.113.10", "2001:db8::1"), ("2001:db8::1", "already")),
+    ],
+)
 def test_conflicting_egress_is_named(egress, words):
     problem = conflicts.egress_conflict(tenant(*egress), FACTS)
     assert problem is not None and all(w in problem for w in words), problem
@@ -39,7 +53,8 @@ def test_conflicting_egress_is_named(egress, words):
 
 def test_the_next_hop_is_the_tenants_own_via_on_its_own_uplink():
     assert "next hop of uplink eth1" in conflicts.egress_conflict(
-        tenant("203.0.113.9", uplink="eth1", via=("203.0.113.9",)), FACTS)
+        tenant("203.0.113.9", uplink="eth1", via=("203.0.113.9",)), FACTS
+    )
     # main's gateway is not the next hop of another uplink
     assert conflicts.egress_conflict(tenant("192.0.2.254", uplink="eth1"), FACTS) is None
     assert conflicts.egress_conflict(tenant("203.0.113.10", "2001:db8::10"), FACTS) is None
@@ -61,10 +76,12 @@ def test_tenant_add_refuses_a_conflict_it_can_see_and_stores_nothing(gw, monkeyp
     from wggw.backends.netlink import rtnl
 
     monkeypatch.setattr(rtnl, "observe_facts", lambda: FACTS)
-    res = gw("tenant", "add", "globex", "--pool", "10.20.0.0/24", "--egress", "192.0.2.254",
-             code=78)
+    res = gw(
+        "tenant", "add", "globex", "--pool", "10.20.0.0/24", "--egress", "192.0.2.254", code=78
+    )
     assert res.output.strip().splitlines() == [
-        "wggw: error: tenant globex: egress 192.0.2.254 is the IPv4 next hop of uplink eth0"]
+        "wggw: error: tenant globex: egress 192.0.2.254 is the IPv4 next hop of uplink eth0"
+    ]
     assert "globex" not in gw("tenant", "list").output
     gw("tenant", "add", "globex", "--pool", "10.20.0.0/24", "--egress", "203.0.113.20")
 

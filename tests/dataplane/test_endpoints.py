@@ -14,13 +14,24 @@ from wggw.core.wgtypes import WgPeerState
 from wggw.ops import converge as reconcile
 
 IFACE = Interface("wge0", 51820, "192.0.2.1:51820", keys.generate_private(), "")
-ACME = Tenant("acme", "wge0", (ip.ip_network("10.10.0.0/24"),), (ip.ip_address("203.0.113.10"),),
-              naming.TABLE_MIN)
+ACME = Tenant(
+    "acme",
+    "wge0",
+    (ip.ip_network("10.10.0.0/24"),),
+    (ip.ip_address("203.0.113.10"),),
+    naming.TABLE_MIN,
+)
 
 
 def peer(j: int, keepalive=None) -> Peer:
-    return Peer("acme", f"p{j}", keys.keypair()[1], (ip.ip_interface(f"10.10.0.{2 + j}/32"),), 0.0,
-                keepalive=keepalive)
+    return Peer(
+        "acme",
+        f"p{j}",
+        keys.keypair()[1],
+        (ip.ip_interface(f"10.10.0.{2 + j}/32"),),
+        0.0,
+        keepalive=keepalive,
+    )
 
 
 def connect(fake: FakeSystem, key: str, endpoint: str) -> None:
@@ -43,15 +54,19 @@ def test_a_restarted_device_gets_the_remembered_endpoints_and_a_kick():
     connect(fake, a.public_key, "198.51.100.11:40000")
     connect(fake, b.public_key, "[2001:db8::b]:40001")
     reconcile.compute(state, fake)  # an observation (plan/status) records them
-    assert fake.endpoints == {"wge0": {a.public_key: "198.51.100.11:40000",
-                                       b.public_key: "[2001:db8::b]:40001"}}
+    assert fake.endpoints == {
+        "wge0": {a.public_key: "198.51.100.11:40000", b.public_key: "[2001:db8::b]:40001"}
+    }
     fake.state = replace(fake.state, wg={})  # wireguard-go died: the device and its peers are gone
     reconcile.compute(state, fake)
     assert len(fake.endpoints["wge0"]) == 2  # not forgotten while the device is away
     changes = reconcile.converge(state, fake).changes
     ups = {c.peer.public_key: c.peer.endpoint for c in changes if isinstance(c, UpsertPeer)}
-    assert ups == {a.public_key: "198.51.100.11:40000", b.public_key: "[2001:db8::b]:40001",
-                   c.public_key: None}
+    assert ups == {
+        a.public_key: "198.51.100.11:40000",
+        b.public_key: "[2001:db8::b]:40001",
+        c.public_key: None,
+    }
     assert any("endpoint 198.51.100.11:40000" in str(ch) for ch in changes)
     # every peer with an endpoint (the gateway side has no keepalive); c has none to go to
     assert sorted(fake.kicked) == sorted([("wge0", a.public_key), ("wge0", b.public_key)])
@@ -62,13 +77,20 @@ def test_a_restarted_device_gets_the_remembered_endpoints_and_a_kick():
 def test_removed_peers_and_devices_are_forgotten():
     a, b = peer(0), peer(1)
     want = reconcile.compute(State((IFACE,), (ACME,), (a,)), FakeSystem()).desired
-    memory = {"wge0": {a.public_key: "198.51.100.1:1", b.public_key: "198.51.100.2:2"},
-              "old0": {"k": "x:1"}}
+    memory = {
+        "wge0": {a.public_key: "198.51.100.1:1", b.public_key: "198.51.100.2:2"},
+        "old0": {"k": "x:1"},
+    }
     kept = endpoints.remember(memory, want, Observed())
     assert kept == {"wge0": {a.public_key: "198.51.100.1:1"}}
-    seen = Observed(wg={"wge0": replace(
-        FakeSystem().state.wg.get("wge0") or _dev(), peers={a.public_key: WgPeerState(
-            a.public_key, None, (), None, "198.51.100.9:9")})})
+    seen = Observed(
+        wg={
+            "wge0": replace(
+                FakeSystem().state.wg.get("wge0") or _dev(),
+                peers={a.public_key: WgPeerState(a.public_key, None, (), None, "198.51.100.9:9")},
+            )
+        }
+    )
     assert endpoints.remember(memory, want, seen) == {"wge0": {a.public_key: "198.51.100.9:9"}}
 
 

@@ -3,14 +3,25 @@ how drift of each kind is planned, and how nft's JSON is read (issue 9, defects 
 
 from dataclasses import replace
 
-from wggw.core import naming, nftcanon, ruletree, tcguard
+from test_plan_converges import IFACE, tenant
+
 from wggw.backends.fake import FakeSystem
+from wggw.core import naming, nftcanon, ruletree, tcguard
 from wggw.core.desired import RouteSpec, compile_state
 from wggw.core.model import State
-from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, DelAddress, DelRoute, DelRule, DelTc, ReplaceNft, plan
+from wggw.core.plan import (
+    AddAddress,
+    AddRoute,
+    AddRule,
+    AddTc,
+    DelAddress,
+    DelRoute,
+    DelRule,
+    DelTc,
+    ReplaceNft,
+    plan,
+)
 from wggw.core.tcguard import EGRESS, INGRESS, TcSpec
-
-from test_plan_converges import IFACE, tenant
 
 
 def _state(n: int = 2) -> State:
@@ -29,7 +40,9 @@ def test_iif_guard_rules_sit_below_the_trie_one_per_interface():
     rules = ruletree.rules_for(4, [naming.TABLE_MIN, naming.TABLE_MIN + 7], ["wgb", "wga"])
     iif = [r for r in rules if r.iif]
     assert [(r.pref, r.iif, r.action) for r in iif] == [
-        (ruletree.PREF_IIF, "wga", "unreachable"), (ruletree.PREF_IIF + 1, "wgb", "unreachable")]
+        (ruletree.PREF_IIF, "wga", "unreachable"),
+        (ruletree.PREF_IIF + 1, "wgb", "unreachable"),
+    ]
     assert all(r.pref > ruletree.PREF_END for r in iif)
     assert "iif wga unreachable" in iif[0].describe()
 
@@ -115,19 +128,40 @@ def test_a_device_fwmark_is_drift():
     dev = fake.state.wg["wgt0"]
     fake.state = replace(fake.state, wg={"wgt0": replace(dev, fwmark=0x1234)})
     assert [c.describe().split(" private-key")[0] for c in plan(want, fake.observe())] == [
-        "wg set wgt0 listen-port 51820 fwmark 0"]
+        "wg set wgt0 listen-port 51820 fwmark 0"
+    ]
 
 
 NFT_JSON = [
     {"metainfo": {"version": "1.0.6"}},
     {"table": {"family": "inet", "name": "wggw", "handle": 2}},
     {"set": {"name": "wg_ifaces", "type": "ifname", "handle": 5, "elem": ["wgt0"]}},
-    {"map": {"name": "mark_v6", "type": "ipv6_addr", "map": "mark", "handle": 7,
-             "flags": ["interval"], "elem": [[{"prefix": {"addr": "fd00::", "len": 64}}, 805306368]]}},
-    {"set": {"name": "egress_ok_v4", "type": ["ipv4_addr", "ipv4_addr"], "handle": 10,
-             "elem": [{"concat": [{"prefix": {"addr": "10.0.0.0", "len": 24}}, "203.0.113.0"]}]}},
-    {"rule": {"chain": "tenant_mark", "handle": 16, "comment": "wggw abc", "expr": [
-        {"counter": {"packets": 7, "bytes": 700}}, {"return": None}]}},
+    {
+        "map": {
+            "name": "mark_v6",
+            "type": "ipv6_addr",
+            "map": "mark",
+            "handle": 7,
+            "flags": ["interval"],
+            "elem": [[{"prefix": {"addr": "fd00::", "len": 64}}, 805306368]],
+        }
+    },
+    {
+        "set": {
+            "name": "egress_ok_v4",
+            "type": ["ipv4_addr", "ipv4_addr"],
+            "handle": 10,
+            "elem": [{"concat": [{"prefix": {"addr": "10.0.0.0", "len": 24}}, "203.0.113.0"]}],
+        }
+    },
+    {
+        "rule": {
+            "chain": "tenant_mark",
+            "handle": 16,
+            "comment": "wggw abc",
+            "expr": [{"counter": {"packets": 7, "bytes": 700}}, {"return": None}],
+        }
+    },
 ]
 
 
@@ -135,12 +169,19 @@ def test_nft_json_is_read_in_the_spelling_wggw_renders():
     parsed = nftcanon.parse(NFT_JSON)
     assert parsed.digest == "abc"
     assert dict(parsed.elements) == {
-        "wg_ifaces": ("wgt0",), "mark_v6": ("fd00::/64 : 0x30000000",),
-        "egress_ok_v4": ("10.0.0.0/24 . 203.0.113.0",)}
+        "wg_ifaces": ("wgt0",),
+        "mark_v6": ("fd00::/64 : 0x30000000",),
+        "egress_ok_v4": ("10.0.0.0/24 . 203.0.113.0",),
+    }
     # handles and counter values change without anyone changing the table: not in the body
     moved = [dict(o) for o in NFT_JSON]
-    moved[5] = {"rule": {**NFT_JSON[5]["rule"], "handle": 99,
-                         "expr": [{"counter": {"packets": 1, "bytes": 1}}, {"return": None}]}}
+    moved[5] = {
+        "rule": {
+            **NFT_JSON[5]["rule"],
+            "handle": 99,
+            "expr": [{"counter": {"packets": 1, "bytes": 1}}, {"return": None}],
+        }
+    }
     assert nftcanon.parse(moved).body == parsed.body
     edited = [dict(o) for o in NFT_JSON]
     edited[5] = {"rule": {**NFT_JSON[5]["rule"], "expr": [{"accept": None}]}}

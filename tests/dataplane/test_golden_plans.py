@@ -14,12 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from golden_states import secrets_of, steps
 
-from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
 from wggw.core.planscript import lines
-
-from golden_states import secrets_of, steps
+from wggw.ops import converge as reconcile
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE = os.environ.get("WGGW_UPDATE_GOLDEN") == "1"
@@ -42,7 +41,8 @@ def _check(name: str, text: str) -> None:
     assert path.exists(), f"{path} is missing: run with WGGW_UPDATE_GOLDEN=1, review, commit"
     assert text == path.read_text(), (
         f"the plan for {name} changed; if intended, rerun with WGGW_UPDATE_GOLDEN=1 and review "
-        f"the diff of {path}")
+        f"the diff of {path}"
+    )
 
 
 def test_each_transition_prints_its_golden_script():

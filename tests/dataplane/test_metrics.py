@@ -6,20 +6,40 @@ from wggw.ops import metrics
 
 REPORT = {
     "peers": [
-        {"name": "laptop", "tenant": "acme", "public_key": "K" * 43 + "=", "configured": True,
-         "latest_handshake": "2027-01-15T08:00:00Z", "rx_bytes": 1500, "tx_bytes": 900},
-        {"name": "phone", "tenant": "acme", "public_key": "L" * 43 + "=", "configured": False,
-         "latest_handshake": None, "rx_bytes": 0, "tx_bytes": 0},
+        {
+            "name": "laptop",
+            "tenant": "acme",
+            "public_key": "K" * 43 + "=",
+            "configured": True,
+            "latest_handshake": "2027-01-15T08:00:00Z",
+            "rx_bytes": 1500,
+            "tx_bytes": 900,
+        },
+        {
+            "name": "phone",
+            "tenant": "acme",
+            "public_key": "L" * 43 + "=",
+            "configured": False,
+            "latest_handshake": None,
+            "rx_bytes": 0,
+            "tx_bytes": 0,
+        },
     ],
     "tenants": [{"name": "acme", "peers": 2, "active_peers": 1}],
     "drift": ["wg set wg0 peer L... allowed-ips 10.0.0.3/32  # add"],
-    "paths": [{"tenant": "acme", "family": 4, "ok": True}, {"tenant": "acme", "family": 6, "ok": False}],
+    "paths": [
+        {"tenant": "acme", "family": 4, "ok": True},
+        {"tenant": "acme", "family": 6, "ok": False},
+    ],
 }
 
 
 def samples(text: str) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def test_values_and_labels(tmp_path):
@@ -27,7 +47,9 @@ def test_values_and_labels(tmp_path):
     metrics.write(REPORT, path)
     got = samples(path.read_text())
     acme_laptop = (("peer", "laptop"), ("tenant", "acme"))
-    assert got[("wggw_peer_latest_handshake_seconds", acme_laptop)] == 1_800_000_000  # 2027-01-15T08:00:00Z
+    assert (
+        got[("wggw_peer_latest_handshake_seconds", acme_laptop)] == 1_800_000_000
+    )  # 2027-01-15T08:00:00Z
     assert got[("wggw_peer_receive_bytes", acme_laptop)] == 1500
     assert got[("wggw_peer_configured", (("peer", "phone"), ("tenant", "acme")))] == 0
     assert got[("wggw_peer_latest_handshake_seconds", (("peer", "phone"), ("tenant", "acme")))] == 0

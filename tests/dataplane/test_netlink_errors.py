@@ -15,7 +15,9 @@ import time
 import pytest
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from wggw.backends.netlink import batch as nlbatch, dump as nldump, errors as nlerr
+from wggw.backends.netlink import batch as nlbatch
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink import errors as nlerr
 from wggw.core.errors import BackendError
 
 REASON = "Backward goto not supported"
@@ -76,7 +78,7 @@ class SilentKernel:
     """A netlink socket whose kernel never answers (a real datagram socket underneath, so
     a receive without a timeout would block the test run)."""
 
-    made: list["SilentKernel"] = []
+    made: list[SilentKernel] = []
 
     def __init__(self, *args):
         # _socket: the test replaces socket.socket, which socket.socketpair itself uses
@@ -131,14 +133,20 @@ def test_a_batch_without_acks_fails_in_bounded_time_naming_the_objects(silent):
     assert silent[0].options[(nlerr.SOL_NETLINK, nlerr.NETLINK_EXT_ACK)] == 1
 
 
-@pytest.mark.parametrize("dump,name", [
-    (lambda: nldump.rules(socket.AF_INET6), r"rules \(IPv6\)"),
-    (lambda: nldump.routes(socket.AF_INET, 60001), r"routes \(IPv4\)"),
-    (nldump.links, "links"), (nldump.addresses, "addresses")])
+@pytest.mark.parametrize(
+    "dump,name",
+    [
+        (lambda: nldump.rules(socket.AF_INET6), r"rules \(IPv6\)"),
+        (lambda: nldump.routes(socket.AF_INET, 60001), r"routes \(IPv4\)"),
+        (nldump.links, "links"),
+        (nldump.addresses, "addresses"),
+    ],
+)
 def test_a_dump_without_an_answer_fails_in_bounded_time_naming_it(silent, dump, name):
     start = time.monotonic()
-    with pytest.raises(BackendError,
-                       match=rf"netlink dump of {name}: no answer from the kernel within 0.2 s"):
+    with pytest.raises(
+        BackendError, match=rf"netlink dump of {name}: no answer from the kernel within 0.2 s"
+    ):
         dump()
     assert time.monotonic() - start < 5
     assert silent[0].options[(nlerr.SOL_NETLINK, nlerr.NETLINK_EXT_ACK)] == 1
@@ -149,8 +157,11 @@ def test_socket_errors_are_wrapped_naming_the_object(monkeypatch):
         raise OSError(errno.EMFILE, "Too many open files")
 
     monkeypatch.setattr(socket, "socket", no_socket)
-    with pytest.raises(BackendError, match=r"netlink batch of 1 change\(s\) from route default "
-                                           r"table 60001: \[Errno 24\]"):
+    with pytest.raises(
+        BackendError,
+        match=r"netlink batch of 1 change\(s\) from route default "
+        r"table 60001: \[Errno 24\]",
+    ):
         nlbatch.send([nlbatch.route("del", 4, 60001, "default")])
     with pytest.raises(BackendError, match=r"netlink dump of rules \(IPv4\): \[Errno 24\]"):
         nldump.rules(socket.AF_INET)
@@ -162,8 +173,11 @@ def test_a_receive_error_is_wrapped_naming_the_object(monkeypatch):
             raise OSError(errno.ENOBUFS, "No buffer space available")
 
     monkeypatch.setattr(socket, "socket", Overrun)
-    with pytest.raises(BackendError, match=r"netlink dump of links: netlink receive failed: "
-                                           r"\[Errno 105\]"):
+    with pytest.raises(
+        BackendError,
+        match=r"netlink dump of links: netlink receive failed: "
+        r"\[Errno 105\]",
+    ):
         nldump.links()
 
 
@@ -180,7 +194,9 @@ def test_the_kernel_refusing_a_dump_says_why():
     bad = struct.pack("BBBBBBBBI", socket.AF_INET, 8, 0, 0, 0, 0, 0, 0, 0)  # dst_len set
     with pytest.raises(nlerr.NetlinkRequestError) as err:
         nldump._dump_once(nldump.RTM_GETROUTE, bad, nldump._route, strict=True)
-    assert str(err.value) == ("netlink dump of routes (IPv4): [Errno 22] Invalid argument: "
-                              "Invalid values in header for FIB dump request")
+    assert str(err.value) == (
+        "netlink dump of routes (IPv4): [Errno 22] Invalid argument: "
+        "Invalid values in header for FIB dump request"
+    )
     assert nldump.routes(socket.AF_INET, 4_000_000_000) == []  # ENOENT: no such table
     assert nldump.routes(socket.AF_INET6, 4_000_000_000) == []

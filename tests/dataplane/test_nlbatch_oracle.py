@@ -14,8 +14,8 @@ from pyroute2.netlink.rtnl.fibmsg import fibmsg
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from wggw.core import naming
 from wggw.backends.netlink import batch as nlbatch
+from wggw.core import naming
 
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
@@ -23,8 +23,12 @@ NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 
 def parsed(cls, req: nlbatch.Request, seq: int = 7):
     """The request framed as `send` frames it, decoded by pyroute2."""
-    data = struct.pack("IHHII", 16 + len(req.body), req.type, req.flags | NLM_F_REQUEST | NLM_F_ACK,
-                       seq, 0) + req.body
+    data = (
+        struct.pack(
+            "IHHII", 16 + len(req.body), req.type, req.flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0
+        )
+        + req.body
+    )
     msg = cls(data)
     msg.decode()
     assert msg["header"]["length"] == len(data) and msg["header"]["sequence_number"] == seq
@@ -39,14 +43,18 @@ def attrs(msg) -> dict:
 
 # ---- addresses -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cmd,cidr,proto,nodad", [
-    ("add", "10.1.0.1/24", 0, False),
-    ("add", "203.0.113.7/32", naming.ADDR_PROTO, False),
-    ("add", "2001:db8::7/128", naming.ADDR_PROTO, True),
-    ("add", "fd00:1::1/64", 0, True),
-    ("del", "203.0.113.7/32", naming.ADDR_PROTO, False),
-    ("del", "2001:db8::7/128", 0, True),
-])
+
+@pytest.mark.parametrize(
+    "cmd,cidr,proto,nodad",
+    [
+        ("add", "10.1.0.1/24", 0, False),
+        ("add", "203.0.113.7/32", naming.ADDR_PROTO, False),
+        ("add", "2001:db8::7/128", naming.ADDR_PROTO, True),
+        ("add", "fd00:1::1/64", 0, True),
+        ("del", "203.0.113.7/32", naming.ADDR_PROTO, False),
+        ("del", "2001:db8::7/128", 0, True),
+    ],
+)
 def test_address(cmd, cidr, proto, nodad):
     req = nlbatch.address(cmd, 42, cidr, proto, nodad=nodad)
     msg = parsed(ifaddrmsg, req)
@@ -83,8 +91,9 @@ ROUTES = [
 def test_route(cmd, family, table, dst, oif, gateway, prefsrc):
     req = nlbatch.route(cmd, family, table, dst, oif, gateway, prefsrc)
     msg = parsed(rtmsg, req)
-    flags = {"add": NLM_F_CREATE | NLM_F_EXCL, "replace": NLM_F_CREATE | NLM_F_REPLACE,
-             "del": 0}[cmd]
+    flags = {"add": NLM_F_CREATE | NLM_F_EXCL, "replace": NLM_F_CREATE | NLM_F_REPLACE, "del": 0}[
+        cmd
+    ]
     assert msg["header"]["type"] == (25 if cmd == "del" else 24)  # RTM_DELROUTE / RTM_NEWROUTE
     assert msg["header"]["flags"] == NLM_F_REQUEST | NLM_F_ACK | flags
     assert msg["family"] == (socket.AF_INET if family == 4 else socket.AF_INET6)
@@ -110,10 +119,10 @@ RULES = [
     # family, pref, action, fwmark, fwmask, table, goto
     (4, 10000, "goto", 0, naming.MARK_FLAG, 0, 26385),
     (4, 10013, "goto", naming.MARK_FLAG | 0x1, naming.MARK_FLAG | 0x1FFF, 0, 10015),
-    (4, 10015, "lookup", MARK, MASK, 60005, 0),      # table > 255: FRA_TABLE only
+    (4, 10015, "lookup", MARK, MASK, 60005, 0),  # table > 255: FRA_TABLE only
     (6, 10015, "lookup", MARK, MASK, 67999, 0),
-    (4, 20000, "lookup", 0, 0, 200, 0),              # table < 256, no mark: "from all"
-    (6, 20001, "lookup", 0, 0, 300, 0),              # just above the 8-bit field
+    (4, 20000, "lookup", 0, 0, 200, 0),  # table < 256, no mark: "from all"
+    (6, 20001, "lookup", 0, 0, 300, 0),  # just above the 8-bit field
     (6, 10001, "nop", 0, 0, 0, 0),
     (4, 26384, "unreachable", naming.MARK_FLAG, naming.MARK_FLAG, 0, 0),
     (6, 26384, "unreachable", naming.MARK_FLAG, naming.MARK_FLAG, 0, 0),
@@ -149,11 +158,15 @@ def test_requests_of_a_batch_frame_back_to_back():
     """`send` concatenates messages: pyroute2 must find each one at its aligned offset."""
     from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-    reqs = [nlbatch.address("add", 3, "2001:db8::1/128", naming.ADDR_PROTO, nodad=True),
-            nlbatch.route("add", 4, 60001, "default", 2, "192.0.2.254", "203.0.113.1"),
-            nlbatch.rule("add", 6, 10015, "lookup", MARK, MASK, 60005)]
-    data = b"".join(struct.pack("IHHII", 16 + len(r.body), r.type, r.flags | 1 | 4, i + 1, 0)
-                    + r.body for i, r in enumerate(reqs))
+    reqs = [
+        nlbatch.address("add", 3, "2001:db8::1/128", naming.ADDR_PROTO, nodad=True),
+        nlbatch.route("add", 4, 60001, "default", 2, "192.0.2.254", "203.0.113.1"),
+        nlbatch.rule("add", 6, 10015, "lookup", MARK, MASK, 60005),
+    ]
+    data = b"".join(
+        struct.pack("IHHII", 16 + len(r.body), r.type, r.flags | 1 | 4, i + 1, 0) + r.body
+        for i, r in enumerate(reqs)
+    )
     assert all(len(r.body) % 4 == 0 for r in reqs)  # so each next header is aligned
     msgs = list(MarshalRtnl().parse(data))
     assert [m["header"]["type"] for m in msgs] == [20, 24, 32]

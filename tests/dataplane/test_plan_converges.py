@@ -7,31 +7,40 @@ import random
 
 import pytest
 
-from wggw.core import keys, naming
-from wggw.ops import converge as reconcile
 from wggw.backends.fake import FakeSystem
+from wggw.core import keys, naming
 from wggw.core.desired import compile_state
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import RemovePeer, UpsertPeer, plan
+from wggw.ops import converge as reconcile
 
 IFACE = Interface("wgt0", 51820, "192.0.2.1:51820", keys.generate_private(), "")
 
 
 def tenant(i: int, v6=True) -> Tenant:
-    pools = (ip.ip_network(f"10.{i}.0.0/24"),) + ((ip.ip_network(f"fd00:{i:x}::/64"),) if v6 else ())
-    egress = (ip.ip_address(f"203.0.113.{i}"),) + ((ip.ip_address(f"2001:db8::{i:x}"),) if v6 else ())
+    pools = (ip.ip_network(f"10.{i}.0.0/24"),) + (
+        (ip.ip_network(f"fd00:{i:x}::/64"),) if v6 else ()
+    )
+    egress = (ip.ip_address(f"203.0.113.{i}"),) + (
+        (ip.ip_address(f"2001:db8::{i:x}"),) if v6 else ()
+    )
     return Tenant(f"t{i}", IFACE.name, pools, egress, naming.TABLE_MIN + i)
 
 
 def peer(t: Tenant, j: int) -> Peer:
     priv, pub = keys.keypair()
-    addrs = tuple(ip.ip_interface(f"{p.network_address + 2 + j}/{p.max_prefixlen}") for p in t.pools)
+    addrs = tuple(
+        ip.ip_interface(f"{p.network_address + 2 + j}/{p.max_prefixlen}") for p in t.pools
+    )
     return Peer(t.name, f"p{j}", pub, addrs, 0.0, priv, keys.generate_psk())
 
 
 def random_state(rng: random.Random, pool_of_peers: dict) -> State:
-    ts = [tenant(i, v6=rng.random() < 0.7) for i in sorted(rng.sample(range(1, 40), rng.randint(0, 6)))]
+    ts = [
+        tenant(i, v6=rng.random() < 0.7)
+        for i in sorted(rng.sample(range(1, 40), rng.randint(0, 6)))
+    ]
     peers = []
     for t in ts:
         for j in range(rng.randint(0, 3)):
@@ -68,7 +77,9 @@ def test_plan_lines_mask_secrets():
     t = tenant(2)
     p = peer(t, 0)
     state = State((IFACE,), (t,), (p,))
-    text = "\n".join(str(c) for c in plan(compile_state(state, FakeSystem().facts()), FakeSystem().observe()))
+    text = "\n".join(
+        str(c) for c in plan(compile_state(state, FakeSystem().facts()), FakeSystem().observe())
+    )
     assert text.count("[#] ") >= 5
     for secret in (IFACE.private_key, p.private_key, p.psk):
         assert secret.reveal() not in text
@@ -82,12 +93,20 @@ def test_routes_use_uplink_gateway_and_egress_source():
     assert defaults[4].gateway == "192.0.2.254" and defaults[4].src == "203.0.113.3"
     assert defaults[6].src == "2001:db8::3" and defaults[4].table == t.table
     # egress not configured on the host: wggw adds it to the uplink, marked as its own
-    assert {(a.ifname, a.cidr) for a in want.addresses if a.egress} == {("eth0", "203.0.113.3/32"),
-                                                                        ("eth0", "2001:db8::3/128")}
+    assert {(a.ifname, a.cidr) for a in want.addresses if a.egress} == {
+        ("eth0", "203.0.113.3/32"),
+        ("eth0", "2001:db8::3/128"),
+    }
 
 
 def test_missing_uplink_is_a_validation_error():
-    t = Tenant("x", IFACE.name, (ip.ip_network("10.9.0.0/24"),), (ip.ip_address("203.0.113.9"),),
-               naming.TABLE_MIN, uplink="nosuchdev")
+    t = Tenant(
+        "x",
+        IFACE.name,
+        (ip.ip_network("10.9.0.0/24"),),
+        (ip.ip_address("203.0.113.9"),),
+        naming.TABLE_MIN,
+        uplink="nosuchdev",
+    )
     with pytest.raises(ValidationError, match="uplink nosuchdev"):
         compile_state(State((IFACE,), (t,), ()), FakeSystem().facts())

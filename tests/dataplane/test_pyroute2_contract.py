@@ -38,8 +38,13 @@ def test_installed_pyroute2_is_inside_the_pin():
 def test_wireguard_socket_methods_keep_their_shape():
     params = lambda f: list(inspect.signature(f).parameters)  # noqa: E731
     assert params(pyroute2.WireGuard.info) == ["self", "interface"]
-    assert params(pyroute2.WireGuard.set)[:5] == ["self", "interface", "listen_port", "fwmark",
-                                                  "private_key"]
+    assert params(pyroute2.WireGuard.set)[:5] == [
+        "self",
+        "interface",
+        "listen_port",
+        "fwmark",
+        "private_key",
+    ]
     assert params(pyroute2.WireGuard.nlm_request)[:4] == ["self", "msg", "msg_type", "msg_flags"]
     assert isinstance(inspect.getattr_static(GenericNetlinkSocket, "prid"), property)
     assert "ext_ack" in inspect.signature(pyroute2.IPRoute).parameters
@@ -96,6 +101,11 @@ def test_oracle_message_classes_keep_the_kernel_layouts():
     layout = lambda cls: "".join(fmt for _, fmt in cls.fields)  # noqa: E731
     assert layout(fibmsg) == layout(rtmsg) == "BBBBBBBBI"
     assert layout(ifaddrmsg) == "BBBBI" and layout(nlmsgerr) == "i"
-    assert [n for n, _ in ifinfmsg.fields][:5] == ["family", "__align", "ifi_type", "index",
-                                                   "flags"]
+    assert [n for n, _ in ifinfmsg.fields][:5] == [
+        "family",
+        "__align",
+        "ifi_type",
+        "index",
+        "flags",
+    ]
     assert {24, 32, 20, 16} <= set(MarshalRtnl.msg_map)

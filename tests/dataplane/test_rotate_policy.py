@@ -12,16 +12,31 @@ NOW = 1_800_000_000.0
 
 
 def tenant(name="acme", rotate_after=None):
-    return Tenant(name, "wg0", (ip.ip_network("10.1.0.0/24"),), (ip.ip_address("203.0.113.1"),),
-                  naming.TABLE_MIN, rotate_after=rotate_after)
+    return Tenant(
+        name,
+        "wg0",
+        (ip.ip_network("10.1.0.0/24"),),
+        (ip.ip_address("203.0.113.1"),),
+        naming.TABLE_MIN,
+        rotate_after=rotate_after,
+    )
 
 
 def peer(name="p", age_days=0.0, own_key=False, retiring=None, expires_at=None, t="acme"):
     priv, pub = keys.keypair()
     created = NOW - age_days * DAY
-    return Peer(t, name, pub, (ip.ip_interface("10.1.0.2/32"),), created,
-                None if own_key else priv, None if own_key else keys.generate_psk(),
-                expires_at=expires_at, created_at=created - DAY, retiring=retiring)
+    return Peer(
+        t,
+        name,
+        pub,
+        (ip.ip_interface("10.1.0.2/32"),),
+        created,
+        None if own_key else priv,
+        None if own_key else keys.generate_psk(),
+        expires_at=expires_at,
+        created_at=created - DAY,
+        retiring=retiring,
+    )
 
 
 def retiring(retire_at):

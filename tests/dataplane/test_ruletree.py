@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from wggw.core import naming, ruletree as rt
+from wggw.core import naming
+from wggw.core import ruletree as rt
 
 
 def tables(n, seed=1):

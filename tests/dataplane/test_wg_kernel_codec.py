@@ -13,9 +13,9 @@ from pyroute2.netlink.generic.wireguard import (
     wgmsg,
 )
 
-from wggw.core import keys
 from wggw.backends import wg_kernel
 from wggw.backends.wireguard import ZERO_KEY_B64
+from wggw.core import keys
 from wggw.core.wgtypes import WgPeerSpec
 
 
@@ -45,11 +45,13 @@ def test_kernel_dump_is_merged_by_key():
     b = peer(("192.0.2.2/32", "192.0.2.3/32", "2001:db8::2/128"))
     b_head = wg_kernel._peer_nla(WgPeerSpec(b.public_key, b.psk, b.allowed_ips[:1], b.keepalive))
     b_tail = wg_kernel._peer_nla(WgPeerSpec(b.public_key, None, b.allowed_ips[1:], None))
-    b_tail["attrs"] = [x for x in b_tail["attrs"]
-                       if x[0] in ("WGPEER_A_PUBLIC_KEY", "WGPEER_A_ALLOWEDIPS")]
-    messages = [kernel_message([["WGDEVICE_A_LISTEN_PORT", 51820]],
-                               [wg_kernel._peer_nla(a), b_head]),
-                kernel_message([], [b_tail])]
+    b_tail["attrs"] = [
+        x for x in b_tail["attrs"] if x[0] in ("WGPEER_A_PUBLIC_KEY", "WGPEER_A_ALLOWEDIPS")
+    ]
+    messages = [
+        kernel_message([["WGDEVICE_A_LISTEN_PORT", 51820]], [wg_kernel._peer_nla(a), b_head]),
+        kernel_message([], [b_tail]),
+    ]
     state = wg_kernel.merge_dump("wt000000", messages)
     assert state.listen_port == 51820
     assert {k: p.spec() for k, p in state.peers.items()} == {a.public_key: a, b.public_key: b}
@@ -78,7 +80,7 @@ def test_set_device_message_decodes_to_the_peers_meant():
     removal, *upserts = peers
     assert text(removal.get_attr("WGPEER_A_PUBLIC_KEY")) == gone  # removals first
     assert removal.get_attr("WGPEER_A_FLAGS") == WGPEER_F_REMOVE_ME
-    for spec, nla in zip((a, b), upserts):
+    for spec, nla in zip((a, b), upserts, strict=True):
         assert text(nla.get_attr("WGPEER_A_PUBLIC_KEY")) == spec.public_key
         assert nla.get_attr("WGPEER_A_FLAGS") == WGPEER_F_REPLACE_ALLOWEDIPS
         psk = spec.psk.reveal() if spec.psk else ZERO_KEY_B64  # zeros: "no PSK", not "unchanged"

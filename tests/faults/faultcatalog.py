@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-from wggw.core import naming
 
 from faultlab import TENANTS, FaultLab, wait_until
+
+from wggw.core import naming
 
 TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
 
@@ -77,11 +77,15 @@ def _inplace(fl: FaultLab, snat: bool, guard: bool) -> None:
         pool = TENANTS["acme"]["pools"][i]
         mine, theirs = TENANTS["acme"]["egress"][i], TENANTS["globex"]["egress"][i]
         if snat:
-            lines += [f"delete element {TABLE} snat_v{v} {{ {pool} }}",
-                      f"add element {TABLE} snat_v{v} {{ {pool} : {theirs} }}"]
+            lines += [
+                f"delete element {TABLE} snat_v{v} {{ {pool} }}",
+                f"add element {TABLE} snat_v{v} {{ {pool} : {theirs} }}",
+            ]
         if guard:
-            lines += [f"delete element {TABLE} egress_ok_v{v} {{ {pool} . {mine} }}",
-                      f"add element {TABLE} egress_ok_v{v} {{ {pool} . {theirs} }}"]
+            lines += [
+                f"delete element {TABLE} egress_ok_v{v} {{ {pool} . {mine} }}",
+                f"add element {TABLE} egress_ok_v{v} {{ {pool} . {theirs} }}",
+            ]
     _nft_script(fl, "\n".join(lines) + "\n")
 
 
@@ -89,8 +93,17 @@ def foreign_chain_rule(fl: FaultLab) -> None:
     """A masquerade slipped into wggw's own SNAT chain ahead of its map: only the guard stands
     between the tenants and the uplink's own address."""
     for ip, v in (("ip", 4), ("ip6", 6)):
-        _nft(fl, "insert", "rule", *TABLE.split(), "egress_snat", ip, "saddr", f"@pools_v{v}",
-             "masquerade")
+        _nft(
+            fl,
+            "insert",
+            "rule",
+            *TABLE.split(),
+            "egress_snat",
+            ip,
+            "saddr",
+            f"@pools_v{v}",
+            "masquerade",
+        )
 
 
 def sysctls_reset(fl: FaultLab) -> None:
@@ -99,8 +112,12 @@ def sysctls_reset(fl: FaultLab) -> None:
 
 def _del_addrs(fl: FaultLab, dev: str, wanted: Callable[[str], bool]) -> None:
     links = json.loads(fl.lab.gw.ip("-j", "addr", "show", "dev", dev).stdout)
-    gone = [f"{a['local']}/{a['prefixlen']}" for link in links for a in link.get("addr_info", [])
-            if wanted(a["local"])]
+    gone = [
+        f"{a['local']}/{a['prefixlen']}"
+        for link in links
+        for a in link.get("addr_info", [])
+        if wanted(a["local"])
+    ]
     assert gone, f"no address to remove on {dev}"
     for addr in gone:
         fl.lab.gw.ip("addr", "del", addr, "dev", dev)
@@ -130,8 +147,12 @@ def wireguard_killed_after_roam(fl: FaultLab) -> None:
     endpoints wggw remembers are stale, so only the clients' own retry brings them back."""
     for tenant in TENANTS:
         fl.lab.client(tenant).replace_wireguard(fl.confs[tenant])
-    wait_until(lambda: all(fl.lab.client(t).handshake_age() is not None for t in TENANTS),
-               timeout=10.0, interval=0.05, what="handshakes from the new client ports")
+    wait_until(
+        lambda: all(fl.lab.client(t).handshake_age() is not None for t in TENANTS),
+        timeout=10.0,
+        interval=0.05,
+        what="handshakes from the new client ports",
+    )
     wireguard_killed(fl)
 
 

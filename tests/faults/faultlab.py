@@ -21,20 +21,32 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from wggw.backends import runfiles
 from wggw.lab.netns import wait_until  # noqa: F401 (re-exported for the fault tests)
-from wggw.lab.topology import (GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6, NETNS_DIR, Lab,
-                               LabError, new_ifname)
+from wggw.lab.topology import (
+    GW_UPLINK_V4,
+    GW_UPLINK_V6,
+    INET_V4,
+    INET_V6,
+    NETNS_DIR,
+    Lab,
+    LabError,
+    new_ifname,
+)
 
 TENANTS = {
-    "acme": {"pools": ("10.10.0.0/24", "fd00:a::/64"),
-             "egress": ("203.0.113.10", "2001:db8:ffff::10")},
-    "globex": {"pools": ("10.20.0.0/24", "fd00:b::/64"),
-               "egress": ("203.0.113.20", "2001:db8:ffff::20")},
+    "acme": {
+        "pools": ("10.10.0.0/24", "fd00:a::/64"),
+        "egress": ("203.0.113.10", "2001:db8:ffff::10"),
+    },
+    "globex": {
+        "pools": ("10.20.0.0/24", "fd00:b::/64"),
+        "egress": ("203.0.113.20", "2001:db8:ffff::20"),
+    },
 }
 STREAMS = [(t, v) for t in TENANTS for v in (4, 6)]
 EGRESS = {(t, v): TENANTS[t]["egress"][0 if v == 4 else 1] for t in TENANTS for v in (4, 6)}
@@ -77,7 +89,7 @@ class Seen:
     """What the internet host saw in one window: HTTP requests and packets per source."""
 
     requests: list[tuple[str, str, int, int]]  # (source, tenant, family, seq)
-    packets: dict[str, int]                    # source -> packets
+    packets: dict[str, int]  # source -> packets
 
     def leaked_requests(self) -> list[tuple[str, str, int, int]]:
         """Requests that arrived with any source but their own tenant's egress."""
@@ -133,15 +145,27 @@ class Traffic:
     logs: dict[str, Path] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)
 
-    def start(self, interval: float = 0.1, timeout: float = 0.5) -> "Traffic":
+    def start(self, interval: float = 0.1, timeout: float = 0.5) -> Traffic:
         tag = secrets.token_hex(3)
         for tenant in TENANTS:
             client = self.lab.client(tenant)
             log = self.lab.workdir / f"traffic-{tenant}-{tag}.jsonl"
             log.touch()
-            proc = client.spawn([sys.executable, str(TRAFFIC_SCRIPT), tenant, str(log), INET_V4,
-                                 INET_V6, str(interval), str(timeout), "600"],
-                                marker=str(TRAFFIC_SCRIPT), log=self.lab.workdir / "traffic.err")
+            proc = client.spawn(
+                [
+                    sys.executable,
+                    str(TRAFFIC_SCRIPT),
+                    tenant,
+                    str(log),
+                    INET_V4,
+                    INET_V6,
+                    str(interval),
+                    str(timeout),
+                    "600",
+                ],
+                marker=str(TRAFFIC_SCRIPT),
+                log=self.lab.workdir / "traffic.err",
+            )
             self.logs[tenant] = log
             self.pids.append(proc.pid)
         return self
@@ -192,9 +216,9 @@ class FaultLab:
         self.ifname = ""
         self.capture: Capture | None = None
         self.tables: dict[str, int] = {}  # tenant -> its routing table id
-        self.confs: dict[str, str] = {}   # tenant -> its client's wg-quick config
+        self.confs: dict[str, str] = {}  # tenant -> its client's wg-quick config
 
-    def start(self) -> "FaultLab":
+    def start(self) -> FaultLab:
         lab = self.lab.start()
         try:
             self.restore_infra()
@@ -232,8 +256,15 @@ class FaultLab:
     def _configure(self) -> None:
         lab = self.lab
         self.wggw("init")
-        self.wggw("interface", "add", self.ifname, "--listen-port", "51820",
-                  "--endpoint", f"{lab.gw_underlay_ip}:51820")
+        self.wggw(
+            "interface",
+            "add",
+            self.ifname,
+            "--listen-port",
+            "51820",
+            "--endpoint",
+            f"{lab.gw_underlay_ip}:51820",
+        )
         for name, t in TENANTS.items():
             args = [f"--pool={p}" for p in t["pools"]] + [f"--egress={e}" for e in t["egress"]]
             self.wggw("tenant", "add", name, *args, "--uplink", lab.uplink_dev)
@@ -251,10 +282,26 @@ class FaultLab:
 
     def wggw_popen(self, *args: str) -> subprocess.Popen:
         """Start a wggw command in the gateway namespace without waiting for it."""
-        argv = ["ip", "netns", "exec", self.lab.gw.name, sys.executable, "-m", "wggw.cli.app",
-                "--state-dir", str(self.lab.state_dir), *args]
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=self.lab._py_env(), start_new_session=True)
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.lab.gw.name,
+            sys.executable,
+            "-m",
+            "wggw.cli.app",
+            "--state-dir",
+            str(self.lab.state_dir),
+            *args,
+        ]
+        return subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.lab._py_env(),
+            start_new_session=True,
+        )
 
     def plan_rc(self) -> tuple[int, str]:
         res = self.wggw("plan", "--detailed-exitcode", check=False, timeout=60)

@@ -38,8 +38,11 @@ def _cell_repaired(r: dict) -> str:
     if r["fault"] == "foreign_ip_rule":
         kept = "kept by apply" if r["foreign_rule_kept"] else "REMOVED by apply"
         return f"{'yes' if r['repaired'] else 'NO'} (operator removes it; {kept})"
-    return "yes" if r["repaired"] and r["replan_rc"] == 0 else \
-        f"NO (apply exit {r['apply_rc']}, re-plan exit {r['replan_rc']})"
+    return (
+        "yes"
+        if r["repaired"] and r["replan_rc"] == 0
+        else f"NO (apply exit {r['apply_rc']}, re-plan exit {r['replan_rc']})"
+    )
 
 
 def _cell_time(r: dict) -> str:
@@ -49,31 +52,49 @@ def _cell_time(r: dict) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| fault | while | tried (during fault) | leaked requests (after repair) | "
-            "leaked packets | detected | repaired | time to repair (s) |\n"
-            "|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| fault | while | tried (during fault) | leaked requests (after repair) | "
+        "leaked packets | detected | repaired | time to repair (s) |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in sorted(rows, key=lambda r: (r["fault"], r["variant"])):
-        lines.append(f"| {r['fault']} | {r['variant']} | {r['tried']} ({r['tried_during']}) | "
-                     f"{r['leaked']} ({r['leaked_after_repair']}) | {r['leaked_packets']} | "
-                     f"{_cell_detected(r)} | {_cell_repaired(r)} | {_cell_time(r)} |")
+        lines.append(
+            f"| {r['fault']} | {r['variant']} | {r['tried']} ({r['tried_during']}) | "
+            f"{r['leaked']} ({r['leaked_after_repair']}) | {r['leaked_packets']} | "
+            f"{_cell_detected(r)} | {_cell_repaired(r)} | {_cell_time(r)} |"
+        )
     return head + "\n".join(lines) + "\n"
 
 
 def _provenance(rows: list[dict]) -> str:
     here = Path(__file__).parent
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=here, timeout=10).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=here,
+            timeout=10,
+        ).stdout.strip()
+        or "unknown"
+    )
     # The code under test and the suite: edits there make the figures not those of `commit`.
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "wggw", "tests"], cwd=here,
-                           capture_output=True, timeout=10).returncode
+    dirty = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", "wggw", "tests"],
+        cwd=here,
+        capture_output=True,
+        timeout=10,
+    ).returncode
     commit += " (with uncommitted changes)" if dirty == 1 else ""
     total = sum(r["tried"] for r in rows)
     leaked = sum(r["leaked"] for r in rows)
-    return (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit {commit}, "
-            f"kernel {platform.release()}, backend {os.environ.get('WGGW_BACKEND', 'auto')}: "
-            f"{len(rows)} trials, {total} requests tried, {leaked} leaked, "
-            f"suite {time.monotonic() - _STARTED:.0f} s.\n")
+    return (
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit {commit}, "
+        f"kernel {platform.release()}, backend {os.environ.get('WGGW_BACKEND', 'auto')}: "
+        f"{len(rows)} trials, {total} requests tried, {leaked} leaked, "
+        f"suite {time.monotonic() - _STARTED:.0f} s.\n"
+    )
 
 
 def _update_markdown(path: Path, text: str) -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 from faultcatalog import Fault, foreign_ip_rule_removed
 from faultlab import STREAMS, FaultLab, LabError, Traffic
 
-WINDOW = 1.0            # seconds of traffic while the fault stands (half before `end`, half after)
-REPAIR_TIMEOUT = 30.0   # bound on waiting for every stream to be answered correctly after apply
-UNSEEN_TIMEOUT = 3.0    # ... when nothing saw the drift (apply had nothing to repair)
+WINDOW = 1.0  # seconds of traffic while the fault stands (half before `end`, half after)
+REPAIR_TIMEOUT = 30.0  # bound on waiting for every stream to be answered correctly after apply
+UNSEEN_TIMEOUT = 3.0  # ... when nothing saw the drift (apply had nothing to repair)
 CONCURRENT_TIMEOUT = 60.0
 VARIANTS = ("alone", "during_apply", "during_peer_add")
 
@@ -31,15 +31,15 @@ VARIANTS = ("alone", "during_apply", "during_peer_add")
 class Row:
     fault: str
     variant: str
-    tried: int = 0                 # requests the clients sent during the whole trial
-    tried_during: int = 0          # ... of which started before the repair (apply) returned
-    leaked: int = 0                # requests the internet host saw from a wrong source
-    leaked_after_repair: int = 0   # ... of which started after the repairing `apply` returned
-    leaked_packets: int = 0        # packets from a source that is no tenant's egress
+    tried: int = 0  # requests the clients sent during the whole trial
+    tried_during: int = 0  # ... of which started before the repair (apply) returned
+    leaked: int = 0  # requests the internet host saw from a wrong source
+    leaked_after_repair: int = 0  # ... of which started after the repairing `apply` returned
+    leaked_packets: int = 0  # packets from a source that is no tenant's egress
     leak_sources: list[str] = field(default_factory=list)
-    landed_while_running: bool = True   # the concurrent command was running when the fault began
-    running_after_fault: bool = False   # ... and still running once the fault was complete
-    landed_in_converge: bool = False    # ... and still held the state lock then
+    landed_while_running: bool = True  # the concurrent command was running when the fault began
+    running_after_fault: bool = False  # ... and still running once the fault was complete
+    landed_in_converge: bool = False  # ... and still held the state lock then
     concurrent_rc: int | None = None
     concurrent_error: str = ""
     plan_rc: int = -1
@@ -49,11 +49,11 @@ class Row:
     repaired: bool = False
     time_to_repair: float | None = None  # apply start -> every stream answered correctly
     replan_rc: int = -1
-    check_rc: int | None = None               # foreign_ip_rule: `status --check` with the rule
+    check_rc: int | None = None  # foreign_ip_rule: `status --check` with the rule
     check_output: str = ""
     check_rc_after_removal: int | None = None
-    foreign_rule_kept: bool | None = None     # apply left the foreign rule alone
-    error: str = ""                           # the trial itself could not run to its end
+    foreign_rule_kept: bool | None = None  # apply left the foreign rule alone
+    error: str = ""  # the trial itself could not run to its end
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -91,9 +91,9 @@ def start_concurrent(fl: FaultLab, variant: str, rng: random.Random, peer: str):
 def _repair_lines(out: str, variant: str, ifname: str) -> list[str]:
     """The `[#]` lines a concurrent command printed beyond its own work: a repair of the fault
     (the store asked apply for nothing, and peer add for one `wg set ... peer` line)."""
-    lines = [l for l in out.splitlines() if l.startswith("[#]")]
+    lines = [ln for ln in out.splitlines() if ln.startswith("[#]")]
     if variant == "during_peer_add":
-        lines = [l for l in lines if not l.startswith(f"[#] wg set {ifname} peer ")]
+        lines = [ln for ln in lines if not ln.startswith(f"[#] wg set {ifname} peer ")]
     return lines
 
 
@@ -203,8 +203,9 @@ def _count(fl: FaultLab, traffic: Traffic, row: Row, t_apply: float, t_applied: 
     seen = fl.capture.read()
     leaked = seen.leaked_requests()
     row.leaked = len(leaked)
-    row.leaked_after_repair = sum(1 for src, t, v, seq in leaked
-                                  if starts.get((t, v, seq), 0.0) >= t_applied)
+    row.leaked_after_repair = sum(
+        1 for src, t, v, seq in leaked if starts.get((t, v, seq), 0.0) >= t_applied
+    )
     bad_packets = seen.leaked_packets()
     row.leaked_packets = sum(bad_packets.values())
     row.leak_sources = sorted(set(bad_packets) | {src for src, *_ in leaked})

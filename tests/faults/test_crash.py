@@ -31,9 +31,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pytest
 
@@ -255,7 +255,7 @@ def run_trials(cl: CrashLab, kind: str, prepare, command, rng: random.Random) ->
     trials = []
     for n in range(1, TRIALS + 1):
         scale = 1.0
-        for redraws in range(MAX_REDRAWS + 1):
+        for redraws in range(MAX_REDRAWS + 1):  # noqa: B007 - read after the loop
             prepare(n)
             low = min(startup, 0.5 * measured) * scale
             delay = rng.uniform(low, 0.95 * measured * scale)

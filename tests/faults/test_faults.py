@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import Iterator
-
-import pytest
-
-from wggw.backends import runfiles
+from collections.abc import Iterator
 
 import faultreport
 import faulttrial
+import pytest
 from faultcatalog import FOREIGN_IP_RULE, PAIRS, ROAM, SINGLE, Fault
 from faultlab import FaultLab, LabError, netns_unusable
+
+from wggw.backends import runfiles
 
 
 class LabHolder:
@@ -112,8 +111,7 @@ def test_fault_fails_closed_is_detected_and_repaired(labs: LabHolder, fault: Fau
     labs.dirty = False
 
 
-@pytest.mark.parametrize("variant", [
-    pytest.param(v) for v in faulttrial.VARIANTS])
+@pytest.mark.parametrize("variant", [pytest.param(v) for v in faulttrial.VARIANTS])
 def test_foreign_ip_rule_above_the_window_is_reported_not_touched(labs: LabHolder, variant: str):
     row = _trial(labs, FOREIGN_IP_RULE, variant)
     info = row.as_dict()

@@ -74,8 +74,10 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: _STOP.set())
     with open(log_path, "a", encoding="utf-8") as log:
-        threads = [threading.Thread(target=_stream, args=(tenant, v, a, log, interval, timeout))
-                   for v, a in ((4, v4), (6, v6))]
+        threads = [
+            threading.Thread(target=_stream, args=(tenant, v, a, log, interval, timeout))
+            for v, a in ((4, v4), (6, v6))
+        ]
         for t in threads:
             t.start()
         print("ready", flush=True)

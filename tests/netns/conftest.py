@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,7 +19,6 @@ from wggw.backends import runfiles
 from wggw.lab.netns import LabError, Namespace
 from wggw.lab.sandbox import Sandbox
 from wggw.lab.topology import Lab
-
 
 
 def _netns_unusable() -> str | None:

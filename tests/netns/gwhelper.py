@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from wggw.lab.topology import INET_URL_V4, INET_URL_V6, Lab, new_ifname
 
 TENANTS = {
-    "acme": {"pools": ("10.10.0.0/24", "fd00:a::/64"), "egress": ("203.0.113.10", "2001:db8:ffff::10")},
-    "globex": {"pools": ("10.20.0.0/24", "fd00:b::/64"), "egress": ("203.0.113.20", "2001:db8:ffff::20")},
+    "acme": {
+        "pools": ("10.10.0.0/24", "fd00:a::/64"),
+        "egress": ("203.0.113.10", "2001:db8:ffff::10"),
+    },
+    "globex": {
+        "pools": ("10.20.0.0/24", "fd00:b::/64"),
+        "egress": ("203.0.113.20", "2001:db8:ffff::20"),
+    },
 }
 URLS = {4: INET_URL_V4, 6: INET_URL_V6}
 
@@ -20,12 +26,19 @@ class Gateway:
     lab: Lab
     ifname: str
 
-    def configure(self) -> "Gateway":
+    def configure(self) -> Gateway:
         lab = self.lab
         lab.own_ifname(self.ifname)  # teardown removes the socket if a test dies before `down`
         lab.wggw("init")
-        lab.wggw("interface", "add", self.ifname, "--listen-port", "51820",
-                 "--endpoint", f"{lab.gw_underlay_ip}:51820")
+        lab.wggw(
+            "interface",
+            "add",
+            self.ifname,
+            "--listen-port",
+            "51820",
+            "--endpoint",
+            f"{lab.gw_underlay_ip}:51820",
+        )
         for name, t in TENANTS.items():
             args = [f"--pool={p}" for p in t["pools"]] + [f"--egress={e}" for e in t["egress"]]
             lab.wggw("tenant", "add", name, *args, "--uplink", lab.uplink_dev)
@@ -47,7 +60,9 @@ class Gateway:
 
     def handshake_of(self, ref: str) -> str | None:
         tenant, name = ref.split("/")
-        peer = next(p for p in self.status()["peers"] if p["tenant"] == tenant and p["name"] == name)
+        peer = next(
+            p for p in self.status()["peers"] if p["tenant"] == tenant and p["name"] == name
+        )
         return peer["latest_handshake"]
 
 
@@ -76,7 +91,7 @@ def snapshot(ns) -> dict[str, str]:
     out = {}
     for key, argv in cmds.items():
         text = ns.run(argv).stdout
-        lines = [l for l in text.splitlines() if "fe80::" not in l and "ff00::/8" not in l]
+        lines = [ln for ln in text.splitlines() if "fe80::" not in ln and "ff00::/8" not in ln]
         out[key] = "\n".join(lines)
     out["wireguard-go"] = "\n".join(sorted(str(p) for p in ns.pids() if "wireguard-go" in _cmd(p)))
     return out

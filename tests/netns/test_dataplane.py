@@ -12,10 +12,9 @@ import sys
 import time
 
 import pytest
+from gwhelper import TENANTS, Gateway, snapshot, up
 
 from wggw.lab.topology import FetchError, new_ifname
-
-from gwhelper import TENANTS, Gateway, snapshot, up
 
 INET_NFT = """table inet wggwtest_count {
   chain input { type filter hook input priority 0; policy accept;
@@ -84,8 +83,11 @@ def test_uplink_gone_fails_closed_never_main(lab):
 def test_a_foreign_masquerade_at_an_earlier_priority_cannot_leak(lab):
     gw = up(lab)
     lab.inet.run(["nft", "-f", "-"], input=INET_NFT)
-    foreign = ("table inet handmade {\n chain post { type nat hook postrouting priority 50; policy accept;\n"
-               f"  oifname \"{lab.uplink_dev}\" masquerade\n }}\n}}\n")
+    foreign = (
+        "table inet handmade {\n chain post { type nat hook postrouting priority 50;"
+        " policy accept;\n"
+        f'  oifname "{lab.uplink_dev}" masquerade\n }}\n}}\n'
+    )
     lab.gw.run(["nft", "-f", "-"], input=foreign)
     assert_blocked(gw, "acme")
     # The masquerade binds first and picks the uplink's address: the guard drops what it
@@ -128,8 +130,11 @@ def test_idempotent_and_live_sessions_survive_other_peer_changes(lab):
     text = prom.read_text()
     assert 'wggw_peer_configured{peer="extra0",tenant="globex"} 1.0' in text
     assert "wggw_drift_changes 0.0" in text
-    line = next(l for l in text.splitlines()
-                if l.startswith('wggw_peer_latest_handshake_seconds{peer="laptop",tenant="acme"}'))
+    line = next(
+        ln
+        for ln in text.splitlines()
+        if ln.startswith('wggw_peer_latest_handshake_seconds{peer="laptop",tenant="acme"}')
+    )
     assert float(line.split()[-1]) > 0
 
 
@@ -149,8 +154,11 @@ def test_tenant_and_peer_remove_then_apply_remove_just_their_part(lab):
 
 def _foreign_objects(lab) -> None:
     """Things other tools own: wggw must leave them exactly as they are."""
-    lab.gw.run(["nft", "-f", "-"], input="table inet handmade {\n chain hm_forward { type filter hook forward "
-               "priority 10; policy accept;\n  tcp dport 22 counter accept\n }\n}\n")
+    lab.gw.run(
+        ["nft", "-f", "-"],
+        input="table inet handmade {\n chain hm_forward { type filter hook forward "
+        "priority 10; policy accept;\n  tcp dport 22 counter accept\n }\n}\n",
+    )
     lab.gw.ip("rule", "add", "pref", "100", "fwmark", "0xca6c", "lookup", "51820")
     lab.gw.ip("route", "add", "192.0.2.0/24", "dev", lab.uplink_dev, "table", "51820")
     lab.gw.ip("addr", "add", "203.0.113.99/32", "dev", lab.uplink_dev)
@@ -182,10 +190,21 @@ def test_crash_mid_apply_then_down_or_apply_converges(lab, delay):
     gw = Gateway(lab, new_ifname("wgw")).configure()
     for i in range(30):  # enough work that a kill lands part-way
         lab.wggw("peer", "add", f"acme/p{i}")
-    argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app",
-            "--state-dir", str(lab.state_dir), "apply"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=lab._py_env())
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        lab.gw.name,
+        sys.executable,
+        "-m",
+        "wggw.cli.app",
+        "--state-dir",
+        str(lab.state_dir),
+        "apply",
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=lab._py_env()
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -194,7 +213,9 @@ def test_crash_mid_apply_then_down_or_apply_converges(lab, delay):
     gw.connect("acme")
     assert gw.seen("acme", 4) == "203.0.113.10"
     lab.client("acme").down_wireguard()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=lab._py_env())
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=lab._py_env()
+    )
     time.sleep(delay / 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)

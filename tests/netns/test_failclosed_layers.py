@@ -23,12 +23,10 @@ import sys
 import time
 
 import pytest
-
-from wggw.core import naming
-from wggw.lab.topology import INET_V4, INET_V6, GW_UPLINK_V4, GW_UPLINK_V6
-
 from gwhelper import TENANTS, up
 
+from wggw.core import naming
+from wggw.lab.topology import GW_UPLINK_V4, GW_UPLINK_V6, INET_V4, INET_V6
 
 FAULTS = ("N", "R", "T", "U")
 CASES = [(f,) for f in FAULTS] + list(itertools.combinations(FAULTS, 2))
@@ -116,8 +114,9 @@ def probe(lab, counter: Counter, tenant: str) -> tuple[dict, int, int]:
     the tenant's own egress, datagrams that arrived from any other source). The last
     probe's arrivals by source are kept in counter.last for messages."""
     before = counter.read()
-    res = lab.client(tenant).run(["python3", "-c", UDP_PROBE, INET_V4, INET_V6, str(SENDS)],
-                                 timeout=30)
+    res = lab.client(tenant).run(
+        ["python3", "-c", UDP_PROBE, INET_V4, INET_V6, str(SENDS)], timeout=30
+    )
     after = counter.settled()
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     counter.last = delta
@@ -144,8 +143,13 @@ def gw(module_lab):
 def _drop_rules(lab) -> None:
     for fam in ("-4", "-6"):
         lines = lab.gw.ip(fam, "rule", "show").stdout.splitlines()
-        prefs = sorted({int(p) for p in (line.split(":")[0] for line in lines)
-                        if p.isdigit() and naming.owns_rule_pref(int(p))})
+        prefs = sorted(
+            {
+                int(p)
+                for p in (line.split(":")[0] for line in lines)
+                if p.isdigit() and naming.owns_rule_pref(int(p))
+            }
+        )
         assert prefs, "no wggw rule to delete"
         batch = "".join(f"rule del pref {p}\n" for p in prefs)
         lab.gw.run(["ip", fam, "-batch", "-"], input=batch)
@@ -193,9 +197,13 @@ def test_the_layers_are_in_place(gw):
 KERNEL_TIER = {("N",), ("N", "R")}
 
 
-@pytest.mark.parametrize("faults", [
-    pytest.param(c, marks=[pytest.mark.kernel_tier] if c in KERNEL_TIER else [], id="+".join(c))
-    for c in CASES])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param(c, marks=[pytest.mark.kernel_tier] if c in KERNEL_TIER else [], id="+".join(c))
+        for c in CASES
+    ],
+)
 def test_no_packet_leaves_with_a_wrong_source(gw, faults):
     lab, counter = gw
     lab.wggw("apply")  # from a converged gateway, even if an earlier case failed half-way
@@ -203,8 +211,9 @@ def test_no_packet_leaves_with_a_wrong_source(gw, faults):
         inflict(lab, fault)
     for tenant in TENANTS:
         _echoes, _own, wrong = probe(lab, counter, tenant)
-        assert wrong == 0, \
+        assert wrong == 0, (
             f"{tenant}: {wrong} datagrams left with a wrong source under {faults}: {counter.last}"
+        )
     drift = lab.wggw("plan", "--detailed-exitcode", ok_codes=(2,)).stdout
     assert "[#]" in drift
     lab.wggw("apply")
@@ -223,7 +232,9 @@ def test_the_capture_sees_a_leak_when_all_three_layers_are_gone(gw):
     lab.wggw("apply")
     inflict(lab, "N")
     inflict(lab, "R")
-    lab.gw.run(["tc", "filter", "del", "dev", lab.uplink_dev, "egress", "prio", str(naming.TC_PRIO)])
+    lab.gw.run(
+        ["tc", "filter", "del", "dev", lab.uplink_dev, "egress", "prio", str(naming.TC_PRIO)]
+    )
     _echoes, _own, wrong = probe(lab, counter, "acme")
     assert wrong > 0 and counter.last.get("pool", 0) == wrong, counter.last
     lab.wggw("apply")

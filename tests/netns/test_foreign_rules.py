@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 
-
 from gwhelper import TENANTS, up
-
 
 
 def _paths(lab, code: int = 0) -> list[dict]:
@@ -30,11 +28,13 @@ def test_a_foreign_rule_above_the_window_is_named_and_check_fails(lab):
     assert all(e["ok"] for e in _paths(lab))
 
     lab.gw.ip("-4", "rule", "add", "pref", "100", "lookup", "main")
-    lab.gw.ip("-6", "rule", "add", "pref", "110", "fwmark", "0x10000000/0x10000000",
-              "lookup", "main")
+    lab.gw.ip(
+        "-6", "rule", "add", "pref", "110", "fwmark", "0x10000000/0x10000000", "lookup", "main"
+    )
     entries = _paths(lab, code=4)
     assert {(e["tenant"], e["family"]) for e in entries if not e["ok"]} == {
-        (t, v) for t in TENANTS for v in (4, 6)}
+        (t, v) for t in TENANTS for v in (4, 6)
+    }
     by = {(e["tenant"], e["family"]): e for e in entries}
     assert by["acme", 4]["rule"] == "100: from all lookup main" and by["acme", 4]["table"] == 254
     assert by["globex", 6]["rule"] == "110: from all fwmark 0x10000000/0x10000000 lookup main"
@@ -43,9 +43,11 @@ def test_a_foreign_rule_above_the_window_is_named_and_check_fails(lab):
     text = lab.wggw("status", "--check", ok_codes=(4,)).stdout
     assert "Paths: 4 of 4 wrong:" in text
     # 203.0.113.200 is on the uplink's subnet: main's connected route, with the host's source.
-    assert ("acme IPv4: table main dev uplink0 src 203.0.113.1, expected table 60000 via "
-            "203.0.113.254 dev uplink0 src 203.0.113.10; "
-            "taken by ip rule 100: from all lookup main") in text
+    assert (
+        "acme IPv4: table main dev uplink0 src 203.0.113.1, expected table 60000 via "
+        "203.0.113.254 dev uplink0 src 203.0.113.10; "
+        "taken by ip rule 100: from all lookup main"
+    ) in text
     # wggw does not touch what it does not own: plan sees nothing, the rules stay.
     lab.wggw("plan", "--detailed-exitcode")
     assert "100:\tfrom all lookup main" in lab.gw.ip("-4", "rule", "show").stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PROBE = r'''
+PROBE = r"""
 import json, struct
 from wggw.backends.netlink import dump as nldump, rtnl as netlink
 from wggw.core.desired import LinkSpec, RouteSpec
@@ -42,17 +42,19 @@ print(json.dumps({
     "dump": attempt(lambda: nldump._dump_once(nldump.RTM_GETROUTE, bad_header, nldump._route,
                                               strict=True)),
 }))
-'''
+"""
 
 
 def test_kernel_reasons_reach_the_error_messages(netns):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     netns.ip("link", "add", "dummy0", "type", "veth", "peer", "name", "dummy1")
     out = json.loads(netns.run([sys.executable, "-c", PROBE], env=env, timeout=30).stdout)
-    assert out["rule"] == ("rule pref 20000: [Errno 22] Invalid argument: "
-                           "Backward goto not supported")
-    assert out["route"] == ("route default table 60001: [Errno 101] Network is unreachable: "
-                            "Nexthop has invalid gateway")
+    assert out["rule"] == (
+        "rule pref 20000: [Errno 22] Invalid argument: Backward goto not supported"
+    )
+    assert out["route"] == (
+        "route default table 60001: [Errno 101] Network is unreachable: Nexthop has invalid gateway"
+    )
     # the same form (errno, strerror, the kernel's reason) whichever path sent it
     assert out["pyroute2"].startswith("link dummy0: [Errno 22] Invalid argument: "), out["pyroute2"]
     assert "MTU" in out["pyroute2"] or "mtu" in out["pyroute2"], out["pyroute2"]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from wggw.lab import topology as netnslab
-from wggw.lab.topology import FetchError, Lab, LabError
 from wggw.lab.netns import cmdline, run
+from wggw.lab.topology import FetchError, Lab, LabError
 from wggw.lab.wg import WG_SOCKET_DIR, new_ifname, write_secret_file
 
 V4, V6 = netnslab.INET_URL_V4, netnslab.INET_URL_V6
@@ -30,7 +30,11 @@ def _host_snapshot() -> dict[str, set[str]]:
     netns = run(["ip", "netns", "list"]).stdout.split("\n")
     procs = run(["pgrep", "-a", "wireguard-go"], check=False).stdout.splitlines()
     socks = os.listdir(WG_SOCKET_DIR) if WG_SOCKET_DIR.exists() else []
-    return {"netns": {n.split()[0] for n in netns if n.strip()}, "procs": set(procs), "socks": set(socks)}
+    return {
+        "netns": {n.split()[0] for n in netns if n.strip()},
+        "procs": set(procs),
+        "socks": set(socks),
+    }
 
 
 def _setup_gateway(lab: Lab, roles: list[str]) -> dict[str, str]:
@@ -38,18 +42,33 @@ def _setup_gateway(lab: Lab, roles: list[str]) -> dict[str, str]:
     gw, tmp = lab.gw, lab.workdir
     ifname, _pid = lab.start_gateway_wireguard()
     gw_priv, gw_pub = _keypair()
-    args = ["wg", "set", ifname, "listen-port", "51820",
-            "private-key", str(write_secret_file(tmp / "gw.key", gw_priv + "\n"))]
+    args = [
+        "wg",
+        "set",
+        ifname,
+        "listen-port",
+        "51820",
+        "private-key",
+        str(write_secret_file(tmp / "gw.key", gw_priv + "\n")),
+    ]
     confs = {}
     for i, role in enumerate(roles, start=2):
         priv, pub = _keypair()
         psk = run(["wg", "genpsk"]).stdout.strip()
-        args += ["peer", pub, "preshared-key", str(write_secret_file(tmp / f"{role}.psk", psk + "\n")),
-                 "allowed-ips", f"10.99.0.{i}/32,fd00:99::{i}/128"]
-        confs[role] = (f"[Interface]\nPrivateKey = {priv}\nAddress = 10.99.0.{i}/32, fd00:99::{i}/128\n"
-                       f"DNS = 192.0.2.53\nMTU = 1420\n\n[Peer]\nPublicKey = {gw_pub}\nPresharedKey = {psk}\n"
-                       f"Endpoint = {lab.gw_underlay_ip}:51820\nAllowedIPs = 0.0.0.0/0, ::/0\n"
-                       f"PersistentKeepalive = 25\n")
+        args += [
+            "peer",
+            pub,
+            "preshared-key",
+            str(write_secret_file(tmp / f"{role}.psk", psk + "\n")),
+            "allowed-ips",
+            f"10.99.0.{i}/32,fd00:99::{i}/128",
+        ]
+        confs[role] = (
+            f"[Interface]\nPrivateKey = {priv}\nAddress = 10.99.0.{i}/32, fd00:99::{i}/128\n"
+            f"DNS = 192.0.2.53\nMTU = 1420\n\n[Peer]\nPublicKey = {gw_pub}\nPresharedKey = {psk}\n"
+            f"Endpoint = {lab.gw_underlay_ip}:51820\nAllowedIPs = 0.0.0.0/0, ::/0\n"
+            f"PersistentKeepalive = 25\n"
+        )
     gw.run(args)
     gw.ip("addr", "add", "10.99.0.1/24", "dev", ifname)
     gw.ip("addr", "add", "fd00:99::1/64", "dev", ifname, "nodad")
@@ -98,8 +117,11 @@ def test_full_tunnel_clients_through_a_plain_wireguard_go_gateway(lab: Lab) -> N
     lab.gw.sysctl("net.ipv6.conf.all.forwarding", 1)
     with pytest.raises(FetchError):
         acme.fetch(V4, timeout=1)
-    lab.gw.run(["nft", "-f", "-"], input="table inet labnat {\n chain post {\n"
-               "  type nat hook postrouting priority srcnat; oifname \"uplink0\" masquerade\n }\n}\n")
+    lab.gw.run(
+        ["nft", "-f", "-"],
+        input="table inet labnat {\n chain post {\n"
+        '  type nat hook postrouting priority srcnat; oifname "uplink0" masquerade\n }\n}\n',
+    )
     assert acme.fetch_retry(V4) == "203.0.113.1"
     assert globex.fetch_retry(V6) == "2001:db8:ffff::1"
 
@@ -123,7 +145,9 @@ def _assert_nothing_left(lab: Lab, pids: list[int], ifnames: list[str], before: 
     # Other runs may share this host, so judge only what this run created.
     assert not [n for n in after["netns"] if n.endswith(lab.suffix)]
     assert not [p for p in pids if Path(f"/proc/{p}").exists() and cmdline(p)]
-    assert not [line for line in after["procs"] - before["procs"] if any(i in line for i in ifnames)]
+    assert not [
+        line for line in after["procs"] - before["procs"] if any(i in line for i in ifnames)
+    ]
     assert not [s for s in after["socks"] if any(s.startswith(i) for i in ifnames)]
     assert lab.workdir is not None and not lab.workdir.exists()
 
@@ -137,8 +161,12 @@ def test_teardown_leaves_no_namespace_process_or_socket(require_root: None) -> N
             lab.client(role).up_wireguard(conf)
         # A wireguard-go we did not start ourselves (as wggw would), daemonized, left running.
         stray = new_ifname("wgs")
-        subprocess.run(["ip", "netns", "exec", lab.gw.name, "wireguard-go", stray], check=True,
-                       capture_output=True, timeout=10)
+        subprocess.run(
+            ["ip", "netns", "exec", lab.gw.name, "wireguard-go", stray],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
         pids = lab.procs.pids()
         ifnames = [c.wg_ifname for c in lab.clients.values()] + sorted(lab.box.ifnames) + [stray]
         assert len(pids) == 4 and all((WG_SOCKET_DIR / f"{i}.sock").exists() for i in ifnames)

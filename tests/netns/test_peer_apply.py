@@ -5,10 +5,9 @@ that was never applied gets the whole `apply`."""
 from __future__ import annotations
 
 import pytest
+from gwhelper import up
 
 from wggw.lab.topology import FetchError
-
-from gwhelper import up
 
 
 def test_add_apply_works_at_once_and_remove_apply_cuts_off(lab):
@@ -17,8 +16,12 @@ def test_add_apply_works_at_once_and_remove_apply_cuts_off(lab):
     globex_hs = gw.handshake_of("globex/laptop")
 
     out = lab.wggw("peer", "add", "acme/phone", "--apply").stdout
-    lines = [l for l in out.splitlines() if l.startswith("[#]")]
-    assert len(lines) == 1 and lines[0].startswith(f"[#] wg set {gw.ifname} peer ") and "1 change(s) applied." in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("[#]")]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith(f"[#] wg set {gw.ifname} peer ")
+        and "1 change(s) applied." in out
+    )
     lab.wggw("plan", "--detailed-exitcode")  # nothing left for `apply`
     acme = lab.client("acme")
     acme.replace_wireguard(lab.wggw("peer", "config", "acme/phone").stdout)
@@ -37,8 +40,17 @@ def test_add_apply_works_at_once_and_remove_apply_cuts_off(lab):
 
 def test_add_apply_to_a_tenant_never_applied_runs_the_whole_apply(lab):
     gw = up(lab)
-    lab.wggw("tenant", "add", "initech", "--pool", "10.30.0.0/24", "--egress", "203.0.113.30",
-             "--uplink", lab.uplink_dev)
+    lab.wggw(
+        "tenant",
+        "add",
+        "initech",
+        "--pool",
+        "10.30.0.0/24",
+        "--egress",
+        "203.0.113.30",
+        "--uplink",
+        lab.uplink_dev,
+    )
     out = lab.wggw("peer", "add", "initech/desk", "--apply").stdout
     assert "ip route add 10.30.0.0/24" in out and "nft -f" in out  # routes and NAT came too
     lab.wggw("plan", "--detailed-exitcode")

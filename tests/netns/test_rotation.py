@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from gwhelper import up
 
 from wggw.lab.topology import FetchError
-
-from gwhelper import up
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,8 +33,20 @@ def test_overlap_then_new_config_then_old_key_retired(lab, tmp_path):
     old_conf = lab.wggw("peer", "config", "acme/laptop").stdout
     old_key = peer_json(lab, "acme/laptop")["public_key"]
 
-    report = json.loads(lab.wggw("rotate", "--peer", "acme/laptop", "--older-than", "0s",
-                                 "--grace", "1h", "--out", str(out), "--json").stdout)
+    report = json.loads(
+        lab.wggw(
+            "rotate",
+            "--peer",
+            "acme/laptop",
+            "--older-than",
+            "0s",
+            "--grace",
+            "1h",
+            "--out",
+            str(out),
+            "--json",
+        ).stdout
+    )
     assert [r["peer"] for r in report["rotated"]] == ["acme/laptop"]
     conf_path = out / "acme" / "laptop.conf"
     assert conf_path.stat().st_mode & 0o777 == 0o600
@@ -88,12 +99,31 @@ def _cron_line() -> tuple[dict[str, str], str]:
 def _run_cron(lab, env: dict[str, str], command: str) -> subprocess.CompletedProcess:
     """As cron does: /bin/sh -c with only the crontab's environment, no TTY, no stdin."""
     wggw_bin = Path(sys.executable).parent / "wggw"
-    assert wggw_bin.exists(), f"wggw must be installed next to {sys.executable} (scripts/install-deps)"
-    cron_env = {**env, "PATH": f"{wggw_bin.parent}:{env['PATH']}",
-                "WGGW_STATE_DIR": str(lab.state_dir), "HOME": "/root", "LOGNAME": "root"}
-    argv = ["ip", "netns", "exec", lab.gw.name, "env", "-i",
-            *[f"{k}={v}" for k, v in cron_env.items()], env.get("SHELL", "/bin/sh"), "-c", command]
-    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert wggw_bin.exists(), (
+        f"wggw must be installed next to {sys.executable} (scripts/install-deps)"
+    )
+    cron_env = {
+        **env,
+        "PATH": f"{wggw_bin.parent}:{env['PATH']}",
+        "WGGW_STATE_DIR": str(lab.state_dir),
+        "HOME": "/root",
+        "LOGNAME": "root",
+    }
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        lab.gw.name,
+        "env",
+        "-i",
+        *[f"{k}={v}" for k, v in cron_env.items()],
+        env.get("SHELL", "/bin/sh"),
+        "-c",
+        command,
+    ]
+    return subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_shipped_cron_line_runs_quietly_and_rotates(lab):
@@ -131,17 +161,48 @@ def test_rotation_killed_midway_converges_next_run(lab, tmp_path, delay):
     lab.wggw("apply")
     assert gw.seen("acme", 4) == "203.0.113.10"
     out = tmp_path / "outbox"
-    argv = ["ip", "netns", "exec", lab.gw.name, sys.executable, "-m", "wggw.cli.app", "--state-dir",
-            str(lab.state_dir), "rotate", "--tenant", "acme", "--older-than", "0s", "--grace", "1h",
-            "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=lab._py_env())
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        lab.gw.name,
+        sys.executable,
+        "-m",
+        "wggw.cli.app",
+        "--state-dir",
+        str(lab.state_dir),
+        "rotate",
+        "--tenant",
+        "acme",
+        "--older-than",
+        "0s",
+        "--grace",
+        "1h",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=lab._py_env()
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     # Whatever the kill interrupted, the client's old key still works...
     assert gw.seen("acme", 4) == "203.0.113.10"
     # ...and the next run finishes the job: applied, delivered, nothing pending.
-    res = lab.wggw("rotate", "--tenant", "acme", "--older-than", "1h", "--grace", "1h", "--out", str(out), "--json")
+    res = lab.wggw(
+        "rotate",
+        "--tenant",
+        "acme",
+        "--older-than",
+        "1h",
+        "--grace",
+        "1h",
+        "--out",
+        str(out),
+        "--json",
+    )
     lab.wggw("plan", "--detailed-exitcode")
     peers = json.loads(lab.wggw("peer", "list", "--tenant", "acme", "--json").stdout)
     rotated = [p for p in peers if p["retiring"] is not None]

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from wggw.core import keys, naming
 from wggw.backends import runfiles
-from wggw.lab.sandbox import Sandbox
+from wggw.core import keys, naming
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
+from wggw.lab.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 30.0
 
-WORKER = r'''
+WORKER = r"""
 import json, os, sys
 from wggw.backends.select import select_backend
 from wggw.backends.wg_userspace import UserspaceBackend
@@ -80,13 +80,17 @@ for line in sys.stdin:
     try:
         out = {"ok": OPS[req["op"]](*req["args"])}
     except Exception as e:
-        out = {"error": type(e).__name__, "msg": str(e), "backend_error": isinstance(e, BackendError)}
+        out = {
+            "error": type(e).__name__,
+            "msg": str(e),
+            "backend_error": isinstance(e, BackendError),
+        }
     print(json.dumps(out), flush=True)
-'''
+"""
 
 
 # One ICMP echo over a raw socket (these hosts need not have iputils-ping); exit 0 on a reply.
-PING = r'''
+PING = r"""
 import os, socket, struct, sys, time
 def csum(b):
     t = sum(struct.unpack("!%dH" % (len(b) // 2), b)); t = (t >> 16) + (t & 0xFFFF)
@@ -107,7 +111,7 @@ while time.monotonic() < deadline:
     if src[0] == addr and icmp[0] == 0 and struct.unpack("!H", icmp[4:6])[0] == ident:
         sys.exit(0)
 sys.exit(1)
-'''
+"""
 
 
 class WorkerError(Exception):
@@ -123,7 +127,12 @@ class Worker:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-c", WORKER, backend],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
         self.hello = self._read()
 
     def _read(self) -> dict:
@@ -145,9 +154,16 @@ class Worker:
         raw = self.call("observe", ifname)
         if raw is None:
             return None
-        peers = {k: WgPeerState(**{**p, "psk": Secret(p["psk"]) if p["psk"] else None,
-                                   "allowed_ips": tuple(p["allowed_ips"])})
-                 for k, p in raw["peers"].items()}
+        peers = {
+            k: WgPeerState(
+                **{
+                    **p,
+                    "psk": Secret(p["psk"]) if p["psk"] else None,
+                    "allowed_ips": tuple(p["allowed_ips"]),
+                }
+            )
+            for k, p in raw["peers"].items()
+        }
         return WgDeviceState(raw["name"], raw["public_key"], raw["listen_port"], peers)
 
     def set_peers(self, ifname: str, upsert=(), remove=()) -> None:
@@ -165,9 +181,16 @@ class Worker:
 
 
 def wire(specs) -> list[dict]:
-    return [{"public_key": s.public_key, "psk": s.psk.reveal() if s.psk else None,
-             "allowed_ips": list(s.allowed_ips), "keepalive": s.keepalive, "endpoint": s.endpoint}
-            for s in specs]
+    return [
+        {
+            "public_key": s.public_key,
+            "psk": s.psk.reveal() if s.psk else None,
+            "allowed_ips": list(s.allowed_ips),
+            "keepalive": s.keepalive,
+            "endpoint": s.endpoint,
+        }
+        for s in specs
+    ]
 
 
 class Env:
@@ -196,7 +219,10 @@ class Env:
     def cleanup(self) -> list[str]:
         """Undo everything, each step on its own, so one failure does not leave the rest."""
         problems: list[str] = []
-        for closing in [*(w.close for w in self.workers), *(lambda p=p: stop_popen(p) for p in self.foreign)]:
+        for closing in [
+            *(w.close for w in self.workers),
+            *(lambda p=p: stop_popen(p) for p in self.foreign),
+        ]:
             try:
                 closing()
             except Exception as e:  # report and go on: the next step must still run
@@ -210,8 +236,9 @@ def stop_popen(proc: subprocess.Popen) -> None:
 
 
 def sh(ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
-                          timeout=15, check=check)
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=15, check=check
+    )
 
 
 def alive(pid: int) -> bool:
@@ -260,6 +287,7 @@ def userspace_env():
 
 
 # --- the contract ---------------------------------------------------------------------------
+
 
 def test_create_observe_configure(env):
     ns = env.ns()
@@ -331,16 +359,24 @@ def test_many_peers_are_merged_by_key(env):
     """Large devices come back over several genetlink messages; all peers, each exactly once."""
     wg, name = env.worker(env.ns()), env.ifname()
     wg.call("create", name)
-    many = [peer((f"10.{i // 250}.{i % 250}.1/32", f"2001:db8:{i:x}::/64"), psk=i % 2 == 0,
-                 keepalive=25 if i % 3 == 0 else None) for i in range(1500)]
+    many = [
+        peer(
+            (f"10.{i // 250}.{i % 250}.1/32", f"2001:db8:{i:x}::/64"),
+            psk=i % 2 == 0,
+            keepalive=25 if i % 3 == 0 else None,
+        )
+        for i in range(1500)
+    ]
     wg.set_peers(name, many)
     assert specs(wg, name) == {p.public_key: p for p in many}
 
 
 def test_errors_name_the_device(env):
     wg, name = env.worker(env.ns()), env.ifname()
-    for op, args in (("configure", (name, keys.generate_private().reveal(), 51820)),
-                     ("set_peers", (name, [], [keys.keypair()[1]]))):
+    for op, args in (
+        ("configure", (name, keys.generate_private().reveal(), 51820)),
+        ("set_peers", (name, [], [keys.keypair()[1]])),
+    ):
         with pytest.raises(WorkerError) as exc:
             wg.call(op, *args)
         assert exc.value.backend_error and name in str(exc.value)
@@ -418,9 +454,17 @@ def test_live_session_survives_changes_to_other_peers(env):
     gw_key, cl_key, psk = keys.generate_private(), keys.generate_private(), keys.generate_psk()
     cl_spec = WgPeerSpec(keys.public_of(cl_key), psk, ("192.0.2.2/32",), None)
     for w, ns, name, key, port, their, addr in (
-            (gw, gw_ns, gw_if, gw_key, 51820, cl_spec, "192.0.2.1/24"),
-            (cl, cl_ns, cl_if, cl_key, 51821,
-             WgPeerSpec(keys.public_of(gw_key), psk, ("192.0.2.1/32",), None), "192.0.2.2/24")):
+        (gw, gw_ns, gw_if, gw_key, 51820, cl_spec, "192.0.2.1/24"),
+        (
+            cl,
+            cl_ns,
+            cl_if,
+            cl_key,
+            51821,
+            WgPeerSpec(keys.public_of(gw_key), psk, ("192.0.2.1/32",), None),
+            "192.0.2.2/24",
+        ),
+    ):
         w.call("create", name)
         w.call("configure", name, key.reveal(), port)
         w.set_peers(name, [their])
@@ -434,8 +478,11 @@ def test_live_session_survives_changes_to_other_peers(env):
 
     others = [peer((f"192.0.2.{i}/32",), psk=True) for i in range(10, 13)]
     gw.set_peers(gw_if, others)
-    gw.set_peers(gw_if, [WgPeerSpec(others[0].public_key, None, ("192.0.2.20/32",), 25)],
-                 [others[1].public_key])
+    gw.set_peers(
+        gw_if,
+        [WgPeerSpec(others[0].public_key, None, ("192.0.2.20/32",), 25)],
+        [others[1].public_key],
+    )
     gw.call("configure", gw_if, gw_key.reveal(), 51820)  # re-applying the same key and port
     assert ping(cl_ns, "192.0.2.1", attempts=3)
     after = gw.observe(gw_if)
@@ -475,6 +522,7 @@ def test_wireguard_go_that_fails_to_start_is_reported_and_cleaned(userspace_env)
 
 # --- helpers of the contract tests ------------------------------------------------------------
 
+
 def specs(wg: Worker, name: str) -> dict[str, WgPeerSpec]:
     return {k: p.spec() for k, p in wg.observe(name).peers.items()}
 
@@ -493,9 +541,13 @@ def start_foreign(env: Env, ns: str, name: str) -> None:
         sh(ns, "ip", "link", "add", name, "type", "wireguard")
         return
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, "wireguard-go", name], start_new_session=True,
+        ["ip", "netns", "exec", ns, "wireguard-go", name],
+        start_new_session=True,
         env={**os.environ, "WG_PROCESS_FOREGROUND": "1"},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     env.foreign.append(proc)
     sock = f"{naming.WG_SOCKET_DIR}/{name}.sock"
     deadline = time.monotonic() + 5

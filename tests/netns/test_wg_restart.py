@@ -13,12 +13,10 @@ import sys
 import time
 
 import pytest
+from gwhelper import Gateway, up
 
 from wggw.backends import runfiles
 from wggw.lab.topology import INET_URL_V4, new_ifname
-
-from gwhelper import Gateway, up
-
 
 
 @pytest.fixture
@@ -36,6 +34,7 @@ def _kernel_backend_or_skip() -> None:
         select_backend("kernel")
     except BackendUnavailableError as e:
         pytest.skip(f"kernel WireGuard: {e}")
+
 
 # Runs in a client namespace: GET the URL every 50 ms (each try bounded) for at most
 # `budget` seconds; print the CLOCK_MONOTONIC time of the first good reply, or nothing.
@@ -97,8 +96,20 @@ def _recovery(lab, budget: float = 20.0) -> tuple[float, float]:
     """Kill wireguard-go, run `apply`, and time it: (apply seconds, seconds from the start
     of `apply` to acme's first good reply)."""
     probe = subprocess.Popen(
-        ["ip", "netns", "exec", lab.client("acme").name, sys.executable, "-c", PROBE,
-         INET_URL_V4, str(budget)], stdout=subprocess.PIPE, text=True)
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.client("acme").name,
+            sys.executable,
+            "-c",
+            PROBE,
+            INET_URL_V4,
+            str(budget),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         start = time.monotonic()
         lab.wggw("apply")
@@ -124,8 +135,9 @@ def _kill_device(lab, ifname: str, backend: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("backend", ["userspace",
-                                     pytest.param("kernel", marks=pytest.mark.kernel_tier)])
+@pytest.mark.parametrize(
+    "backend", ["userspace", pytest.param("kernel", marks=pytest.mark.kernel_tier)]
+)
 def test_tunnels_come_back_fast_after_wireguard_go_restarts(lab, monkeypatch, backend):
     if backend == "kernel":
         _kernel_backend_or_skip()

@@ -8,16 +8,16 @@ converge itself is the one path (ops.converge), with the store lock held by the 
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 from wggw.core.plan import Change, DeleteNft, ReplaceNft
 from wggw.ops import converge as reconcile
 from wggw.ops import rotation
 
-Echo = Optional[Callable[[str], None]]
+Echo = Callable[[str], None] | None
 
 
-def system_for(backend: Optional[str]):
+def system_for(backend: str | None):
     from wggw.ops import dataplane
 
     return dataplane.system_for(backend, may_load=True)
@@ -31,8 +31,9 @@ def full_converge(store, system, echo: Echo = None, housekeeping: bool = True):
     return report, result
 
 
-def peer_converge(store, system, tenant: str, peer: Optional[str], keys: Iterable[str],
-                  echo: Echo = None) -> list[Change]:
+def peer_converge(
+    store, system, tenant: str, peer: str | None, keys: Iterable[str], echo: Echo = None
+) -> list[Change]:
     """One peer's WireGuard entries (reconcile.converge_peer), for a CLI that holds the lock
     and waits: the store is read without the lock. A tenant not live yet: the whole converge."""
     with store.snapshot() as tx:
@@ -48,8 +49,14 @@ def peer_converge(store, system, tenant: str, peer: Optional[str], keys: Iterabl
     return changes
 
 
-def repair(state, system, hold: Callable[[Change], bool], echo: Echo = None,
-           reload_nft: bool = False, applied_hook: Optional[Callable[[], None]] = None):
+def repair(
+    state,
+    system,
+    hold: Callable[[Change], bool],
+    echo: Echo = None,
+    reload_nft: bool = False,
+    applied_hook: Callable[[], None] | None = None,
+):
     """Drift repair: plan, apply the changes not held back by `hold`, observe again.
     Returns (applied, held, left): `left` is what differs again right after the apply
     (something undid it at once: the caller counts that against the back-off).
@@ -60,8 +67,11 @@ def repair(state, system, hold: Callable[[Change], bool], echo: Echo = None,
     counts, so an element edited in place looks unchanged: load the table again anyway."""
     first = reconcile.compute(state, system)
     changes = first.changes
-    if reload_nft and first.desired.nft.digest and \
-            not any(isinstance(c, (ReplaceNft, DeleteNft)) for c in changes):
+    if (
+        reload_nft
+        and first.desired.nft.digest
+        and not any(isinstance(c, (ReplaceNft, DeleteNft)) for c in changes)
+    ):
         changes = [*changes, ReplaceNft(first.desired.nft)]
     applied = [c for c in changes if not hold(c)]
     held = [c for c in changes if hold(c)]

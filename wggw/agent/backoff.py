@@ -8,13 +8,25 @@ stays in place (the nft guard, the other rules) keeps failing closed.
 from __future__ import annotations
 
 from collections import deque
+
 from wggw.core import plan as p
 
 KINDS = {
-    p.ReplaceNft: "nft", p.DeleteNft: "nft", p.AddRule: "rule", p.DelRule: "rule",
-    p.AddRoute: "route", p.DelRoute: "route", p.AddAddress: "address", p.DelAddress: "address",
-    p.SetLink: "link", p.CreateDevice: "device", p.ConfigureDevice: "device",
-    p.DeleteDevice: "device", p.UpsertPeer: "peer", p.RemovePeer: "peer", p.SetSysctl: "sysctl",
+    p.ReplaceNft: "nft",
+    p.DeleteNft: "nft",
+    p.AddRule: "rule",
+    p.DelRule: "rule",
+    p.AddRoute: "route",
+    p.DelRoute: "route",
+    p.AddAddress: "address",
+    p.DelAddress: "address",
+    p.SetLink: "link",
+    p.CreateDevice: "device",
+    p.ConfigureDevice: "device",
+    p.DeleteDevice: "device",
+    p.UpsertPeer: "peer",
+    p.RemovePeer: "peer",
+    p.SetSysctl: "sysctl",
 }
 WINDOW = 60.0
 

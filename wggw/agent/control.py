@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import struct
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from wggw.fsutil import private_umask
 from wggw.ops.agentclient import socket_path
@@ -21,7 +21,7 @@ MAX_REQUEST = 1 << 20
 class ControlServer:
     def __init__(self) -> None:
         self.path = socket_path()
-        self.path.unlink(missing_ok=True)   # left by a dead agent; we hold the agent lock
+        self.path.unlink(missing_ok=True)  # left by a dead agent; we hold the agent lock
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         with private_umask():
             self.sock.bind(str(self.path))
@@ -32,7 +32,7 @@ class ControlServer:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def serve_one(self, handle: Callable[[dict], dict]) -> Optional[str]:
+    def serve_one(self, handle: Callable[[dict], dict]) -> str | None:
         """Accept one waiting connection, answer it; returns the request's op (for the log)."""
         try:
             conn, _ = self.sock.accept()
@@ -40,7 +40,7 @@ class ControlServer:
             return None
         with conn:
             if not _same_user(conn):
-                return None   # the socket is 0600 already; this is the second lock on the door
+                return None  # the socket is 0600 already; this is the second lock on the door
             conn.setblocking(True)
             conn.settimeout(READ_TIMEOUT)
             try:
@@ -52,7 +52,7 @@ class ControlServer:
             try:
                 conn.sendall(json.dumps(reply).encode() + b"\n")
             except OSError:
-                pass   # the client gave up; the change is applied all the same
+                pass  # the client gave up; the change is applied all the same
             return str(request.get("op"))
 
     def close(self) -> None:

@@ -18,8 +18,9 @@ class Log:
 
     def __call__(self, event: str, **fields: Any) -> None:
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) \
-            + f".{int(now % 1 * 1000):03d}Z"
+        stamp = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        )
         if self.fmt == "json":
             line = json.dumps({"ts": stamp, "event": event, **fields}, default=str)
         else:

@@ -14,7 +14,7 @@ import selectors
 import signal
 import socket
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from wggw.agent import apply, sdnotify
 from wggw.agent.backoff import Backoff, kind_of
@@ -26,26 +26,33 @@ from wggw.core import naming
 from wggw.core.errors import LockBusyError, WggwError
 from wggw.ops.agentclient import store_id
 
-DEBOUNCE = 0.03       # events of one fault arrive together; one reconcile for all of them
-STORE_POLL = 0.5      # the fallback when a command did not tell the agent
-LOCK_RETRY = 0.05     # the store lock was busy (a command is running)
+DEBOUNCE = 0.03  # events of one fault arrive together; one reconcile for all of them
+STORE_POLL = 0.5  # the fallback when a command did not tell the agent
+LOCK_RETRY = 0.05  # the store lock was busy (a command is running)
 MAX_RETRY = 30.0
 
 
 class Agent:
-    def __init__(self, store, backend: Optional[str], log, metrics: AgentMetrics,
-                 resync: float = 60.0, backoff: Optional[Backoff] = None) -> None:
+    def __init__(
+        self,
+        store,
+        backend: str | None,
+        log,
+        metrics: AgentMetrics,
+        resync: float = 60.0,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
         self.system = apply.system_for(backend)
         self.resync = resync
         self.backoff = backoff or Backoff()
         self.applied_gen = -1
         self.reasons: set[str] = set()
-        self.due: Optional[float] = None           # when the pending reconcile runs
+        self.due: float | None = None  # when the pending reconcile runs
         self.failures = 0
         self.stopping = False
-        self.watched: set[str] = set()             # link names whose events matter
-        self.watched_index: set[int] = set()       # ... and their indexes (address events)
+        self.watched: set[str] = set()  # link names whose events matter
+        self.watched_index: set[int] = set()  # ... and their indexes (address events)
         self.sources: list = []
         self.shown_contested: set[str] = set()
         self.next_resync = time.monotonic() + resync
@@ -55,7 +62,7 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         sel = selectors.DefaultSelector()
-        rtnl, nft = kev.rtnl_events(), kev.nft_events()   # before the first converge: miss nothing
+        rtnl, nft = kev.rtnl_events(), kev.nft_events()  # before the first converge: miss nothing
         self.sources = [rtnl, nft]
         control = None
         try:
@@ -85,7 +92,7 @@ class Agent:
             with self.store.locked():
                 gen = self.store.generation()
                 report, result = apply.full_converge(self.store, self.system, self._echo("start"))
-                self._drain()   # our own changes' events (a fault in this instant: the resync)
+                self._drain()  # our own changes' events (a fault in this instant: the resync)
                 self._track(self.store.load())
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
@@ -100,8 +107,11 @@ class Agent:
         dog = sdnotify.watchdog_interval()
         while not self.stopping:
             now = time.monotonic()
-            wake = min(t for t in (next_poll, self.next_resync, self.due,
-                                   next_dog if dog else None) if t is not None)
+            wake = min(
+                t
+                for t in (next_poll, self.next_resync, self.due, next_dog if dog else None)
+                if t is not None
+            )
             for key, _ in sel.select(timeout=max(0.0, min(wake - now, STORE_POLL))):
                 if key.fileobj is control:
                     control.serve_one(self._handle)
@@ -132,15 +142,19 @@ class Agent:
         if relevant:
             self._want("drift", time.monotonic(), DEBOUNCE)
             first = relevant[0]
-            self.log("event", kind=("nft " if first.nft else "") + first.kind,
-                     deleted=first.deleted, count=len(relevant))
+            self.log(
+                "event",
+                kind=("nft " if first.nft else "") + first.kind,
+                deleted=first.deleted,
+                count=len(relevant),
+            )
 
     def _relevant(self, e) -> bool:
         if e.kind == "overrun":
             return True
         if e.nft:
             if e.nft_table == naming.NFT_TABLE:
-                self.reasons.add("nft")   # someone else touched wggw's table: reload it
+                self.reasons.add("nft")  # someone else touched wggw's table: reload it
                 return True
             return False
         if e.kind == "rule":
@@ -171,7 +185,7 @@ class Agent:
                 self.reasons, self.due = set(), None
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
-            self.due = now + LOCK_RETRY   # a command runs; it may be waiting for us: keep serving
+            self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
             self._failed("+".join(sorted(reasons)), e)
 
@@ -181,23 +195,33 @@ class Agent:
         trigger = "store" if store_changed else ("resync" if "resync" in reasons else "drift")
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
+
             for line in rotation.housekeeping(self.store, self.system, time.time()).lines():
                 self.log("housekeeping", line=line)
             gen = self.store.generation()
         state = self.store.load()
         # Store changes are the operator's intent: never held back. Drift repairs are rationed.
-        hold: Callable = (lambda c: False) if store_changed else \
-            (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
-        applied, held, left = apply.repair(state, self.system, hold, self._echo(trigger),
-                                           reload_nft="nft" in reasons, applied_hook=self._drain)
+        hold: Callable = (
+            (lambda c: False)
+            if store_changed
+            else (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
+        )
+        applied, held, left = apply.repair(
+            state,
+            self.system,
+            hold,
+            self._echo(trigger),
+            reload_nft="nft" in reasons,
+            applied_hook=self._drain,
+        )
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
-            for kind in {kind_of(c) for c in applied}:   # the back-off counts rounds per kind
+            for kind in {kind_of(c) for c in applied}:  # the back-off counts rounds per kind
                 self.backoff.record(kind, time.monotonic())
         self._report_contested(held)
         self._track(state)
-        if left:   # undone at once: try again, rationed by the back-off like any repair
+        if left:  # undone at once: try again, rationed by the back-off like any repair
             self.log("undone", changes=len(left), object=left[0].describe())
         if held or left:
             now = time.monotonic()
@@ -211,13 +235,17 @@ class Agent:
         counts: dict[str, int] = {}
         for change in held:
             counts[kind_of(change)] = counts.get(kind_of(change), 0) + 1
-        for kind in set(counts) | self.shown_contested:   # 0 again once it holds
+        for kind in set(counts) | self.shown_contested:  # 0 again once it holds
             self.metrics.contested.labels(kind).set(counts.get(kind, 0))
         self.shown_contested |= set(counts)
         for kind, n in counts.items():
-            self.log("contested", kind=kind, held=n,
-                     object=next(c.describe() for c in held if kind_of(c) == kind),
-                     note="something keeps undoing it; repairs paused, the rest stays fail-closed")
+            self.log(
+                "contested",
+                kind=kind,
+                held=n,
+                object=next(c.describe() for c in held if kind_of(c) == kind),
+                note="something keeps undoing it; repairs paused, the rest stays fail-closed",
+            )
 
     def _converged(self, gen: int, seconds: float, trigger: str, changes: int) -> None:
         self.applied_gen = gen
@@ -226,8 +254,13 @@ class Agent:
         self.metrics.last.set(time.time())
         self.metrics.generation.set(gen)
         if changes or trigger == "start":
-            self.log("converged", trigger=trigger, changes=changes, ms=round(seconds * 1000, 1),
-                     generation=gen)
+            self.log(
+                "converged",
+                trigger=trigger,
+                changes=changes,
+                ms=round(seconds * 1000, 1),
+                generation=gen,
+            )
         sdnotify.notify(f"STATUS=converged (generation {gen}, last trigger {trigger})")
         self._reap()
 
@@ -242,10 +275,11 @@ class Agent:
         self._want("retry", time.monotonic(), delay)
 
     def _track(self, state) -> None:
-        self.watched = {i.name for i in state.interfaces} | \
-            {t.uplink for t in state.tenants if t.uplink}
+        self.watched = {i.name for i in state.interfaces} | {
+            t.uplink for t in state.tenants if t.uplink
+        }
         known = True
-        if any(t.uplink is None for t in state.tenants):   # they leave by main's default route
+        if any(t.uplink is None for t in state.tenants):  # they leave by main's default route
             try:
                 self.watched |= {r.dev for r in self.system.facts().default_routes.values()}
             except Exception:  # noqa: BLE001 - unknown: address events of every link count
@@ -255,13 +289,14 @@ class Agent:
             try:
                 self.watched_index.add(socket.if_nametoindex(name))
             except OSError:
-                pass   # not there (yet): its link event brings the next round
+                pass  # not there (yet): its link event brings the next round
         backend = self.backend
         self.metrics.live.update(state, lambda: apply.system_for(backend))
 
     def _echo(self, trigger: str):
         def echo(line: str) -> None:
             self.log("apply", trigger=trigger, change=line.removeprefix("[#] "))
+
         return echo
 
     def _reap(self) -> None:
@@ -285,24 +320,37 @@ class Agent:
         lines: list[str] = []
         try:
             before = self.applied_gen
-            changes = apply.peer_converge(self.store, self.system, str(request["tenant"]),
-                                          request.get("peer"), request.get("keys", []),
-                                          lines.append)
+            changes = apply.peer_converge(
+                self.store,
+                self.system,
+                str(request["tenant"]),
+                request.get("peer"),
+                request.get("keys", []),
+                lines.append,
+            )
         except Exception as e:  # noqa: BLE001 - the CLI gets the one line, the agent goes on
             error = str(e) if isinstance(e, WggwError) else f"unexpected {type(e).__name__}: {e}"
             self.log("error", trigger="peer", error=error)
-            self._want("retry", time.monotonic(), 0.5)   # and a full round soon after
+            self._want("retry", time.monotonic(), 0.5)  # and a full round soon after
             return {"ok": False, "error": error}
         finally:
             self._drain()
         seconds = time.monotonic() - started
         self.metrics.duration.labels("peer").observe(seconds)
         gen = self._store_generation()
-        if gen == before + 1:   # the CLI's one commit, now applied: no full round for it
+        if gen == before + 1:  # the CLI's one commit, now applied: no full round for it
             self.applied_gen = gen
             self.metrics.generation.set(gen)
-        self.log("peer", tenant=request.get("tenant"), peer=request.get("peer"),
-                 changes=len(changes), ms=round(seconds * 1000, 2))
-        last = (f"{len(changes)} change(s) applied by the wggw agent." if changes
-                else "Nothing to do: the host matches the store.")
+        self.log(
+            "peer",
+            tenant=request.get("tenant"),
+            peer=request.get("peer"),
+            changes=len(changes),
+            ms=round(seconds * 1000, 2),
+        )
+        last = (
+            f"{len(changes)} change(s) applied by the wggw agent."
+            if changes
+            else "Nothing to do: the host matches the store."
+        )
         return {"ok": True, "lines": [*lines, last]}

@@ -3,8 +3,6 @@ and leave the data plane as it is on the way out (stopping never tears anything 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from wggw.agent.backoff import Backoff
 from wggw.agent.logs import Log
 from wggw.agent.loop import Agent
@@ -12,8 +10,15 @@ from wggw.agent.metrics import AgentMetrics
 from wggw.agent.singleton import AgentLock
 
 
-def run_agent(store, backend: Optional[str], resync: float, log_format: str,
-              metrics_listen: Optional[str], metrics_max_peers: int, max_repairs: int = 10) -> int:
+def run_agent(
+    store,
+    backend: str | None,
+    resync: float,
+    log_format: str,
+    metrics_listen: str | None,
+    metrics_max_peers: int,
+    max_repairs: int = 10,
+) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code. LockBusyError (exit 75) if another
     agent runs in this runtime directory."""
     lock = AgentLock().acquire()
@@ -25,8 +30,10 @@ def run_agent(store, backend: Optional[str], resync: float, log_format: str,
                 metrics.serve(metrics_listen)
             except OSError as e:
                 from wggw.core.errors import ValidationError
-                raise ValidationError("metrics-listen", f"cannot listen on {metrics_listen}: "
-                                      f"{e.strerror}") from None
+
+                raise ValidationError(
+                    "metrics-listen", f"cannot listen on {metrics_listen}: {e.strerror}"
+                ) from None
             log("metrics", listen=metrics_listen)
         log("start", resync=resync, backend=backend or "auto", max_repairs=max_repairs)
         return Agent(store, backend, log, metrics, resync, Backoff(limit=max_repairs)).run()

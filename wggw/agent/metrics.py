@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -30,19 +30,37 @@ class AgentMetrics:
     def __init__(self, max_peers: int = 1000) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.duration = Histogram("wggw_reconcile_duration_seconds", "Time of one reconcile "
-                                  "(observe, plan, apply, verify), by trigger.", ("trigger",),
-                                  buckets=BUCKETS, registry=r)
-        self.repairs = Counter("wggw_repairs_total", "Changes applied to undo drift (not store "
-                               "changes), by kind of object.", ("kind",), registry=r)
+        self.duration = Histogram(
+            "wggw_reconcile_duration_seconds",
+            "Time of one reconcile (observe, plan, apply, verify), by trigger.",
+            ("trigger",),
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.repairs = Counter(
+            "wggw_repairs_total",
+            "Changes applied to undo drift (not store changes), by kind of object.",
+            ("kind",),
+            registry=r,
+        )
         self.errors = Counter("wggw_reconcile_errors_total", "Reconciles that failed.", registry=r)
-        self.contested = Gauge("wggw_contested_objects", "Changes held back because something "
-                               "keeps undoing this kind of object (back-off), by kind.", ("kind",),
-                               registry=r)
-        self.last = Gauge("wggw_last_converge_timestamp_seconds", "Unix time of the last "
-                          "reconcile that left the host matching the store.", registry=r)
-        self.generation = Gauge("wggw_store_generation_applied", "Store generation (newest "
-                                "audit event id) the host was last converged to.", registry=r)
+        self.contested = Gauge(
+            "wggw_contested_objects",
+            "Changes held back because something "
+            "keeps undoing this kind of object (back-off), by kind.",
+            ("kind",),
+            registry=r,
+        )
+        self.last = Gauge(
+            "wggw_last_converge_timestamp_seconds",
+            "Unix time of the last reconcile that left the host matching the store.",
+            registry=r,
+        )
+        self.generation = Gauge(
+            "wggw_store_generation_applied",
+            "Store generation (newest audit event id) the host was last converged to.",
+            registry=r,
+        )
         Info("wggw_build", "wggw build.", registry=r).info({"version": __version__})
         self.live = LiveCollector(max_peers)
         r.register(self.live)
@@ -59,7 +77,7 @@ class LiveCollector(Collector):
         self.max_peers = max_peers
         self._lock = threading.Lock()
         self._state = None
-        self._system_factory: Optional[Callable[[], object]] = None
+        self._system_factory: Callable[[], object] | None = None
 
     def update(self, state, system_factory: Callable[[], object]) -> None:
         """The newest state (immutable) and how to build a System for this thread."""
@@ -83,17 +101,19 @@ class LiveCollector(Collector):
 
 
 def _rss_family(state) -> GaugeMetricFamily:
-    fam = GaugeMetricFamily("wggw_wireguard_go_resident_memory_bytes",
-                            "Resident memory of each wireguard-go wggw started.",
-                            labels=("interface",))
-    for iface in (state.interfaces if state is not None else ()):
+    fam = GaugeMetricFamily(
+        "wggw_wireguard_go_resident_memory_bytes",
+        "Resident memory of each wireguard-go wggw started.",
+        labels=("interface",),
+    )
+    for iface in state.interfaces if state is not None else ():
         rss = _rss_of_pidfile(iface.name)
         if rss is not None:
             fam.add_metric((iface.name,), rss)
     return fam
 
 
-def _rss_of_pidfile(ifname: str) -> Optional[int]:
+def _rss_of_pidfile(ifname: str) -> int | None:
     try:
         pid = int(runfiles.pid_file(ifname).read_text().split()[0])
         with open(f"/proc/{pid}/status") as f:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Optional
 
 
 def notify(message: str) -> bool:
@@ -13,7 +12,7 @@ def notify(message: str) -> bool:
     path = os.environ.get("NOTIFY_SOCKET")
     if not path:
         return False
-    address = "\0" + path[1:] if path.startswith("@") else path   # abstract namespace
+    address = "\0" + path[1:] if path.startswith("@") else path  # abstract namespace
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.sendto(message.encode(), address)
@@ -22,7 +21,7 @@ def notify(message: str) -> bool:
         return False
 
 
-def watchdog_interval() -> Optional[float]:
+def watchdog_interval() -> float | None:
     """Half of WatchdogSec (systemd's advice), or None if no watchdog was asked for."""
     usec = os.environ.get("WATCHDOG_USEC")
     pid = os.environ.get("WATCHDOG_PID")

@@ -22,10 +22,10 @@ class AgentLock:
         self.path = lock_path()
         self.fd = -1
 
-    def acquire(self) -> "AgentLock":
+    def acquire(self) -> AgentLock:
         """Take the lock or raise LockBusyError naming the running agent's pid."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for _ in range(5):   # the file may be unlinked by an exiting agent between open and lock
+        for _ in range(5):  # the file may be unlinked by an exiting agent between open and lock
             with private_umask():
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -33,8 +33,10 @@ class AgentLock:
             except BlockingIOError:
                 pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
                 os.close(fd)
-                raise LockBusyError(f"another wggw agent is running (pid {pid or '?'}, lock "
-                                    f"{self.path}); only one may run per host") from None
+                raise LockBusyError(
+                    f"another wggw agent is running (pid {pid or '?'}, lock "
+                    f"{self.path}); only one may run per host"
+                ) from None
             if _same_file(fd, self.path):
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -45,7 +47,7 @@ class AgentLock:
 
     def release(self) -> None:
         if self.fd >= 0:
-            self.path.unlink(missing_ok=True)   # while still locked: no one else holds it
+            self.path.unlink(missing_ok=True)  # while still locked: no one else holds it
             os.close(self.fd)
             self.fd = -1
 

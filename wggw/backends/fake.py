@@ -10,27 +10,52 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
-from typing import Optional
 
 from wggw.core.desired import DefaultRoute, HostFacts
 from wggw.core.keys import public_of
-from wggw.core.planscript import echo_change
 from wggw.core.paths import Answer
-from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed, ObservedLink, ObservedNft, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
+from wggw.core.plan import (
+    AddAddress,
+    AddRoute,
+    AddRule,
+    AddTc,
+    Change,
+    ConfigureDevice,
+    CreateDevice,
+    DelAddress,
+    DeleteDevice,
+    DeleteNft,
+    DelRoute,
+    DelRule,
+    DelTc,
+    Observed,
+    ObservedLink,
+    ObservedNft,
+    RemovePeer,
+    ReplaceNft,
+    SetLink,
+    SetSysctl,
+    UpsertPeer,
+)
+from wggw.core.planscript import echo_change
 from wggw.core.wgtypes import WgDeviceState, WgPeerState
 
 
 class FakeSystem:
-    def __init__(self, links=("eth0",)):
-        self.facts_ = HostFacts({4: DefaultRoute("eth0", "192.0.2.254"), 6: DefaultRoute("eth0", "2001:db8::fe")},
-                                frozenset({"192.0.2.1"}), frozenset(links))
+    def __init__(self, links: tuple[str, ...] = ("eth0",)) -> None:
+        self.facts_ = HostFacts(
+            {4: DefaultRoute("eth0", "192.0.2.254"), 6: DefaultRoute("eth0", "2001:db8::fe")},
+            frozenset({"192.0.2.1"}),
+            frozenset(links),
+        )
         self.state = Observed()
         self.log: list[str] = []
         self.endpoints: dict[str, dict[str, str]] = {}  # remembered, as in the runtime dir
         self.kicked: list[tuple[str, str]] = []
-        self.foreign: list = []      # foreign ip rules (core.paths.ForeignRule) set by a test
+        self.foreign: list = []  # foreign ip rules (core.paths.ForeignRule) set by a test
         self.main_routes: dict = {}  # family -> [RouteSpec] that a foreign rule leads to
-        self.private_keys: dict[str, str] = {}    # device -> clamped private key, as the kernel keeps it
+        # device -> clamped private key, as the kernel keeps it
+        self.private_keys: dict[str, str] = {}
         self.session_resets: dict[str, int] = {}  # device -> times a key SET expired its sessions
 
     def facts(self) -> HostFacts:
@@ -39,9 +64,13 @@ class FakeSystem:
     def observe(self) -> Observed:
         return self.state
 
-    def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
+    def observe_peers(self, ifname: str, keys) -> WgDeviceState | None:
         dev = self.state.wg.get(ifname)
-        return None if dev is None else replace(dev, peers={k: p for k, p in dev.peers.items() if k in keys})
+        return (
+            None
+            if dev is None
+            else replace(dev, peers={k: p for k, p in dev.peers.items() if k in keys})
+        )
 
     def has_routes(self, routes) -> bool:
         return all(r in self.state.routes for r in routes)
@@ -57,12 +86,21 @@ class FakeSystem:
         rules of its own), else a route of main set by the test in `self.main_routes`."""
         out = []
         for p in probes:
-            own = [r for r in self.state.routes if r.family == p.family and r.dst == "default"
-                   and p.expect is not None and r.table == p.expect.table]
+            own = [
+                r
+                for r in self.state.routes
+                if r.family == p.family
+                and r.dst == "default"
+                and p.expect is not None
+                and r.table == p.expect.table
+            ]
             route = next(iter(self.main_routes.get(p.family, ())), None) if self.foreign else None
             route = route or (own[0] if own else None)
-            out.append(Answer(route.table, route.dev, route.src, route.gateway) if route
-                       else Answer(error="ENETUNREACH"))
+            out.append(
+                Answer(route.table, route.dev, route.src, route.gateway)
+                if route
+                else Answer(error="ENETUNREACH")
+            )
         return out
 
     def foreign_rules(self, family: int):
@@ -72,8 +110,10 @@ class FakeSystem:
         return {n: dict(self.endpoints[n]) for n in names if n in self.endpoints}
 
     def remember_endpoints(self, old, new) -> None:
-        self.endpoints = {**{n: e for n, e in self.endpoints.items() if n not in old},
-                          **{n: dict(e) for n, e in new.items()}}
+        self.endpoints = {
+            **{n: e for n, e in self.endpoints.items() if n not in old},
+            **{n: dict(e) for n, e in new.items()},
+        }
 
     def kick(self, ifname: str, peers, echo=None) -> None:
         self.kicked.extend((ifname, p.public_key) for p in peers)
@@ -104,8 +144,15 @@ class FakeSystem:
             if c.private_key is None:
                 return replace(s, wg={**s.wg, c.name: replace(dev, listen_port=c.listen_port)})
             self._set_private_key(c.name, c.private_key.reveal())
-            return replace(s, wg={**s.wg, c.name: replace(dev, public_key=public_of(c.private_key),
-                                                         listen_port=c.listen_port)})
+            return replace(
+                s,
+                wg={
+                    **s.wg,
+                    c.name: replace(
+                        dev, public_key=public_of(c.private_key), listen_port=c.listen_port
+                    ),
+                },
+            )
         if isinstance(c, (UpsertPeer, RemovePeer)):
             dev = s.wg[c.device]
             peers = dict(dev.peers)
@@ -113,24 +160,27 @@ class FakeSystem:
                 p = c.peer
                 old = peers.get(p.public_key)
                 endpoint = p.endpoint or (old.endpoint if old else None)
-                peers[p.public_key] = WgPeerState(p.public_key, p.psk, p.allowed_ips, p.keepalive,
-                                                  endpoint)
+                peers[p.public_key] = WgPeerState(
+                    p.public_key, p.psk, p.allowed_ips, p.keepalive, endpoint
+                )
             else:
                 peers.pop(c.public_key, None)
             return replace(s, wg={**s.wg, c.device: replace(dev, peers=peers)})
         if isinstance(c, SetLink):
-            return replace(s, links={**s.links, c.spec.name: ObservedLink(c.spec.name, c.spec.mtu, True)})
+            return replace(
+                s, links={**s.links, c.spec.name: ObservedLink(c.spec.name, c.spec.mtu, True)}
+            )
         if isinstance(c, (AddAddress, DelAddress)):
             op = s.addresses | {c.spec} if isinstance(c, AddAddress) else s.addresses - {c.spec}
             return replace(s, addresses=op)
         if isinstance(c, ReplaceNft):
             return replace(s, nft=ObservedNft(True, c.spec.digest, c.spec.elements, vouched=True))
         if isinstance(c, AddTc):
-            kept = {t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)}
-            return replace(s, tc=frozenset(kept | {c.spec}))
+            kept_tc = {t for t in s.tc if (t.dev, t.hook) != (c.spec.dev, c.spec.hook)}
+            return replace(s, tc=frozenset(kept_tc | {c.spec}))
         if isinstance(c, DelTc):
-            key = (c.spec.dev, c.spec.hook)
-            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != key))
+            tc_key = (c.spec.dev, c.spec.hook)
+            return replace(s, tc=frozenset(t for t in s.tc if (t.dev, t.hook) != tc_key))
         if isinstance(c, DeleteNft):
             return replace(s, nft=ObservedNft(False))
         if isinstance(c, AddRoute):
@@ -140,8 +190,8 @@ class FakeSystem:
         if isinstance(c, DelRoute):
             return replace(s, routes=s.routes - {c.spec})
         if isinstance(c, (AddRule, DelRule)):
-            op = s.rules | {c.spec} if isinstance(c, AddRule) else s.rules - {c.spec}
-            return replace(s, rules=op)
+            rules = s.rules | {c.spec} if isinstance(c, AddRule) else s.rules - {c.spec}
+            return replace(s, rules=rules)
         if isinstance(c, DeleteDevice):
             self.private_keys.pop(c.name, None)
             wg = {k: v for k, v in s.wg.items() if k != c.name}

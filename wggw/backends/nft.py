@@ -12,12 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from wggw.core import naming, nftcanon
 from wggw.backends import runfiles
+from wggw.core import naming, nftcanon
 from wggw.core.errors import BackendError, BackendUnavailableError
-from wggw.fsutil import atomic_write, make_private_dir
 from wggw.core.nftables import TABLE
 from wggw.core.plan import ObservedNft
+from wggw.fsutil import atomic_write, make_private_dir
 
 
 def _nft() -> str:
@@ -29,14 +29,15 @@ def _nft() -> str:
 
 def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([_nft(), *args], input=stdin, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [_nft(), *args], input=stdin, capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.SubprocessError) as e:  # cannot start, or hangs
         raise BackendError(f"nftables table {TABLE}: nft {' '.join(args)}: {e}") from None
 
 
 def _first_error(stderr: str) -> str:
-    lines = [l for l in stderr.splitlines() if "Error" in l] or stderr.splitlines() or ["failed"]
+    lines = [ln for ln in stderr.splitlines() if "Error" in ln] or stderr.splitlines() or ["failed"]
     return lines[0].strip()
 
 

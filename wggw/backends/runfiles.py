@@ -1,11 +1,12 @@
 """wggw's runtime files: where each one lives, and how to forget those of an interface or
 a network namespace that is gone.
 
-They live in runtime_dir(): naming.RUNTIME_DIR, or WGGW_RUN_DIR when set, so that a test run
-(or a second wggw on the host) keeps its files apart from every other (pid and log of each wireguard-go wggw started, the
-sysctl values wggw found, per network namespace). /run is one directory for every
-namespace on the host, so a namespace deleted without `wggw down` (a test lab, a crashed
-container) leaves its files behind: labs call `forget_*` when they delete what they built.
+They live in runtime_dir(): naming.RUNTIME_DIR, or WGGW_RUN_DIR when set, so that a test run (or
+a second wggw on the host) keeps its files apart from every other (pid and log of each
+wireguard-go wggw started, the sysctl values wggw found, per network namespace). /run is one
+directory for every namespace on the host, so a namespace deleted without `wggw down` (a test
+lab, a crashed container) leaves its files behind: labs call `forget_*` when they delete what
+they built.
 """
 
 from __future__ import annotations

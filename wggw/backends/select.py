@@ -13,7 +13,6 @@ import errno
 import os
 import socket
 import struct
-from typing import Optional
 
 from wggw.backends.wireguard import WgBackend, delete_link
 from wggw.core.errors import BackendError, BackendUnavailableError
@@ -46,7 +45,7 @@ def genl_family_registered(name: str = "wireguard") -> bool:
     raise OSError(code, os.strerror(code))
 
 
-def kernel_problem(may_load: bool = False) -> Optional[str]:
+def kernel_problem(may_load: bool = False) -> str | None:
     """None if kernel WireGuard is usable here, else why not. A module that is installed but
     not loaded counts as usable (`apply` loads it); with `may_load` it is loaded now, by
     creating and deleting a probe link, so a failure shows before anything else is done."""
@@ -60,7 +59,7 @@ def kernel_problem(may_load: bool = False) -> Optional[str]:
     return _load_module() if may_load else None
 
 
-def module_installed(release: Optional[str] = None) -> bool:
+def module_installed(release: str | None = None) -> bool:
     """Is wireguard.ko in this kernel's module index (modules.dep / modules.builtin)?"""
     base = f"/lib/modules/{release or os.uname().release}"
     for index in ("modules.dep", "modules.builtin"):
@@ -73,7 +72,7 @@ def module_installed(release: Optional[str] = None) -> bool:
     return False
 
 
-def _load_module() -> Optional[str]:
+def _load_module() -> str | None:
     """`link add` makes the kernel autoload the module (rtnl-link-wireguard alias)."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError

@@ -9,8 +9,8 @@ set: an operator's later change wins.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from wggw.backends import runfiles
 from wggw.core.errors import BackendError

@@ -4,31 +4,53 @@ interface, so a fake (backends/fake.py) can stand in for it in pure tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import groupby
-from typing import Callable, Optional
 
+from wggw.backends import endpoint_file, nft, sysctl, tc
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink import routeget
+from wggw.backends.netlink import rtnl as netlink
 from wggw.core import desired as desired_mod
 from wggw.core.desired import HostFacts, RouteSpec
-from wggw.core.errors import BackendError
-from wggw.core.planscript import echo_change
-from wggw.core.plan import AddAddress, AddRoute, AddRule, AddTc, Change, ConfigureDevice, CreateDevice, DelAddress, DeleteDevice, DeleteNft, DelRoute, DelRule, DelTc, Observed, RemovePeer, ReplaceNft, SetLink, SetSysctl, UpsertPeer
-from wggw.core.wgtypes import WgDeviceState
-from wggw.backends.netlink import rtnl as netlink, dump as nldump, routeget
-from wggw.backends import endpoint_file, nft, sysctl, tc
 from wggw.core.endpoints import KICK_KEEPALIVE
+from wggw.core.errors import BackendError
+from wggw.core.plan import (
+    AddAddress,
+    AddRoute,
+    AddRule,
+    AddTc,
+    Change,
+    ConfigureDevice,
+    CreateDevice,
+    DelAddress,
+    DeleteDevice,
+    DeleteNft,
+    DelRoute,
+    DelRule,
+    DelTc,
+    Observed,
+    RemovePeer,
+    ReplaceNft,
+    SetLink,
+    SetSysctl,
+    UpsertPeer,
+)
+from wggw.core.planscript import echo_change
+from wggw.core.wgtypes import WgDeviceState
 
-Echo = Optional[Callable[[str], None]]
+Echo = Callable[[str], None] | None
 
 
 NETLINK_BATCHED = (AddAddress, DelAddress, AddRoute, DelRoute, AddRule, DelRule)
 
 
-def peer_device(change: Change) -> Optional[str]:
+def peer_device(change: Change) -> str | None:
     """Consecutive peer changes of one device are applied as one transaction."""
     return change.device if isinstance(change, (UpsertPeer, RemovePeer)) else None
 
 
-def _group(change: Change) -> Optional[tuple[str, str]]:
+def _group(change: Change) -> tuple[str, str] | None:
     """Consecutive changes of one group go together: a device's peers as one UAPI/genetlink
     transaction, addresses/routes/rules as one netlink batch (in plan order)."""
     device = peer_device(change)
@@ -40,7 +62,8 @@ def _group(change: Change) -> Optional[tuple[str, str]]:
 def _netlink_item(change: Change) -> tuple[str, object]:
     if isinstance(change, (AddRoute, AddAddress)):
         return ("replace" if change.replace else "add", change.spec)
-    return ("add" if isinstance(change, (AddAddress, AddRule)) else "del", change.spec)
+    assert isinstance(change, (DelRoute, DelAddress, AddRule, DelRule)), change  # _group's kinds
+    return ("add" if isinstance(change, AddRule) else "del", change.spec)
 
 
 class RealSystem:
@@ -77,7 +100,7 @@ class RealSystem:
             tc=tc.observe(nldump.iter_names()),
         )
 
-    def observe_peers(self, ifname: str, keys) -> Optional[WgDeviceState]:
+    def observe_peers(self, ifname: str, keys) -> WgDeviceState | None:
         """The device with only the peers of `keys` (None if there is no such device)."""
         return self.wg.observe(ifname, only=keys)
 
@@ -112,8 +135,10 @@ class RealSystem:
         """Have the device start handshakes with `peers` now (core/endpoints.py)."""
         for peer in peers:
             if echo:
-                echo(f"[#] wg set {ifname} peer {peer.public_key} persistent-keepalive "
-                     f"{KICK_KEEPALIVE} then off  # handshake now")
+                echo(
+                    f"[#] wg set {ifname} peer {peer.public_key} persistent-keepalive "
+                    f"{KICK_KEEPALIVE} then off  # handshake now"
+                )
         self.wg.kick(ifname, peers)
 
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
@@ -123,15 +148,18 @@ class RealSystem:
                 for change in batch:
                     echo_change(echo, change, self.line(change))
                 if group is not None and group[0] == "peers":
-                    self.wg.set_peers(group[1], [c.peer for c in batch if isinstance(c, UpsertPeer)],
-                                      [c.public_key for c in batch if isinstance(c, RemovePeer)])
+                    self.wg.set_peers(
+                        group[1],
+                        [c.peer for c in batch if isinstance(c, UpsertPeer)],
+                        [c.public_key for c in batch if isinstance(c, RemovePeer)],
+                    )
                 elif group is not None:
                     nl.batch([_netlink_item(c) for c in batch])
                 else:
                     for change in batch:
                         self._apply_one(change, nl)
 
-    def _apply_one(self, change: Change, nl: "netlink.Netlink") -> None:
+    def _apply_one(self, change: Change, nl: netlink.Netlink) -> None:
         """A change outside the two batched groups (addresses, routes and rules always go
         out as one netlink batch, peers as one WireGuard transaction)."""
         wg = self.wg

@@ -13,7 +13,7 @@ import errno
 import os
 import socket
 import struct
-from typing import Iterable, Optional
+from collections.abc import Container, Iterable
 
 from wggw.core import naming, tcguard
 from wggw.core.errors import BackendError
@@ -29,8 +29,15 @@ TCA_BPF_FLAG_ACT_DIRECT = 1
 TC_H_CLSACT, CLSACT_HANDLE = 0xFFFFFFF1, 0xFFFF0000
 PARENT = {INGRESS: 0xFFFFFFF2, EGRESS: 0xFFFFFFF3}
 ETH_P_ALL = 0x0003
-SYS_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "riscv64": 280, "ppc64le": 361,
-           "s390x": 351, "i686": 357}
+SYS_BPF = {
+    "x86_64": 321,
+    "aarch64": 280,
+    "armv7l": 386,
+    "riscv64": 280,
+    "ppc64le": 361,
+    "s390x": 351,
+    "i686": 357,
+}
 BPF_PROG_LOAD, BPF_PROG_TYPE_SCHED_CLS = 5, 3
 GONE = {errno.ENOENT, errno.EINVAL, errno.ENODEV}
 
@@ -48,7 +55,9 @@ def _info() -> int:
     return (naming.TC_PRIO << 16) | socket.htons(ETH_P_ALL)
 
 
-def _request(msg_type: int, flags: int, body: bytes, what: str, ok: set[int] = frozenset()) -> None:
+def _request(
+    msg_type: int, flags: int, body: bytes, what: str, ok: Container[int] = frozenset()
+) -> None:
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0) as sock:
         sock.bind((0, 0))
         header = struct.pack("IHHII", 16 + len(body), msg_type, flags | F_REQUEST | F_ACK, 1, 0)
@@ -67,19 +76,34 @@ def load_program(hook: str) -> int:
     insns = ctypes.create_string_buffer(prog, len(prog))
     lic = ctypes.create_string_buffer(b"GPL")
     name = tcguard.NAMES[hook].encode()[:15]
-    attr = ctypes.create_string_buffer(struct.pack(
-        "<IIQQIIQII16s", BPF_PROG_TYPE_SCHED_CLS, len(prog) // 8, ctypes.addressof(insns),
-        ctypes.addressof(lic), 0, 0, 0, 0, 0, name), 128)
+    attr = ctypes.create_string_buffer(
+        struct.pack(
+            "<IIQQIIQII16s",
+            BPF_PROG_TYPE_SCHED_CLS,
+            len(prog) // 8,
+            ctypes.addressof(insns),
+            ctypes.addressof(lic),
+            0,
+            0,
+            0,
+            0,
+            0,
+            name,
+        ),
+        128,
+    )
     number = SYS_BPF.get(os.uname().machine)
     if number is None:
-        raise BackendError(f"tc program {tcguard.NAMES[hook]}: bpf(2) number unknown on "
-                           f"{os.uname().machine}")
+        raise BackendError(
+            f"tc program {tcguard.NAMES[hook]}: bpf(2) number unknown on {os.uname().machine}"
+        )
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(number, BPF_PROG_LOAD, attr, 128)
     if fd < 0:
         code = ctypes.get_errno()
-        raise BackendError(f"tc program {tcguard.NAMES[hook]}: bpf load failed: "
-                           f"[Errno {code}] {os.strerror(code)}")
+        raise BackendError(
+            f"tc program {tcguard.NAMES[hook]}: bpf load failed: [Errno {code}] {os.strerror(code)}"
+        )
     return fd
 
 
@@ -87,16 +111,26 @@ def install(ifindex: int, spec: TcSpec) -> None:
     """Make `spec` the only filter at wggw's priority on that hook (creating clsact if
     missing). What was there at that priority is deleted first, in the same breath."""
     what = f"tc {spec.hook} filter on {spec.dev}"
-    _request(RTM_NEWQDISC, F_CREATE | F_EXCL, _tcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0)
-             + _attr(TCA_KIND, b"clsact\0"), f"clsact qdisc on {spec.dev}", {errno.EEXIST})
+    _request(
+        RTM_NEWQDISC,
+        F_CREATE | F_EXCL,
+        _tcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0) + _attr(TCA_KIND, b"clsact\0"),
+        f"clsact qdisc on {spec.dev}",
+        {errno.EEXIST},
+    )
     remove(ifindex, spec)
     fd = load_program(spec.hook)
     try:
-        opts = (_attr(TCA_BPF_FD, struct.pack("I", fd))
-                + _attr(TCA_BPF_NAME, spec.prog.encode() + b"\0")
-                + _attr(TCA_BPF_FLAGS, struct.pack("I", TCA_BPF_FLAG_ACT_DIRECT)))
-        body = (_tcmsg(ifindex, naming.TC_HANDLE, PARENT[spec.hook], _info())
-                + _attr(TCA_KIND, b"bpf\0") + _attr(TCA_OPTIONS, opts))
+        opts = (
+            _attr(TCA_BPF_FD, struct.pack("I", fd))
+            + _attr(TCA_BPF_NAME, spec.prog.encode() + b"\0")
+            + _attr(TCA_BPF_FLAGS, struct.pack("I", TCA_BPF_FLAG_ACT_DIRECT))
+        )
+        body = (
+            _tcmsg(ifindex, naming.TC_HANDLE, PARENT[spec.hook], _info())
+            + _attr(TCA_KIND, b"bpf\0")
+            + _attr(TCA_OPTIONS, opts)
+        )
         _request(RTM_NEWTFILTER, F_CREATE | F_EXCL, body, what)
     finally:
         os.close(fd)
@@ -112,8 +146,13 @@ def remove_empty_clsact(ifindex: int, dev: str) -> None:
     """`down` on a device wggw does not own: drop the clsact qdisc if no filter is left."""
     if any(_dump(ifindex, PARENT[h]) for h in (INGRESS, EGRESS)):
         return
-    _request(RTM_DELQDISC, 0, _tcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0),
-             f"clsact qdisc on {dev}", GONE)
+    _request(
+        RTM_DELQDISC,
+        0,
+        _tcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0),
+        f"clsact qdisc on {dev}",
+        GONE,
+    )
 
 
 def _dump(ifindex: int, parent: int) -> list[dict]:
@@ -146,7 +185,7 @@ def _dump_messages(msg_type: int, body: bytes) -> list[bytes]:
                 length, kind = struct.unpack_from("IH", data, off)
                 if kind in (NLMSG_DONE, NLMSG_ERROR):
                     return out  # an error here: no clsact on this device, so no filters
-                out.append(data[off + 16:off + length])
+                out.append(data[off + 16 : off + length])
                 off += (length + 3) & ~3
     return out
 
@@ -157,7 +196,7 @@ def _attrs(data: bytes) -> dict[int, bytes]:
         length, kind = struct.unpack_from("HH", data, off)
         if length < 4:
             break
-        out[kind & 0x3FFF] = data[off + 4:off + length]
+        out[kind & 0x3FFF] = data[off + 4 : off + length]
         off += (length + 3) & ~3
     return out
 
@@ -167,20 +206,29 @@ def _filter(msg: bytes) -> dict:
     attrs = _attrs(msg[20:])
     opts = _attrs(attrs.get(TCA_OPTIONS, b""))
     text = lambda b: b.split(b"\0", 1)[0].decode(errors="replace")  # noqa: E731
-    return {"prio": info >> 16, "protocol": socket.ntohs(info & 0xFFFF), "handle": handle,
-            "kind": text(attrs.get(TCA_KIND, b"")), "name": text(opts.get(TCA_BPF_NAME, b"")),
-            "tag": opts.get(TCA_BPF_TAG, b"").hex(),
-            "flags": struct.unpack("I", opts[TCA_BPF_FLAGS])[0] if TCA_BPF_FLAGS in opts else 0}
+    return {
+        "prio": info >> 16,
+        "protocol": socket.ntohs(info & 0xFFFF),
+        "handle": handle,
+        "kind": text(attrs.get(TCA_KIND, b"")),
+        "name": text(opts.get(TCA_BPF_NAME, b"")),
+        "tag": opts.get(TCA_BPF_TAG, b"").hex(),
+        "flags": struct.unpack("I", opts[TCA_BPF_FLAGS])[0] if TCA_BPF_FLAGS in opts else 0,
+    }
 
 
-def _observed(dev: str, hook: str, filters: list[dict]) -> Optional[TcSpec]:
+def _observed(dev: str, hook: str, filters: list[dict]) -> TcSpec | None:
     ours = [f for f in filters if f["prio"] == naming.TC_PRIO and f["handle"]]
     if not ours:
         return None
     if len(ours) == 1:
         f = ours[0]
-        expected = (("kind", "bpf"), ("handle", naming.TC_HANDLE), ("protocol", ETH_P_ALL),
-                    ("flags", TCA_BPF_FLAG_ACT_DIRECT))
+        expected = (
+            ("kind", "bpf"),
+            ("handle", naming.TC_HANDLE),
+            ("protocol", ETH_P_ALL),
+            ("flags", TCA_BPF_FLAG_ACT_DIRECT),
+        )
         extra = [f"{k} {f[k]}" for k, want in expected if f[k] != want]
         # The kernel hashes with SHA-1 or SHA-256 depending on its version: either is ours.
         known = f["tag"] in tcguard.known_tags(hook)

@@ -13,27 +13,38 @@ import errno
 import functools
 import ipaddress
 import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Iterable, Optional, Sequence
+from typing import Any
 
+from wggw.backends.wireguard import (
+    ZERO_KEY_B64,
+    WgBackend,
+    check_name,
+    delete_link,
+    format_endpoint,
+    link_info,
+    normalise_allowed_ips,
+    owned_links,
+    set_alias,
+)
 from wggw.core import naming
 from wggw.core.errors import BackendError
 from wggw.core.keys import Secret, clamped
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
-from wggw.backends.wireguard import ZERO_KEY_B64, WgBackend, check_name, delete_link, format_endpoint, link_info, normalise_allowed_ips, owned_links, set_alias
 
 KIND = "wireguard"
 # Bytes per SET_DEVICE message; well under the default netlink socket buffer (~208 KiB).
 MESSAGE_BUDGET = 32 * 1024
-PEER_BYTES = 120          # public key, PSK, flags, keepalive, nests
-ALLOWED_IP_BYTES = 40     # one nested v6 allowed IP
+PEER_BYTES = 120  # public key, PSK, flags, keepalive, nests
+ALLOWED_IP_BYTES = 40  # one nested v6 allowed IP
 
 
 def _wireguard_socket():
     return _quiet_wireguard_class()()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quiet_wireguard_class():
     """pyroute2's WireGuard socket, minus its root-logger error when the family is absent
     (probing is expected to fail on hosts without the module)."""
@@ -59,17 +70,23 @@ def _peer_nla(spec: WgPeerSpec) -> dict:
     from pyroute2.netlink.generic.wireguard import WGPEER_F_REPLACE_ALLOWEDIPS
 
     psk = spec.psk.reveal() if spec.psk is not None else ZERO_KEY_B64
-    return {"attrs": [
-        ["WGPEER_A_PUBLIC_KEY", spec.public_key],
-        ["WGPEER_A_PRESHARED_KEY", psk],
-        ["WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL", int(spec.keepalive or 0)],
-        ["WGPEER_A_FLAGS", WGPEER_F_REPLACE_ALLOWEDIPS],
-        ["WGPEER_A_ALLOWEDIPS", [_allowed_ip_nla(c) for c in normalise_allowed_ips(spec.allowed_ips)]],
-    ] + ([["WGPEER_A_ENDPOINT", _endpoint_nla(spec.endpoint)]] if spec.endpoint else [])}
+    return {
+        "attrs": [
+            ["WGPEER_A_PUBLIC_KEY", spec.public_key],
+            ["WGPEER_A_PRESHARED_KEY", psk],
+            ["WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL", int(spec.keepalive or 0)],
+            ["WGPEER_A_FLAGS", WGPEER_F_REPLACE_ALLOWEDIPS],
+            [
+                "WGPEER_A_ALLOWEDIPS",
+                [_allowed_ip_nla(c) for c in normalise_allowed_ips(spec.allowed_ips)],
+            ],
+        ]
+        + ([["WGPEER_A_ENDPOINT", _endpoint_nla(spec.endpoint)]] if spec.endpoint else [])
+    }
 
 
 def _endpoint_nla(endpoint: str) -> dict:
-    """"198.51.100.7:51820" or "[2001:db8::7]:51820" as pyroute2's endpoint value."""
+    """ "198.51.100.7:51820" or "[2001:db8::7]:51820" as pyroute2's endpoint value."""
     host, _, port = endpoint.rpartition(":")
     return {"addr": host.strip("[]"), "port": int(port)}
 
@@ -77,9 +94,13 @@ def _endpoint_nla(endpoint: str) -> dict:
 def _allowed_ip_nla(cidr: str) -> dict:
     net = ipaddress.ip_network(cidr)
     family = socket.AF_INET if net.version == 4 else socket.AF_INET6
-    return {"attrs": [["WGALLOWEDIP_A_FAMILY", family],
-                      ["WGALLOWEDIP_A_IPADDR", net.network_address.packed],
-                      ["WGALLOWEDIP_A_CIDR_MASK", net.prefixlen]]}
+    return {
+        "attrs": [
+            ["WGALLOWEDIP_A_FAMILY", family],
+            ["WGALLOWEDIP_A_IPADDR", net.network_address.packed],
+            ["WGALLOWEDIP_A_CIDR_MASK", net.prefixlen],
+        ]
+    }
 
 
 def _remove_nla(public_key: str) -> dict:
@@ -119,7 +140,8 @@ def encode_set(ifname: str, peers: list[dict]):
 
 def merge_dump(ifname: str, messages) -> WgDeviceState:
     """Fold every message of a GET_DEVICE dump into one state, merging peers by key."""
-    public_key, port, peers, fwmark = None, 0, {}, 0
+    public_key, port, fwmark = None, 0, 0
+    peers: dict[str, dict[str, Any]] = {}  # raw fields per key, merged across messages
     for msg in messages:
         fwmark = msg.get_attr("WGDEVICE_A_FWMARK") or fwmark
         if msg.get_attr("WGDEVICE_A_PUBLIC_KEY") is not None:
@@ -128,9 +150,15 @@ def merge_dump(ifname: str, messages) -> WgDeviceState:
         for nla in msg.get_attr("WGDEVICE_A_PEERS") or ():
             _merge_peer(peers, nla)
     return WgDeviceState(
-        name=ifname, public_key=public_key, listen_port=port, fwmark=fwmark,
-        peers={k: WgPeerState(**{**p, "allowed_ips": normalise_allowed_ips(p["allowed_ips"])})
-               for k, p in peers.items()})
+        name=ifname,
+        public_key=public_key,
+        listen_port=port,
+        fwmark=fwmark,
+        peers={
+            k: WgPeerState(**{**p, "allowed_ips": normalise_allowed_ips(p["allowed_ips"])})
+            for k, p in peers.items()
+        },
+    )
 
 
 def _merge_peer(peers: dict, nla) -> None:
@@ -162,7 +190,7 @@ class KernelBackend(WgBackend):
     def list_devices(self) -> list[str]:
         return owned_links([KIND])
 
-    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Iterable[str] | None = None) -> WgDeviceState | None:
         from pyroute2.netlink.exceptions import NetlinkError
 
         check_name(ifname)
@@ -193,7 +221,9 @@ class KernelBackend(WgBackend):
             if e.code != errno.EEXIST:
                 raise BackendError(f"WireGuard {ifname}: link add failed: {e}") from e
             if link_info(ifname) != (KIND, naming.LINK_ALIAS):
-                raise BackendError(f"WireGuard {ifname}: a link of that name exists and is not wggw's") from e
+                raise BackendError(
+                    f"WireGuard {ifname}: a link of that name exists and is not wggw's"
+                ) from e
             return
         except OSError as e:
             raise BackendError(f"WireGuard {ifname}: link add failed: {e}") from e
@@ -209,10 +239,12 @@ class KernelBackend(WgBackend):
         if info is None:
             return
         if info != (KIND, naming.LINK_ALIAS):
-            raise BackendError(f"WireGuard {ifname}: not wggw's (kind {info[0]}, alias {info[1]!r}); left alone")
+            raise BackendError(
+                f"WireGuard {ifname}: not wggw's (kind {info[0]}, alias {info[1]!r}); left alone"
+            )
         delete_link(ifname)
 
-    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Secret | None, listen_port: int) -> None:
         from pyroute2.netlink.exceptions import NetlinkError
 
         check_name(ifname)
@@ -231,7 +263,12 @@ class KernelBackend(WgBackend):
         try:
             with _wireguard_socket() as wg:
                 for batch in peer_batches(upsert, remove):
-                    tuple(wg.nlm_request(encode_set(ifname, batch), msg_type=wg.prid,
-                                         msg_flags=NLM_F_REQUEST | NLM_F_ACK))
+                    tuple(
+                        wg.nlm_request(
+                            encode_set(ifname, batch),
+                            msg_type=wg.prid,
+                            msg_flags=NLM_F_REQUEST | NLM_F_ACK,
+                        )
+                    )
         except (NetlinkError, OSError) as e:
             raise BackendError(f"WireGuard {ifname}: genetlink set (peers) failed: {e}") from e

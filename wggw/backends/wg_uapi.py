@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterable, Iterator, Optional, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
+from wggw.backends.wireguard import normalise_allowed_ips
 from wggw.core import naming
 from wggw.core.errors import BackendError
 from wggw.core.keys import Secret, clamped, key_from_hex, key_hex
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec, WgPeerState
-from wggw.backends.wireguard import normalise_allowed_ips
 
 TIMEOUT = 10.0  # seconds; a `get` of 10k peers takes ~60 ms, so this only catches a hung daemon
 # wireguard-go answers a `set` only when all of it is done: a cold set of 50,000 peers (one
@@ -33,7 +33,7 @@ class UapiClient:
     """One device's UAPI socket; each call opens its own connection (the protocol is
     stateless, and a failed `set` may leave unread lines on a connection)."""
 
-    def __init__(self, ifname: str, path: Optional[str] = None):
+    def __init__(self, ifname: str, path: str | None = None):
         self.ifname = ifname
         self.path = path or socket_path(ifname)
 
@@ -47,7 +47,7 @@ class UapiClient:
             raise
         return sock
 
-    def get(self, only: Optional[Iterable[str]] = None) -> WgDeviceState:
+    def get(self, only: Iterable[str] | None = None) -> WgDeviceState:
         """The device's configuration and runtime state; with `only` (base64 public keys),
         just those peers (wireguard-go always sends every peer: the others are skipped
         unparsed, which is most of the cost at 10,000 peers)."""
@@ -83,7 +83,9 @@ class UapiClient:
         if code != 0:
             # wireguard-go reports negative errnos (-22 = EINVAL); name it either way.
             name = os.strerror(abs(code))
-            raise BackendError(f"wireguard-go {self.ifname}: UAPI set failed: errno={code} ({name})")
+            raise BackendError(
+                f"wireguard-go {self.ifname}: UAPI set failed: errno={code} ({name})"
+            )
 
 
 def _lines(stream) -> Iterator[str]:
@@ -120,7 +122,7 @@ def _errno(reply: Sequence[str]) -> int:
     raise OSError(f"no errno in a {len(reply)}-line response")
 
 
-def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> WgDeviceState:
+def parse_get(ifname: str, text: str, only: Iterable[str] | None = None) -> WgDeviceState:
     """Fold a `get=1` response (key=value lines; `public_key=` starts a peer) into a device
     state. Peer blocks are cut apart with str.split, and with `only` the unwanted ones are
     never looked at."""
@@ -132,10 +134,15 @@ def parse_get(ifname: str, text: str, only: Optional[Iterable[str]] = None) -> W
     fields = dict(line.partition("=")[::2] for line in device.split("\n") if line)
     private = fields.get("private_key")
     return WgDeviceState(
-        name=ifname, public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
-        listen_port=int(fields.get("listen_port", 0)), fwmark=int(fields.get("fwmark", 0)),
-        peers={pub: _peer_state(pub, "\n".join(parts))
-               for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())})
+        name=ifname,
+        public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
+        listen_port=int(fields.get("listen_port", 0)),
+        fwmark=int(fields.get("fwmark", 0)),
+        peers={
+            pub: _peer_state(pub, "\n".join(parts))
+            for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())
+        },
+    )
 
 
 def _blocks(head: str) -> dict[str, list[str]]:
@@ -186,9 +193,16 @@ def _peer_state(pub: str, block: str) -> WgPeerState:
         elif key == "tx_bytes":
             tx = int(value)
         # protocol_version and keys added by later protocol versions are ignored on purpose
-    return WgPeerState(public_key=pub, psk=psk, allowed_ips=tuple(sorted(set(allowed))), keepalive=keepalive,
-                       endpoint=endpoint, last_handshake=sec + nsec / 1e9 if sec else 0.0,
-                       rx_bytes=rx, tx_bytes=tx)
+    return WgPeerState(
+        public_key=pub,
+        psk=psk,
+        allowed_ips=tuple(sorted(set(allowed))),
+        keepalive=keepalive,
+        endpoint=endpoint,
+        last_handshake=sec + nsec / 1e9 if sec else 0.0,
+        rx_bytes=rx,
+        tx_bytes=tx,
+    )
 
 
 def _public_of_hex(private_hex: str) -> str:
@@ -199,7 +213,8 @@ def _public_of_hex(private_hex: str) -> str:
 
 # --- request bodies -------------------------------------------------------------------
 
-def device_lines(private_key: Optional[Secret], listen_port: int) -> list[str]:
+
+def device_lines(private_key: Secret | None, listen_port: int) -> list[str]:
     """The port and fwmark 0, and the key (clamped, as WireGuard keeps it) unless None =
     unchanged."""
     key = [] if private_key is None else [f"private_key={clamped(private_key).hex()}"]

@@ -16,23 +16,29 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
+from wggw.backends import runfiles, wg_uapi, wglog
+from wggw.backends.wireguard import (
+    WgBackend,
+    check_name,
+    delete_link,
+    link_info,
+    owned_links,
+    set_alias,
+)
 from wggw.core import naming
-from wggw.backends import runfiles
 from wggw.core.errors import BackendError
 from wggw.core.keys import Secret
 from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
-from wggw.backends import wg_uapi, wglog
-from wggw.backends.wireguard import WgBackend, check_name, delete_link, link_info, owned_links, set_alias
 
-START_TIMEOUT = 5.0   # wireguard-go serves its socket within ~50 ms here
+START_TIMEOUT = 5.0  # wireguard-go serves its socket within ~50 ms here
 STOP_TIMEOUT = 3.0
 POLL = 0.02
-TUN_KIND = "tun"      # what a wireguard-go link looks like to rtnetlink
+TUN_KIND = "tun"  # what a wireguard-go link looks like to rtnetlink
 
 
-def find_wireguard_go() -> Optional[str]:
+def find_wireguard_go() -> str | None:
     """WGGW_WIREGUARD_GO if set (it must then be executable), else wireguard-go on PATH."""
     configured = os.environ.get("WGGW_WIREGUARD_GO")
     if configured:
@@ -50,7 +56,8 @@ def log_path(ifname: str) -> str:
 
 # --- processes ---------------------------------------------------------------------------
 
-def read_pid(ifname: str) -> Optional[int]:
+
+def read_pid(ifname: str) -> int | None:
     try:
         with open(pid_path(ifname)) as f:
             return int(f.read().strip())
@@ -68,8 +75,12 @@ def is_device_process(pid: int, ifname: str) -> bool:
             state = f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    known = ("wireguard-go" in os.path.basename(argv[0]) or argv[0] == os.environ.get("WGGW_WIREGUARD_GO")
-             if argv else False)
+    known = (
+        "wireguard-go" in os.path.basename(argv[0])
+        or argv[0] == os.environ.get("WGGW_WIREGUARD_GO")
+        if argv
+        else False
+    )
     return state != "Z" and known and ifname in argv[1:]
 
 
@@ -137,28 +148,45 @@ def start_process(binary: str, ifname: str) -> int:
     sock = wg_uapi.socket_path(ifname)
     if os.path.exists(sock):
         if _serving(sock):
-            raise BackendError(f"wireguard-go {ifname}: {sock} is served by another process "
-                               "(interface names must be unique on the host)")
+            raise BackendError(
+                f"wireguard-go {ifname}: {sock} is served by another process "
+                "(interface names must be unique on the host)"
+            )
         os.unlink(sock)  # left by a killed process; wireguard-go would refuse to start
     # A minimal environment: WG_TUN_FD/WG_UAPI_FD from our caller must not leak in.
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "WG_PROCESS_FOREGROUND": "1",
+        "LOG_LEVEL": "error",
+    }
     log_fd = wglog.open_log(ifname)
     try:
         proc = subprocess.Popen(
-            [binary, ifname], env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
-            stderr=log_fd, start_new_session=True, close_fds=True,
-            preexec_fn=wglog.limit_file_size())
+            [binary, ifname],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=wglog.limit_file_size(),
+        )
     except OSError as e:
         raise BackendError(f"wireguard-go {ifname}: cannot start {binary}: {e}") from e
     finally:
         os.close(log_fd)
     _write_pid(ifname, proc.pid)
-    if not _wait(lambda: proc.poll() is not None or _serving(sock), START_TIMEOUT) \
-            or proc.poll() is not None:
-        why = f"(exit={proc.poll()}): {_log_tail(ifname)}"  # read before stop_process removes the log
+    if (
+        not _wait(lambda: proc.poll() is not None or _serving(sock), START_TIMEOUT)
+        or proc.poll() is not None
+    ):
+        why = (
+            f"(exit={proc.poll()}): {_log_tail(ifname)}"  # read before stop_process removes the log
+        )
         stop_process(ifname)
-        raise BackendError(f"wireguard-go {ifname}: did not come up within {START_TIMEOUT:g} s {why}")
+        raise BackendError(
+            f"wireguard-go {ifname}: did not come up within {START_TIMEOUT:g} s {why}"
+        )
     return proc.pid
 
 
@@ -186,7 +214,7 @@ def stop_process(ifname: str) -> None:
 
 
 def process_state(ifname: str) -> str:
-    """"none" (no pid file), "stale" (its process is gone), "here" or "elsewhere" (netns)."""
+    """ "none" (no pid file), "stale" (its process is gone), "here" or "elsewhere" (netns)."""
     pid = read_pid(ifname)
     if pid is None:
         return "none"
@@ -210,18 +238,17 @@ class UserspaceBackend(WgBackend):
         self.binary = binary
 
     def list_devices(self) -> list[str]:
-        names = {n for n in owned_links([TUN_KIND])
-                 if os.path.exists(wg_uapi.socket_path(n))}
+        names = {n for n in owned_links([TUN_KIND]) if os.path.exists(wg_uapi.socket_path(n))}
         # Also a device whose process we started but whose alias is not set yet (a crash
         # between the two steps), as long as it lives in this netns.
         rundir = runfiles.runtime_dir()
         for entry in os.listdir(rundir) if rundir.is_dir() else ():
-            name = entry[:-len(".pid")] if entry.endswith(".pid") else ""
+            name = entry[: -len(".pid")] if entry.endswith(".pid") else ""
             if naming.valid_name(name) and process_state(name) == "here":
                 names.add(name)
         return sorted(names)
 
-    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Iterable[str] | None = None) -> WgDeviceState | None:
         check_name(ifname)
         if not _here(ifname) or not os.path.exists(wg_uapi.socket_path(ifname)):
             return None
@@ -232,10 +259,14 @@ class UserspaceBackend(WgBackend):
         check_name(ifname)
         info, process = link_info(ifname), process_state(ifname)
         if process == "elsewhere":
-            raise BackendError(f"wireguard-go {ifname}: already runs in another network namespace "
-                               "(interface names must be unique on the host)")
+            raise BackendError(
+                f"wireguard-go {ifname}: already runs in another network namespace "
+                "(interface names must be unique on the host)"
+            )
         if info is not None and process != "here" and info != (TUN_KIND, naming.LINK_ALIAS):
-            raise BackendError(f"wireguard-go {ifname}: a link of that name exists and is not wggw's")
+            raise BackendError(
+                f"wireguard-go {ifname}: a link of that name exists and is not wggw's"
+            )
         if info is not None and process == "here" and info[1] == naming.LINK_ALIAS:
             return  # already there
         if info is None:
@@ -253,13 +284,15 @@ class UserspaceBackend(WgBackend):
         if info is None and process == "elsewhere":
             return  # absent here; the same name in another netns is not ours to stop
         if info is not None and process != "here" and info[1] != naming.LINK_ALIAS:
-            raise BackendError(f"wireguard-go {ifname}: not wggw's (no alias, no pid file); left alone")
+            raise BackendError(
+                f"wireguard-go {ifname}: not wggw's (no alias, no pid file); left alone"
+            )
         if process != "elsewhere":
             stop_process(ifname)  # also cleans a stale pid file and socket
         if link_info(ifname) is not None:
             delete_link(ifname)  # marked but not started by us (e.g. pid file lost)
 
-    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Secret | None, listen_port: int) -> None:
         self._client(ifname).set(wg_uapi.device_lines(private_key, listen_port))
 
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:
@@ -269,7 +302,9 @@ class UserspaceBackend(WgBackend):
         for spec in upsert:
             lines += wg_uapi.peer_lines(spec)
         if lines:
-            self._client(ifname).set(lines)  # one request: one transaction under wireguard-go's lock
+            self._client(ifname).set(
+                lines
+            )  # one request: one transaction under wireguard-go's lock
 
     def _client(self, ifname: str) -> wg_uapi.UapiClient:
         check_name(ifname)

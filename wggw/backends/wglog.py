@@ -23,14 +23,17 @@ LOG_CAP = 1 << 20  # bytes per file; at ~130 bytes a line, ~8,000 lines
 
 def open_log(ifname: str) -> int:
     """A fresh, empty log for a new wireguard-go process (0600, append-only writes)."""
-    return os.open(runfiles.log_file(ifname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
-                   0o600)
+    return os.open(
+        runfiles.log_file(ifname), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600
+    )
 
 
 def limit_file_size(cap: int = LOG_CAP):
     """A preexec_fn for the wireguard-go child: no file it writes grows past `cap`."""
+
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
     return apply
 
 

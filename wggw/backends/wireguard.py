@@ -12,8 +12,8 @@ from __future__ import annotations
 import abc
 import errno
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Iterable, Optional, Sequence
 
 from wggw.core import naming
 from wggw.core.endpoints import KICK_KEEPALIVE
@@ -35,7 +35,7 @@ class WgBackend(abc.ABC):
         """Names of the WireGuard devices in this netns that wggw owns."""
 
     @abc.abstractmethod
-    def observe(self, ifname: str, only: Optional[Iterable[str]] = None) -> Optional[WgDeviceState]:
+    def observe(self, ifname: str, only: Iterable[str] | None = None) -> WgDeviceState | None:
         """The device's configuration and peers (merged by public key); None if absent.
         With `only` (public keys), just those peers: a one-peer change reads no others."""
 
@@ -48,7 +48,7 @@ class WgBackend(abc.ABC):
         """Remove the device; absent counts as done."""
 
     @abc.abstractmethod
-    def configure(self, ifname: str, private_key: Optional[Secret], listen_port: int) -> None:
+    def configure(self, ifname: str, private_key: Secret | None, listen_port: int) -> None:
         """Set the device's listen port, and its private key unless None (an unchanged key must
         not be sent again: the kernel would expire every session if it differed by clamping)."""
 
@@ -66,6 +66,7 @@ class WgBackend(abc.ABC):
 
 
 # --- helpers shared by both backends ---------------------------------------------------
+
 
 def normalise_allowed_ips(cidrs: Iterable[str]) -> tuple[str, ...]:
     """The form wgtypes uses: canonical CIDR strings, de-duplicated, sorted."""
@@ -88,11 +89,14 @@ def check_name(ifname: str) -> None:
 def owned_links(kinds: Sequence[str]) -> list[str]:
     """Links in this netns of one of `kinds` that carry wggw's alias (an nldump dump, so
     `plan` and `status` do not import pyroute2)."""
-    return sorted(l["IFLA_IFNAME"] for l in _links("WireGuard devices: listing links failed")
-                  if l.get("IFLA_INFO_KIND") in kinds and l.get("IFLA_IFALIAS") == naming.LINK_ALIAS)
+    return sorted(
+        link["IFLA_IFNAME"]
+        for link in _links("WireGuard devices: listing links failed")
+        if link.get("IFLA_INFO_KIND") in kinds and link.get("IFLA_IFALIAS") == naming.LINK_ALIAS
+    )
 
 
-def link_info(ifname: str) -> Optional[tuple[Optional[str], Optional[str]]]:
+def link_info(ifname: str) -> tuple[str | None, str | None] | None:
     """(kind, alias) of the link called `ifname` in this netns, None if there is none."""
     for link in _links(f"WireGuard device {ifname}: reading link failed"):
         if link.get("IFLA_IFNAME") == ifname:

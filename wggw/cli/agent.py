@@ -4,7 +4,6 @@ templates/wggw-agent.service). Parse and start only; the agent lives in wggw/age
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import typer
 
@@ -20,20 +19,31 @@ app = typer.Typer()
 @app.command("agent")
 def agent_cmd(
     ctx: typer.Context,
-    metrics_listen: Optional[str] = typer.Option(
-        None, "--metrics-listen", metavar="ADDR:PORT",
-        help="Serve Prometheus metrics here, e.g. 127.0.0.1:9586 or [::1]:9586 (default: none)."),
-    resync: float = typer.Option(60.0, "--resync", metavar="SECONDS",
-                                 help="Full reconcile at least this often (safety net)."),
-    log_format: str = typer.Option("text", "--log-format", metavar="FORMAT",
-                                   help="text or json (one line per event)."),
+    metrics_listen: str | None = typer.Option(
+        None,
+        "--metrics-listen",
+        metavar="ADDR:PORT",
+        help="Serve Prometheus metrics here, e.g. 127.0.0.1:9586 or [::1]:9586 (default: none).",
+    ),
+    resync: float = typer.Option(
+        60.0, "--resync", metavar="SECONDS", help="Full reconcile at least this often (safety net)."
+    ),
+    log_format: str = typer.Option(
+        "text", "--log-format", metavar="FORMAT", help="text or json (one line per event)."
+    ),
     metrics_max_peers: int = typer.Option(
-        1000, "--metrics-max-peers", metavar="N",
-        help="Per-peer series only while there are at most N peers (0: never)."),
+        1000,
+        "--metrics-max-peers",
+        metavar="N",
+        help="Per-peer series only while there are at most N peers (0: never).",
+    ),
     max_repairs: int = typer.Option(
-        10, "--max-repairs", metavar="N",
-        help="Repairs per minute of one kind of object before backing off (contested)."),
-    backend: Optional[str] = BACKEND,
+        10,
+        "--max-repairs",
+        metavar="N",
+        help="Repairs per minute of one kind of object before backing off (contested).",
+    ),
+    backend: str | None = BACKEND,
 ) -> None:
     """Keep this host converged: apply at start, then heal kernel drift within a second,
     apply store changes (and `peer ... --apply` handed over by the CLI), resync periodically.
@@ -51,9 +61,11 @@ def agent_cmd(
     if metrics_listen is not None:
         m = _LISTEN.match(metrics_listen)
         if m is None or not 0 < int(m.group(2)) < 65536:
-            raise ValidationError("metrics-listen",
-                                  f"{metrics_listen!r}: want ADDR:PORT, e.g. 127.0.0.1:9586")
+            raise ValidationError(
+                "metrics-listen", f"{metrics_listen!r}: want ADDR:PORT, e.g. 127.0.0.1:9586"
+            )
     with open_store(ctx) as store:
-        code = run_agent(store, backend, resync, log_format, metrics_listen, metrics_max_peers,
-                         max_repairs)
+        code = run_agent(
+            store, backend, resync, log_format, metrics_listen, metrics_max_peers, max_repairs
+        )
     raise typer.Exit(code)

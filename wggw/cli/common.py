@@ -9,15 +9,22 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.core
 
+from wggw.core.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    ValidationError,
+    WggwError,
+    permission_error,
+    plan_detailed_code,
+)
 from wggw.core.timefmt import iso  # noqa: F401 - re-exported for the CLI modules
-from wggw.core.errors import (EXIT_ERROR, EXIT_INTERRUPTED, ValidationError, WggwError,
-                              permission_error, plan_detailed_code)
 
 if TYPE_CHECKING:
     from wggw.ops.state import Store  # a type only: the CLI opens stores through ops
@@ -26,9 +33,13 @@ DEFAULT_STATE_DIR = Path("/var/lib/wggw")
 STATE_DIR_ENV = "WGGW_STATE_DIR"
 
 JSON = typer.Option(False, "--json", help="Machine-readable output (fields in the README).")
-BACKEND = typer.Option(None, "--backend", envvar="WGGW_BACKEND", metavar="NAME",
-                       help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, "
-                       "userspace.")
+BACKEND = typer.Option(
+    None,
+    "--backend",
+    envvar="WGGW_BACKEND",
+    metavar="NAME",
+    help="WireGuard backend: auto (kernel module, else wireguard-go), kernel, userspace.",
+)
 
 
 def state_dir(ctx: typer.Context) -> Path:
@@ -46,7 +57,7 @@ def state_dir_label(ctx: Any) -> str:
     return obj.get("state_dir_label", "state-dir")
 
 
-def open_store(ctx: typer.Context) -> "Store":
+def open_store(ctx: typer.Context) -> Store:
     """The existing store (exit 2 with 'run wggw init' when there is none). Use in `with`.
     The store module is imported here: `--help` and the like do without it."""
     from wggw.ops.state import open_existing
@@ -70,8 +81,11 @@ def json_text(obj: Any, depth: int = 0) -> str:
     else:
         return json.dumps(obj)
     close = "]" if isinstance(obj, list) else "}"
-    return ("[" if close == "]" else "{") + ",".join(f"\n{pad}{i}" for i in inner) + \
-        f"\n{pad[:-2]}{close}"
+    return (
+        ("[" if close == "]" else "{")
+        + ",".join(f"\n{pad}{i}" for i in inner)
+        + f"\n{pad[:-2]}{close}"
+    )
 
 
 def write_private(path: Path, data: str | bytes, field: str = "output") -> None:
@@ -92,11 +106,15 @@ def table(rows: list[list[str]], headers: list[str]) -> None:
         return
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     # One write: an echo per row costs ~30 us, 0.3 s for 10,000 peers.
-    typer.echo("\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
-                         for r in [headers, *rows]))
+    typer.echo(
+        "\n".join(
+            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [headers, *rows]
+        )
+    )
 
 
-def show_view(view: dict, as_json: bool, fmt: Optional[Callable[[str, Any], Any]] = None) -> None:
+def show_view(view: dict, as_json: bool, fmt: Callable[[str, Any], Any] | None = None) -> None:
     """One object: JSON, or aligned `key: value` lines (lists joined, None shown as '-');
     `fmt(key, value)` may rewrite a value for the text form."""
     if as_json:
@@ -162,8 +180,9 @@ def _usage_line(e: Any) -> str:
 
 
 @contextlib.contextmanager
-def mapped_errors(ctx: Any = None,
-                  code_of: Callable[[int], int] = lambda code: code) -> Iterator[None]:
+def mapped_errors(
+    ctx: Any = None, code_of: Callable[[int], int] = lambda code: code
+) -> Iterator[None]:
     """WggwError -> its exit code; anything unexpected -> exit 1. One line on stderr, no
     traceback (locals could hold secrets) unless WGGW_DEBUG=1. `code_of` may change the
     code of an error (`plan --detailed-exitcode` must not exit 2 for bad input)."""
@@ -216,5 +235,7 @@ class WggwGroup(typer.core.TyperGroup):
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
-        with mapped_errors(ctx, lambda code: plan_detailed_code(code) if _detailed_plan(ctx) else code):
+        with mapped_errors(
+            ctx, lambda code: plan_detailed_code(code) if _detailed_plan(ctx) else code
+        ):
             return super().invoke(ctx)

@@ -4,7 +4,6 @@ imported inside the commands so that others do not pay for it)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,8 +12,12 @@ from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 
 app = typer.Typer()
 NOTHING = "Nothing to do: the host matches the store."
-VERBOSE = typer.Option(False, "--verbose", "-v",
-                       help="Also print the text given to `nft -f`, as a re-runnable command.")
+VERBOSE = typer.Option(
+    False,
+    "--verbose",
+    "-v",
+    help="Also print the text given to `nft -f`, as a re-runnable command.",
+)
 
 
 @app.command("plan")
@@ -22,9 +25,11 @@ def plan(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0: nothing to do, 2: changes pending, 1: error, 64: bad input.",
     ),
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
     verbose: bool = VERBOSE,
 ) -> None:
     """Show what `apply` would change, one "[#] ..." line per change (secrets masked).
@@ -44,7 +49,7 @@ def plan(
 @app.command("apply")
 def apply(
     ctx: typer.Context,
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
     verbose: bool = VERBOSE,
 ) -> None:
@@ -65,7 +70,7 @@ def apply(
 def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    prometheus: Optional[Path] = typer.Option(
+    prometheus: Path | None = typer.Option(
         None,
         "--prometheus",
         metavar="FILE",
@@ -73,9 +78,12 @@ def status(
         "format).",
     ),
     check: bool = typer.Option(
-        False, "--check", help="Exit 4 if any tenant's packets would not take its own table "
-        "and egress (for monitoring)."),
-    backend: Optional[str] = BACKEND,
+        False,
+        "--check",
+        help="Exit 4 if any tenant's packets would not take its own table "
+        "and egress (for monitoring).",
+    ),
+    backend: str | None = BACKEND,
 ) -> None:
     """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
     path each tenant's packets take (asked of the kernel, like `ip route get`)."""
@@ -97,7 +105,7 @@ def status(
 
 @app.command("down")
 def down(
-    backend: Optional[str] = typer.Option(
+    backend: str | None = typer.Option(
         None,
         "--backend",
         envvar="WGGW_BACKEND",
@@ -168,8 +176,9 @@ def print_status(report: dict) -> None:
 def _print_paths(entries: list[dict]) -> None:
     bad = [e for e in entries if not e["ok"]]
     if not bad:
-        typer.echo("Paths: every tenant's packets take its own table and egress "
-                   f"({len(entries)} checked).")
+        typer.echo(
+            f"Paths: every tenant's packets take its own table and egress ({len(entries)} checked)."
+        )
         return
     typer.echo(f"Paths: {len(bad)} of {len(entries)} wrong:")
     for e in bad:

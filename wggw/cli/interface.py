@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -35,14 +35,14 @@ def add(
     endpoint: str = typer.Option(
         ..., "--endpoint", metavar="HOST:PORT", help="HOST:PORT clients dial ([v6]:port)."
     ),
-    mtu: Optional[int] = typer.Option(
+    mtu: int | None = typer.Option(
         None, "--mtu", metavar="BYTES", help="MTU, 1280-9000 (default: kernel's choice)."
     ),
     as_json: bool = JSON,
 ) -> None:
     """Add interface NAME (e.g. wg0) and generate its key pair."""
-    from wggw.ops import objects
     from wggw.core import validate
+    from wggw.ops import objects
 
     with open_store(ctx) as store:
         objects.add_interface(store, name, listen_port, endpoint, mtu)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -86,21 +86,21 @@ def show_peer(view: dict, as_json: bool) -> None:
 @app.command("add")
 def add(
     ctx: typer.Context,
-    refs: Optional[list[str]] = typer.Argument(None, metavar="TENANT/PEER", hidden=True),
-    from_file: Optional[Path] = typer.Option(
+    refs: list[str] | None = typer.Argument(None, metavar="TENANT/PEER", hidden=True),
+    from_file: Path | None = typer.Option(
         None,
         "--from-file",
         metavar="FILE",
         help="Peers from a CSV (header row) or JSON list: ref or tenant,name; optional "
         "public_key, keepalive, dns, expires.",
     ),
-    public_key: Optional[str] = typer.Option(
+    public_key: str | None = typer.Option(
         None,
         "--public-key",
         metavar="KEY",
         help="The client's own key (wggw then stores no private key).",
     ),
-    keepalive: Optional[int] = typer.Option(
+    keepalive: int | None = typer.Option(
         None,
         "--keepalive",
         metavar="SECONDS",
@@ -109,7 +109,7 @@ def add(
     dns: list[str] = typer.Option(
         [], "--dns", metavar="IP", help="DNS server IP for the client config; repeatable."
     ),
-    expires: Optional[str] = typer.Option(
+    expires: str | None = typer.Option(
         None,
         "--expires",
         metavar="WHEN",
@@ -117,7 +117,7 @@ def add(
     ),
     as_json: bool = JSON,
     apply: bool = APPLY,
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
 ) -> None:
     """Add peers: the next free address of each pool, a new key pair and PSK each.
 
@@ -180,9 +180,9 @@ def _add_many(
 
 def _apply_peer(
     store,
-    backend: Optional[str],
+    backend: str | None,
     tenant: str,
-    peer: Optional[Peer],
+    peer: Peer | None,
     keys: set[str],
     quiet_stdout: bool,
 ) -> None:
@@ -207,7 +207,7 @@ def _apply_peer(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Optional[str] = typer.Option(
+    tenant: str | None = typer.Option(
         None, "--tenant", metavar="NAME", help="Only this tenant's peers."
     ),
     as_json: bool = JSON,
@@ -270,7 +270,7 @@ def rotation_history(events: list[dict]) -> list[dict]:
 
 @app.command("remove")
 def remove(
-    ctx: typer.Context, ref: str = REF, apply: bool = APPLY, backend: Optional[str] = BACKEND
+    ctx: typer.Context, ref: str = REF, apply: bool = APPLY, backend: str | None = BACKEND
 ) -> None:
     """Remove a peer (the kernel follows on `apply`, or at once with --apply)."""
     from wggw.ops import objects
@@ -287,7 +287,7 @@ def remove(
 def config(
     ctx: typer.Context,
     ref: str = REF,
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None,
         "--output",
         "-o",
@@ -300,7 +300,6 @@ def config(
 ) -> None:
     """The client's wg-quick config (it contains the client's private key)."""
     from wggw.ops import objects
-
     from wggw.ops.render import QR_SUFFIXES, qr_png_or_svg, qr_text  # Jinja2 and segno: only here
 
     with open_store(ctx) as store:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,7 +12,7 @@ from wggw.cli.common import BACKEND, echo_json, open_store
 from wggw.core.errors import EXIT_NOTIFY_FAILED, EXIT_OK, ValidationError
 
 
-def _duration(field: str, value: Optional[str]) -> Optional[int]:
+def _duration(field: str, value: str | None) -> int | None:
     """Like validate.duration, but 0 is allowed here ('rotate everything now', 'no overlap')."""
     if value is None:
         return None
@@ -30,31 +29,29 @@ app = typer.Typer()
 @app.command("rotate")
 def rotate(
     ctx: typer.Context,
-    older_than: Optional[str] = typer.Option(
+    older_than: str | None = typer.Option(
         None,
         "--older-than",
         metavar="DURATION",
         help="Rotate keys older than this (e.g. 30d); default: the tenant's policy, else 90d.",
     ),
-    tenant: Optional[str] = typer.Option(
+    tenant: str | None = typer.Option(
         None, "--tenant", metavar="NAME", help="Only this tenant's peers."
     ),
-    peer: Optional[str] = typer.Option(
-        None, "--peer", metavar="TENANT/PEER", help="Only this peer."
-    ),
-    grace: Optional[str] = typer.Option(
+    peer: str | None = typer.Option(None, "--peer", metavar="TENANT/PEER", help="Only this peer."),
+    grace: str | None = typer.Option(
         None,
         "--grace",
         metavar="DURATION",
         help="How long the old key keeps working (default 7d; 0 = no overlap).",
     ),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None,
         "--out",
         metavar="DIR",
         help="Write each rotated peer's new config to DIR/<tenant>/<peer>.conf (0600).",
     ),
-    notify: Optional[str] = typer.Option(
+    notify: str | None = typer.Option(
         None,
         "--notify",
         metavar="COMMAND",
@@ -65,7 +62,7 @@ def rotate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success (for cron)."),
-    backend: Optional[str] = BACKEND,
+    backend: str | None = BACKEND,
 ) -> None:
     """Rotate peer keys by policy, with an overlap so nobody is cut off; remove expired
     peers; retire old keys whose grace is over. Safe to run unattended from cron."""
@@ -101,7 +98,7 @@ def rotate(
     raise typer.Exit(EXIT_OK)
 
 
-def _selection(state, tenant: Optional[str], peer: Optional[str]) -> Optional[set[str]]:
+def _selection(state, tenant: str | None, peer: str | None) -> set[str] | None:
     from wggw.core import validate
 
     if tenant:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -44,10 +44,10 @@ def add(
     egress: list[str] = typer.Option(
         ..., "--egress", metavar="IP", help="Egress IP; once per family, needs that family's pool."
     ),
-    interface: Optional[str] = typer.Option(
+    interface: str | None = typer.Option(
         None, "--interface", metavar="NAME", help="Needed when several interfaces exist."
     ),
-    uplink: Optional[str] = typer.Option(
+    uplink: str | None = typer.Option(
         None,
         "--uplink",
         metavar="DEVICE",
@@ -56,7 +56,7 @@ def add(
     via: list[str] = typer.Option(
         [], "--via", metavar="IP", help="Next hop per family (default: main's gateway)."
     ),
-    rotate_after: Optional[str] = typer.Option(
+    rotate_after: str | None = typer.Option(
         None, "--rotate-after", metavar="DURATION", help="Key rotation period, e.g. 90d."
     ),
     as_json: bool = JSON,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,8 +23,8 @@ def import_wg_quick(
 ) -> None:
     """Add the peers of FILE, a wg-quick server config (e.g. /etc/wireguard/wg0.conf), to a
     tenant with their keys, PSKs and addresses; all or nothing."""
-    from wggw.ops import transfer  # wgconfig and Jinja2: only for these two commands
     from wggw.cli.peer import peer_json
+    from wggw.ops import transfer  # wgconfig and Jinja2: only for these two commands
 
     with open_store(ctx) as store:
         peers = transfer.import_wg_quick(store, file, tenant)
@@ -41,7 +40,7 @@ def import_wg_quick(
 def export_wg_quick(
     ctx: typer.Context,
     interface: str = typer.Argument(..., metavar="IFACE", hidden=True),
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write here (0600) instead of stdout."
     ),
 ) -> None:

@@ -10,7 +10,7 @@ O(peers) even in an IPv6 /64.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from wggw.core import naming
 from wggw.core.errors import ValidationError
@@ -36,13 +36,17 @@ def reserved(pool: IPNetwork) -> set[IPAddress]:
     return out
 
 
-def next_free(pool: IPNetwork, used: Iterable[IPAddress]) -> Optional[IPAddress]:
+def next_free(pool: IPNetwork, used: Iterable[IPAddress]) -> IPAddress | None:
     """The lowest assignable address of `pool` not in `used`, or None when full."""
     taken = set(used) | reserved(pool)
-    candidate = int(pool.network_address) + 2      # network + gateway come first
+    candidate = int(pool.network_address) + 2  # network + gateway come first
     last = int(pool.broadcast_address)
     while candidate <= last:
-        addr = ipaddress.ip_address(candidate) if pool.version == 4 else ipaddress.IPv6Address(candidate)
+        addr = (
+            ipaddress.ip_address(candidate)
+            if pool.version == 4
+            else ipaddress.IPv6Address(candidate)
+        )
         if addr not in taken:
             return addr
         candidate += 1
@@ -65,27 +69,36 @@ def allocate_from(tenant: Tenant, used: set[IPAddress]) -> tuple[IPInterface, ..
     for pool in tenant.pools:
         addr = next_free(pool, used)
         if addr is None:
-            raise ValidationError("pool", f"{pool} of tenant {tenant.name} has no free address left")
+            raise ValidationError(
+                "pool", f"{pool} of tenant {tenant.name} has no free address left"
+            )
         out.append(host(addr))
     return tuple(out)
 
 
-def check_requested(state: State, tenant: Tenant, addr: IPInterface, field: str = "address") -> IPInterface:
+def check_requested(
+    state: State, tenant: Tenant, addr: IPInterface, field: str = "address"
+) -> IPInterface:
     """An address someone asks for (import): a free host address inside the tenant's pools."""
     return check_free(tenant, addr, used_addresses(state), field)
 
 
-def check_free(tenant: Tenant, addr: IPInterface, used: set[IPAddress],
-               field: str = "address") -> IPInterface:
+def check_free(
+    tenant: Tenant, addr: IPInterface, used: set[IPAddress], field: str = "address"
+) -> IPInterface:
     """`check_requested`, given the used addresses (a batch keeps them as it goes)."""
     if addr.network.prefixlen != addr.max_prefixlen:
         raise ValidationError(field, f"{addr} is not a single host address (/{addr.max_prefixlen})")
     pool = tenant.pool(addr.version)
     if pool is None or addr.ip not in pool:
         pools = ", ".join(map(str, tenant.pools))
-        raise ValidationError(field, f"{addr.ip} is outside the pools of tenant {tenant.name} ({pools})")
+        raise ValidationError(
+            field, f"{addr.ip} is outside the pools of tenant {tenant.name} ({pools})"
+        )
     if addr.ip in reserved(pool):
-        raise ValidationError(field, f"{addr.ip} is the network, broadcast or gateway address of {pool}")
+        raise ValidationError(
+            field, f"{addr.ip} is the network, broadcast or gateway address of {pool}"
+        )
     if addr.ip in used:
         raise ValidationError(field, f"{addr.ip} is already used by another peer")
     return host(addr.ip)
@@ -97,4 +110,6 @@ def next_table(state: State) -> int:
     for table in range(naming.TABLE_MIN, naming.TABLE_MAX + 1):
         if table not in taken:
             return table
-    raise ValidationError("table", f"all routing tables {naming.TABLE_MIN}-{naming.TABLE_MAX} are in use")
+    raise ValidationError(
+        "table", f"all routing tables {naming.TABLE_MIN}-{naming.TABLE_MAX} are in use"
+    )

@@ -9,7 +9,6 @@ the one-peer checks N times would cost O(state x N).
 from __future__ import annotations
 
 import ipaddress
-from typing import Optional
 
 from wggw.core import alloc, validate
 from wggw.core.errors import NotFoundError, ValidationError
@@ -94,7 +93,7 @@ class Batch:
         return self.names[self.tenant(tenant).name]
 
 
-def free_name(taken: set[str], wanted: Optional[str], counter: list[int]) -> str:
+def free_name(taken: set[str], wanted: str | None, counter: list[int]) -> str:
     """`wanted` if free, else the next `imported-N` (the counter only goes up: linear)."""
     if wanted and wanted not in taken:
         return wanted

@@ -10,7 +10,8 @@ known) and, where the host can be read, at `tenant add`.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from wggw.core.errors import HostConflictError
 from wggw.core.model import Tenant
@@ -19,14 +20,14 @@ if TYPE_CHECKING:  # desired.py calls `check`: no import cycle at run time
     from wggw.core.desired import HostFacts
 
 
-def _same(a: Optional[str], b) -> bool:
+def _same(a: str | None, b: object) -> bool:
     try:
         return a is not None and ipaddress.ip_address(a) == ipaddress.ip_address(str(b))
     except ValueError:
         return False
 
 
-def egress_conflict(t: Tenant, facts: HostFacts) -> Optional[str]:
+def egress_conflict(t: Tenant, facts: HostFacts) -> str | None:
     """What is wrong with the tenant's egress IPs on this host, or None."""
     for ip in t.egress:
         main = facts.default_routes.get(ip.version)
@@ -42,7 +43,7 @@ def egress_conflict(t: Tenant, facts: HostFacts) -> Optional[str]:
     return None
 
 
-def check(tenants, facts: HostFacts) -> None:
+def check(tenants: Iterable[Tenant], facts: HostFacts) -> None:
     """Raise HostConflictError for the first tenant whose egress conflicts with the host."""
     for t in tenants:
         problem = egress_conflict(t, facts)

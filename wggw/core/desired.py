@@ -7,12 +7,12 @@ free of I/O and is unit tested without root.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Optional
 
 from wggw.core import conflicts, naming, ruletree
 from wggw.core.errors import ValidationError
-from wggw.core.model import Interface, Peer, State, Tenant, gateway_address
+from wggw.core.model import Interface, IPInterface, Peer, State, Tenant, gateway_address
 from wggw.core.nftables import NftSpec, render
 from wggw.core.ruletree import RuleSpec
 from wggw.core.tcguard import EGRESS, INGRESS, TcSpec
@@ -25,7 +25,7 @@ SYSCTL_FORWARD = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
 @dataclass(frozen=True)
 class DefaultRoute:
     dev: str
-    gateway: Optional[str]
+    gateway: str | None
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class HostFacts:
 @dataclass(frozen=True, order=True)
 class AddrSpec:
     ifname: str
-    cidr: str              # "10.0.0.1/24"
-    egress: bool = False   # an egress address wggw adds to an uplink (IFA_PROTO marked)
+    cidr: str  # "10.0.0.1/24"
+    egress: bool = False  # an egress address wggw adds to an uplink (IFA_PROTO marked)
     # Anything else observed on it (a peer address, label, scope, flags, finite lifetime),
     # as (name, value) pairs; wggw's own addresses have none.
     extra: tuple[tuple[str, str], ...] = ()
@@ -57,11 +57,11 @@ class AddrSpec:
 class RouteSpec:
     family: int
     table: int
-    dst: str               # "default" or a CIDR
+    dst: str  # "default" or a CIDR
     dev: str
-    gateway: Optional[str] = None
-    src: Optional[str] = None
-    metric: int = 0        # 0: the kernel's default (IPv6 shows it as 1024)
+    gateway: str | None = None
+    src: str | None = None
+    metric: int = 0  # 0: the kernel's default (IPv6 shows it as 1024)
     # Anything else observed on the route (type, protocol, metrics, flags...), as (name,
     # value) pairs; wggw's own routes have none.
     extra: tuple[tuple[str, str], ...] = ()
@@ -94,7 +94,7 @@ class Desired:
 
 
 def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
-    def allowed(addrs) -> tuple[str, ...]:
+    def allowed(addrs: Iterable[IPInterface]) -> tuple[str, ...]:
         return tuple(sorted(str(a.network) for a in addrs))
 
     # No persistent keepalive from the gateway's side: `peer.keepalive` is the client's
@@ -112,22 +112,28 @@ def _device(iface: Interface, state: State) -> WgDeviceSpec:
     return device_spec(iface, [p for p in state.peers if p.tenant in tenants])
 
 
-def device_spec(iface: Interface, peers) -> WgDeviceSpec:
+def device_spec(iface: Interface, peers: Iterable[Peer]) -> WgDeviceSpec:
     """The WireGuard device with these peers (all of its tenants', or one peer's for a
     one-peer reconcile)."""
     specs = [s for p in peers for s in _peer_specs(p)]
-    return WgDeviceSpec(iface.name, iface.private_key, iface.listen_port,
-                        tuple(sorted(specs, key=lambda s: s.public_key)))
+    return WgDeviceSpec(
+        iface.name,
+        iface.private_key,
+        iface.listen_port,
+        tuple(sorted(specs, key=lambda s: s.public_key)),
+    )
 
 
-def _default_route(t: Tenant, v: int, facts: HostFacts) -> Optional[RouteSpec]:
+def _default_route(t: Tenant, v: int, facts: HostFacts) -> RouteSpec | None:
     egress = t.egress_ip(v)
     if egress is None:
         return None  # no egress in this family: the family fails closed (unreachable rule)
     main = facts.default_routes.get(v)
     dev = t.uplink or (main.dev if main else None)
     if dev is None:
-        raise ValidationError(f"tenant {t.name}", f"no --uplink and no IPv{v} default route in the main table")
+        raise ValidationError(
+            f"tenant {t.name}", f"no --uplink and no IPv{v} default route in the main table"
+        )
     if dev not in facts.links:
         raise ValidationError(f"tenant {t.name}", f"uplink {dev} does not exist on this host")
     via = t.via_ip(v)
@@ -153,6 +159,7 @@ def _egress_addresses(t: Tenant, facts: HostFacts) -> list[AddrSpec]:
     out = []
     for ip in t.egress:  # none is on the host already: core/conflicts.py refused those
         default = _default_route(t, ip.version, facts)
+        assert default is not None  # the tenant has an egress in this family
         out.append(AddrSpec(default.dev, f"{ip}/{ip.max_prefixlen}", egress=True))
     return out
 
@@ -169,8 +176,9 @@ def compile_state(state: State, facts: HostFacts) -> Desired:
     families = {p.version for t in state.tenants for p in t.pools}
     for v in families:
         having = [t for t in state.tenants if t.pool(v)]
-        rules.update(ruletree.rules_for(v, [t.table for t in having],
-                                        [t.interface for t in having]))
+        rules.update(
+            ruletree.rules_for(v, [t.table for t in having], [t.interface for t in having])
+        )
     return Desired(
         sysctls={SYSCTL_FORWARD[v]: "1" for v in sorted(families)},
         wg={i.name: _device(i, state) for i in state.interfaces},
@@ -192,11 +200,11 @@ def _tc_guard(state: State, routes: set[RouteSpec], facts: HostFacts) -> frozens
     ifaces = {t.interface for t in state.tenants}
     uplinks = {r.dev for r in routes if r.dst == "default"}
     uplinks |= {d.dev for d in facts.default_routes.values()} - ifaces
-    return frozenset([TcSpec.wanted(i, INGRESS) for i in ifaces]
-                     + [TcSpec.wanted(u, EGRESS) for u in uplinks])
+    return frozenset(
+        [TcSpec.wanted(i, INGRESS) for i in ifaces] + [TcSpec.wanted(u, EGRESS) for u in uplinks]
+    )
 
 
 def empty() -> Desired:
     """The desired state of `down`: nothing of wggw's on the host."""
     return compile_state(State(), HostFacts())
-

@@ -12,8 +12,8 @@ runtime directory (backends/endpoint_file.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Mapping
 
 from wggw.core.desired import Desired
 from wggw.core.plan import Change, Observed, UpsertPeer
@@ -49,9 +49,11 @@ def hint(changes: list[Change], memory: Memory) -> list[Change]:
     """Peers that are (re)created on a device get their remembered endpoint."""
     out: list[Change] = []
     for c in changes:
-        endpoint = memory.get(c.device, {}).get(c.peer.public_key) \
-            if isinstance(c, UpsertPeer) and c.new and c.peer.endpoint is None else None
-        out.append(replace(c, peer=replace(c.peer, endpoint=endpoint)) if endpoint else c)
+        if isinstance(c, UpsertPeer) and c.new and c.peer.endpoint is None:
+            endpoint = memory.get(c.device, {}).get(c.peer.public_key)
+            if endpoint:
+                c = replace(c, peer=replace(c.peer, endpoint=endpoint))
+        out.append(c)
     return out
 
 

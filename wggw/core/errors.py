@@ -9,17 +9,17 @@ from __future__ import annotations
 
 # Documented exit codes (README "Exit codes").
 EXIT_OK = 0
-EXIT_ERROR = 1          # runtime failure: kernel/backend error, apply failed, drift after apply
-EXIT_USAGE = 2          # bad input, validation failure, unknown object (store unchanged)
-EXIT_PLAN_CHANGES = 2   # `plan --detailed-exitcode`: changes pending
+EXIT_ERROR = 1  # runtime failure: kernel/backend error, apply failed, drift after apply
+EXIT_USAGE = 2  # bad input, validation failure, unknown object (store unchanged)
+EXIT_PLAN_CHANGES = 2  # `plan --detailed-exitcode`: changes pending
 EXIT_NOTIFY_FAILED = 3  # `rotate`: keys rotated and applied, but a --notify command failed
-EXIT_LOCKED = 75        # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
+EXIT_LOCKED = 75  # another wggw run holds the lock (EX_TEMPFAIL): cron retries next time
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
-EXIT_PATH_WRONG = 4     # `status --check`: some tenant's packets would not take its own path
+EXIT_PATH_WRONG = 4  # `status --check`: some tenant's packets would not take its own path
 EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP that is the
 #                          uplink's next hop (EX_CONFIG); nothing was changed
-EXIT_PLAN_USAGE = 64    # `plan --detailed-exitcode`: bad input (EX_USAGE), not read as "changes"
-EXIT_NOPERM = 77        # not allowed: needs root (CAP_NET_ADMIN) or a path it may write (EX_NOPERM)
+EXIT_PLAN_USAGE = 64  # `plan --detailed-exitcode`: bad input (EX_USAGE), not read as "changes"
+EXIT_NOPERM = 77  # not allowed: needs root (CAP_NET_ADMIN) or a path it may write (EX_NOPERM)
 
 
 def plan_detailed_code(code: int) -> int:
@@ -71,8 +71,10 @@ class PrivilegeError(WggwError):
 def permission_error(e: PermissionError) -> PrivilegeError:
     """An OSError EACCES/EPERM that reached the CLI, as one line that says what to do."""
     what = f" on {e.filename}" if e.filename else ""
-    return PrivilegeError(f"permission denied{what}: wggw needs root (CAP_NET_ADMIN and its state "
-                          "dir); run it as root, or pass --state-dir DIR that you may write")
+    return PrivilegeError(
+        f"permission denied{what}: wggw needs root (CAP_NET_ADMIN and its state "
+        "dir); run it as root, or pass --state-dir DIR that you may write"
+    )
 
 
 class StoreError(WggwError):

@@ -21,7 +21,7 @@ class Secret:
         self._checked = True
 
     @classmethod
-    def _trusted(cls, b64: str) -> "Secret":
+    def _trusted(cls, b64: str) -> Secret:
         """A key read back from wggw's own store or a device, validated when it was written:
         skip the check now (a store load builds ~20,000 of these) and run it on first use,
         so a damaged store is still reported (StoreError) rather than sent to a device."""
@@ -40,9 +40,13 @@ class Secret:
         try:
             normalised = parse_key(self._b64, "key")
         except ValidationError as e:
-            raise StoreError(f"a stored key is damaged ({e.problem}); restore the store from a backup") from None
+            raise StoreError(
+                f"a stored key is damaged ({e.problem}); restore the store from a backup"
+            ) from None
         if normalised != self._b64:
-            raise StoreError("a stored key is not in canonical base64; restore the store from a backup")
+            raise StoreError(
+                "a stored key is not in canonical base64; restore the store from a backup"
+            )
         self._checked = True
 
     def hex(self) -> str:
@@ -57,7 +61,9 @@ class Secret:
         # Unchecked values compare as stored: a damaged key differs from any good one, so the
         # planner schedules it and reveal() reports the damage before it reaches a device.
         # Bytes: compare_digest refuses non-ASCII str, which a damaged store could hold.
-        return isinstance(other, Secret) and secrets.compare_digest(self._b64.encode(), other._b64.encode())
+        return isinstance(other, Secret) and secrets.compare_digest(
+            self._b64.encode(), other._b64.encode()
+        )
 
     def __hash__(self) -> int:
         return hash(("secret", self._b64))
@@ -94,7 +100,9 @@ def clamp(b64: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_B64 = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+}
 
 
 def _clamped_text(b64: str) -> bool:
@@ -102,8 +110,13 @@ def _clamped_text(b64: str) -> bool:
     character 0 and the top 2 of character 1; the last byte's top 2 bits are bits 3-2 of
     character 41."""
     try:
-        return (len(b64) == 44 and b64[43] == "=" and not _B64[b64[0]] & 0x01 and not _B64[b64[1]] & 0x30
-                and _B64[b64[41]] & 0x0C == 0x04)
+        return (
+            len(b64) == 44
+            and b64[43] == "="
+            and not _B64[b64[0]] & 0x01
+            and not _B64[b64[1]] & 0x30
+            and _B64[b64[41]] & 0x0C == 0x04
+        )
     except KeyError:
         return False
 

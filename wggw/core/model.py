@@ -8,43 +8,42 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Optional, Union
 
 from wggw.core.keys import Secret
 
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 @dataclass(frozen=True)
 class Interface:
     name: str
     listen_port: int
-    endpoint: str                      # HOST:PORT the clients dial
+    endpoint: str  # HOST:PORT the clients dial
     private_key: Secret
     public_key: str
-    mtu: Optional[int] = None
+    mtu: int | None = None
 
 
 @dataclass(frozen=True)
 class Tenant:
     name: str
     interface: str
-    pools: tuple[IPNetwork, ...]       # at most one per family
-    egress: tuple[IPAddress, ...]      # at most one per family, family must have a pool
-    table: int                         # routing table id, naming.TABLE_MIN..TABLE_MAX
-    uplink: Optional[str] = None       # None: the device of main's default route
-    via: tuple[IPAddress, ...] = ()    # next hop per family; none: main's gateway on uplink
-    rotate_after: Optional[int] = None  # seconds; None: the global default policy
+    pools: tuple[IPNetwork, ...]  # at most one per family
+    egress: tuple[IPAddress, ...]  # at most one per family, family must have a pool
+    table: int  # routing table id, naming.TABLE_MIN..TABLE_MAX
+    uplink: str | None = None  # None: the device of main's default route
+    via: tuple[IPAddress, ...] = ()  # next hop per family; none: main's gateway on uplink
+    rotate_after: int | None = None  # seconds; None: the global default policy
 
-    def pool(self, version: int) -> Optional[IPNetwork]:
+    def pool(self, version: int) -> IPNetwork | None:
         return next((p for p in self.pools if p.version == version), None)
 
-    def egress_ip(self, version: int) -> Optional[IPAddress]:
+    def egress_ip(self, version: int) -> IPAddress | None:
         return next((e for e in self.egress if e.version == version), None)
 
-    def via_ip(self, version: int) -> Optional[IPAddress]:
+    def via_ip(self, version: int) -> IPAddress | None:
         return next((v for v in self.via if v.version == version), None)
 
 
@@ -53,9 +52,9 @@ class RetiringKey:
     """The previous key of a rotated peer, kept working during the grace period."""
 
     public_key: str
-    psk: Optional[Secret]
+    psk: Secret | None
     addresses: tuple[IPInterface, ...]
-    retire_at: float                   # unix time: end of the grace period
+    retire_at: float  # unix time: end of the grace period
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,14 @@ class Peer:
     name: str
     public_key: str
     addresses: tuple[IPInterface, ...]  # /32 and /128 host addresses inside the tenant's pools
-    key_created_at: float               # unix time
-    private_key: Optional[Secret] = None  # None when the peer brought its own key
-    psk: Optional[Secret] = None
-    keepalive: Optional[int] = None
+    key_created_at: float  # unix time
+    private_key: Secret | None = None  # None when the peer brought its own key
+    psk: Secret | None = None
+    keepalive: int | None = None
     dns: tuple[IPAddress, ...] = ()
-    expires_at: Optional[float] = None
+    expires_at: float | None = None
     created_at: float = 0.0
-    retiring: Optional[RetiringKey] = None
+    retiring: RetiringKey | None = None
 
     @property
     def ref(self) -> str:
@@ -83,7 +82,7 @@ class State:
     interfaces: tuple[Interface, ...] = ()
     tenants: tuple[Tenant, ...] = ()
     peers: tuple[Peer, ...] = ()
-    meta: dict = field(default_factory=dict, compare=False)
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
 
     def tenants_of(self, interface: str) -> tuple[Tenant, ...]:
         return tuple(t for t in self.tenants if t.interface == interface)

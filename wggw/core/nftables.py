@@ -34,8 +34,8 @@ CLEAR_FROM_WG = 0xFFFFFFFF & ~naming.MARK_FROM_WG
 
 @dataclass(frozen=True)
 class NftSpec:
-    text: str                      # the full transaction: create/delete/define the table
-    digest: str                    # sha256 of the rendered table, stored as the first rule's comment
+    text: str  # the full transaction: create/delete/define the table
+    digest: str  # sha256 of the rendered table, stored as the first rule's comment
     elements: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (set name, sorted canonical elements)
 
 
@@ -54,7 +54,12 @@ def _map(name: str, type_: str, items: list[str]) -> str:
 
 def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
     data: dict[str, list[str]] = {
-        "pools": [], "mark": [], "snat": [], "same": [], "ok": [], "mark_ok": []
+        "pools": [],
+        "mark": [],
+        "snat": [],
+        "same": [],
+        "ok": [],
+        "mark_ok": [],
     }
     for t in tenants:
         pool = t.pool(v)
@@ -74,7 +79,9 @@ def _family_data(tenants: list[Tenant], v: int) -> dict[str, list[str]]:
     return data
 
 
-def _declarations(ifaces: list[str], fams: dict[int, dict[str, list[str]]]) -> tuple[list[str], dict]:
+def _declarations(
+    ifaces: list[str], fams: dict[int, dict[str, list[str]]]
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
     lines = [_set("wg_ifaces", "ifname", [f'"{i}"' for i in ifaces], interval=False)]
     elements = {"wg_ifaces": tuple(sorted(ifaces))}
     for v, d in fams.items():
@@ -85,13 +92,22 @@ def _declarations(ifaces: list[str], fams: dict[int, dict[str, list[str]]]) -> t
             ("snat", _map(f"snat_v{v}", f"{a} : {a}", d["snat"]), d["snat"]),
             ("same", _set(f"same_tenant_v{v}", f"{a} . {a}", d["same"]), d["same"]),
             ("ok", _set(f"egress_ok_v{v}", f"{a} . {a}", d["ok"]), d["ok"]),
-            ("mark_ok", _set(f"egress_mark_v{v}", f"mark . {a}", d["mark_ok"], interval=False),
-             d["mark_ok"]),
+            (
+                "mark_ok",
+                _set(f"egress_mark_v{v}", f"mark . {a}", d["mark_ok"], interval=False),
+                d["mark_ok"],
+            ),
         ]
         for key, text, items in decl:
             lines.append(text)
-            name = {"pools": "pools", "mark": "mark", "snat": "snat", "same": "same_tenant", "ok": "egress_ok",
-                "mark_ok": "egress_mark"}[key]
+            name = {
+                "pools": "pools",
+                "mark": "mark",
+                "snat": "snat",
+                "same": "same_tenant",
+                "ok": "egress_ok",
+                "mark_ok": "egress_mark",
+            }[key]
             elements[f"{name}_v{v}"] = tuple(sorted(items))
     return lines, elements
 
@@ -113,9 +129,11 @@ def _rules(digest: str) -> dict[str, list[str]]:
         # Fail-closed guard: a connection that began in a tenant pool leaves only
         # with that tenant's egress address, whatever NAT ran (or did not run). Only here is
         # FROM_WG cleared: the tc guard on the uplinks drops every packet that still has it.
-        r["egress_guard"].append(f"ct original {ip} saddr . {ip} saddr @egress_ok_v{v} "
+        r["egress_guard"].append(
+            f"ct original {ip} saddr . {ip} saddr @egress_ok_v{v} "
             f"meta mark & {naming.MARK_MASK:#x} . {ip} saddr @egress_mark_v{v} "
-                                 f"meta mark set meta mark & {CLEAR_FROM_WG:#x} return")
+            f"meta mark set meta mark & {CLEAR_FROM_WG:#x} return"
+        )
         r["egress_guard"].append(f"ct original {ip} saddr @pools_v{v} counter drop")
         r["egress_guard"].append(f"{ip} saddr @pools_v{v} counter drop")
     return r
@@ -133,8 +151,11 @@ def render(state: State) -> NftSpec:
     digest = hashlib.sha256(("\n".join(decls) + repr(_rules(""))).encode()).hexdigest()[:16]
     body = decls[:]
     for name, rules in _rules(digest).items():
-        body.append(f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
-                    + "".join(f"\t\t{rule}\n" for rule in rules) + "\t}")
+        body.append(
+            f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
+            + "".join(f"\t\t{rule}\n" for rule in rules)
+            + "\t}"
+        )
     inner = "\n".join(body)
     text = f"table {TABLE} {{}}\ndelete table {TABLE}\ntable {TABLE} {{\n{inner}\n}}\n"
     return NftSpec(text, digest, tuple(sorted(elements.items())))

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass(frozen=True)
 class ParsedTable:
-    digest: Optional[str]
+    digest: str | None
     elements: tuple[tuple[str, tuple[str, ...]], ...]
     body: str
 
@@ -33,8 +33,11 @@ def _item(value: Any, data: bool = False) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return " : ".join([_item(value[0]), _item(value[1], data=True)]) if len(value) == 2 \
+        return (
+            " : ".join([_item(value[0]), _item(value[1], data=True)])
+            if len(value) == 2
             else json.dumps(value, sort_keys=True)
+        )
     if isinstance(value, dict):
         if "prefix" in value:
             return f"{value['prefix']['addr']}/{value['prefix']['len']}"
@@ -61,7 +64,7 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def parse(objs: list[dict]) -> ParsedTable:
+def parse(objs: list[dict[str, Any]]) -> ParsedTable:
     digest = None
     elements: dict[str, tuple[str, ...]] = {}
     body = []

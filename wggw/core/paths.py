@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any
 
 from wggw.core import naming
 from wggw.core.desired import Desired, RouteSpec
+from wggw.core.model import IPNetwork, State
 
 # Where a probe packet goes: addresses on the internet side, reached by the default route.
 # A lookup sends nothing; documentation ranges keep even a mistake harmless.
@@ -28,32 +29,35 @@ TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
 class Probe:
     tenant: str
     family: int
-    iif: str          # the tenant's WireGuard interface
-    mark: int         # the tenant mark
-    src: str          # a pool address
+    iif: str  # the tenant's WireGuard interface
+    mark: int  # the tenant mark
+    src: str  # a pool address
     dst: str
-    expect: Optional[RouteSpec]  # the tenant's default route; None: must be unreachable
+    expect: RouteSpec | None  # the tenant's default route; None: must be unreachable
 
     def describe(self) -> str:
         fam = "-6 " if self.family == 6 else ""
-        return (f"ip {fam}route get fibmatch {self.dst} from {self.src} iif {self.iif} "
-                f"mark {self.mark:#x}")
+        return (
+            f"ip {fam}route get fibmatch {self.dst} from {self.src} iif {self.iif} "
+            f"mark {self.mark:#x}"
+        )
 
 
 @dataclass(frozen=True)
 class Answer:
     """The kernel's route for a probe, or the error it gave (e.g. unreachable)."""
 
-    table: Optional[int] = None
-    dev: Optional[str] = None
-    src: Optional[str] = None      # the route's preferred source
-    gateway: Optional[str] = None
-    error: Optional[str] = None
+    table: int | None = None
+    dev: str | None = None
+    src: str | None = None  # the route's preferred source
+    gateway: str | None = None
+    error: str | None = None
 
     def describe(self) -> str:
         if self.error:
             return f"no route ({self.error})"
-        parts = [f"table {TABLE_NAMES.get(self.table, self.table)}"]
+        table = self.table if self.table is None else TABLE_NAMES.get(self.table, self.table)
+        parts = [f"table {table}"]
         parts += [f"via {self.gateway}"] if self.gateway else []
         parts += [f"dev {self.dev}"] if self.dev else []
         parts += [f"src {self.src}"] if self.src else []
@@ -65,30 +69,38 @@ class ForeignRule:
     """An ip rule wggw does not own, as far as a route lookup's match goes."""
 
     pref: int
-    action: str                    # lookup, goto, nop, blackhole, unreachable, prohibit
+    action: str  # lookup, goto, nop, blackhole, unreachable, prohibit
     table: int = 0
-    iif: Optional[str] = None
-    oif: Optional[str] = None
+    iif: str | None = None
+    oif: str | None = None
     mark: int = 0
     mask: int = 0
-    src: Optional[str] = None      # CIDR
-    dst: Optional[str] = None
+    src: str | None = None  # CIDR
+    dst: str | None = None
     tos: int = 0
     ipproto: int = 0
-    ports: bool = False            # has a source or destination port range
-    uid_range: Optional[tuple[int, int]] = None
+    ports: bool = False  # has a source or destination port range
+    uid_range: tuple[int, int] | None = None
     invert: bool = False
     l3mdev: bool = False
-    text: str = ""                 # how `ip rule` would show it, for the report
+    text: str = ""  # how `ip rule` would show it, for the report
 
     def matches(self, p: Probe) -> bool:
         """Would this rule's selector match the probe (a forwarded packet: no oif, uid 0,
         no protocol or ports, tos 0)? As fib_rule_match / fib4_rule_match / fib6_rule_match."""
         uid_ok = self.uid_range is None or self.uid_range[0] <= 0 <= self.uid_range[1]
-        hit = ((not self.iif or self.iif == p.iif) and not self.oif and not self.l3mdev
-               and not (self.mark ^ p.mark) & self.mask and not self.tos and not self.ipproto
-               and not self.ports and uid_ok
-               and _within(p.src, self.src) and _within(p.dst, self.dst))
+        hit = (
+            (not self.iif or self.iif == p.iif)
+            and not self.oif
+            and not self.l3mdev
+            and not (self.mark ^ p.mark) & self.mask
+            and not self.tos
+            and not self.ipproto
+            and not self.ports
+            and uid_ok
+            and _within(p.src, self.src)
+            and _within(p.dst, self.dst)
+        )
         return hit != self.invert
 
     def explains(self, got: Answer) -> bool:
@@ -97,25 +109,34 @@ class ForeignRule:
         return self.action == "goto" or (self.action == "lookup" and self.table == got.table)
 
 
-def _within(addr: str, cidr: Optional[str]) -> bool:
+def _within(addr: str, cidr: str | None) -> bool:
     return cidr is None or ipaddress.ip_address(addr) in ipaddress.ip_network(cidr, strict=False)
 
 
-def _probe_src(pool) -> str:
+def _probe_src(pool: IPNetwork) -> str:
     """The first peer address of the pool (the gateway has the first host)."""
     n = 2 if pool.num_addresses > 2 else 0
     return str(pool.network_address + n)
 
 
-def probes(state, desired: Desired) -> list[Probe]:
+def probes(state: State, desired: Desired) -> list[Probe]:
     """One probe per tenant and family of its pools."""
     defaults = {(r.family, r.table): r for r in desired.routes if r.dst == "default"}
     out = []
     for t in state.tenants:
         for pool in t.pools:
             v = pool.version
-            out.append(Probe(t.name, v, t.interface, naming.tenant_mark(t.table), _probe_src(pool),
-                             PROBE_DST[v], defaults.get((v, t.table))))
+            out.append(
+                Probe(
+                    t.name,
+                    v,
+                    t.interface,
+                    naming.tenant_mark(t.table),
+                    _probe_src(pool),
+                    PROBE_DST[v],
+                    defaults.get((v, t.table)),
+                )
+            )
     return out
 
 
@@ -125,17 +146,21 @@ def right(p: Probe, got: Answer) -> bool:
     want = p.expect
     if want is None:
         return got.error is not None
-    return (got.error is None and got.table == want.table and got.dev == want.dev
-            and _same(got.src, want.src))
+    return (
+        got.error is None
+        and got.table == want.table
+        and got.dev == want.dev
+        and _same(got.src, want.src)
+    )
 
 
-def _same(a: Optional[str], b: Optional[str]) -> bool:
+def _same(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return a == b
     return ipaddress.ip_address(a) == ipaddress.ip_address(b)
 
 
-def culprit(p: Probe, got: Answer, rules: list[ForeignRule]) -> Optional[ForeignRule]:
+def culprit(p: Probe, got: Answer, rules: list[ForeignRule]) -> ForeignRule | None:
     """The first foreign rule above wggw's window that matches the probe and explains the
     answer (None if there is none: then wggw's own rules or tables are not as planned)."""
     for rule in sorted(rules, key=lambda r: r.pref):
@@ -151,11 +176,20 @@ def expected_text(p: Probe) -> str:
     return Answer(e.table, e.dev, e.src, e.gateway).describe()
 
 
-def judge(p: Probe, got: Answer, rules: list[ForeignRule]) -> dict:
+def judge(p: Probe, got: Answer, rules: list[ForeignRule]) -> dict[str, Any]:
     """One entry of `status`'s `paths` list (a JSON contract: README)."""
     ok = right(p, got)
     rule = None if ok else culprit(p, got, rules)
-    return {"tenant": p.tenant, "family": p.family, "ok": ok, "query": p.describe(),
-            "expected": expected_text(p), "got": got.describe(),
-            "table": got.table, "dev": got.dev, "src": got.src, "error": got.error,
-            "rule": rule.text if rule else None}
+    return {
+        "tenant": p.tenant,
+        "family": p.family,
+        "ok": ok,
+        "query": p.describe(),
+        "expected": expected_text(p),
+        "got": got.describe(),
+        "table": got.table,
+        "dev": got.dev,
+        "src": got.src,
+        "error": got.error,
+        "rule": rule.text if rule else None,
+    }

@@ -9,14 +9,13 @@ Applying a plan and planning again must give an empty plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
 from wggw.core.keys import Secret, clamped, public_of
 from wggw.core.nftables import NftSpec
 from wggw.core.ruletree import RuleSpec
 from wggw.core.tcguard import TcSpec
-from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
+from wggw.core.wgtypes import WgDeviceSpec, WgDeviceState, WgPeerSpec
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class ObservedNft:
     held right after wggw loaded the text of this digest."""
 
     present: bool
-    digest: Optional[str] = None
+    digest: str | None = None
     elements: tuple[tuple[str, tuple[str, ...]], ...] = ()
     vouched: bool = False
 
@@ -51,6 +50,7 @@ class Observed:
 
 
 # ---- change types -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Change:
@@ -84,14 +84,16 @@ class ConfigureDevice(Change):
     setting even the same key can expire every session (see keys.clamp)."""
 
     name: str
-    private_key: Optional[Secret]
+    private_key: Secret | None
     listen_port: int
 
     def describe(self) -> str:
         if self.private_key is None:
             return f"wg set {self.name} listen-port {self.listen_port} fwmark 0"
-        return (f"wg set {self.name} listen-port {self.listen_port} fwmark 0 "
-                f"private-key (hidden; public {public_of(self.private_key)})")
+        return (
+            f"wg set {self.name} listen-port {self.listen_port} fwmark 0 "
+            f"private-key (hidden; public {public_of(self.private_key)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ class UpsertPeer(Change):
         ka = f" persistent-keepalive {p.keepalive}" if p.keepalive else ""
         ka += f" endpoint {p.endpoint}" if p.endpoint else ""
         verb = "add" if self.new else "update"
-        return f"wg set {self.device} peer {p.public_key}{psk}{ka} allowed-ips {','.join(p.allowed_ips)}  # {verb}"
+        ips = ",".join(p.allowed_ips)
+        return f"wg set {self.device} peer {p.public_key}{psk}{ka} allowed-ips {ips}  # {verb}"
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,8 @@ class DeleteDevice(Change):
 
 # ---- planning -----------------------------------------------------------------
 
-def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
+
+def plan_device(name: str, want: WgDeviceSpec, have: WgDeviceState | None) -> list[Change]:
     """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
     out: list[Change] = []
     if have is None:
@@ -229,9 +233,10 @@ def plan_device(name: str, want, have: Optional[WgDeviceState]) -> list[Change]:
     # when it differs, and clamped, as the kernel keeps it (re-sending an unchanged key that the
     # kernel holds clamped would reset every session).
     new_key = have is None or have.public_key != public_of(want.private_key)
-    if new_key or have.listen_port != want.listen_port or have.fwmark:
-        out.append(ConfigureDevice(name, clamped(want.private_key) if new_key else None,
-                                   want.listen_port))
+    if have is None or new_key or have.listen_port != want.listen_port or have.fwmark:
+        out.append(
+            ConfigureDevice(name, clamped(want.private_key) if new_key else None, want.listen_port)
+        )
     current = have.peers if have else {}
     for peer in want.peers:
         seen = current.get(peer.public_key)
@@ -246,10 +251,11 @@ def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], li
     """Routes are compared whole. A wanted route whose slot (family, table, dst, metric) holds
     something else is replaced in place (atomic); every other route in wggw's tables that is
     not wanted, field for field, is deleted."""
-    def key(r: RouteSpec):
+
+    def key(r: RouteSpec) -> tuple[int, int, str, int]:
         return (r.family, r.table, r.dst, r.metric)
 
-    have: dict[tuple, list[RouteSpec]] = {}
+    have: dict[tuple[int, int, str, int], list[RouteSpec]] = {}
     for r in sorted(observed.routes):
         have.setdefault(key(r), []).append(r)
     adds: list[Change] = []
@@ -260,8 +266,11 @@ def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], li
             adds.append(AddRoute(r, replace=bool(slot)))
             if len(slot) == 1:
                 replaced.add(slot[0])  # the replace turns it into the wanted one
-    dels: list[Change] = [DelRoute(r) for r in sorted(observed.routes)
-                          if r not in desired.routes and r not in replaced]
+    dels: list[Change] = [
+        DelRoute(r)
+        for r in sorted(observed.routes)
+        if r not in desired.routes and r not in replaced
+    ]
     return adds, dels
 
 
@@ -271,19 +280,27 @@ def _plan_addresses(desired: Desired, observed: Observed) -> tuple[list[Change],
     egress addresses no longer wanted, are deleted."""
     present = {(a.ifname, a.cidr) for a in observed.addresses}
     wanted = {(a.ifname, a.cidr) for a in desired.addresses}
-    adds: list[Change] = [AddAddress(a, replace=(a.ifname, a.cidr) in present)
-                          for a in sorted(desired.addresses - observed.addresses)]
-    dels: list[Change] = [DelAddress(a) for a in sorted(observed.addresses - desired.addresses)
-                          if (a.egress or a.ifname in desired.wg)
-                          and (a.ifname, a.cidr) not in wanted]
+    adds: list[Change] = [
+        AddAddress(a, replace=(a.ifname, a.cidr) in present)
+        for a in sorted(desired.addresses - observed.addresses)
+    ]
+    dels: list[Change] = [
+        DelAddress(a)
+        for a in sorted(observed.addresses - desired.addresses)
+        if (a.egress or a.ifname in desired.wg) and (a.ifname, a.cidr) not in wanted
+    ]
     return adds, dels
 
 
 def _nft_matches(spec: NftSpec, seen: ObservedNft) -> bool:
     if not spec.digest:
         return not seen.present
-    return (seen.present and seen.digest == spec.digest and seen.elements == spec.elements
-            and seen.vouched)
+    return (
+        seen.present
+        and seen.digest == spec.digest
+        and seen.elements == spec.elements
+        and seen.vouched
+    )
 
 
 def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
@@ -303,8 +320,9 @@ def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
 
 def plan(desired: Desired, observed: Observed) -> list[Change]:
     """Ordered changes that turn `observed` into `desired`."""
-    adds: list[Change] = [SetSysctl(k, v) for k, v in sorted(desired.sysctls.items())
-                          if observed.sysctls.get(k) != v]
+    adds: list[Change] = [
+        SetSysctl(k, v) for k, v in sorted(desired.sysctls.items()) if observed.sysctls.get(k) != v
+    ]
     peers: list[Change] = []
     for name, want in sorted(desired.wg.items()):
         for change in plan_device(name, want, observed.wg.get(name)):
@@ -328,8 +346,11 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     adds.extend(peers)
 
     taken = {(r.family, r.pref) for r in desired.rules - observed.rules}
-    dels: list[Change] = [DelRule(r) for r in sorted(observed.rules - desired.rules)
-                          if (r.family, r.pref) not in taken]
+    dels: list[Change] = [
+        DelRule(r)
+        for r in sorted(observed.rules - desired.rules)
+        if (r.family, r.pref) not in taken
+    ]
     dels.extend(route_dels)
     dels.extend(addr_dels)
     if not desired.nft.digest and observed.nft.present:

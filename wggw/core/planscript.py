@@ -8,7 +8,7 @@ which holds no secret (pools, egress addresses and interface names only).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 from wggw.core.model import State
 from wggw.core.nftables import render
@@ -17,7 +17,7 @@ from wggw.core.plan import Change, DeleteNft, ReplaceNft
 HEREDOC_END = "WGGW_NFT"
 
 
-def nft_text(change: Change) -> Optional[str]:
+def nft_text(change: Change) -> str | None:
     """The exact text `nft -f` is given for this change, or None for a non-nft change."""
     if isinstance(change, ReplaceNft):
         return change.spec.text
@@ -37,8 +37,9 @@ def script(change: Change) -> list[str]:
     return [f"nft -f - <<'{HEREDOC_END}'", *text.rstrip("\n").split("\n"), HEREDOC_END]
 
 
-def lines(changes: Iterable[Change], verbose: bool = False,
-          line: Callable[[Change], str] = str) -> list[str]:
+def lines(
+    changes: Iterable[Change], verbose: bool = False, line: Callable[[Change], str] = str
+) -> list[str]:
     """Every change's `[#]` line (`line`: the host's wording), each followed by its script
     when `verbose`."""
     out: list[str] = []
@@ -61,8 +62,9 @@ class VerboseEcho:
         self.echo(line)
 
 
-def echo_change(echo: Optional[Callable[[str], None]], change: Change,
-                line: Optional[str] = None) -> None:
+def echo_change(
+    echo: Callable[[str], None] | None, change: Change, line: str | None = None
+) -> None:
     """What a System's `apply` prints before it applies `change` (`line`: the host's own
     wording of its `[#]` line, e.g. wireguard-go instead of `ip link add`)."""
     if echo is None:

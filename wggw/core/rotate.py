@@ -9,25 +9,25 @@ handshake or the grace period has ended; then the old key is retired.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 
 from wggw.core.model import Peer, State
 
-DEFAULT_ROTATE_AFTER = 90 * 86400   # 90 days
-DEFAULT_GRACE = 7 * 86400           # 7 days for a user to pick up the new config
+DEFAULT_ROTATE_AFTER = 90 * 86400  # 90 days
+DEFAULT_GRACE = 7 * 86400  # 7 days for a user to pick up the new config
 
 
 @dataclass
 class Decision:
-    rotate: list[Peer] = field(default_factory=list)       # due, key held by wggw
-    own_key: list[Peer] = field(default_factory=list)      # due, but the owner holds the key
-    in_grace: list[Peer] = field(default_factory=list)     # due but still switching keys
-    retire: list[Peer] = field(default_factory=list)       # old key's time is over
-    expire: list[Peer] = field(default_factory=list)       # past expires_at: remove
+    rotate: list[Peer] = field(default_factory=list)  # due, key held by wggw
+    own_key: list[Peer] = field(default_factory=list)  # due, but the owner holds the key
+    in_grace: list[Peer] = field(default_factory=list)  # due but still switching keys
+    retire: list[Peer] = field(default_factory=list)  # old key's time is over
+    expire: list[Peer] = field(default_factory=list)  # past expires_at: remove
 
 
-def policy_age(peer: Peer, state: State, older_than: Optional[int]) -> int:
+def policy_age(peer: Peer, state: State, older_than: int | None) -> int:
     if older_than is not None:
         return older_than
     tenant = next((t for t in state.tenants if t.name == peer.tenant), None)
@@ -60,8 +60,13 @@ def housekeeping(state: State, now: float, handshakes: Mapping[str, float]) -> D
     return d
 
 
-def decide(state: State, now: float, handshakes: Mapping[str, float],
-           older_than: Optional[int] = None, selected: Optional[set[str]] = None) -> Decision:
+def decide(
+    state: State,
+    now: float,
+    handshakes: Mapping[str, float],
+    older_than: int | None = None,
+    selected: set[str] | None = None,
+) -> Decision:
     """The whole rotation decision; `selected` limits rotation to these peer refs."""
     d = housekeeping(state, now, handshakes)
     gone = {p.ref for p in d.expire}
@@ -74,7 +79,7 @@ def decide(state: State, now: float, handshakes: Mapping[str, float],
         if p.private_key is None:
             d.own_key.append(p)
         elif p.retiring is not None and p.ref not in retiring_now:
-            d.in_grace.append(p)   # one rotation at a time: finish the last one first
+            d.in_grace.append(p)  # one rotation at a time: finish the last one first
         else:
             d.rotate.append(p)
     return d

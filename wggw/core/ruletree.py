@@ -28,13 +28,13 @@ tenant: packets that skip the window walk 2 + (number of wggw interfaces) rules.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 from wggw.core import naming
 
 INDEX_BITS = naming.MARK_INDEX_MASK.bit_length()  # 13
-TRIE_SIZE = (1 << (INDEX_BITS + 1)) - 1          # nodes of the complete trie
+TRIE_SIZE = (1 << (INDEX_BITS + 1)) - 1  # nodes of the complete trie
 PREF_SKIP = naming.RULE_PREF_MIN
 PREF_TREE = PREF_SKIP + 1
 PREF_UNREACHABLE = PREF_TREE + TRIE_SIZE
@@ -48,13 +48,13 @@ assert MAX_IFACES > 0
 class RuleSpec:
     """One ip rule. `action` is lookup|goto|nop|unreachable."""
 
-    family: int            # 4 or 6
+    family: int  # 4 or 6
     pref: int
     action: str
     fwmark: int = 0
     fwmask: int = 0
-    table: int = 0         # for lookup
-    goto: int = 0          # for goto
+    table: int = 0  # for lookup
+    goto: int = 0  # for goto
     iif: str = ""
     # Anything else observed on the rule (another selector, `not`, a protocol...), as
     # (name, value) pairs; wggw's own rules have none. The raw netlink attributes travel
@@ -66,7 +66,9 @@ class RuleSpec:
         sel = f"fwmark {self.fwmark:#x}/{self.fwmask:#x}" if self.fwmask else "from all"
         sel += f" iif {self.iif}" if self.iif else ""
         sel += "".join(f" {k} {v}" for k, v in self.extra)
-        act = {"lookup": f"lookup {self.table}", "goto": f"goto {self.goto}"}.get(self.action, self.action)
+        act = {"lookup": f"lookup {self.table}", "goto": f"goto {self.goto}"}.get(
+            self.action, self.action
+        )
         return f"ip {fam}rule pref {self.pref} {sel} {act}"
 
 
@@ -91,8 +93,14 @@ def _node_rule(family: int, depth: int, prefix: int, right_exists: bool) -> Rule
     shift = INDEX_BITS - depth - 1
     bit_mask = ((1 << (depth + 1)) - 1) << shift
     value = ((prefix << 1) | 1) << shift
-    return RuleSpec(family, pref, "goto", naming.MARK_FLAG | value,
-                    naming.MARK_FLAG | bit_mask, goto=_pref_of(depth + 1, (prefix << 1) | 1))
+    return RuleSpec(
+        family,
+        pref,
+        "goto",
+        naming.MARK_FLAG | value,
+        naming.MARK_FLAG | bit_mask,
+        goto=_pref_of(depth + 1, (prefix << 1) | 1),
+    )
 
 
 def rules_for(family: int, tables: Iterable[int], ifaces: Iterable[str] = ()) -> list[RuleSpec]:
@@ -109,24 +117,32 @@ def rules_for(family: int, tables: Iterable[int], ifaces: Iterable[str] = ()) ->
         RuleSpec(family, PREF_UNREACHABLE, "unreachable", naming.MARK_FLAG, naming.MARK_FLAG),
         RuleSpec(family, PREF_END, "nop"),
     ]
-    rules += [RuleSpec(family, PREF_IIF + k, "unreachable", iif=name)
-              for k, name in enumerate(names)]
+    rules += [
+        RuleSpec(family, PREF_IIF + k, "unreachable", iif=name) for k, name in enumerate(names)
+    ]
     present: set[tuple[int, int]] = set()  # (depth, prefix) of every node on a path
     for idx in indices:
         for depth in range(INDEX_BITS + 1):
             present.add((depth, idx >> (INDEX_BITS - depth)))
     for depth, prefix in present:
         if depth == INDEX_BITS:
-            rules.append(RuleSpec(family, _pref_of(depth, prefix), "lookup",
-                                  naming.MARK_FLAG | prefix, naming.MARK_MASK,
-                                  table=naming.TABLE_MIN + prefix))
+            rules.append(
+                RuleSpec(
+                    family,
+                    _pref_of(depth, prefix),
+                    "lookup",
+                    naming.MARK_FLAG | prefix,
+                    naming.MARK_MASK,
+                    table=naming.TABLE_MIN + prefix,
+                )
+            )
         else:
             right = (depth + 1, (prefix << 1) | 1) in present
             rules.append(_node_rule(family, depth, prefix, right))
     return sorted(rules)
 
 
-def walk(rules: list[RuleSpec], mark: int) -> tuple[Optional[int], int]:
+def walk(rules: list[RuleSpec], mark: int) -> tuple[int | None, int]:
     """Simulate the kernel's rule walk for a packet with `mark` (for tests):
     returns (table looked up or None, number of rules evaluated) until the first
     lookup, unreachable or the end of the window. Lookups are assumed to succeed."""

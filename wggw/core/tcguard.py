@@ -36,21 +36,25 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
 _LDX_W, _STX_W, _OR_K, _AND_K, _MOV_K, _JEQ_K, _EXIT = 0x61, 0x63, 0x47, 0x57, 0xB7, 0x15, 0x95
 
 PROGRAMS = {
-    INGRESS: b"".join([
-        _insn(_LDX_W, 2, 1, SKB_MARK),                 # r2 = skb->mark
-        _insn(_OR_K, 2, imm=naming.MARK_FROM_WG),      # r2 |= FROM_WG
-        _insn(_STX_W, 1, 2, SKB_MARK),                 # skb->mark = r2
-        _insn(_MOV_K, 0, imm=TC_ACT_UNSPEC),           # continue with the next filter
-        _insn(_EXIT),
-    ]),
-    EGRESS: b"".join([
-        _insn(_LDX_W, 2, 1, SKB_MARK),                 # r2 = skb->mark
-        _insn(_AND_K, 2, imm=naming.MARK_FROM_WG),     # r2 &= FROM_WG
-        _insn(_MOV_K, 0, imm=TC_ACT_UNSPEC),           # r0 = continue
-        _insn(_JEQ_K, 2, off=1, imm=0),                # not from a wggw interface: keep r0
-        _insn(_MOV_K, 0, imm=TC_ACT_SHOT),             # from wggw, not vouched for: drop
-        _insn(_EXIT),
-    ]),
+    INGRESS: b"".join(
+        [
+            _insn(_LDX_W, 2, 1, SKB_MARK),  # r2 = skb->mark
+            _insn(_OR_K, 2, imm=naming.MARK_FROM_WG),  # r2 |= FROM_WG
+            _insn(_STX_W, 1, 2, SKB_MARK),  # skb->mark = r2
+            _insn(_MOV_K, 0, imm=TC_ACT_UNSPEC),  # continue with the next filter
+            _insn(_EXIT),
+        ]
+    ),
+    EGRESS: b"".join(
+        [
+            _insn(_LDX_W, 2, 1, SKB_MARK),  # r2 = skb->mark
+            _insn(_AND_K, 2, imm=naming.MARK_FROM_WG),  # r2 &= FROM_WG
+            _insn(_MOV_K, 0, imm=TC_ACT_UNSPEC),  # r0 = continue
+            _insn(_JEQ_K, 2, off=1, imm=0),  # not from a wggw interface: keep r0
+            _insn(_MOV_K, 0, imm=TC_ACT_SHOT),  # from wggw, not vouched for: drop
+            _insn(_EXIT),
+        ]
+    ),
 }
 NAMES = {INGRESS: naming.TC_PROG_INGRESS, EGRESS: naming.TC_PROG_EGRESS}
 
@@ -73,16 +77,18 @@ class TcSpec:
     flags), so that any difference from what wggw would install is a difference."""
 
     dev: str
-    hook: str                          # ingress | egress
+    hook: str  # ingress | egress
     prog: str = ""
     tag: str = ""
     extra: tuple[str, ...] = ()
 
     @classmethod
-    def wanted(cls, dev: str, hook: str) -> "TcSpec":
+    def wanted(cls, dev: str, hook: str) -> TcSpec:
         return cls(dev, hook, NAMES[hook], tag(hook))
 
     def describe(self) -> str:
         more = f" ({'; '.join(self.extra)})" if self.extra else ""
-        return (f"tc filter add dev {self.dev} {self.hook} prio {naming.TC_PRIO} handle "
-                f"{naming.TC_HANDLE} bpf da name {self.prog or '?'} tag {self.tag or '?'}{more}")
+        return (
+            f"tc filter add dev {self.dev} {self.hook} prio {naming.TC_PRIO} handle "
+            f"{naming.TC_HANDLE} bpf da name {self.prog or '?'} tag {self.tag or '?'}{more}"
+        )

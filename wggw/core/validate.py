@@ -9,34 +9,41 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timezone
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from wggw.core import keys, naming
 from wggw.core.errors import NotFoundError, ValidationError
 from wggw.core.model import Interface, IPAddress, IPNetwork, Peer, State, Tenant
 
-MTU_MIN, MTU_MAX = 1280, 9000        # 1280: the IPv6 minimum link MTU
+MTU_MIN, MTU_MAX = 1280, 9000  # 1280: the IPv6 minimum link MTU
 PORT_MIN, PORT_MAX = 1, 65535
 KEEPALIVE_MAX = 65535
-DURATION_MAX = 100 * 365 * 86400     # 100 years: more is a typo, and must fit the store's integers
+DURATION_MAX = 100 * 365 * 86400  # 100 years: more is a typo, and must fit the store's integers
 # Smallest pools that still hold network, gateway, (broadcast) and one peer.
 MAX_PREFIX = {4: 30, 6: 126}
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
 # Linux accepts more than naming.valid_name for devices wggw does not create
 # (e.g. VLANs `eth0.100`); an uplink only has to be a plausible kernel name.
 _DEVNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
-_DURATION_RE = re.compile(r"^([0-9]+[wdhms])+$")   # ASCII digits: '٣d' is a typo, not 3 days
+_DURATION_RE = re.compile(r"^([0-9]+[wdhms])+$")  # ASCII digits: '٣d' is a typo, not 3 days
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 # --- scalar parsers -------------------------------------------------------------
 
+
 def name(field: str, value: str) -> str:
     if not naming.valid_name(value):
         raise ValidationError(
-            field, f"{value!r} is not a safe name (letter first, then letters, digits, '_' or '-', at most 15)")
+            field,
+            f"{value!r} is not a safe name "
+            "(letter first, then letters, digits, '_' or '-', at most 15)",
+        )
     return value
 
 
@@ -64,11 +71,11 @@ def port(field: str, value: int) -> int:
     return int_range(field, value, PORT_MIN, PORT_MAX)
 
 
-def mtu(value: Optional[int]) -> Optional[int]:
+def mtu(value: int | None) -> int | None:
     return None if value is None else int_range("mtu", value, MTU_MIN, MTU_MAX)
 
 
-def keepalive(value: Optional[int]) -> Optional[int]:
+def keepalive(value: int | None) -> int | None:
     """0 means off in WireGuard; it is stored as None so 'off' has one spelling."""
     if value is None:
         return None
@@ -104,15 +111,23 @@ def cidr(field: str, value: str) -> IPNetwork:
     if net.is_multicast or net.is_loopback or net.network_address.is_unspecified:
         raise ValidationError(field, f"{net} is not a usable unicast range")
     if net.prefixlen > MAX_PREFIX[net.version]:
-        raise ValidationError(field, f"{net} is too small: need /{MAX_PREFIX[net.version]} or larger")
+        raise ValidationError(
+            field, f"{net} is too small: need /{MAX_PREFIX[net.version]} or larger"
+        )
     return net
 
 
-def one_per_family(field: str, values: Iterable) -> tuple:
-    seen: dict[int, object] = {}
+_T = TypeVar("_T")
+_Versioned = TypeVar("_Versioned", IPAddress, IPNetwork)
+
+
+def one_per_family(field: str, values: Iterable[_Versioned]) -> tuple[_Versioned, ...]:
+    seen: dict[int, _Versioned] = {}
     for v in values:
         if v.version in seen:
-            raise ValidationError(field, f"at most one IPv{v.version} value ({seen[v.version]} and {v})")
+            raise ValidationError(
+                field, f"at most one IPv{v.version} value ({seen[v.version]} and {v})"
+            )
         seen[v.version] = v
     return tuple(sorted(seen.values(), key=lambda v: v.version))
 
@@ -124,7 +139,7 @@ def endpoint(value: str) -> str:
         raise ValidationError("endpoint", f"{value!r} is not HOST:PORT (IPv6 as [addr]:port)")
     host, port_text = m.group(1), m.group(2)
     port_text = port_text.lstrip("0") or "0"
-    if len(port_text) > 5:   # also spares int() thousands of digits
+    if len(port_text) > 5:  # also spares int() thousands of digits
         shown = port_text if len(port_text) <= 12 else port_text[:12] + "..."
         raise ValidationError("endpoint", f"port {shown} is out of range {PORT_MIN}..{PORT_MAX}")
     port("endpoint", int(port_text))
@@ -150,8 +165,10 @@ def duration(field: str, value: str) -> int:
         raise ValidationError(field, f"{value!r} is not a duration like 30d, 12h or 90m")
     parts = re.findall(r"([0-9]+)([wdhms])", text)
     # Digits first: int() refuses thousands of them, and SQLite stores at most 64 bits.
-    if any(len(n.lstrip("0")) > 12 for n, _ in parts) or \
-            sum(int(n) * _UNIT_SECONDS[u] for n, u in parts) > DURATION_MAX:
+    if (
+        any(len(n.lstrip("0")) > 12 for n, _ in parts)
+        or sum(int(n) * _UNIT_SECONDS[u] for n, u in parts) > DURATION_MAX
+    ):
         raise ValidationError(field, f"{value!r} is longer than {DURATION_MAX // 86400}d")
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
@@ -167,13 +184,15 @@ def when(field: str, value: str, now: float) -> float:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(field, f"{value!r} is neither ISO 8601 nor a duration like 30d") from None
+        raise ValidationError(
+            field, f"{value!r} is neither ISO 8601 nor a duration like 30d"
+        ) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     ts = dt.timestamp()
     if ts <= now:
         raise ValidationError(field, f"{value} is in the past")
-    if ts > now + DURATION_MAX:   # also keeps it printable (datetime ends at year 9999)
+    if ts > now + DURATION_MAX:  # also keeps it printable (datetime ends at year 9999)
         raise ValidationError(field, f"{value} is more than {DURATION_MAX // 86400}d away")
     return ts
 
@@ -186,6 +205,7 @@ def peer_ref(value: str) -> tuple[str, str]:
 
 
 # --- lookups --------------------------------------------------------------------
+
 
 def find_interface(state: State, iface: str) -> Interface:
     for i in state.interfaces:
@@ -209,19 +229,22 @@ def find_peer(state: State, tenant: str, peer: str) -> Peer:
     raise NotFoundError("peer", f"no peer named {tenant}/{peer}")
 
 
-def pick_interface(state: State, requested: Optional[str]) -> Interface:
+def pick_interface(state: State, requested: str | None) -> Interface:
     """`--interface` may be left out when exactly one interface exists."""
     if requested is not None:
         return find_interface(state, name("interface", requested))
     if len(state.interfaces) == 1:
         return state.interfaces[0]
     if not state.interfaces:
-        raise ValidationError("interface", "no interface exists yet; run `wggw interface add` first")
+        raise ValidationError(
+            "interface", "no interface exists yet; run `wggw interface add` first"
+        )
     names = ", ".join(i.name for i in state.interfaces)
     raise ValidationError("interface", f"required when several interfaces exist ({names})")
 
 
 # --- whole-object checks --------------------------------------------------------
+
 
 def check_interface(state: State, iface: Interface) -> None:
     name("interface", iface.name)
@@ -230,7 +253,9 @@ def check_interface(state: State, iface: Interface) -> None:
     port("listen-port", iface.listen_port)
     for other in state.interfaces:
         if other.listen_port == iface.listen_port:
-            raise ValidationError("listen-port", f"{iface.listen_port} is already used by interface {other.name}")
+            raise ValidationError(
+                "listen-port", f"{iface.listen_port} is already used by interface {other.name}"
+            )
     endpoint(iface.endpoint)
     mtu(iface.mtu)
 
@@ -245,11 +270,15 @@ def check_tenant(state: State, tenant: Tenant) -> None:
     families = {e.version for e in tenant.egress}
     for hop in tenant.via:
         if hop.version not in families:
-            raise ValidationError("via", f"IPv{hop.version} next hop {hop} needs an IPv{hop.version} --egress")
+            raise ValidationError(
+                "via", f"IPv{hop.version} next hop {hop} needs an IPv{hop.version} --egress"
+            )
     if tenant.uplink is not None:
         device("uplink", tenant.uplink)
     if not naming.TABLE_MIN <= tenant.table <= naming.TABLE_MAX:
-        raise ValidationError("table", f"{tenant.table} is outside {naming.TABLE_MIN}-{naming.TABLE_MAX}")
+        raise ValidationError(
+            "table", f"{tenant.table} is outside {naming.TABLE_MIN}-{naming.TABLE_MAX}"
+        )
 
 
 def _check_pools(state: State, tenant: Tenant) -> None:
@@ -260,7 +289,9 @@ def _check_pools(state: State, tenant: Tenant) -> None:
         for other in state.tenants:
             for theirs in other.pools:
                 if pool.version == theirs.version and pool.overlaps(theirs):
-                    raise ValidationError("pool", f"{pool} overlaps pool {theirs} of tenant {other.name}")
+                    raise ValidationError(
+                        "pool", f"{pool} overlaps pool {theirs} of tenant {other.name}"
+                    )
 
 
 def _check_egress(state: State, tenant: Tenant) -> None:
@@ -269,17 +300,23 @@ def _check_egress(state: State, tenant: Tenant) -> None:
     one_per_family("egress", tenant.egress)
     for addr in tenant.egress:
         if tenant.pool(addr.version) is None:
-            raise ValidationError("egress", f"IPv{addr.version} egress {addr} needs an IPv{addr.version} --pool")
+            raise ValidationError(
+                "egress", f"IPv{addr.version} egress {addr} needs an IPv{addr.version} --pool"
+            )
         for other in state.tenants:
             if addr in other.egress:
-                raise ValidationError("egress", f"{addr} is already the egress of tenant {other.name}")
+                raise ValidationError(
+                    "egress", f"{addr} is already the egress of tenant {other.name}"
+                )
         for owner in (*state.tenants, tenant):
             for pool in owner.pools:
                 if addr in pool:
-                    raise ValidationError("egress", f"{addr} lies inside pool {pool} of tenant {owner.name}")
+                    raise ValidationError(
+                        "egress", f"{addr} lies inside pool {pool} of tenant {owner.name}"
+                    )
 
 
-def check_new_peer(peer: Peer, exists: bool, user: Optional[tuple[str, str]]) -> None:
+def check_new_peer(peer: Peer, exists: bool, user: tuple[str, str] | None) -> None:
     """A new peer's checks from facts a store answers with point queries (its tenant exists):
     whether the name is taken, and who holds the key (`key_user`'s answer)."""
     name("peer", peer.name)
@@ -289,7 +326,7 @@ def check_new_peer(peer: Peer, exists: bool, user: Optional[tuple[str, str]]) ->
     keepalive(peer.keepalive)
 
 
-def key_user(state: State, key: str) -> Optional[tuple[str, str]]:
+def key_user(state: State, key: str) -> tuple[str, str] | None:
     """("peer", ref) if a peer holds `key` as current or retiring key, ("interface", name)
     if it is a gateway's key, else None (the answer of `store.Tx.key_user` from a State)."""
     for p in state.peers:
@@ -301,7 +338,7 @@ def key_user(state: State, key: str) -> Optional[tuple[str, str]]:
     return None
 
 
-def key_free(user: Optional[tuple[str, str]], field: str = "public-key") -> None:
+def key_free(user: tuple[str, str] | None, field: str = "public-key") -> None:
     if user is None:
         return
     kind, holder = user
@@ -310,7 +347,7 @@ def key_free(user: Optional[tuple[str, str]], field: str = "public-key") -> None
     raise ValidationError(field, f"is the public key of interface {holder}")
 
 
-def found(field: str, obj, what: str):
+def found(field: str, obj: _T | None, what: str) -> _T:
     """`obj` (a point read's answer), or NotFoundError in the words of the find_* functions."""
     if obj is None:
         raise NotFoundError(field, f"no {field} named {what}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Optional
 
 from wggw.core.keys import Secret
 
@@ -15,12 +14,12 @@ class WgPeerSpec:
     """A peer as wggw wants it on the device."""
 
     public_key: str
-    psk: Optional[Secret]
-    allowed_ips: tuple[str, ...]       # normalised CIDR strings, sorted ("10.0.0.2/32", ...)
-    keepalive: Optional[int] = None    # seconds; None/0 = off
+    psk: Secret | None
+    allowed_ips: tuple[str, ...]  # normalised CIDR strings, sorted ("10.0.0.2/32", ...)
+    keepalive: int | None = None  # seconds; None/0 = off
     # Where to reach the peer, set only when the peer is (re)created with its remembered
     # endpoint (core/endpoints.py); never compared: the live endpoint follows the client.
-    endpoint: Optional[str] = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,11 @@ class WgPeerState:
     """A peer as observed on a live device (config plus runtime counters)."""
 
     public_key: str
-    psk: Optional[Secret]
+    psk: Secret | None
     allowed_ips: tuple[str, ...]
-    keepalive: Optional[int] = None
-    endpoint: Optional[str] = None
-    last_handshake: float = 0.0        # unix time, 0 = never
+    keepalive: int | None = None
+    endpoint: str | None = None
+    last_handshake: float = 0.0  # unix time, 0 = never
     rx_bytes: int = 0
     tx_bytes: int = 0
 
@@ -51,10 +50,15 @@ class WgPeerState:
         """Configured as `want`? Allowed IPs are compared as observed first (wireguard-go and
         the kernel print them canonically, so that settles it for nearly every peer) and
         only normalised when the texts differ."""
-        if self.public_key != want.public_key or (self.keepalive or None) != (want.keepalive or None) \
-                or self.psk != want.psk:
+        if (
+            self.public_key != want.public_key
+            or (self.keepalive or None) != (want.keepalive or None)
+            or self.psk != want.psk
+        ):
             return False
-        return self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(want.allowed_ips)
+        return self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(
+            want.allowed_ips
+        )
 
 
 def canonical(cidrs: tuple[str, ...]) -> tuple[str, ...]:
@@ -68,7 +72,7 @@ def canonical(cidrs: tuple[str, ...]) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class WgDeviceState:
     name: str
-    public_key: Optional[str]          # derived from the device's private key; None if unset
+    public_key: str | None  # derived from the device's private key; None if unset
     listen_port: int
     peers: dict[str, WgPeerState] = field(default_factory=dict)  # by public key
-    fwmark: int = 0                    # wggw sets none: any other value is drift
+    fwmark: int = 0  # wggw sets none: any other value is drift

@@ -1,4 +1,5 @@
-"""The demo (`sudo scripts/demo`, i.e. `python -m wggw.lab.demo`): two tenants, each leaving through its own egress IP.
+"""The demo (`sudo scripts/demo`, i.e. `python -m wggw.lab.demo`): two tenants, each leaving
+through its own egress IP.
 
 It builds a throwaway lab of network namespaces on this host (`wggw.lab.topology`), runs the real
 `wggw` CLI inside the gateway namespace exactly as an operator would, connects one WireGuard
@@ -46,7 +47,8 @@ class Check:
 
 
 class Out:
-    """Human-facing output: headings, echoed commands, indented tool output, OK/FAIL in colour on a tty."""
+    """Human-facing output: headings, echoed commands, indented tool output, OK/FAIL in colour
+    on a tty."""
 
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
@@ -78,11 +80,18 @@ class Demo:
     def __init__(self, lab: Lab, out: Out) -> None:
         self.lab, self.out = lab, out
         self.ifname = f"wgdemo{lab.suffix[:4]}"
-        lab.own_ifname(self.ifname)  # wggw's wireguard-go socket is this run's if wggw cannot remove it
+        lab.own_ifname(
+            self.ifname
+        )  # wggw's wireguard-go socket is this run's if wggw cannot remove it
         self.checks: list[Check] = []
 
-    def wggw(self, *args: str, show: bool = False, summary: bool = False,
-             ok_codes: tuple[int, ...] = (0,)) -> str:
+    def wggw(
+        self,
+        *args: str,
+        show: bool = False,
+        summary: bool = False,
+        ok_codes: tuple[int, ...] = (0,),
+    ) -> str:
         """Run one wggw command in the gateway namespace, echoing it like an operator's shell."""
         self.out.command("wggw " + " ".join(args))
         res = self.lab.wggw(*args, ok_codes=ok_codes)
@@ -92,16 +101,38 @@ class Demo:
     def configure(self) -> None:
         self.out.heading("1. Configure wggw (the store only; the kernel is untouched so far)")
         self.wggw("init")
-        self.wggw("interface", "add", self.ifname, "--listen-port", str(LISTEN_PORT),
-                  "--endpoint", f"{self.lab.gw_underlay_ip}:{LISTEN_PORT}")
+        self.wggw(
+            "interface",
+            "add",
+            self.ifname,
+            "--listen-port",
+            str(LISTEN_PORT),
+            "--endpoint",
+            f"{self.lab.gw_underlay_ip}:{LISTEN_PORT}",
+        )
         for t in TENANTS:
-            self.wggw("tenant", "add", t.name, "--pool", t.pools[0], "--pool", t.pools[1],
-                      "--egress", t.egress[0], "--egress", t.egress[1], "--uplink", UPLINK_DEV)
+            self.wggw(
+                "tenant",
+                "add",
+                t.name,
+                "--pool",
+                t.pools[0],
+                "--pool",
+                t.pools[1],
+                "--egress",
+                t.egress[0],
+                "--egress",
+                t.egress[1],
+                "--uplink",
+                UPLINK_DEV,
+            )
         for t in TENANTS:
             self.wggw("peer", "add", t.ref)
 
     def apply(self) -> None:
-        self.out.heading("2. Plan and apply (WireGuard, routing tables, ip rules, one nftables table)")
+        self.out.heading(
+            "2. Plan and apply (WireGuard, routing tables, ip rules, one nftables table)"
+        )
         self.wggw("plan", show=True, ok_codes=(0, 2))
         self.wggw("apply", summary=True)
         self.out.command("wggw plan --detailed-exitcode   # idempotence: nothing left to do")
@@ -109,24 +140,36 @@ class Demo:
         ok = res.returncode == 0
         self.out.body(res.stdout + res.stderr, always=not ok)
         print(f"    exit {res.returncode} (0 = nothing to do)  {self.out.verdict(ok)}", flush=True)
-        self.checks.append(Check("second plan after apply is empty", "exit 0", f"exit {res.returncode}", ok))
+        self.checks.append(
+            Check("second plan after apply is empty", "exit 0", f"exit {res.returncode}", ok)
+        )
 
     def connect_clients(self) -> None:
-        self.out.heading("3. Connect one WireGuard client per tenant (configs from `wggw peer config`)")
+        self.out.heading(
+            "3. Connect one WireGuard client per tenant (configs from `wggw peer config`)"
+        )
         for t in TENANTS:
-            self.out.command(f"wggw peer config {t.ref}   # contains the client's private key: not shown")
+            self.out.command(
+                f"wggw peer config {t.ref}   # contains the client's private key: not shown"
+            )
             conf = self.lab.wggw("peer", "config", t.ref).stdout
             client = self.lab.client(t.name)
             ifname = client.up_wireguard(conf)
-            print(f"    {t.ref}: {client.name} up on {ifname}, tunnel addresses "
-                  f"{', '.join(client.tunnel_addresses)}", flush=True)
+            print(
+                f"    {t.ref}: {client.name} up on {ifname}, tunnel addresses "
+                f"{', '.join(client.tunnel_addresses)}",
+                flush=True,
+            )
 
     def check_egress(self) -> list[list[str]]:
         """Fetch from the internet host over both families; it answers with the source it saw."""
         rows = []
         for t in TENANTS:
             client = self.lab.client(t.name)
-            for fam, url, expected in (("IPv4", INET_URL_V4, t.egress[0]), ("IPv6", INET_URL_V6, t.egress[1])):
+            for fam, url, expected in (
+                ("IPv4", INET_URL_V4, t.egress[0]),
+                ("IPv6", INET_URL_V6, t.egress[1]),
+            ):
                 try:
                     seen = client.fetch_retry(url, attempts=6, delay=0.5, timeout=2.0)
                 except FetchError as exc:
@@ -142,10 +185,22 @@ class Demo:
         for src, dst in ((TENANTS[0], TENANTS[1]), (TENANTS[1], TENANTS[0])):
             for addr in self.lab.client(dst.name).tunnel_addresses:
                 reached = self.lab.client(src.name).can_reach(addr)
-                self.checks.append(Check(f"{src.ref} cannot reach {dst.ref} {addr}", "blocked",
-                                         "REACHED" if reached else "blocked", not reached))
-                rows.append([src.ref, f"{dst.ref} ({addr})", "REACHED" if reached else "blocked",
-                             "FAIL" if reached else "OK"])
+                self.checks.append(
+                    Check(
+                        f"{src.ref} cannot reach {dst.ref} {addr}",
+                        "blocked",
+                        "REACHED" if reached else "blocked",
+                        not reached,
+                    )
+                )
+                rows.append(
+                    [
+                        src.ref,
+                        f"{dst.ref} ({addr})",
+                        "REACHED" if reached else "blocked",
+                        "FAIL" if reached else "OK",
+                    ]
+                )
         return rows
 
     def down(self) -> bool:
@@ -159,9 +214,9 @@ class Demo:
 def print_table(out: Out, rows: list[list[str]], header: list[str]) -> None:
     """Aligned columns; the last column is OK/FAIL, coloured after padding so widths stay right."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print("    " + "  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip())
+    print("    " + "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip())
     for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)]
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]  # all but the verdict
         print("    " + "  ".join(cells + [out.verdict(row[-1] == "OK")]), flush=True)
 
 
@@ -171,8 +226,14 @@ def run_demo(lab: Lab, out: Out) -> list[Check]:
         demo.configure()
         demo.apply()
         demo.connect_clients()
-        out.heading("4. What the internet host sees (it answers every request with the source address)")
-        print_table(out, demo.check_egress(), ["TENANT", "CLIENT", "FAMILY", "INTERNET SAW", "EXPECTED EGRESS", "RESULT"])
+        out.heading(
+            "4. What the internet host sees (it answers every request with the source address)"
+        )
+        print_table(
+            out,
+            demo.check_egress(),
+            ["TENANT", "CLIENT", "FAMILY", "INTERNET SAW", "EXPECTED EGRESS", "RESULT"],
+        )
         out.heading("5. Isolation between tenants")
         print_table(out, demo.check_isolation(), ["FROM", "TO", "PING", "RESULT"])
         out.heading("6. wggw status (per peer handshake and traffic, per tenant totals, drift)")
@@ -189,15 +250,23 @@ def _sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wggw.lab.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="also print the output of every wggw command")
+    parser = argparse.ArgumentParser(
+        prog="python -m wggw.lab.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also print the output of every wggw command"
+    )
     args = parser.parse_args(argv)
     out = Out(args.verbose)
     if os.geteuid() != 0:
-        print("wggw demo: needs root (network namespaces): run `sudo scripts/demo`", file=sys.stderr)
+        print(
+            "wggw demo: needs root (network namespaces): run `sudo scripts/demo`", file=sys.stderr
+        )
         return 2
     signal.signal(signal.SIGTERM, _sigterm)
-    print("wggw demo: a gateway, an 'internet' host and one client per tenant, in network namespaces.")
+    print(
+        "wggw demo: a gateway, an 'internet' host and one client per tenant, in network namespaces."
+    )
     checks: list[Check] = []
     try:
         with Lab(tuple(t.name for t in TENANTS)) as lab:
@@ -209,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         lines = str(exc).splitlines()
         shown = lines if len(lines) <= 30 else [lines[0], "    ...", *lines[-25:]]
         print(f"\n{out.verdict(False)}: " + "\n".join(shown), file=sys.stderr)
-        print("The lab has been removed. Re-run with -v to see every command's output.", file=sys.stderr)
+        print(
+            "The lab has been removed. Re-run with -v to see every command's output.",
+            file=sys.stderr,
+        )
         return 1
     except (KeyboardInterrupt, SystemExit):
         print("\nwggw demo: interrupted; the lab has been removed.", file=sys.stderr)

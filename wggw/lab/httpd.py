@@ -28,7 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: object) -> None:
         # One line per request on stderr (the harness keeps it in a log file for debugging).
-        sys.stderr.write("%s %s\n" % (self.client_address[0], fmt % args))
+        sys.stderr.write(f"{self.client_address[0]} {fmt % args}\n")
 
 
 class _V4Server(ThreadingHTTPServer):

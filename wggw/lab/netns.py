@@ -1,8 +1,9 @@
 """Lab building blocks: one network namespace, the processes started in it, and bounded probes.
 
-Part of the test/demo harness (`wggw.lab.topology`), not of wggw's data plane: running `ip`, `ping` and
-python subprocesses here is deliberate, it is how an operator would poke at a host by hand.
-Every call has a timeout and every loop a bound; probes only go to addresses the lab created.
+Part of the test/demo harness (`wggw.lab.topology`), not of wggw's data plane: running `ip`,
+`ping` and python subprocesses here is deliberate, it is how an operator would poke at a host by
+hand. Every call has a timeout and every loop a bound; probes only go to addresses the lab
+created.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 from urllib.parse import urlsplit
 
 
@@ -29,10 +30,21 @@ class FetchError(LabError):
 # Probes refuse anything else: the documentation ranges used for the pretend internet and
 # underlay, plus the private/ULA ranges tenants' pools use inside the lab. The namespaces have
 # no link to the host's namespace, so this is a second line of defence, not the first.
-_ALLOWED_TARGETS = [ipaddress.ip_network(n) for n in (
-    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32",
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "127.0.0.0/8", "::1/128",
-)]
+_ALLOWED_TARGETS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "2001:db8::/32",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+        "127.0.0.0/8",
+        "::1/128",
+    )
+]
 
 # iputils-ping need not be installed; a tiny raw-socket echo does the job (run as a file, so it
 # works whether or not wggw is importable by the interpreter).
@@ -47,17 +59,31 @@ _FETCH_CODE = (
 )
 
 
-def run(argv: Sequence[str], *, check: bool = True, timeout: float = 10.0,
-        env: Mapping[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 10.0,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a command with a timeout; on failure (if `check`) raise LabError with its output."""
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              env=dict(env) if env is not None else None, input=input)
+        proc = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            input=input,
+        )
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"timed out after {timeout}s: {' '.join(argv)}") from exc
     if check and proc.returncode != 0:
-        raise LabError(f"exit {proc.returncode}: {' '.join(argv)}\n"
-                       f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}")
+        raise LabError(
+            f"exit {proc.returncode}: {' '.join(argv)}\n"
+            f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}"
+        )
     return proc
 
 
@@ -81,7 +107,8 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str) 
 
 
 class ProcessTable:
-    """The processes the lab started: each is stopped by its PID, after checking it is still ours."""
+    """The processes the lab started: each is stopped by its PID, after checking it is still
+    ours."""
 
     def __init__(self) -> None:
         self._procs: dict[int, tuple[subprocess.Popen, str]] = {}
@@ -93,7 +120,8 @@ class ProcessTable:
         return list(self._procs)
 
     def stop(self, pid: int, timeout: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`; only if /proc/<pid>/cmdline still shows `marker`."""
+        """SIGTERM, then SIGKILL after `timeout`; only if /proc/<pid>/cmdline still shows
+        `marker`."""
         entry = self._procs.pop(pid, None)
         if entry is None:
             return
@@ -123,7 +151,9 @@ class ProcessTable:
 
 def cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -139,10 +169,22 @@ class Namespace:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
-    def run(self, cmd: Sequence[str], check: bool = True, timeout: float = 10.0,
-            env: Mapping[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        cmd: Sequence[str],
+        check: bool = True,
+        timeout: float = 10.0,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """`ip netns exec NAME cmd...`, bounded by `timeout`."""
-        return run(["ip", "netns", "exec", self.name, *cmd], check=check, timeout=timeout, env=env, input=input)
+        return run(
+            ["ip", "netns", "exec", self.name, *cmd],
+            check=check,
+            timeout=timeout,
+            env=env,
+            input=input,
+        )
 
     def ip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`ip -n NAME args...` (cheaper than `ip netns exec`, same effect for ip itself)."""
@@ -151,8 +193,15 @@ class Namespace:
     def sysctl(self, key: str, value: str | int) -> None:
         self.run(["sysctl", "-q", "-w", f"{key}={value}"])
 
-    def spawn(self, argv: Sequence[str], *, marker: str, log: Path, env: Mapping[str, str] | None = None,
-              pipe_stdout: bool = False) -> subprocess.Popen:
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        marker: str,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        pipe_stdout: bool = False,
+    ) -> subprocess.Popen:
         """Start a long-running process in the namespace, detached, recorded for teardown.
 
         Output goes to `log`; with `pipe_stdout` stdout is a pipe instead (for a readiness line).
@@ -160,9 +209,14 @@ class Namespace:
         full_env = {**os.environ, **(env or {})}
         with open(log, "ab") as out:
             # `ip netns exec` execs the command, so the PID we record is the process itself.
-            proc = subprocess.Popen(["ip", "netns", "exec", self.name, *argv], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE if pipe_stdout else out, stderr=out, env=full_env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.name, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipe_stdout else out,
+                stderr=out,
+                env=full_env,
+                start_new_session=True,
+            )
         self.procs.add(proc, marker)
         return proc
 
@@ -170,15 +224,19 @@ class Namespace:
         """GET `url` from inside the namespace; return the body stripped, or raise FetchError."""
         host = urlsplit(url).hostname or ""
         check_target(host)
-        res = self.run([sys.executable, "-c", _FETCH_CODE, url, str(timeout)],
-                       check=False, timeout=timeout + 5)
+        res = self.run(
+            [sys.executable, "-c", _FETCH_CODE, url, str(timeout)], check=False, timeout=timeout + 5
+        )
         if res.returncode != 0:
             last = (res.stderr.strip().splitlines() or ["no output"])[-1]
             raise FetchError(f"{self.name}: GET {url} failed: {last}")
         return res.stdout.strip()
 
-    def fetch_retry(self, url: str, attempts: int = 10, delay: float = 0.5, timeout: float = 2.0) -> str:
-        """`fetch` up to `attempts` times: a fresh tunnel may drop the packet that starts the handshake."""
+    def fetch_retry(
+        self, url: str, attempts: int = 10, delay: float = 0.5, timeout: float = 2.0
+    ) -> str:
+        """`fetch` up to `attempts` times: a fresh tunnel may drop the packet that starts the
+        handshake."""
         last: FetchError | None = None
         for i in range(max(1, attempts)):
             try:
@@ -192,7 +250,11 @@ class Namespace:
     def can_reach(self, addr: str, timeout: float = 1.0) -> bool:
         """One ICMP echo, bounded by `timeout` (1 s): True if a reply came back."""
         check_target(addr)
-        res = self.run([sys.executable, str(_PING_SCRIPT), addr, str(timeout)], check=False, timeout=timeout + 5)
+        res = self.run(
+            [sys.executable, str(_PING_SCRIPT), addr, str(timeout)],
+            check=False,
+            timeout=timeout + 5,
+        )
         if res.returncode not in (0, 1):
             raise LabError(f"{self.name}: ping {addr} failed: {res.stderr.strip()}")
         return res.returncode == 0

@@ -27,8 +27,11 @@ def _checksum(data: bytes) -> int:
 
 def ping(addr: str, timeout: float) -> bool:
     v6 = ipaddress.ip_address(addr).version == 6
-    fam, proto, req, rep = ((socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, 129) if v6
-                            else (socket.AF_INET, socket.IPPROTO_ICMP, 8, 0))
+    fam, proto, req, rep = (
+        (socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, 129)
+        if v6
+        else (socket.AF_INET, socket.IPPROTO_ICMP, 8, 0)
+    )
     ident, payload = os.getpid() & 0xFFFF, b"wggw-lab"
     header = struct.pack("!BBHHH", req, 0, 0, ident, 1)
     # The kernel fills in ICMPv6 checksums on raw sockets; ICMPv4 we compute ourselves.
@@ -41,7 +44,9 @@ def ping(addr: str, timeout: float) -> bool:
             if not select.select([sock], [], [], left)[0]:
                 break
             data, _ = sock.recvfrom(2048)
-            icmp = data if v6 else data[(data[0] & 0x0F) * 4:]  # v4 raw sockets include the IP header
+            icmp = (
+                data if v6 else data[(data[0] & 0x0F) * 4 :]
+            )  # v4 raw sockets include the IP header
             if len(icmp) >= 8:
                 typ, _code, _sum, rid, _seq = struct.unpack("!BBHHH", icmp[:8])
                 if typ == rep and rid == ident:

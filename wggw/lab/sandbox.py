@@ -29,7 +29,8 @@ NS = TypeVar("NS", bound=Namespace)
 
 
 class Sandbox:
-    """Namespaces `<prefix>-<label>-<suffix>`, interface names `<short><suffix><n>`, one temp dir."""
+    """Namespaces `<prefix>-<label>-<suffix>`, interface names `<short><suffix><n>`, one temp
+    dir."""
 
     def __init__(self, prefix: str = "wggw", short: str = "wl") -> None:
         self.prefix, self.short = prefix, short
@@ -45,8 +46,9 @@ class Sandbox:
     def _free_suffix(self) -> str:
         for _ in range(32):
             suffix = secrets.token_hex(3)
-            if not any(NETNS_DIR.glob(f"{self.prefix}-*-{suffix}")) and \
-                    not any(WG_SOCKET_DIR.glob(f"{self.short}{suffix}*")):
+            if not any(NETNS_DIR.glob(f"{self.prefix}-*-{suffix}")) and not any(
+                WG_SOCKET_DIR.glob(f"{self.short}{suffix}*")
+            ):
                 return suffix
         raise LabError("no free lab suffix")
 
@@ -108,8 +110,15 @@ class Sandbox:
         """Anything of this run still on the host (for cleanup checks)."""
         out = [str(p) for p in NETNS_DIR.glob(f"{self.prefix}-*-{self.suffix}")]
         for name in self.ifnames:
-            out += [str(p) for p in (WG_SOCKET_DIR / f"{name}.sock", runfiles.pid_file(name),
-                                     runfiles.log_file(name)) if p.exists()]
+            out += [
+                str(p)
+                for p in (
+                    WG_SOCKET_DIR / f"{name}.sock",
+                    runfiles.pid_file(name),
+                    runfiles.log_file(name),
+                )
+                if p.exists()
+            ]
         marks = (f"{self.short}{self.suffix}", f"-{self.suffix}")
         out += [f"pid {pid}" for pid in _all_pids() if any(m in cmdline(pid) for m in marks)]
         return out + ([str(self.workdir)] if self.workdir.exists() else [])

@@ -6,7 +6,8 @@ Used by the netns test suite and by the demo (`python -m wggw.lab.demo`). Topolo
     eth0 198.51.100.11+i/24 ---- ulI ] underlay0 (bridge) 198.51.100.1/24
                                        uplink0 203.0.113.1/24          ---- eth0 203.0.113.254/24
                                                2001:db8:ffff::1/64              2001:db8:ffff::fe/64
-                                       default via .254 / ::fe                  HTTP :80, UDP echo :7
+                                       default via .254 / ::fe                  HTTP :80,
+                                                                                UDP echo :7
 
 `inet` has routes only to the uplink subnet, so a packet from a tenant pool that was not
 source-NATed to an address on the uplink gets no reply. Namespaces are named
@@ -20,15 +21,25 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from wggw.lab.netns import FetchError, LabError, Namespace, ProcessTable, run, wait_until
 from wggw.lab.sandbox import NETNS_DIR, Sandbox
 from wggw.lab.wg import Client, new_ifname, start_wireguard_go, stop_wireguard_go
 
-__all__ = ["Lab", "Namespace", "Client", "LabError", "FetchError", "ProcessTable", "new_ifname",
-           "start_wireguard_go", "stop_wireguard_go", "NETNS_DIR"]
+__all__ = [
+    "Lab",
+    "Namespace",
+    "Client",
+    "LabError",
+    "FetchError",
+    "ProcessTable",
+    "new_ifname",
+    "start_wireguard_go",
+    "stop_wireguard_go",
+    "NETNS_DIR",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,13 +94,13 @@ class Lab:
         return self.box.namespaces if self.box else []
 
     # --- life cycle --------------------------------------------------------------------------
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         """Build the topology; on any failure undo what was built, then re-raise."""
         if self._started:
             raise LabError("lab already started")
@@ -110,8 +121,12 @@ class Lab:
         self._start_http()
         # The gateway's link-local addresses start tentative; until DAD finishes, neighbour
         # discovery on the uplink stalls and the first IPv6 packets are lost.
-        wait_until(lambda: not self.gw.ip("-6", "addr", "show", "tentative").stdout.strip(),
-                   timeout=10.0, interval=0.1, what=f"IPv6 DAD in {self.gw.name}")
+        wait_until(
+            lambda: not self.gw.ip("-6", "addr", "show", "tentative").stdout.strip(),
+            timeout=10.0,
+            interval=0.1,
+            what=f"IPv6 DAD in {self.gw.name}",
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -136,7 +151,7 @@ class Lab:
     # --- building ----------------------------------------------------------------------------
     def _add_ns(self, label: str, cls: type, **kw: object) -> Namespace:
         assert self.box is not None
-        ns = self.box.add_ns(label, cls, **kw)
+        ns: Namespace = self.box.add_ns(label, cls, **kw)
         if label != "gw":
             # Only the gateway keeps IPv6 duplicate address detection: it is wggw's host and its
             # egress addresses should behave as in production. Elsewhere DAD only delays the
@@ -148,9 +163,14 @@ class Lab:
     def _build_uplink(self) -> None:
         gw, inet = self.gw, self.inet
         assert gw and inet
-        gw.ip("link", "add", UPLINK_DEV, "type", "veth", "peer", "name", INET_DEV, "netns", inet.name)
+        gw.ip(
+            "link", "add", UPLINK_DEV, "type", "veth", "peer", "name", INET_DEV, "netns", inet.name
+        )
         # nodad: these addresses are unique by construction; DAD would only delay the first packets.
-        for ns, dev, v4, v6 in ((gw, UPLINK_DEV, GW_UPLINK_V4, GW_UPLINK_V6), (inet, INET_DEV, INET_V4, INET_V6)):
+        for ns, dev, v4, v6 in (
+            (gw, UPLINK_DEV, GW_UPLINK_V4, GW_UPLINK_V6),
+            (inet, INET_DEV, INET_V4, INET_V6),
+        ):
             ns.ip("addr", "add", f"{v4}/24", "dev", dev)
             ns.ip("addr", "add", f"{v6}/64", "dev", dev, "nodad")
             ns.ip("link", "set", dev, "up")
@@ -180,8 +200,13 @@ class Lab:
     def _start_http(self) -> None:
         inet = self.inet
         assert inet and self.workdir
-        proc = inet.spawn([sys.executable, "-m", "wggw.lab.httpd"], marker="wggw.lab.httpd",
-                          log=self.workdir / "inet-http.log", env=self._py_env(), pipe_stdout=True)
+        proc = inet.spawn(
+            [sys.executable, "-m", "wggw.lab.httpd"],
+            marker="wggw.lab.httpd",
+            log=self.workdir / "inet-http.log",
+            env=self._py_env(),
+            pipe_stdout=True,
+        )
         assert proc.stdout is not None
         # Bounded wait for the server's "ready" line (readline alone could block forever).
         os.set_blocking(proc.stdout.fileno(), False)
@@ -190,6 +215,7 @@ class Lab:
         def ready() -> bool:
             if proc.poll() is not None:
                 raise LabError(f"HTTP server in {inet.name} exited: {self._log('inet-http.log')}")
+            assert proc.stdout is not None  # started with stdout=PIPE
             buf.extend(proc.stdout.read() or b"")
             return b"ready" in buf
 
@@ -198,8 +224,11 @@ class Lab:
     def _py_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         # Make this checkout importable even when wggw is not installed (plain `pytest`).
         path = os.environ.get("PYTHONPATH", "")
-        return {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{path}" if path else str(REPO_ROOT),
-                **(extra or {})}
+        return {
+            **os.environ,
+            "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{path}" if path else str(REPO_ROOT),
+            **(extra or {}),
+        }
 
     def _log(self, name: str) -> str:
         try:
@@ -208,16 +237,34 @@ class Lab:
             return "(no log)"
 
     # --- wggw and WireGuard ------------------------------------------------------------------
-    def wggw(self, *args: str, env: Mapping[str, str] | None = None, check: bool = True,
-             ok_codes: Iterable[int] = (0,), timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    def wggw(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        ok_codes: Iterable[int] = (0,),
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]:
         """Run the wggw CLI inside the gateway namespace with this run's state directory."""
         assert self.gw is not None, "lab not started"
-        argv = ["ip", "netns", "exec", self.gw.name, sys.executable, "-m", "wggw.cli.app",
-                "--state-dir", str(self.state_dir), *args]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.gw.name,
+            sys.executable,
+            "-m",
+            "wggw.cli.app",
+            "--state-dir",
+            str(self.state_dir),
+            *args,
+        ]
         res = run(argv, check=False, timeout=timeout, env=self._py_env(env))
         if check and res.returncode not in tuple(ok_codes):
-            raise LabError(f"wggw {' '.join(args)}: exit {res.returncode}\n"
-                           f"stdout: {res.stdout.strip()}\nstderr: {res.stderr.strip()}")
+            raise LabError(
+                f"wggw {' '.join(args)}: exit {res.returncode}\n"
+                f"stdout: {res.stdout.strip()}\nstderr: {res.stderr.strip()}"
+            )
         return res
 
     def own_ifname(self, ifname: str) -> None:

@@ -33,8 +33,10 @@ class ClientConf:
 
 
 def parse_client_conf(text: str) -> ClientConf:
-    """Read Address/MTU/DNS of [Interface] and Endpoint of the first [Peer] (keys case-insensitive)."""
-    section, values = "", {"address": [], "mtu": [], "dns": [], "endpoint": []}
+    """Read Address/MTU/DNS of [Interface] and Endpoint of the first [Peer] (keys
+    case-insensitive)."""
+    values: dict[str, list[str]] = {"address": [], "mtu": [], "dns": [], "endpoint": []}
+    section = ""
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
         if line.startswith("["):
@@ -42,15 +44,19 @@ def parse_client_conf(text: str) -> ClientConf:
         elif "=" in line:
             key, val = (s.strip() for s in line.split("=", 1))
             key = key.lower()
-            wanted = {"interface": ("address", "mtu", "dns"), "peer": ("endpoint",)}.get(section, ())
+            wanted = {"interface": ("address", "mtu", "dns"), "peer": ("endpoint",)}.get(
+                section, ()
+            )
             if key in wanted:
                 values[key] += [v.strip() for v in val.split(",") if v.strip()]
     if not values["address"]:
         raise LabError("client config has no [Interface] Address")
-    return ClientConf(addresses=tuple(values["address"]),
-                      mtu=int(values["mtu"][0]) if values["mtu"] else None,
-                      dns=tuple(values["dns"]),
-                      endpoint=values["endpoint"][0] if values["endpoint"] else None)
+    return ClientConf(
+        addresses=tuple(values["address"]),
+        mtu=int(values["mtu"][0]) if values["mtu"] else None,
+        dns=tuple(values["dns"]),
+        endpoint=values["endpoint"][0] if values["endpoint"] else None,
+    )
 
 
 def endpoint_ip(endpoint: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -80,17 +86,22 @@ def write_secret_file(path: Path, text: str) -> Path:
 
 
 def start_wireguard_go(ns: Namespace, ifname: str) -> int:
-    """Run `wireguard-go IFNAME` in the foreground inside `ns`; return its PID once it serves UAPI."""
+    """Run `wireguard-go IFNAME` in the foreground inside `ns`; return its PID once it serves
+    UAPI."""
     sock = WG_SOCKET_DIR / f"{ifname}.sock"
     if sock.exists():
         raise LabError(f"{sock} exists: interface name {ifname} is in use on this host")
     log = ns.workdir / f"wireguard-go-{ifname}.log"
-    proc = ns.spawn(["wireguard-go", ifname], marker=ifname, log=log, env={"WG_PROCESS_FOREGROUND": "1"})
+    proc = ns.spawn(
+        ["wireguard-go", ifname], marker=ifname, log=log, env={"WG_PROCESS_FOREGROUND": "1"}
+    )
 
     def ready() -> bool:
         if proc.poll() is not None:
-            raise LabError(f"wireguard-go {ifname} in {ns.name} exited {proc.returncode}: "
-                           f"{log.read_text(errors='replace').strip()}")
+            raise LabError(
+                f"wireguard-go {ifname} in {ns.name} exited {proc.returncode}: "
+                f"{log.read_text(errors='replace').strip()}"
+            )
         return sock.exists()
 
     wait_until(ready, timeout=_START_TIMEOUT, what=f"wireguard-go {ifname} socket")
@@ -130,8 +141,16 @@ class Tunnel:
 class Client(Namespace):
     """A tenant's client machine: an underlay link to the gateway and, once up, a full tunnel."""
 
-    def __init__(self, name: str, procs: ProcessTable, workdir: Path, *, role: str,
-                 underlay_addr: str, underlay_dev: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        procs: ProcessTable,
+        workdir: Path,
+        *,
+        role: str,
+        underlay_addr: str,
+        underlay_dev: str,
+    ) -> None:
         super().__init__(name, procs, workdir)
         self.role = role
         self.underlay_addr = underlay_addr
@@ -170,7 +189,9 @@ class Client(Namespace):
             # nodad: the tunnel address is ours alone; DAD would only delay the first v6 packet.
             extra = ["nodad"] if ":" in addr else []
             self.ip("addr", "add", addr, "dev", tun.ifname, *extra)
-        self.ip("link", "set", tun.ifname, *(["mtu", str(tun.conf.mtu)] if tun.conf.mtu else []), "up")
+        self.ip(
+            "link", "set", tun.ifname, *(["mtu", str(tun.conf.mtu)] if tun.conf.mtu else []), "up"
+        )
         if tun.conf.endpoint:
             # The host route keeps the encrypted packets on the underlay once default points
             # into the tunnel (what wg-quick achieves with fwmark rules, done the simple way).

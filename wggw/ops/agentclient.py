@@ -4,31 +4,32 @@ the agent has applied it. No agent running: every call says so (None/False) at o
 the CLI applies the change itself, as without an agent.
 
 Protocol: one JSON object per line each way. Requests: {"op": "ping"}, and {"op": "peer",
-"store": STATE_DIR, "tenant": T, "peer": NAME|null, "keys": [...]} (one peer's WireGuard entries; the caller holds
-the store lock while it waits, so the agent reads the store without taking it). Other store
-changes reach the agent by its poll of the store's generation. Replies: {"ok": true,
-"lines": ["[#] ...", ...]}, {"ok": false, "error": "one line"}, or {"ok": false, "other_store":
-true} (that agent keeps another store: the CLI applies the change itself). Never a secret.
+"store": STATE_DIR, "tenant": T, "peer": NAME|null, "keys": [...]} (one peer's WireGuard
+entries; the caller holds the store lock while it waits, so the agent reads the store without
+taking it). Other store changes reach the agent by its poll of the store's generation. Replies:
+{"ok": true, "lines": ["[#] ...", ...]}, {"ok": false, "error": "one line"}, or {"ok": false,
+"other_store": true} (that agent keeps another store: the CLI applies the change itself). Never
+a secret.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from wggw.backends import runfiles
 from wggw.core.errors import BackendError
 
-REPLY_TIMEOUT = 120.0   # a full converge at 10,000 peers takes seconds, not minutes
+REPLY_TIMEOUT = 120.0  # a full converge at 10,000 peers takes seconds, not minutes
 
 
 def socket_path() -> Path:
     return runfiles.runtime_dir() / "agent.sock"
 
 
-def request(message: dict, timeout: float = REPLY_TIMEOUT) -> Optional[dict]:
+def request(message: dict, timeout: float = REPLY_TIMEOUT) -> dict | None:
     """Send one request and return the reply; None when no agent listens."""
     path = socket_path()
     if not path.exists():
@@ -38,7 +39,7 @@ def request(message: dict, timeout: float = REPLY_TIMEOUT) -> Optional[dict]:
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            return None   # a socket file left by an agent that died: nobody listens
+            return None  # a socket file left by an agent that died: nobody listens
         sock.sendall(json.dumps(message).encode() + b"\n")
         data = b""
         try:
@@ -47,7 +48,7 @@ def request(message: dict, timeout: float = REPLY_TIMEOUT) -> Optional[dict]:
                 if not chunk:
                     break
                 data += chunk
-        except socket.timeout:
+        except TimeoutError:
             raise BackendError(f"wggw agent ({path}) did not answer within {timeout:g}s") from None
     if not data:
         raise BackendError(f"wggw agent ({path}) closed the connection without an answer")
@@ -59,7 +60,7 @@ def store_id(store) -> str:
     return str(Path(store.state_dir).resolve())
 
 
-def notify_agent(message: dict, echo: Optional[Callable[[str], None]] = None) -> bool:
+def notify_agent(message: dict, echo: Callable[[str], None] | None = None) -> bool:
     """Hand a committed change to a running agent and wait until it is applied. False: no
     agent runs, or it serves another store (the caller applies it itself). The agent's
     failure is raised as its one line."""
@@ -74,8 +75,21 @@ def notify_agent(message: dict, echo: Optional[Callable[[str], None]] = None) ->
     return True
 
 
-def apply_peer_via_agent(store, tenant: str, peer: Optional[str], keys: Iterable[str],
-                         echo: Optional[Callable[[str], None]] = None) -> bool:
+def apply_peer_via_agent(
+    store,
+    tenant: str,
+    peer: str | None,
+    keys: Iterable[str],
+    echo: Callable[[str], None] | None = None,
+) -> bool:
     """`peer add/remove --apply` through a running agent (see notify_agent)."""
-    return notify_agent({"op": "peer", "store": store_id(store), "tenant": tenant, "peer": peer,
-                         "keys": sorted(keys)}, echo)
+    return notify_agent(
+        {
+            "op": "peer",
+            "store": store_id(store),
+            "tenant": tenant,
+            "peer": peer,
+            "keys": sorted(keys),
+        },
+        echo,
+    )

@@ -10,9 +10,10 @@ import io
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from wggw.core import keys, validate
 from wggw.core.batch import Batch
@@ -31,10 +32,10 @@ class Entry:
 
     ref: str
     where: str
-    public_key: Optional[str] = None
-    keepalive: Optional[int] = None
+    public_key: str | None = None
+    keepalive: int | None = None
     dns: tuple[str, ...] = ()
-    expires: Optional[str] = None
+    expires: str | None = None
 
 
 def expand(pattern: str) -> list[str]:
@@ -84,7 +85,7 @@ def read_file(path: Path) -> list[Entry]:
         where = [f"{path} line {i + 2}" for i in range(len(rows))]  # line 1 is the header
     if len(rows) > MAX_PEERS:
         raise ValidationError("from-file", f"{path}: more than {MAX_PEERS:,} peers in one command")
-    return [_entry(row, w) for row, w in zip(rows, where)]
+    return [_entry(row, w) for row, w in zip(rows, where, strict=True)]
 
 
 def _entry(row: dict[str, Any], where: str) -> Entry:
@@ -129,10 +130,10 @@ def _text(value: Any) -> str:
 
 def entries_from_refs(
     patterns: Iterable[str],
-    public_key: Optional[str],
-    keepalive: Optional[int],
+    public_key: str | None,
+    keepalive: int | None,
     dns: Iterable[str],
-    expires: Optional[str],
+    expires: str | None,
 ) -> list[Entry]:
     """The command line's refs (brace ranges expanded), each with the shared options."""
     refs = [r for p in patterns for r in expand(p)]
@@ -141,7 +142,7 @@ def entries_from_refs(
     return [Entry(r, r, public_key, keepalive, tuple(dns), expires) for r in refs]
 
 
-def add_peers(store: Store, entries: list[Entry], now: Optional[float] = None) -> list[Peer]:
+def add_peers(store: Store, entries: list[Entry], now: float | None = None) -> list[Peer]:
     """Add every entry in one transaction, or none: the first bad entry raises a
     ValidationError naming it. Keys are generated unless the entry brings a public key."""
     now = time.time() if now is None else now

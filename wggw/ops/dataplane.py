@@ -10,7 +10,7 @@ or create links; `plan` and `status` only read.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 from wggw.core import planscript
 from wggw.core import status as status_report
@@ -18,10 +18,10 @@ from wggw.core.model import Peer
 from wggw.ops import converge, objects, rotation
 from wggw.store.sqlite import Store
 
-Echo = Optional[Callable[[str], None]]
+Echo = Callable[[str], None] | None
 
 
-def system_for(backend: Optional[str] = None, may_load: bool = False):
+def system_for(backend: str | None = None, may_load: bool = False):
     """The real host through the backend called `backend` (None: auto). `may_load` lets
     selection load an installed but unloaded WireGuard module: for commands that apply."""
     from wggw.backends.select import select_backend
@@ -32,7 +32,7 @@ def system_for(backend: Optional[str] = None, may_load: bool = False):
     return RealSystem(select_backend(backend or "auto", may_load=may_load))
 
 
-def plan(store: Store, backend: Optional[str] = None, verbose: bool = False) -> list[str]:
+def plan(store: Store, backend: str | None = None, verbose: bool = False) -> list[str]:
     """What `apply` would change, one `[#] ...` line per change as this host's backend will
     carry it out (secrets masked; the nft text is checked by the kernel's parser); with
     `verbose` each line is followed by the re-runnable text it hands to a tool (nft -f)."""
@@ -43,9 +43,9 @@ def plan(store: Store, backend: Optional[str] = None, verbose: bool = False) -> 
 
 def apply(
     store: Store,
-    backend: Optional[str] = None,
+    backend: str | None = None,
     echo: Echo = None,
-    now: Optional[float] = None,
+    now: float | None = None,
     system=None,
 ):
     """Under the store lock: housekeeping (retire, expire), then converge.
@@ -63,9 +63,9 @@ def apply(
 
 def apply_peer(
     store: Store,
-    backend: Optional[str],
+    backend: str | None,
     tenant: str,
-    peer: Optional[Peer],
+    peer: Peer | None,
     keys: Iterable[str],
     echo: Echo = None,
 ) -> list:
@@ -85,7 +85,7 @@ def apply_peer(
     return changes
 
 
-def status(store: Store, backend: Optional[str] = None, now: Optional[float] = None) -> dict:
+def status(store: Store, backend: str | None = None, now: float | None = None) -> dict:
     """Per-peer handshake, endpoint and traffic; per-tenant totals; drift; and the path each
     tenant's packets take, asked of the kernel like `ip route get` (core/status.py)."""
     from wggw.ops import paths
@@ -104,7 +104,7 @@ def paths_wrong(report: dict) -> bool:
     return bool(paths.wrong(report["paths"]))
 
 
-def down(backend: Optional[str] = None, echo: Echo = None) -> list:
+def down(backend: str | None = None, echo: Echo = None) -> list:
     """Remove everything wggw created on this host, without the store: through the backend
     named, or every backend whose devices could be here."""
     from wggw.backends.select import present_backends

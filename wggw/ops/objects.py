@@ -8,14 +8,14 @@ and records an audit event without secrets. The CLI only parses and prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Optional, Union
 
 from wggw.core import alloc, keys, validate
-from wggw.ops import hostcheck
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
+from wggw.ops import hostcheck
 from wggw.store.sqlite import Store, open_store, store_exists
 
 
@@ -28,12 +28,20 @@ def init(state_dir: Path) -> bool:
 
 # --- interfaces -----------------------------------------------------------------
 
-def add_interface(store: Store, name: str, listen_port: int, endpoint: str,
-                  mtu: Optional[int] = None) -> Interface:
+
+def add_interface(
+    store: Store, name: str, listen_port: int, endpoint: str, mtu: int | None = None
+) -> Interface:
     validate.name("interface", name)
     private, public = keys.keypair()
-    iface = Interface(name=name, listen_port=listen_port, endpoint=validate.endpoint(endpoint),
-                      private_key=private, public_key=public, mtu=validate.mtu(mtu))
+    iface = Interface(
+        name=name,
+        listen_port=listen_port,
+        endpoint=validate.endpoint(endpoint),
+        private_key=private,
+        public_key=public,
+        mtu=validate.mtu(mtu),
+    )
     with store.transaction() as tx:
         validate.check_interface(tx.load(), iface)
         tx.add_interface(iface)
@@ -47,16 +55,26 @@ def remove_interface(store: Store, name: str) -> None:
         validate.find_interface(state, name)
         users = [t.name for t in state.tenants_of(name)]
         if users:
-            raise ValidationError("interface", f"{name} still carries tenants {', '.join(users)}; remove them first")
+            raise ValidationError(
+                "interface", f"{name} still carries tenants {', '.join(users)}; remove them first"
+            )
         tx.remove_interface(name)
         tx.record_event("interface.remove", name, {})
 
 
 # --- tenants --------------------------------------------------------------------
 
-def add_tenant(store: Store, name: str, pools: Iterable[str], egress: Iterable[str],
-               interface: Optional[str] = None, uplink: Optional[str] = None,
-               via: Iterable[str] = (), rotate_after: Union[str, int, None] = None) -> Tenant:
+
+def add_tenant(
+    store: Store,
+    name: str,
+    pools: Iterable[str],
+    egress: Iterable[str],
+    interface: str | None = None,
+    uplink: str | None = None,
+    via: Iterable[str] = (),
+    rotate_after: str | int | None = None,
+) -> Tenant:
     validate.name("tenant", name)
     parsed_pools = validate.one_per_family("pool", [validate.cidr("pool", p) for p in pools])
     parsed_egress = validate.one_per_family("egress", [validate.ip("egress", e) for e in egress])
@@ -66,23 +84,40 @@ def add_tenant(store: Store, name: str, pools: Iterable[str], egress: Iterable[s
     with store.transaction() as tx:
         state = tx.load()
         iface = validate.pick_interface(state, interface)
-        tenant = Tenant(name=name, interface=iface.name, pools=parsed_pools, egress=parsed_egress,
-                        table=alloc.next_table(state), uplink=uplink, via=parsed_via,
-                        rotate_after=rotate_after)
+        tenant = Tenant(
+            name=name,
+            interface=iface.name,
+            pools=parsed_pools,
+            egress=parsed_egress,
+            table=alloc.next_table(state),
+            uplink=uplink,
+            via=parsed_via,
+            rotate_after=rotate_after,
+        )
         validate.check_tenant(state, tenant)
         hostcheck.check_tenant(tenant)  # egress = next hop, or already on the host: refused now
         tx.add_tenant(tenant)
-        tx.record_event("tenant.add", name, {"interface": iface.name, "table": tenant.table,
-                                              "pools": [str(p) for p in tenant.pools]})
+        tx.record_event(
+            "tenant.add",
+            name,
+            {
+                "interface": iface.name,
+                "table": tenant.table,
+                "pools": [str(p) for p in tenant.pools],
+            },
+        )
     return tenant
 
 
-def set_tenant(store: Store, name: str, rotate_after: Union[str, int, None]) -> Tenant:
+def set_tenant(store: Store, name: str, rotate_after: str | int | None) -> Tenant:
     """Change a tenant's settings that need no new addresses (today: its rotation policy;
     "default" or 0 returns the tenant to the global default)."""
     if isinstance(rotate_after, str):
-        rotate_after = None if rotate_after.strip() in ("default", "0") else \
-            validate.duration("rotate-after", rotate_after)
+        rotate_after = (
+            None
+            if rotate_after.strip() in ("default", "0")
+            else validate.duration("rotate-after", rotate_after)
+        )
     with store.transaction() as tx:
         tenant = replace(validate.find_tenant(tx.load(), name), rotate_after=rotate_after)
         tx.update_tenant(tenant)
@@ -97,10 +132,14 @@ def remove_tenant(store: Store, name: str, force: bool = False) -> int:
         validate.find_tenant(state, name)
         peers = state.peers_of(name)
         if peers and not force:
-            raise ValidationError("tenant", f"{name} still has {len(peers)} peer(s); remove them or pass --force")
+            raise ValidationError(
+                "tenant", f"{name} still has {len(peers)} peer(s); remove them or pass --force"
+            )
         for p in peers:
             tx.remove_peer(p.tenant, p.name)
-            tx.record_event("peer.remove", p.ref, {"public_key": p.public_key, "reason": "tenant removed"})
+            tx.record_event(
+                "peer.remove", p.ref, {"public_key": p.public_key, "reason": "tenant removed"}
+            )
         tx.remove_tenant(name)
         tx.record_event("tenant.remove", name, {"peers_removed": len(peers)})
     return len(peers)
@@ -108,8 +147,16 @@ def remove_tenant(store: Store, name: str, force: bool = False) -> int:
 
 # --- peers ------------------------------------------------------------------------
 
-def add_peer(store: Store, ref: str, public_key: Optional[str] = None, keepalive: Optional[int] = None,
-             dns: Iterable[str] = (), expires: Optional[str] = None, now: Optional[float] = None) -> Peer:
+
+def add_peer(
+    store: Store,
+    ref: str,
+    public_key: str | None = None,
+    keepalive: int | None = None,
+    dns: Iterable[str] = (),
+    expires: str | None = None,
+    now: float | None = None,
+) -> Peer:
     """Allocate the next free address(es); generate a key pair and PSK unless the peer brings
     its own public key (then no private key is stored, and no PSK: nothing could deliver it)."""
     now = time.time() if now is None else now
@@ -125,14 +172,35 @@ def add_peer(store: Store, ref: str, public_key: Optional[str] = None, keepalive
     with store.transaction() as tx:
         # Point queries, not tx.load(): at 10,000 peers decoding the store costs ~0.15 s.
         tenant = validate.found("tenant", tx.tenant(tenant_name), repr(tenant_name))
-        peer = Peer(tenant=tenant_name, name=peer_name, public_key=public, addresses=(),
-                    key_created_at=now, private_key=private, psk=psk, keepalive=keepalive,
-                    dns=dns_ips, expires_at=expires_at, created_at=now)
-        validate.check_new_peer(peer, tx.peer(tenant_name, peer_name) is not None, tx.key_user(public))
-        peer = replace(peer, addresses=alloc.allocate_from(tenant, tx.tenant_addresses(tenant_name)))
+        peer = Peer(
+            tenant=tenant_name,
+            name=peer_name,
+            public_key=public,
+            addresses=(),
+            key_created_at=now,
+            private_key=private,
+            psk=psk,
+            keepalive=keepalive,
+            dns=dns_ips,
+            expires_at=expires_at,
+            created_at=now,
+        )
+        validate.check_new_peer(
+            peer, tx.peer(tenant_name, peer_name) is not None, tx.key_user(public)
+        )
+        peer = replace(
+            peer, addresses=alloc.allocate_from(tenant, tx.tenant_addresses(tenant_name))
+        )
         tx.add_peer(peer)
-        tx.record_event("peer.add", peer.ref, {"public_key": public, "own_key": private is None,
-                                               "addresses": [str(a) for a in peer.addresses]})
+        tx.record_event(
+            "peer.add",
+            peer.ref,
+            {
+                "public_key": public,
+                "own_key": private is None,
+                "addresses": [str(a) for a in peer.addresses],
+            },
+        )
     return peer
 
 
@@ -147,7 +215,7 @@ def remove_peer(store: Store, ref: str) -> Peer:
     return peer
 
 
-def peer_scope(store: Store, tenant_name: str, peer: Optional[Peer], keys_: Iterable[str]):
+def peer_scope(store: Store, tenant_name: str, peer: Peer | None, keys_: Iterable[str]):
     """What a one-peer reconcile needs (converge.PeerScope): the tenant and its interface as
     stored now, the peer if it (still) exists, and every WireGuard key the change touched."""
     from wggw.ops.converge import PeerScope
@@ -168,7 +236,10 @@ def peer_config(state: State, ref: str) -> str:
 
     peer = lookup_peer(state, ref)
     if peer.private_key is None:
-        raise ValidationError("peer", f"{peer.ref} was added with its own public key; wggw holds no "
-                              "private key for it, so the client keeps its own config")
+        raise ValidationError(
+            "peer",
+            f"{peer.ref} was added with its own public key; wggw holds no "
+            "private key for it, so the client keeps its own config",
+        )
     tenant = validate.find_tenant(state, peer.tenant)
     return render.client_config(validate.find_interface(state, tenant.interface), tenant, peer)

@@ -14,7 +14,7 @@ def check(state, desired, system) -> list[dict]:
         return []
     answers = system.route_answers(probes)
     rules = {v: system.foreign_rules(v) for v in {p.family for p in probes}}
-    return [paths.judge(p, got, rules[p.family]) for p, got in zip(probes, answers)]
+    return [paths.judge(p, got, rules[p.family]) for p, got in zip(probes, answers, strict=True)]
 
 
 def wrong(entries: list[dict]) -> list[dict]:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import importlib.resources
 import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import jinja2
 
-from wggw.fsutil import atomic_write
 from wggw.core.model import Interface, Peer, Tenant, gateway_address
+from wggw.fsutil import atomic_write
 
-__all__ = ["atomic_write", "client_config", "gateway_config", "qr_png_or_svg", "qr_text", "write_qr"]
+__all__ = [
+    "atomic_write",
+    "client_config",
+    "gateway_config",
+    "qr_png_or_svg",
+    "qr_text",
+    "write_qr",
+]
 
 QR_SUFFIXES = (".png", ".svg")
 
@@ -27,18 +34,26 @@ def _loader() -> jinja2.BaseLoader:
     except ModuleNotFoundError:
         # Running from a checkout that is not installed: templates/ is a sibling of wggw/.
         return jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates"))
-    return jinja2.FunctionLoader(lambda name: (root / name).read_text() if (root / name).is_file() else None)
+    return jinja2.FunctionLoader(
+        lambda name: (root / name).read_text() if (root / name).is_file() else None
+    )
 
 
-_env: Optional[jinja2.Environment] = None
+_env: jinja2.Environment | None = None
 
 
 def _template(name: str) -> jinja2.Template:
     global _env
     if _env is None:
         # Not HTML: no autoescape. StrictUndefined: a typo must fail, not render a hole.
-        _env = jinja2.Environment(loader=_loader(), autoescape=False, undefined=jinja2.StrictUndefined,
-                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        _env = jinja2.Environment(
+            loader=_loader(),
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
     return _env.get_template(name)
 
 
@@ -47,17 +62,33 @@ def client_config(interface: Interface, tenant: Tenant, peer: Peer) -> str:
     if peer.private_key is None:
         raise ValueError(f"peer {peer.ref} has no private key in wggw")
     return _template("client.conf.j2").render(
-        interface=interface, tenant=tenant, peer=peer, private_key=peer.private_key.reveal(),
-        psk=peer.psk.reveal() if peer.psk else None)
+        interface=interface,
+        tenant=tenant,
+        peer=peer,
+        private_key=peer.private_key.reveal(),
+        psk=peer.psk.reveal() if peer.psk else None,
+    )
 
 
 def gateway_config(interface: Interface, tenants: Iterable[Tenant], peers: Iterable[Peer]) -> str:
     """The gateway side of `interface` as a wg-quick file (for export/migration)."""
     addresses = [gateway_address(p) for t in tenants for p in t.pools]
-    views = [{"ref": p.ref, "public_key": p.public_key, "psk": p.psk.reveal() if p.psk else None,
-              "addresses": p.addresses, "keepalive": p.keepalive} for p in peers]
+    views = [
+        {
+            "ref": p.ref,
+            "public_key": p.public_key,
+            "psk": p.psk.reveal() if p.psk else None,
+            "addresses": p.addresses,
+            "keepalive": p.keepalive,
+        }
+        for p in peers
+    ]
     return _template("gateway.conf.j2").render(
-        interface=interface, private_key=interface.private_key.reveal(), addresses=addresses, peers=views)
+        interface=interface,
+        private_key=interface.private_key.reveal(),
+        addresses=addresses,
+        peers=views,
+    )
 
 
 def qr_text(data: str) -> str:

@@ -15,14 +15,13 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
 
 from wggw.core import alloc, keys
-from wggw.ops import converge, render
 from wggw.core import rotate as policy
 from wggw.core.errors import ValidationError
-from wggw.fsutil import atomic_write, make_private_dir
 from wggw.core.model import Peer, RetiringKey, State
+from wggw.fsutil import atomic_write, make_private_dir
+from wggw.ops import converge, render
 
 NOTIFY_TIMEOUT = 60
 
@@ -49,19 +48,39 @@ class Report:
         return out
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("dry_run", "rotated", "retired", "expired", "own_key",
-                                              "in_grace", "delivered", "notify_failed")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "dry_run",
+                "rotated",
+                "retired",
+                "expired",
+                "own_key",
+                "in_grace",
+                "delivered",
+                "notify_failed",
+            )
+        }
+
+
+def _retiring_fingerprint(p: Peer) -> str:
+    assert p.retiring is not None  # the policy retires only peers that have a retiring key
+    return keys.fingerprint(p.retiring.public_key)
 
 
 def _would(d: policy.Decision, report: Report) -> None:
     """Fill a dry-run report from a decision, changing nothing."""
     report.expired = [p.ref for p in d.expire]
-    report.retired = [{"peer": p.ref, "old": keys.fingerprint(p.retiring.public_key)} for p in d.retire]
-    report.rotated = [{"peer": p.ref, "old": keys.fingerprint(p.public_key), "new": "(new)"} for p in d.rotate]
+    report.retired = [{"peer": p.ref, "old": _retiring_fingerprint(p)} for p in d.retire]
+    report.rotated = [
+        {"peer": p.ref, "old": keys.fingerprint(p.public_key), "new": "(new)"} for p in d.rotate
+    ]
 
 
 def handshakes(system) -> dict[str, float]:
-    return {k: p.last_handshake for dev in system.observe().wg.values() for k, p in dev.peers.items()}
+    return {
+        k: p.last_handshake for dev in system.observe().wg.values() for k, p in dev.peers.items()
+    }
 
 
 def _retire_and_expire(tx, d: policy.Decision, report: Report) -> None:
@@ -70,7 +89,7 @@ def _retire_and_expire(tx, d: policy.Decision, report: Report) -> None:
         tx.record_event("peer.expire", p.ref, {"public_key": p.public_key})
         report.expired.append(p.ref)
     for p in d.retire:
-        old = keys.fingerprint(p.retiring.public_key)
+        old = _retiring_fingerprint(p)
         tx.update_peer(replace(p, retiring=None))
         tx.record_event("key.retire", p.ref, {"old": old})
         report.retired.append({"peer": p.ref, "old": old})
@@ -96,19 +115,35 @@ def _new_key(p: Peer, state: State, used: set, now: float, grace: int) -> Peer:
     priv, pub = keys.keypair()
     tenant = next(t for t in state.tenants if t.name == p.tenant)
     if grace <= 0:  # no overlap asked for: the new key takes over the addresses at once
-        return replace(p, public_key=pub, private_key=priv, psk=keys.generate_psk(),
-                       key_created_at=now, retiring=None)
+        return replace(
+            p,
+            public_key=pub,
+            private_key=priv,
+            psk=keys.generate_psk(),
+            key_created_at=now,
+            retiring=None,
+        )
     addrs = []
     for pool in tenant.pools:
         addr = alloc.next_free(pool, used)
         if addr is None:
-            raise ValidationError("pool", f"{pool} of tenant {tenant.name} has no free address for "
-                                          f"the new key of {p.ref} (use --grace 0 to rotate in place)")
+            raise ValidationError(
+                "pool",
+                f"{pool} of tenant {tenant.name} has no free address for "
+                f"the new key of {p.ref} (use --grace 0 to rotate in place)",
+            )
         used.add(addr)
         addrs.append(alloc.host(addr))
     old = RetiringKey(p.public_key, p.psk, p.addresses, now + grace)
-    return replace(p, public_key=pub, private_key=priv, psk=keys.generate_psk(),
-                   addresses=tuple(addrs), key_created_at=now, retiring=old)
+    return replace(
+        p,
+        public_key=pub,
+        private_key=priv,
+        psk=keys.generate_psk(),
+        addresses=tuple(addrs),
+        key_created_at=now,
+        retiring=old,
+    )
 
 
 def _rotate_in_store(store, d: policy.Decision, now: float, grace: int, report: Report) -> None:
@@ -121,14 +156,27 @@ def _rotate_in_store(store, d: policy.Decision, now: float, grace: int, report: 
             p = current[due.ref]
             new = _new_key(p, state, used, now, grace)
             tx.update_peer(new)
-            entry = {"peer": p.ref, "old": keys.fingerprint(p.public_key), "new": keys.fingerprint(new.public_key)}
+            entry = {
+                "peer": p.ref,
+                "old": keys.fingerprint(p.public_key),
+                "new": keys.fingerprint(new.public_key),
+            }
             tx.record_event("key.rotate", p.ref, {**entry, "grace": grace})
             report.rotated.append(entry)
 
 
-def rotate(store, system, now: float, *, older_than: Optional[int], grace: int,
-           selected: Optional[set[str]], out: Optional[Path], notify: Optional[str],
-           dry_run: bool) -> Report:
+def rotate(
+    store,
+    system,
+    now: float,
+    *,
+    older_than: int | None,
+    grace: int,
+    selected: set[str] | None,
+    out: Path | None,
+    notify: str | None,
+    dry_run: bool,
+) -> Report:
     report = Report(dry_run=dry_run)
     with store.locked():
         state = store.load()
@@ -156,13 +204,15 @@ def _undelivered(store, state: State) -> list[Peer]:
         fp = keys.fingerprint(p.public_key)
         events = store.events(p.ref)
         rotated = any(e["kind"] == "key.rotate" and e["details"].get("new") == fp for e in events)
-        delivered = any(e["kind"] == "config.delivered" and e["details"].get("key") == fp for e in events)
+        delivered = any(
+            e["kind"] == "config.delivered" and e["details"].get("key") == fp for e in events
+        )
         if rotated and not delivered:
             out.append(p)
     return out
 
 
-def _deliver(store, out: Path, notify: Optional[str], report: Report) -> None:
+def _deliver(store, out: Path, notify: str | None, report: Report) -> None:
     state = store.load()
     ifaces = {i.name: i for i in state.interfaces}
     tenants = {t.name: t for t in state.tenants}
@@ -180,17 +230,27 @@ def _deliver(store, out: Path, notify: Optional[str], report: Report) -> None:
                 report.delivered.append(entry)
                 continue  # not recorded: the next run notifies again
         with store.transaction() as tx:
-            tx.record_event("config.delivered", p.ref, {"key": keys.fingerprint(p.public_key), "path": str(path)})
+            tx.record_event(
+                "config.delivered",
+                p.ref,
+                {"key": keys.fingerprint(p.public_key), "path": str(path)},
+            )
         report.delivered.append(entry)
 
 
-def _notify(command: str, p: Peer, path: Path) -> Optional[str]:
+def _notify(command: str, p: Peer, path: Path) -> str | None:
     """Run the operator's command (no shell) with tenant, peer and config path."""
     argv = shlex.split(command) + [p.tenant, p.name, str(path)]
     env = {**os.environ, "WGGW_TENANT": p.tenant, "WGGW_PEER": p.name, "WGGW_CONFIG": str(path)}
     try:
-        res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=NOTIFY_TIMEOUT,
-                             stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            argv,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=NOTIFY_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{argv[0]}: {exc}"
     if res.returncode != 0:

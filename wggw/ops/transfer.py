@@ -11,7 +11,7 @@ import ipaddress
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import wgconfig
 
@@ -54,11 +54,13 @@ def _no_duplicate_keys(path: Path, lines: list[str]) -> None:
         key, sep, value = line.partition("=")
         if sep and key.strip().lower() == "publickey":
             if value.strip() in seen:
-                raise ValidationError("file", f"{path}: PublicKey {value.strip()} is in two [Peer] sections")
+                raise ValidationError(
+                    "file", f"{path}: PublicKey {value.strip()} is in two [Peer] sections"
+                )
             seen.add(value.strip())
 
 
-def _comment_name(raw: list[str]) -> Optional[str]:
+def _comment_name(raw: list[str]) -> str | None:
     """A peer name from a comment like '# Name = acme/alice', '### Client bob' or '# carol'."""
     for line in raw:
         m = _NAME_COMMENT.match(line.strip())
@@ -85,17 +87,27 @@ def _peer_from(data: dict, tenant: Tenant, batch: Batch, name: str, now: float) 
         raise ValidationError(field, "no address: every peer needs one inside the tenant's pools")
     validate.one_per_family(field, [a.ip for a in addresses])
     keepalive = data.get("PersistentKeepalive")
-    return Peer(tenant=tenant.name, name=name, public_key=key, addresses=tuple(addresses), key_created_at=now,
-                psk=psk, created_at=now, keepalive=_keepalive(keepalive, name))
+    return Peer(
+        tenant=tenant.name,
+        name=name,
+        public_key=key,
+        addresses=tuple(addresses),
+        key_created_at=now,
+        psk=psk,
+        created_at=now,
+        keepalive=_keepalive(keepalive, name),
+    )
 
 
-def _keepalive(text: Any, name: str) -> Optional[int]:
+def _keepalive(text: Any, name: str) -> int | None:
     if not text:
         return None
     return validate.keepalive(validate.integer(f"PersistentKeepalive of peer {name}", str(text)))
 
 
-def import_wg_quick(store: Store, path: Path, tenant_name: str, now: Optional[float] = None) -> list[Peer]:
+def import_wg_quick(
+    store: Store, path: Path, tenant_name: str, now: float | None = None
+) -> list[Peer]:
     """Add every enabled [Peer] of a wg-quick file to `tenant_name`; returns the new peers.
     The state is loaded once and every peer checked against it and the peers before it
     (core/batch.py): linear in the number of peers."""
@@ -116,7 +128,9 @@ def import_wg_quick(store: Store, path: Path, tenant_name: str, now: Optional[fl
             added.append(peer)
         for peer in added:
             tx.add_peer(peer)
-            tx.record_event("peer.import", peer.ref, {"public_key": peer.public_key, "file": str(path)})
+            tx.record_event(
+                "peer.import", peer.ref, {"public_key": peer.public_key, "file": str(path)}
+            )
     return added
 
 

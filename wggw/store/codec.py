@@ -6,10 +6,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from typing import Any, Mapping, Optional
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
 
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Peer, RetiringKey, Tenant
+
+# A stored row: sqlite3.Row from the store, or a plain mapping with the same columns.
+Row = Mapping[str, Any] | sqlite3.Row
 
 
 def _dump(values) -> str:
@@ -49,48 +54,93 @@ def addresses_from_text(text: str):
 _ifaces = addresses_from_text
 
 
-def _secret(value: Optional[str]) -> Optional[Secret]:
+def _secret(value: str | None) -> Secret | None:
     """Validated when written; checked again on first use (keys.Secret._trusted)."""
     return None if value is None else Secret._trusted(value)
 
 
-def _private(value: Optional[str]) -> Optional[Secret]:
+def _private(value: str | None) -> Secret | None:
     """A private key as WireGuard stores it: stores written before keys were clamped hold
     raw ones (keys.clamp; the public key is the same)."""
     return None if value is None else Secret._trusted(clamp(value))
 
 
-def _reveal(secret: Optional[Secret]) -> Optional[str]:
+def _reveal(secret: Secret | None) -> str | None:
     return None if secret is None else secret.reveal()
 
 
 def tenant_to_row(t: Tenant) -> dict[str, Any]:
-    return {"name": t.name, "interface": t.interface, "pools": _dump(t.pools), "egress": _dump(t.egress),
-            "table_id": t.table, "uplink": t.uplink, "via": _dump(t.via), "rotate_after": t.rotate_after}
+    return {
+        "name": t.name,
+        "interface": t.interface,
+        "pools": _dump(t.pools),
+        "egress": _dump(t.egress),
+        "table_id": t.table,
+        "uplink": t.uplink,
+        "via": _dump(t.via),
+        "rotate_after": t.rotate_after,
+    }
 
 
-def tenant_from_row(r: Mapping[str, Any]) -> Tenant:
-    return Tenant(name=r["name"], interface=r["interface"], pools=_nets(r["pools"]), egress=_ips(r["egress"]),
-                  table=r["table_id"], uplink=r["uplink"], via=_ips(r["via"]), rotate_after=r["rotate_after"])
+def tenant_from_row(r: Row) -> Tenant:
+    return Tenant(
+        name=r["name"],
+        interface=r["interface"],
+        pools=_nets(r["pools"]),
+        egress=_ips(r["egress"]),
+        table=r["table_id"],
+        uplink=r["uplink"],
+        via=_ips(r["via"]),
+        rotate_after=r["rotate_after"],
+    )
 
 
 def peer_to_row(p: Peer) -> dict[str, Any]:
-    row = {"tenant": p.tenant, "name": p.name, "public_key": p.public_key, "addresses": _dump(p.addresses),
-           "key_created_at": p.key_created_at, "private_key": _reveal(p.private_key), "psk": _reveal(p.psk),
-           "keepalive": p.keepalive, "dns": _dump(p.dns), "expires_at": p.expires_at,
-           "created_at": p.created_at}
+    row = {
+        "tenant": p.tenant,
+        "name": p.name,
+        "public_key": p.public_key,
+        "addresses": _dump(p.addresses),
+        "key_created_at": p.key_created_at,
+        "private_key": _reveal(p.private_key),
+        "psk": _reveal(p.psk),
+        "keepalive": p.keepalive,
+        "dns": _dump(p.dns),
+        "expires_at": p.expires_at,
+        "created_at": p.created_at,
+    }
     r = p.retiring
-    row.update({"retiring_public_key": r and r.public_key, "retiring_psk": r and _reveal(r.psk),
-                "retiring_addresses": r and _dump(r.addresses), "retiring_at": r and r.retire_at})
+    row.update(
+        {
+            "retiring_public_key": r and r.public_key,
+            "retiring_psk": r and _reveal(r.psk),
+            "retiring_addresses": r and _dump(r.addresses),
+            "retiring_at": r and r.retire_at,
+        }
+    )
     return row
 
 
-def peer_from_row(r: Mapping[str, Any]) -> Peer:
+def peer_from_row(r: Row) -> Peer:
     retiring = None
     if r["retiring_public_key"] is not None:
-        retiring = RetiringKey(public_key=r["retiring_public_key"], psk=_secret(r["retiring_psk"]),
-                               addresses=_ifaces(r["retiring_addresses"] or "[]"), retire_at=r["retiring_at"])
-    return Peer(tenant=r["tenant"], name=r["name"], public_key=r["public_key"],
-                addresses=_ifaces(r["addresses"]), key_created_at=r["key_created_at"],
-                private_key=_private(r["private_key"]), psk=_secret(r["psk"]), keepalive=r["keepalive"],
-                dns=_ips(r["dns"]), expires_at=r["expires_at"], created_at=r["created_at"], retiring=retiring)
+        retiring = RetiringKey(
+            public_key=r["retiring_public_key"],
+            psk=_secret(r["retiring_psk"]),
+            addresses=_ifaces(r["retiring_addresses"] or "[]"),
+            retire_at=r["retiring_at"],
+        )
+    return Peer(
+        tenant=r["tenant"],
+        name=r["name"],
+        public_key=r["public_key"],
+        addresses=_ifaces(r["addresses"]),
+        key_created_at=r["key_created_at"],
+        private_key=_private(r["private_key"]),
+        psk=_secret(r["psk"]),
+        keepalive=r["keepalive"],
+        dns=_ips(r["dns"]),
+        expires_at=r["expires_at"],
+        created_at=r["created_at"],
+        retiring=retiring,
+    )

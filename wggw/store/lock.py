@@ -13,14 +13,14 @@ import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 from wggw import fsutil
 from wggw.core.errors import LockBusyError, ValidationError
 
 DEFAULT_TIMEOUT = 30.0
-_held: dict[str, list[int]] = {}     # path -> [fd, depth]
+_held: dict[str, list[int]] = {}  # path -> [fd, depth]
 _guard = threading.Lock()
 
 
@@ -38,8 +38,8 @@ def default_timeout() -> float:
 
 
 @contextlib.contextmanager
-def flock(path: Path, timeout: Optional[float] = None) -> Iterator[None]:
-    key = os.path.realpath(path)     # one entry per file, however it was named
+def flock(path: Path, timeout: float | None = None) -> Iterator[None]:
+    key = os.path.realpath(path)  # one entry per file, however it was named
     with _guard:
         entry = _held.get(key)
         if entry is not None:
@@ -57,7 +57,7 @@ def flock(path: Path, timeout: Optional[float] = None) -> Iterator[None]:
             if last:
                 del _held[key]
         if last:
-            os.close(entry[0])       # closing the descriptor releases the flock
+            os.close(entry[0])  # closing the descriptor releases the flock
 
 
 def _acquire(path: str, timeout: float) -> int:
@@ -74,11 +74,12 @@ def _acquire(path: str, timeout: float) -> int:
                 os.close(fd)
                 raise LockBusyError(
                     f"state lock {path} is held by another wggw process{holder}; "
-                    f"gave up after {timeout:g}s (WGGW_LOCK_TIMEOUT)") from None
+                    f"gave up after {timeout:g}s (WGGW_LOCK_TIMEOUT)"
+                ) from None
             # jitter: many waiters should not wake in lockstep
             time.sleep(0.02 + random.random() * 0.05)
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)   # for the "held by pid N" message
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for the "held by pid N" message
     return fd
 
 

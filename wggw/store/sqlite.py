@@ -14,16 +14,23 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from wggw import fsutil
-from wggw.store import lock as storelock
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
-from wggw.store.codec import addresses_from_text, peer_from_row, peer_to_row, tenant_from_row, tenant_to_row
+from wggw.store import lock as storelock
+from wggw.store.codec import (
+    addresses_from_text,
+    peer_from_row,
+    peer_to_row,
+    tenant_from_row,
+    tenant_to_row,
+)
 
 DB_NAME = "wggw.db"
 LOCK_NAME = "lock"
@@ -51,9 +58,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
             subject TEXT NOT NULL, details TEXT NOT NULL)""",
         "CREATE INDEX events_subject ON events(subject)",
     ),
-    (   # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE already)
-        "CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",
-    ),
+    # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE
+    # already)
+    ("CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -65,7 +72,8 @@ class StoreMissingError(StoreError):
 
 
 class Tx(abc.ABC):
-    """The writes (and reads) of one transaction. Removals of unknown objects raise NotFoundError."""
+    """The writes (and reads) of one transaction. Removals of unknown objects raise
+    NotFoundError."""
 
     @abc.abstractmethod
     def load(self) -> State: ...
@@ -90,7 +98,7 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def record_event(self, kind: str, subject: str, details: dict) -> None: ...
     @abc.abstractmethod
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
     def generation(self) -> int:
         """A number that grows with every committed change (the agent polls it)."""
@@ -100,20 +108,22 @@ class Tx(abc.ABC):
         """Point reads in one read transaction WITHOUT the lock: for a process acting for the
         lock holder (the agent applying a CLI's change while that CLI holds the lock)."""
         raise NotImplementedError
+
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
     # Point reads, so a one-peer command need not load (and decode) every peer.
     @abc.abstractmethod
-    def interface(self, name: str) -> Optional[Interface]: ...
+    def interface(self, name: str) -> Interface | None: ...
     @abc.abstractmethod
-    def tenant(self, name: str) -> Optional[Tenant]: ...
+    def tenant(self, name: str) -> Tenant | None: ...
     @abc.abstractmethod
-    def peer(self, tenant: str, name: str) -> Optional[Peer]: ...
+    def peer(self, tenant: str, name: str) -> Peer | None: ...
     @abc.abstractmethod
-    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
+    def key_user(self, public_key: str) -> tuple[str, str] | None:
         """Who holds `public_key`: ("peer", "T/P") as current or retiring key (the first by
         tenant, name), else ("interface", NAME), else None."""
+
     @abc.abstractmethod
     def tenant_addresses(self, tenant: str) -> set[IPAddress]:
         """Addresses held by the tenant's peers and their retiring keys (pools never overlap,
@@ -130,7 +140,7 @@ class Store(abc.ABC):
         """A consistent snapshot of all interfaces, tenants and peers."""
 
     @abc.abstractmethod
-    def locked(self, timeout: Optional[float] = None) -> contextlib.AbstractContextManager[None]:
+    def locked(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Exclusive across processes for a whole command; reentrant within one process."""
 
     @abc.abstractmethod
@@ -138,16 +148,16 @@ class Store(abc.ABC):
         """One atomic transaction (takes the lock if not held; joins an open one)."""
 
     @abc.abstractmethod
-    def events(self, subject: Optional[str] = None) -> list[dict]:
+    def events(self, subject: str | None = None) -> list[dict]:
         """Audit records, oldest first: {at, kind, subject, details}."""
 
     @abc.abstractmethod
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]: ...
+    def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,7 +181,7 @@ def _secret_free(obj: Any) -> Any:
 
 
 class SqliteTx(Tx):
-    def __init__(self, store: "SqliteStore"):
+    def __init__(self, store: SqliteStore):
         self._store = store
         self._db = store._db
 
@@ -190,7 +200,9 @@ class SqliteTx(Tx):
     def _update(self, table: str, row: dict, keys: tuple[str, ...], field: str, what: str) -> None:
         sets = ", ".join(f"{c} = :{c}" for c in row if c not in keys)
         where = " AND ".join(f"{k} = :{k}" for k in keys)
-        self._changed(self._db.execute(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what)
+        self._changed(
+            self._db.execute(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what
+        )
 
     def add_interface(self, iface: Interface) -> None:
         self._insert("interfaces", _interface_row(iface))
@@ -209,7 +221,9 @@ class SqliteTx(Tx):
         self._update("tenants", tenant_to_row(tenant), ("name",), "tenant", tenant.name)
 
     def remove_tenant(self, name: str) -> None:
-        self._changed(self._db.execute("DELETE FROM tenants WHERE name = ?", (name,)), "tenant", name)
+        self._changed(
+            self._db.execute("DELETE FROM tenants WHERE name = ?", (name,)), "tenant", name
+        )
 
     def add_peer(self, peer: Peer) -> None:
         self._insert("peers", peer_to_row(peer))
@@ -223,52 +237,74 @@ class SqliteTx(Tx):
 
     def record_event(self, kind: str, subject: str, details: dict) -> None:
         text = json.dumps(details, sort_keys=True, default=_secret_free)
-        self._db.execute("INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
-                         (time.time(), kind, subject, text))
+        self._db.execute(
+            "INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
+            (time.time(), kind, subject, text),
+        )
 
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
         return self._store.get_meta(key, default)
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
 
-    def _one(self, sql: str, *args: Any) -> Optional[sqlite3.Row]:
+    def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
         return self._db.execute(sql, args).fetchone()
 
-    def interface(self, name: str) -> Optional[Interface]:
+    def interface(self, name: str) -> Interface | None:
         row = self._one("SELECT * FROM interfaces WHERE name = ?", name)
         return None if row is None else _interface_from_row(row)
 
-    def tenant(self, name: str) -> Optional[Tenant]:
+    def tenant(self, name: str) -> Tenant | None:
         row = self._one("SELECT * FROM tenants WHERE name = ?", name)
         return None if row is None else tenant_from_row(row)
 
-    def peer(self, tenant: str, name: str) -> Optional[Peer]:
+    def peer(self, tenant: str, name: str) -> Peer | None:
         row = self._one("SELECT * FROM peers WHERE tenant = ? AND name = ?", tenant, name)
         return None if row is None else peer_from_row(row)
 
-    def key_user(self, public_key: str) -> Optional[tuple[str, str]]:
-        row = self._one("SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
-                        "ORDER BY tenant, name LIMIT 1", public_key)
+    def key_user(self, public_key: str) -> tuple[str, str] | None:
+        row = self._one(
+            "SELECT tenant, name FROM peers WHERE public_key = ?1 OR retiring_public_key = ?1 "
+            "ORDER BY tenant, name LIMIT 1",
+            public_key,
+        )
         if row is not None:
             return ("peer", f"{row['tenant']}/{row['name']}")
         row = self._one("SELECT name FROM interfaces WHERE public_key = ?", public_key)
         return None if row is None else ("interface", row["name"])
 
     def tenant_addresses(self, tenant: str) -> set[IPAddress]:
-        rows = self._db.execute("SELECT addresses, retiring_addresses FROM peers WHERE tenant = ?", (tenant,))
+        rows = self._db.execute(
+            "SELECT addresses, retiring_addresses FROM peers WHERE tenant = ?", (tenant,)
+        )
         return {a.ip for r in rows for text in r if text for a in addresses_from_text(text)}
 
 
 def _interface_row(i: Interface) -> dict:
-    return {"name": i.name, "listen_port": i.listen_port, "endpoint": i.endpoint,
-            "private_key": i.private_key.reveal(), "public_key": i.public_key, "mtu": i.mtu}
+    return {
+        "name": i.name,
+        "listen_port": i.listen_port,
+        "endpoint": i.endpoint,
+        "private_key": i.private_key.reveal(),
+        "public_key": i.public_key,
+        "mtu": i.mtu,
+    }
 
 
 def _interface_from_row(r: sqlite3.Row) -> Interface:
-    return Interface(name=r["name"], listen_port=r["listen_port"], endpoint=r["endpoint"],
-                     private_key=Secret._trusted(clamp(r["private_key"])), public_key=r["public_key"], mtu=r["mtu"])
+    return Interface(
+        name=r["name"],
+        listen_port=r["listen_port"],
+        endpoint=r["endpoint"],
+        private_key=Secret._trusted(clamp(r["private_key"])),
+        public_key=r["public_key"],
+        mtu=r["mtu"],
+    )
 
 
 class SqliteStore(Store):
@@ -277,8 +313,8 @@ class SqliteStore(Store):
     def __init__(self, state_dir: Path, create: bool = False):
         self.state_dir = state_dir
         self.path = state_dir / DB_NAME
-        self._tx: Optional[SqliteTx] = None
-        self._cache: Optional[tuple[tuple[int, int], State]] = None
+        self._tx: SqliteTx | None = None
+        self._cache: tuple[tuple[int, int], State] | None = None
         if create:
             _create_files(state_dir, self.path)
         elif state_dir.exists() and not os.access(state_dir, os.R_OK | os.X_OK):
@@ -294,12 +330,12 @@ class SqliteStore(Store):
         self._migrate()
 
     # --- lock and transactions ----------------------------------------------
-    def locked(self, timeout: Optional[float] = None) -> contextlib.AbstractContextManager[None]:
+    def locked(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         return storelock.flock(self.state_dir / LOCK_NAME, timeout)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
-        if self._tx is not None:            # join: the outer transaction commits
+        if self._tx is not None:  # join: the outer transaction commits
             yield self._tx
             return
         with self.locked(), _sqlite_errors(self.path):
@@ -320,12 +356,15 @@ class SqliteStore(Store):
         if self._tx is not None:
             return self._read_state()
         with _sqlite_errors(self.path):
-            self._db.execute("BEGIN")        # one snapshot across the three tables
+            self._db.execute("BEGIN")  # one snapshot across the three tables
             try:
                 # One command often loads several times (housekeeping, then converge); decoding
                 # 10,000 peers costs ~0.3 s, so reuse the last snapshot while nobody wrote:
                 # data_version moves on commits of other connections, total_changes on ours.
-                version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes)
+                version = (
+                    self._db.execute("PRAGMA data_version").fetchone()[0],
+                    self._db.total_changes,
+                )
                 if self._cache is None or self._cache[0] != version:
                     self._cache = (version, self._read_state())
                 return replace(self._cache[1], meta=dict(self._cache[1].meta))
@@ -335,22 +374,31 @@ class SqliteStore(Store):
     def _read_state(self) -> State:
         q = self._db.execute
         return State(
-            interfaces=tuple(_interface_from_row(r) for r in q("SELECT * FROM interfaces ORDER BY name")),
+            interfaces=tuple(
+                _interface_from_row(r) for r in q("SELECT * FROM interfaces ORDER BY name")
+            ),
             tenants=tuple(tenant_from_row(r) for r in q("SELECT * FROM tenants ORDER BY name")),
             peers=tuple(peer_from_row(r) for r in q("SELECT * FROM peers ORDER BY tenant, name")),
             meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
         )
 
-    def events(self, subject: Optional[str] = None) -> list[dict]:
-        sql, args = "SELECT * FROM events ORDER BY id", ()
+    def events(self, subject: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM events ORDER BY id", tuple[str, ...]()
         if subject is not None:
             sql, args = "SELECT * FROM events WHERE subject = ? ORDER BY id", (subject,)
         with _sqlite_errors(self.path):
             rows = self._db.execute(sql, args).fetchall()
-        return [{"at": r["at"], "kind": r["kind"], "subject": r["subject"],
-                 "details": json.loads(r["details"])} for r in rows]
+        return [
+            {
+                "at": r["at"],
+                "kind": r["kind"],
+                "subject": r["subject"],
+                "details": json.loads(r["details"]),
+            }
+            for r in rows
+        ]
 
-    def get_meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
         with _sqlite_errors(self.path):
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row["value"]
@@ -384,15 +432,19 @@ class SqliteStore(Store):
             if self.schema_version() == SCHEMA_VERSION:
                 return
             with self.transaction():
-                version = self.schema_version()   # again: another process may have migrated
+                version = self.schema_version()  # again: another process may have migrated
                 if version > SCHEMA_VERSION:
-                    raise StoreError(f"store {self.path} has schema version {version}, newer than this "
-                                     f"wggw understands ({SCHEMA_VERSION}); upgrade wggw")
+                    raise StoreError(
+                        f"store {self.path} has schema version {version}, newer than this "
+                        f"wggw understands ({SCHEMA_VERSION}); upgrade wggw"
+                    )
                 for step in MIGRATIONS[version:]:
                     for statement in step:
                         self._db.execute(statement)
                 self._db.execute("DELETE FROM schema_version")
-                self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                self._db.execute(
+                    "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
 
 
 @contextlib.contextmanager
@@ -415,8 +467,11 @@ def _create_files(state_dir: Path, db_path: Path) -> None:
             raise ValidationError("state-dir", f"{state_dir} exists and is not a directory")
         if not fsutil.is_private_dir(state_dir):
             mode = oct(state_dir.stat().st_mode & 0o7777)
-            raise ValidationError("state-dir", f"{state_dir} is accessible by other users (mode {mode}); "
-                                  "use a directory only its owner can enter (mode 0700)")
+            raise ValidationError(
+                "state-dir",
+                f"{state_dir} is accessible by other users (mode {mode}); "
+                "use a directory only its owner can enter (mode 0700)",
+            )
     with fsutil.private_umask():
         try:
             os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from wggw.core.errors import BackendError
 from wggw.backends.netlink import errors as nlerr
+from wggw.core.errors import BackendError
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -37,29 +37,29 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6
 FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK = 3, 4, 6, 10, 15, 16
 IFA_ADDRESS, IFA_LOCAL, IFA_PROTO = 1, 2, 11
 FR_ACT = {"lookup": 1, "goto": 2, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8}
-CHUNK = 32 * 1024          # bytes per write: well under the socket's send buffer
-ADDR_CHUNK = 64            # address changes per write (each one notifies every listener)
+CHUNK = 32 * 1024  # bytes per write: well under the socket's send buffer
+ADDR_CHUNK = 64  # address changes per write (each one notifies every listener)
 LISTENER_BACKLOG = 64 * 1024  # bytes a listener may have queued before we send more addresses
-PACE_TIMEOUT = 2.0         # seconds to wait for slow listeners per write, then go on
+PACE_TIMEOUT = 2.0  # seconds to wait for slow listeners per write, then go on
 PROC_NETLINK = "/proc/net/netlink"
-RCVBUF = 4 * 1024 * 1024   # room for the acks of one chunk, and then some
+RCVBUF = 4 * 1024 * 1024  # room for the acks of one chunk, and then some
 GONE = {errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV}
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 @dataclass
 class Request:
-    body: bytes            # the message after the nlmsghdr
+    body: bytes  # the message after the nlmsghdr
     type: int
     flags: int
-    what: str              # the object, for error messages
-    ok: frozenset[int]     # errnos that count as success
+    what: str  # the object, for error messages
+    ok: frozenset[int]  # errnos that count as success
 
 
 class Failure(NamedTuple):
     request: Request
-    code: int              # errno
-    reason: str = ""       # the kernel's extended-ack text, if any
+    code: int  # errno
+    reason: str = ""  # the kernel's extended-ack text, if any
 
 
 def _attr(kind: int, payload: bytes) -> bytes:
@@ -78,27 +78,47 @@ def _ip(kind: int, addr: str) -> bytes:
 def address(cmd: str, index: int, cidr: str, proto: int = 0, nodad: bool = False) -> Request:
     iface = ipaddress.ip_interface(cidr)
     flags = 0x02 if nodad else 0  # IFA_F_NODAD
-    body = struct.pack("BBBBI", AF[iface.version], iface.network.prefixlen, flags, RT_SCOPE_UNIVERSE, index)
+    body = struct.pack(
+        "BBBBI", AF[iface.version], iface.network.prefixlen, flags, RT_SCOPE_UNIVERSE, index
+    )
     body += _ip(IFA_LOCAL, str(iface.ip)) + _ip(IFA_ADDRESS, str(iface.ip))
     if proto:
         body += _attr(IFA_PROTO, struct.pack("B", proto))
     add = cmd != "del"  # add | replace (fixes flags and lifetime of the address in place)
     flags = {"add": F_CREATE | F_EXCL, "replace": F_CREATE | F_REPLACE}.get(cmd, 0)
     ok = {errno.EEXIST} if cmd == "add" else (GONE if cmd == "del" else set())
-    return Request(body, RTM_NEWADDR if add else RTM_DELADDR, flags, f"address {cidr}",
-                   frozenset(ok))
+    return Request(
+        body, RTM_NEWADDR if add else RTM_DELADDR, flags, f"address {cidr}", frozenset(ok)
+    )
 
 
-def route(cmd: str, family: int, table: int, dst: str, oif: int = 0, gateway: str | None = None,
-          prefsrc: str | None = None, metric: int = 0) -> Request:
+def route(
+    cmd: str,
+    family: int,
+    table: int,
+    dst: str,
+    oif: int = 0,
+    gateway: str | None = None,
+    prefsrc: str | None = None,
+    metric: int = 0,
+) -> Request:
     """cmd: add | replace | del. `dst` is a CIDR or "default"."""
-    net = ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0") if dst == "default" \
+    net = (
+        ipaddress.ip_network("0.0.0.0/0" if family == 4 else "::/0")
+        if dst == "default"
         else ipaddress.ip_network(dst)
+    )
     if cmd == "del":  # wildcards: match the route whatever its protocol, scope and type
         proto, scope, kind = 0, RT_SCOPE_NOWHERE, 0
     else:
-        proto, scope, kind = RTPROT_STATIC, RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK, RTN_UNICAST
-    body = struct.pack("BBBBBBBBI", AF[family], net.prefixlen, 0, 0, RT_TABLE_UNSPEC, proto, scope, kind, 0)
+        proto, scope, kind = (
+            RTPROT_STATIC,
+            RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK,
+            RTN_UNICAST,
+        )
+    body = struct.pack(
+        "BBBBBBBBI", AF[family], net.prefixlen, 0, 0, RT_TABLE_UNSPEC, proto, scope, kind, 0
+    )
     body += _u32(RTA_TABLE, table)
     if net.prefixlen:
         body += _ip(RTA_DST, str(net.network_address))
@@ -112,20 +132,43 @@ def route(cmd: str, family: int, table: int, dst: str, oif: int = 0, gateway: st
         body += _ip(RTA_PREFSRC, prefsrc)
     flags = {"add": F_CREATE | F_EXCL, "replace": F_CREATE | F_REPLACE, "del": 0}[cmd]
     ok = {"add": {errno.EEXIST}, "replace": set(), "del": GONE}[cmd]
-    return Request(body, RTM_DELROUTE if cmd == "del" else RTM_NEWROUTE, flags,
-                   f"route {dst} table {table}", frozenset(ok))
+    return Request(
+        body,
+        RTM_DELROUTE if cmd == "del" else RTM_NEWROUTE,
+        flags,
+        f"route {dst} table {table}",
+        frozenset(ok),
+    )
 
 
-def rule(cmd: str, family: int, pref: int, action: str, fwmark: int = 0, fwmask: int = 0,
-         table: int = 0, goto: int = 0, iif: str = "",
-         extra: tuple[tuple[str, str], ...] = ()) -> Request:
+def rule(
+    cmd: str,
+    family: int,
+    pref: int,
+    action: str,
+    fwmark: int = 0,
+    fwmask: int = 0,
+    table: int = 0,
+    goto: int = 0,
+    iif: str = "",
+    extra: tuple[tuple[str, str], ...] = (),
+) -> Request:
     """`extra` (observed fields wggw does not set, see nlextra) goes back verbatim, so that
     deleting a rule that differs from wggw's deletes that one and not a namesake."""
     hdr = {k: int(v, 0) for k, v in extra if k in ("dst_len", "src_len", "tos", "flags", "table")}
     table = table or hdr.get("table", 0)
-    body = struct.pack("BBBBBBBBI", AF[family], hdr.get("dst_len", 0), hdr.get("src_len", 0),
-                       hdr.get("tos", 0), table if 0 < table < 256 else 0, 0, 0,
-                       FR_ACT.get(action, 0), hdr.get("flags", 0))
+    body = struct.pack(
+        "BBBBBBBBI",
+        AF[family],
+        hdr.get("dst_len", 0),
+        hdr.get("src_len", 0),
+        hdr.get("tos", 0),
+        table if 0 < table < 256 else 0,
+        0,
+        0,
+        FR_ACT.get(action, 0),
+        hdr.get("flags", 0),
+    )
     body += _u32(FRA_PRIORITY, pref)
     if iif:
         body += _attr(FRA_IIFNAME, iif.encode() + b"\0")
@@ -137,8 +180,13 @@ def rule(cmd: str, family: int, pref: int, action: str, fwmark: int = 0, fwmask:
     if action == "goto":
         body += _u32(FRA_GOTO, goto)
     add = cmd == "add"
-    return Request(body, RTM_NEWRULE if add else RTM_DELRULE, F_CREATE | F_EXCL if add else 0,
-                   f"rule pref {pref}", frozenset({errno.EEXIST} if add else GONE))
+    return Request(
+        body,
+        RTM_NEWRULE if add else RTM_DELRULE,
+        F_CREATE | F_EXCL if add else 0,
+        f"rule pref {pref}",
+        frozenset({errno.EEXIST} if add else GONE),
+    )
 
 
 def send(requests: list[Request]) -> list[Failure]:
@@ -173,7 +221,9 @@ def _send(requests: list[Request]) -> list[Failure]:
                 addrs += requests[start].type in (RTM_NEWADDR, RTM_DELADDR)
                 req = requests[start]
                 seq += 1
-                buf += struct.pack("IHHII", 16 + len(req.body), req.type, req.flags | F_REQUEST | F_ACK, seq, 0)
+                buf += struct.pack(
+                    "IHHII", 16 + len(req.body), req.type, req.flags | F_REQUEST | F_ACK, seq, 0
+                )
                 buf += req.body
                 pending[seq] = req
                 start += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Optional
 
 from wggw.core.errors import BackendError
 
@@ -81,13 +80,13 @@ def parse_done(data: bytes, offset: int) -> tuple[int, str]:
     return code, _message(data, offset + 20, end) or ""
 
 
-def _message(data: bytes, start: int, end: int) -> Optional[str]:
+def _message(data: bytes, start: int, end: int) -> str | None:
     while start + 4 <= end:
         alen, atype = struct.unpack_from("HH", data, start)
         if alen < 4:
             return None
         if atype & 0x3FFF == NLMSGERR_ATTR_MSG:
-            raw = data[start + 4:min(start + alen, end)]
+            raw = data[start + 4 : min(start + alen, end)]
             return raw.split(b"\0", 1)[0].decode(errors="replace")
         start += (alen + 3) & ~3
     return None

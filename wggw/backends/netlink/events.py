@@ -15,23 +15,51 @@ import errno
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Optional
 
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
 # rtnetlink multicast groups (linux/rtnetlink.h, enum rtnetlink_groups)
 RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE = 1, 5, 7, 8
 RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE = 9, 11, 19
-RTNL_GROUPS = (RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE,
-               RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE)
+RTNL_GROUPS = (
+    RTNLGRP_LINK,
+    RTNLGRP_IPV4_IFADDR,
+    RTNLGRP_IPV4_ROUTE,
+    RTNLGRP_IPV4_RULE,
+    RTNLGRP_IPV6_IFADDR,
+    RTNLGRP_IPV6_ROUTE,
+    RTNLGRP_IPV6_RULE,
+)
 NFNLGRP_NFTABLES = 7
 NFNL_SUBSYS_NFTABLES = 10
 
-_RTM = {16: "link", 17: "link", 20: "address", 21: "address", 24: "route", 25: "route",
-        32: "rule", 33: "rule"}
-_NFT = {0: "table", 2: "table", 3: "chain", 5: "chain", 6: "rule", 8: "rule", 9: "set",
-        11: "set", 12: "element", 14: "element", 15: "generation", 16: "object", 18: "object",
-        19: "flowtable", 21: "flowtable"}
+_RTM = {
+    16: "link",
+    17: "link",
+    20: "address",
+    21: "address",
+    24: "route",
+    25: "route",
+    32: "rule",
+    33: "rule",
+}
+_NFT = {
+    0: "table",
+    2: "table",
+    3: "chain",
+    5: "chain",
+    6: "rule",
+    8: "rule",
+    9: "set",
+    11: "set",
+    12: "element",
+    14: "element",
+    15: "generation",
+    16: "object",
+    18: "object",
+    19: "flowtable",
+    21: "flowtable",
+}
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFLA_IFNAME, RTA_TABLE, FRA_TABLE, FRA_PRIORITY = 3, 15, 15, 6
 NFTA_GEN_PROC_PID = 2
@@ -46,12 +74,12 @@ class Event:
     kind: str
     deleted: bool = False
     nft: bool = False
-    ifindex: Optional[int] = None
-    ifname: Optional[str] = None
-    table: Optional[int] = None         # route/rule table id
-    priority: Optional[int] = None      # rule priority
-    nft_table: Optional[str] = None     # nftables table name
-    pid: Optional[int] = None           # nftables generation: the committing process
+    ifindex: int | None = None
+    ifname: str | None = None
+    table: int | None = None  # route/rule table id
+    priority: int | None = None  # rule priority
+    nft_table: str | None = None  # nftables table name
+    pid: int | None = None  # nftables generation: the committing process
 
 
 class EventSocket:
@@ -97,7 +125,7 @@ class EventSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "EventSocket":
+    def __enter__(self) -> EventSocket:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -120,7 +148,7 @@ def decode(data: bytes, protocol: int) -> list[Event]:
         length, mtype, _flags, _seq, _pid = _HDR.unpack_from(data, offset)
         if length < _HDR.size:
             break
-        body = data[offset + _HDR.size: offset + length]
+        body = data[offset + _HDR.size : offset + length]
         event = _decode_rtnl(mtype, body) if protocol == NETLINK_ROUTE else _decode_nft(mtype, body)
         if event is not None:
             out.append(event)
@@ -136,22 +164,22 @@ def _attrs(body: bytes, start: int) -> dict[int, bytes]:
         alen, atype = struct.unpack_from("=HH", body, offset)
         if alen < 4:
             break
-        attrs.setdefault(atype & 0x3FFF, body[offset + 4: offset + alen])
+        attrs.setdefault(atype & 0x3FFF, body[offset + 4 : offset + alen])
         offset += (alen + 3) & ~3
     return attrs
 
 
-def _u32(raw: Optional[bytes], big: bool = False) -> Optional[int]:
+def _u32(raw: bytes | None, big: bool = False) -> int | None:
     if raw is None or len(raw) < 4:
         return None
     return struct.unpack(">I" if big else "=I", raw[:4])[0]
 
 
-def _decode_rtnl(mtype: int, body: bytes) -> Optional[Event]:
+def _decode_rtnl(mtype: int, body: bytes) -> Event | None:
     kind = _RTM.get(mtype)
     if kind is None:
         return None
-    deleted = mtype % 4 == 1   # RTM_DEL* = RTM_NEW* + 1 in each group of four
+    deleted = mtype % 4 == 1  # RTM_DEL* = RTM_NEW* + 1 in each group of four
     if kind == "link" and len(body) >= 16:
         ifindex = struct.unpack_from("=i", body, 4)[0]
         name = _attrs(body, 16).get(IFLA_IFNAME, b"").split(b"\0")[0].decode(errors="replace")
@@ -160,20 +188,20 @@ def _decode_rtnl(mtype: int, body: bytes) -> Optional[Event]:
         return Event(kind, deleted, ifindex=struct.unpack_from("=I", body, 4)[0])
     if kind in ("route", "rule") and len(body) >= 12:
         attrs = _attrs(body, 12)
-        table = _u32(attrs.get(RTA_TABLE)) or body[4]   # rtmsg/fib_rule_hdr: table at byte 4
+        table = _u32(attrs.get(RTA_TABLE)) or body[4]  # rtmsg/fib_rule_hdr: table at byte 4
         prio = _u32(attrs.get(FRA_PRIORITY)) if kind == "rule" else None
         return Event(kind, deleted, table=table, priority=prio)
     return Event(kind, deleted)
 
 
-def _decode_nft(mtype: int, body: bytes) -> Optional[Event]:
+def _decode_nft(mtype: int, body: bytes) -> Event | None:
     if mtype >> 8 != NFNL_SUBSYS_NFTABLES:
         return None
     msg = mtype & 0xFF
     kind = _NFT.get(msg)
     if kind is None or len(body) < 4:
         return None
-    attrs = _attrs(body, 4)   # after struct nfgenmsg
+    attrs = _attrs(body, 4)  # after struct nfgenmsg
     if kind == "generation":
         return Event(kind, nft=True, pid=_u32(attrs.get(NFTA_GEN_PROC_PID), big=True))
     # NFTA_{TABLE_NAME,CHAIN_TABLE,RULE_TABLE,SET_TABLE,SET_ELEM_LIST_TABLE,...} are all type 1

@@ -25,13 +25,21 @@ RTNH_F_PERVASIVE, RTNH_F_ONLINK = 0x2, 0x4
 # addresses
 IFA_F_DADFAILED, IFA_F_HOMEADDRESS, IFA_F_PERMANENT = 0x08, 0x10, 0x80
 IFA_F_MANAGETEMPADDR, IFA_F_NOPREFIXROUTE, IFA_F_MCAUTOJOIN = 0x100, 0x200, 0x400
-ADDR_FLAGS = IFA_F_DADFAILED | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR | IFA_F_NOPREFIXROUTE \
+ADDR_FLAGS = (
+    IFA_F_DADFAILED
+    | IFA_F_HOMEADDRESS
+    | IFA_F_MANAGETEMPADDR
+    | IFA_F_NOPREFIXROUTE
     | IFA_F_MCAUTOJOIN
+)
 
 
 def _raw(items, skip: set[int], defaults: dict[int, bytes]) -> list[tuple[str, str]]:
-    return [(f"attr{kind}", payload.hex()) for kind, payload in items
-            if kind not in skip and defaults.get(kind) != payload]
+    return [
+        (f"attr{kind}", payload.hex())
+        for kind, payload in items
+        if kind not in skip and defaults.get(kind) != payload
+    ]
 
 
 def _header(msg: dict, keys: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import replace
 import socket
 import struct
+from dataclasses import replace
 
 from wggw.backends.netlink import dump as nldump
 from wggw.core import naming
-from wggw.core.paths import Answer, ForeignRule, Probe, TABLE_NAMES
+from wggw.core.paths import TABLE_NAMES, Answer, ForeignRule, Probe
 
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 RTA_DST, RTA_SRC, RTA_IIF, RTA_MARK = 1, 2, 3, 16
@@ -24,12 +24,18 @@ AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 TIMEOUT = 5.0
 
 _U32 = nldump._U32
-RULE_ATTRS = {**nldump.RULE_ATTRS, 1: ("FRA_DST", None), 2: ("FRA_SRC", None),
-              3: ("FRA_IIFNAME", nldump._STR), 17: ("FRA_OIFNAME", nldump._STR),
-              19: ("FRA_L3MDEV", nldump._U8),
-              20: ("FRA_UID_RANGE", lambda b: struct.unpack_from("II", b)),
-              22: ("FRA_IP_PROTO", nldump._U8), 23: ("FRA_SPORT_RANGE", bytes),
-              24: ("FRA_DPORT_RANGE", bytes)}
+RULE_ATTRS = {
+    **nldump.RULE_ATTRS,
+    1: ("FRA_DST", None),
+    2: ("FRA_SRC", None),
+    3: ("FRA_IIFNAME", nldump._STR),
+    17: ("FRA_OIFNAME", nldump._STR),
+    19: ("FRA_L3MDEV", nldump._U8),
+    20: ("FRA_UID_RANGE", lambda b: struct.unpack_from("II", b)),
+    22: ("FRA_IP_PROTO", nldump._U8),
+    23: ("FRA_SPORT_RANGE", bytes),
+    24: ("FRA_DPORT_RANGE", bytes),
+}
 ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 FIB_RULE_INVERT = 0x2
 
@@ -81,17 +87,29 @@ def _route_get(s: socket.socket, p: Probe, names: dict[str, int], devs: dict[int
             table = msg.get("RTA_TABLE", msg["table"])
             if msg["type"] in RTN_NAMES and msg["type"] != 2:
                 return Answer(table=table, error=f"{RTN_NAMES[msg['type']]} route")
-            return Answer(table, devs.get(msg.get("RTA_OIF")), msg.get("RTA_PREFSRC"),
-                          msg.get("RTA_GATEWAY"))
+            return Answer(
+                table,
+                devs.get(msg.get("RTA_OIF", 0)),
+                msg.get("RTA_PREFSRC"),
+                msg.get("RTA_GATEWAY"),
+            )
         off += (length + 3) & ~3
     return Answer(error="no answer")
 
 
 def _rule(data: bytes, off: int, end: int) -> dict:
     family, dst_len, src_len, tos, table, _r1, _r2, action, flags = struct.unpack_from(
-        "BBBBBBBBI", data, off)
-    msg = {"family": family, "dst_len": dst_len, "src_len": src_len, "tos": tos, "table": table,
-           "action": action, "flags": flags}
+        "BBBBBBBBI", data, off
+    )
+    msg = {
+        "family": family,
+        "dst_len": dst_len,
+        "src_len": src_len,
+        "tos": tos,
+        "table": table,
+        "action": action,
+        "flags": flags,
+    }
     nldump._attrs(data, off + 12, end, RULE_ATTRS, family, msg)
     return msg
 
@@ -114,11 +132,22 @@ def _foreign(r: dict, pref: int) -> ForeignRule:
     mark = r.get("FRA_FWMARK", 0)
     mask = r.get("FRA_FWMASK", 0xFFFFFFFF if mark else 0)
     rule = ForeignRule(
-        pref=pref, action=ACTIONS.get(r["action"], f"action {r['action']}"),
-        table=r.get("FRA_TABLE", r["table"]), iif=r.get("FRA_IIFNAME"), oif=r.get("FRA_OIFNAME"),
-        mark=mark, mask=mask, src=src, dst=dst, tos=r["tos"], ipproto=r.get("FRA_IP_PROTO", 0),
-        ports="FRA_SPORT_RANGE" in r or "FRA_DPORT_RANGE" in r, uid_range=r.get("FRA_UID_RANGE"),
-        invert=bool(r["flags"] & FIB_RULE_INVERT), l3mdev=bool(r.get("FRA_L3MDEV")))
+        pref=pref,
+        action=ACTIONS.get(r["action"], f"action {r['action']}"),
+        table=r.get("FRA_TABLE", r["table"]),
+        iif=r.get("FRA_IIFNAME"),
+        oif=r.get("FRA_OIFNAME"),
+        mark=mark,
+        mask=mask,
+        src=src,
+        dst=dst,
+        tos=r["tos"],
+        ipproto=r.get("FRA_IP_PROTO", 0),
+        ports="FRA_SPORT_RANGE" in r or "FRA_DPORT_RANGE" in r,
+        uid_range=r.get("FRA_UID_RANGE"),
+        invert=bool(r["flags"] & FIB_RULE_INVERT),
+        l3mdev=bool(r.get("FRA_L3MDEV")),
+    )
     return _with_text(rule, r.get("FRA_GOTO", 0))
 
 

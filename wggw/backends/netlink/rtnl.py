@@ -10,21 +10,25 @@ import errno
 import ipaddress
 import os
 import socket
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
+from wggw.backends.netlink import dump as nldump
+from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 from wggw.core import naming
 from wggw.core.desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
 from wggw.core.errors import BackendError
 from wggw.core.plan import ObservedLink
 from wggw.core.ruletree import RuleSpec
-from wggw.backends.netlink import dump as nldump
-from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
 ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
-ACTION_CODES = {"lookup": "FR_ACT_TO_TBL", "goto": "FR_ACT_GOTO", "nop": "FR_ACT_NOP",
-                "unreachable": "FR_ACT_UNREACHABLE"}
+ACTION_CODES = {
+    "lookup": "FR_ACT_TO_TBL",
+    "goto": "FR_ACT_GOTO",
+    "nop": "FR_ACT_NOP",
+    "unreachable": "FR_ACT_UNREACHABLE",
+}
 IFF_UP = 0x1
 IP6_RT_PRIO_USER = 1024
 IFA_F_NODAD = 0x02
@@ -37,7 +41,7 @@ def _ipr():
     return IPRoute(ext_ack=True)  # the kernel's reason for a refusal, in the NetlinkError
 
 
-def _code(exc: Exception) -> Optional[int]:
+def _code(exc: Exception) -> int | None:
     return getattr(exc, "code", None) or getattr(exc, "errno", None)
 
 
@@ -55,6 +59,7 @@ def _wrap(what: str, exc: Exception) -> BackendError:
 
 # ---- observation --------------------------------------------------------------
 
+
 def _names() -> dict[int, str]:
     return dict(nldump.iter_names())
 
@@ -70,22 +75,30 @@ def observe_facts() -> HostFacts:
                 continue
             metric = r.get("RTA_PRIORITY") or 0
             if r.get("RTA_OIF") in names and (best is None or metric < best[0]):
-                best = (metric, DefaultRoute(names[r.get("RTA_OIF")], r.get("RTA_GATEWAY")))
+                best = (metric, DefaultRoute(names[r["RTA_OIF"]], r.get("RTA_GATEWAY")))
         if best:
             defaults[v] = best[1]
     foreign = {
-        str(ipaddress.ip_address(a.get("IFA_ADDRESS"))): names.get(a["index"], "")
-        for a in nldump.addresses() if a.get("IFA_PROTO") != naming.ADDR_PROTO
+        str(ipaddress.ip_address(a.get("IFA_ADDRESS", ""))): names.get(a["index"], "")
+        for a in nldump.addresses()
+        if a.get("IFA_PROTO") != naming.ADDR_PROTO
     }
-    return HostFacts(defaults, frozenset(foreign), frozenset(n for n in names.values() if n),
-                     foreign_devs=foreign)
+    return HostFacts(
+        defaults,
+        frozenset(foreign),
+        frozenset(n for n in names.values() if n),
+        foreign_devs=foreign,
+    )
 
 
 def observe_links(owned: Iterable[str]) -> dict[str, ObservedLink]:
     owned = set(owned)
     return {
-        l.get("IFLA_IFNAME"): ObservedLink(l.get("IFLA_IFNAME"), l.get("IFLA_MTU"), bool(l["flags"] & IFF_UP))
-        for l in nldump.links() if l.get("IFLA_IFNAME") in owned
+        link["IFLA_IFNAME"]: ObservedLink(
+            link["IFLA_IFNAME"], link["IFLA_MTU"], bool(link["flags"] & IFF_UP)
+        )
+        for link in nldump.links()
+        if link.get("IFLA_IFNAME") in owned
     }
 
 
@@ -95,10 +108,10 @@ def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
     out = set()
     names = _names()
     for a in nldump.addresses():
-        ifname = names.get(a["index"])
+        ifname = names.get(a["index"], "")
         if a.get("IFA_PROTO") != naming.ADDR_PROTO and ifname not in owned_links:
             continue  # not ours: skip before the (comparatively slow) address parsing
-        ip = ipaddress.ip_address(a.get("IFA_LOCAL") or a.get("IFA_ADDRESS"))
+        ip = ipaddress.ip_address(a.get("IFA_LOCAL") or a.get("IFA_ADDRESS", ""))
         if ip.is_link_local:
             continue  # the kernel's own fe80:: addresses
         cidr = f"{ip}/{a['prefixlen']}"
@@ -107,19 +120,24 @@ def observe_addresses(owned_links: Iterable[str]) -> frozenset[AddrSpec]:
     return frozenset(out)
 
 
-def _route_spec(r, names: dict[int, str]) -> Optional[RouteSpec]:
+def _route_spec(r, names: dict[int, str]) -> RouteSpec | None:
     """Every route in wggw's tables, whatever its type, with all it carries."""
     table = r.get("RTA_TABLE", r["table"])
     if not naming.owns_table(table):
         return None
     v = FAMILY[r["family"]]
-    dst = "default" if r["dst_len"] == 0 else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
+    dst = (
+        "default"
+        if r["dst_len"] == 0
+        else str(ipaddress.ip_network(f"{r.get('RTA_DST')}/{r['dst_len']}"))
+    )
     metric = r.get("RTA_PRIORITY") or 0
     if v == 6 and metric == IP6_RT_PRIO_USER:
         metric = 0  # what the kernel makes of "no metric"
     dev = names.get(r.get("RTA_OIF"), "?") if r.get("RTA_OIF") else ""
-    return RouteSpec(v, table, dst, dev, r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"), metric,
-                     route_extra(r))
+    return RouteSpec(
+        v, table, dst, dev, r.get("RTA_GATEWAY"), r.get("RTA_PREFSRC"), metric, route_extra(r)
+    )
 
 
 def observe_routes(table: int = 0) -> frozenset[RouteSpec]:
@@ -143,20 +161,29 @@ def observe_rules() -> frozenset[RuleSpec]:
                 continue
             action = ACTIONS.get(r["action"], f"action-{r['action']}")
             table = (r.get("FRA_TABLE") or r["table"]) if action == "lookup" else 0
-            out.add(RuleSpec(v, pref, action, r.get("FRA_FWMARK") or 0, r.get("FRA_FWMASK") or 0,
-                             table, r.get("FRA_GOTO") or 0, r.get("FRA_IIFNAME") or "",
-                             rule_extra(r, action)))
+            out.add(
+                RuleSpec(
+                    v,
+                    pref,
+                    action,
+                    r.get("FRA_FWMARK") or 0,
+                    r.get("FRA_FWMASK") or 0,
+                    table,
+                    r.get("FRA_GOTO") or 0,
+                    r.get("FRA_IIFNAME") or "",
+                    rule_extra(r, action),
+                )
+            )
     return frozenset(out)
-
-
 
 
 # ---- changes ------------------------------------------------------------------
 
+
 class Netlink:
     """One netlink socket for a batch of changes (use as a context manager)."""
 
-    def __enter__(self) -> "Netlink":
+    def __enter__(self) -> Netlink:
         self._ipr = None
         self.index = {n: i for i, n in _names().items()}
         return self
@@ -189,7 +216,9 @@ class Netlink:
 
     def set_link(self, spec: LinkSpec) -> None:
         idx = self._idx(spec.name, f"link {spec.name}")
-        self._do(f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up")
+        self._do(
+            f"link {spec.name}", set(), self.ipr.link, "set", index=idx, mtu=spec.mtu, state="up"
+        )
 
     def batch(self, items: list[tuple[str, object]]) -> None:
         """Apply many (cmd, AddrSpec|RouteSpec|RuleSpec) in order, in a few large netlink
@@ -207,15 +236,38 @@ class Netlink:
 
         if isinstance(spec, AddrSpec):
             iface = ipaddress.ip_interface(spec.cidr)
-            return nlbatch.address(cmd, self._idx(spec.ifname, f"address {spec.cidr}"), spec.cidr,
-                                   naming.ADDR_PROTO if spec.egress else 0, nodad=iface.version == 6)
+            return nlbatch.address(
+                cmd,
+                self._idx(spec.ifname, f"address {spec.cidr}"),
+                spec.cidr,
+                naming.ADDR_PROTO if spec.egress else 0,
+                nodad=iface.version == 6,
+            )
         if isinstance(spec, RouteSpec):
             if cmd == "del":  # name this very route: another may share its destination
-                return nlbatch.route(cmd, spec.family, spec.table, spec.dst,
-                                     self.index.get(spec.dev, 0), spec.gateway, None, spec.metric)
+                return nlbatch.route(
+                    cmd,
+                    spec.family,
+                    spec.table,
+                    spec.dst,
+                    self.index.get(spec.dev, 0),
+                    spec.gateway,
+                    None,
+                    spec.metric,
+                )
             oif = self._idx(spec.dev, f"route {spec.dst} table {spec.table}")
-            return nlbatch.route(cmd, spec.family, spec.table, spec.dst, oif, spec.gateway,
-                                 spec.src, spec.metric)
-        return nlbatch.rule(cmd, spec.family, spec.pref, spec.action, spec.fwmark, spec.fwmask,
-                            spec.table, spec.goto, spec.iif, spec.extra)
-
+            return nlbatch.route(
+                cmd, spec.family, spec.table, spec.dst, oif, spec.gateway, spec.src, spec.metric
+            )
+        return nlbatch.rule(
+            cmd,
+            spec.family,
+            spec.pref,
+            spec.action,
+            spec.fwmark,
+            spec.fwmask,
+            spec.table,
+            spec.goto,
+            spec.iif,
+            spec.extra,
+        )
