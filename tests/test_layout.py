@@ -100,12 +100,26 @@ def test_only_backends_import_pyroute2(path: Path) -> None:
     assert not [m for m in _imports(path) if m.split(".")[0] == "pyroute2"], path
 
 
-@pytest.mark.parametrize("folder", ["core", "store", "backends"])
-def test_lower_layers_never_import_upper_ones(folder: str) -> None:
-    upper = ("wggw.ops", "wggw.cli", "wggw.lab")
+@pytest.mark.parametrize(
+    "folder,upper",
+    [
+        ("core", ("wggw.ops", "wggw.cli", "wggw.lab", "wggw.agent")),
+        ("store", ("wggw.ops", "wggw.cli", "wggw.lab", "wggw.agent")),
+        ("backends", ("wggw.ops", "wggw.cli", "wggw.lab", "wggw.agent")),
+        ("ops", ("wggw.cli", "wggw.lab", "wggw.agent")),
+        ("agent", ("wggw.cli", "wggw.lab")),  # the agent sits beside the CLI, on top of ops
+    ],
+)
+def test_lower_layers_never_import_upper_ones(folder: str, upper: tuple[str, ...]) -> None:
     for path in _modules(folder):
         bad = [m for m in _imports(path) if _under(m, upper)]
         assert not bad, f"{path.relative_to(PKG.parent)} imports {bad}"
+
+
+def test_peer_apply_hands_over_to_the_agent_in_one_call_into_ops() -> None:
+    text = (PKG / "cli" / "peer.py").read_text()
+    assert text.count("apply_peer_via_agent(") == 1
+    assert "from wggw.ops.agentclient import apply_peer_via_agent" in text
 
 
 def test_the_product_never_imports_the_lab() -> None:

@@ -4,8 +4,6 @@ wggw's objects and the agent's runtime files go away whatever the test did)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netns"))  # gwhelper
 
+from wggwtest import require_netns  # noqa: E402
+
 from wggw.backends import runfiles  # noqa: E402
 from wggw.lab.topology import Lab  # noqa: E402
 
@@ -27,22 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel_tier: needs root, namespaces and the real kernel")
 
 
-def _unusable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, wireguard-go)"
-    for tool in ("ip", "wg", "wireguard-go", "nft", "curl"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} on PATH (scripts/install-deps installs it)"
-    return None
-
-
 @pytest.fixture(scope="session")
 def require_root() -> None:
-    reason = _unusable()
-    if reason and os.environ.get("CI") == "true":
-        pytest.fail(f"the agent's netns tests must run in CI: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_netns("the agent's netns tests", ("ip", "wg", "wireguard-go", "nft", "curl"))
 
 
 class AgentProc:

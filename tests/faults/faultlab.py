@@ -14,10 +14,8 @@ connection ever completed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -67,21 +65,6 @@ CAPTURE_NFT = f"""table inet {CAPTURE_TABLE} {{
 }}
 """
 _HTTP_LINE = re.compile(r'^(\S+) "GET /([a-z]+)/([46])/(\d+) HTTP')
-
-
-def netns_unusable() -> str | None:
-    """Why this host cannot run the fault suite, or None if it can."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, wireguard-go, nft)"
-    for tool in ("ip", "wg", "wg-quick", "wireguard-go", "nft"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} on PATH (scripts/install-deps installs it)"
-    probe = f"wggw-probe-{secrets.token_hex(3)}"
-    res = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10)
-    if res.returncode != 0:
-        return f"`ip netns add` does not work here: {res.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
-    return None
 
 
 @dataclass

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import sqlite3
 import statistics
@@ -36,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+from wggwtest import require_netns
 
 from wggw.backends import runfiles
 from wggw.lab.topology import REPO_ROOT, Lab, new_ifname
@@ -68,15 +68,6 @@ FIGURES: list[Trial] = []
 
 
 # --- the lab -------------------------------------------------------------------------
-
-
-def _unusable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, wireguard-go, nft)"
-    for tool in ("ip", "nft", "wireguard-go"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} on PATH (scripts/install-deps installs it)"
-    return None
 
 
 @dataclass
@@ -117,11 +108,7 @@ class CrashLab:
 
 @pytest.fixture(scope="module")
 def crash_lab() -> Iterator[CrashLab]:
-    reason = _unusable()
-    if reason and os.environ.get("CI") == "true":
-        pytest.fail(f"the crash trials must run in CI: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_netns("the crash trials", ("ip", "nft", "wireguard-go"))
     with Lab(0) as lab:
         pristine = snapshot(lab)
         ifname = new_ifname("wgk")

@@ -7,13 +7,10 @@ the test fails.
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
+from wggwtest import require_netns
 
 from wggw.backends import runfiles
 from wggw.lab.netns import LabError, Namespace
@@ -21,30 +18,10 @@ from wggw.lab.sandbox import Sandbox
 from wggw.lab.topology import Lab
 
 
-def _netns_unusable() -> str | None:
-    """Why this host cannot run the suite, or None if it can (checked once per session)."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, wireguard-go)"
-    for tool in ("ip", "wg", "wg-quick", "wireguard-go", "nft"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} on PATH (scripts/install-deps installs it)"
-    probe = f"wggw-probe-{secrets.token_hex(3)}"
-    res = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10)
-    if res.returncode != 0:
-        return f"`ip netns add` does not work here: {res.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
-    return None
-
-
 @pytest.fixture(scope="session")
 def require_root() -> None:
-    """Skip (with the reason) unless we are root and `ip netns` works."""
-    reason = _netns_unusable()
-    if reason and os.environ.get("CI") == "true":
-        # CI runs as root on purpose: a netns tier that silently skips there would hide regressions.
-        pytest.fail(f"the netns suite must run in CI: {reason}")
-    if reason:
-        pytest.skip(reason)
+    """Skip (with the reason) unless we are root and `ip netns` works; fail instead in CI."""
+    require_netns("the netns suite")
 
 
 @pytest.fixture(autouse=True)
