@@ -67,26 +67,22 @@ def markdown(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
+    """A git command in this checkout, or None where there is no git (the kernel tier's VM)."""
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10
+        )
+    except OSError:
+        return None
+
+
 def _provenance(rows: list[dict]) -> str:
-    here = Path(__file__).parent
-    commit = (
-        subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=here,
-            timeout=10,
-        ).stdout.strip()
-        or "unknown"
-    )
+    head = _git("rev-parse", "--short", "HEAD")
+    commit = (head.stdout.strip() if head else "") or "unknown"
     # The code under test and the suite: edits there make the figures not those of `commit`.
-    dirty = subprocess.run(
-        ["git", "diff", "--quiet", "HEAD", "--", "wggw", "tests"],
-        cwd=here,
-        capture_output=True,
-        timeout=10,
-    ).returncode
-    commit += " (with uncommitted changes)" if dirty == 1 else ""
+    dirty = _git("diff", "--quiet", "HEAD", "--", "wggw", "tests")
+    commit += " (with uncommitted changes)" if dirty and dirty.returncode == 1 else ""
     total = sum(r["tried"] for r in rows)
     leaked = sum(r["leaked"] for r in rows)
     return (
