@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from wggw.backends import wg_uapi
-from wggw.core.desired import DefaultRoute, HostFacts, compile_state
+from wggw.core.desired import compile_state
+from wggw.core.hostfacts import DefaultRoute, HostFacts
 from wggw.store.sqlite import open_store
 
 from .lab import GW_UPLINK, INET_ADDR

@@ -9,8 +9,9 @@ import pytest
 
 from wggw.backends.fake import FakeSystem
 from wggw.core import conflicts, naming
-from wggw.core.desired import DefaultRoute, HostFacts, compile_state
+from wggw.core.desired import compile_state
 from wggw.core.errors import EXIT_HOST_CONFLICT, HostConflictError
+from wggw.core.hostfacts import DefaultRoute, HostFacts
 from wggw.core.model import State, Tenant
 from wggw.ops import converge as reconcile
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 
-from wggw.core.desired import DefaultRoute, HostFacts
+from wggw.core.hostfacts import DefaultRoute, HostFacts
 from wggw.core.keys import public_of
 from wggw.core.paths import Answer
 from wggw.core.plan import (

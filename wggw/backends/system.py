@@ -12,9 +12,10 @@ from wggw.backends.netlink import dump as nldump
 from wggw.backends.netlink import routeget
 from wggw.backends.netlink import rtnl as netlink
 from wggw.core import desired as desired_mod
-from wggw.core.desired import HostFacts, RouteSpec
+from wggw.core.desired import RouteSpec
 from wggw.core.endpoints import KICK_KEEPALIVE
 from wggw.core.errors import BackendError
+from wggw.core.hostfacts import HostFacts
 from wggw.core.plan import (
     AddAddress,
     AddRoute,

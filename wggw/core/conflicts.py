@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from wggw.core.errors import HostConflictError
+from wggw.core.hostfacts import HostFacts
 from wggw.core.model import Tenant
-
-if TYPE_CHECKING:  # desired.py calls `check`: no import cycle at run time
-    from wggw.core.desired import HostFacts
 
 
 def _same(a: str | None, b: object) -> bool:

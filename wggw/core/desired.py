@@ -8,10 +8,11 @@ free of I/O and is unit tested without root.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wggw.core import conflicts, naming, ruletree
 from wggw.core.errors import ValidationError
+from wggw.core.hostfacts import HostFacts
 from wggw.core.model import Interface, IPInterface, Peer, State, Tenant, gateway_address
 from wggw.core.nftables import NftSpec, render
 from wggw.core.ruletree import RuleSpec
@@ -20,22 +21,6 @@ from wggw.core.wgtypes import WgDeviceSpec, WgPeerSpec
 
 DEFAULT_MTU = 1420  # 1500 - 80, as wg-quick
 SYSCTL_FORWARD = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
-
-
-@dataclass(frozen=True)
-class DefaultRoute:
-    dev: str
-    gateway: str | None
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What compilation needs to know about the host (observed by backends)."""
-
-    default_routes: dict[int, DefaultRoute] = field(default_factory=dict)  # main table, per family
-    foreign_addresses: frozenset[str] = frozenset()  # host addresses wggw did not add
-    links: frozenset[str] = frozenset()
-    foreign_devs: dict[str, str] = field(default_factory=dict, compare=False)  # address -> device
 
 
 @dataclass(frozen=True, order=True)

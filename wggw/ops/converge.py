@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from wggw.core import desired as desired_mod
 from wggw.core import endpoints
 from wggw.core.errors import VerifyError
+from wggw.core.hostfacts import HostFacts
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import (
     Change,
@@ -36,7 +37,7 @@ class Result:
     desired: desired_mod.Desired
     observed: Observed
     changes: list[Change]
-    facts: desired_mod.HostFacts | None = None
+    facts: HostFacts | None = None
 
 
 def compute(state: State, system, check_nft: bool = True, previous: Result | None = None) -> Result:

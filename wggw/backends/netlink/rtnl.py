@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from wggw.backends.netlink import dump as nldump
 from wggw.backends.netlink.extra import addr_extra, route_extra, rule_extra
 from wggw.core import naming
-from wggw.core.desired import AddrSpec, DefaultRoute, HostFacts, LinkSpec, RouteSpec
+from wggw.core.desired import AddrSpec, LinkSpec, RouteSpec
 from wggw.core.errors import BackendError
+from wggw.core.hostfacts import DefaultRoute, HostFacts
 from wggw.core.plan import ObservedLink
 from wggw.core.ruletree import RuleSpec
 
