@@ -129,7 +129,9 @@ def _route(data: bytes, off: int, end: int) -> dict:
     return msg
 
 
-def _rule(data: bytes, off: int, end: int) -> dict:
+def _rule(data: bytes, off: int, end: int, attrs: dict = RULE_ATTRS) -> dict:
+    """One rule: its header fields and attributes (`attrs`: which to decode; the rest are kept
+    raw, so that observation sees a rule that differs only there)."""
     family, dst_len, src_len, tos, table, _r1, _r2, action, flags = struct.unpack_from(
         "BBBBBBBBI", data, off
     )
@@ -143,7 +145,7 @@ def _rule(data: bytes, off: int, end: int) -> dict:
         "flags": flags,
         "raw": [],
     }
-    _attrs(data, off + 12, end, RULE_ATTRS, family, msg, msg["raw"])
+    _attrs(data, off + 12, end, attrs, family, msg, msg["raw"])
     return msg
 
 

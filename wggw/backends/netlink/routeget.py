@@ -6,6 +6,7 @@ in dump.py. The judging is pure (core/paths.py)."""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
@@ -97,28 +98,12 @@ def _route_get(s: socket.socket, p: Probe, names: dict[str, int], devs: dict[int
     return Answer(error="no answer")
 
 
-def _rule(data: bytes, off: int, end: int) -> dict:
-    family, dst_len, src_len, tos, table, _r1, _r2, action, flags = struct.unpack_from(
-        "BBBBBBBBI", data, off
-    )
-    msg = {
-        "family": family,
-        "dst_len": dst_len,
-        "src_len": src_len,
-        "tos": tos,
-        "table": table,
-        "action": action,
-        "flags": flags,
-    }
-    nldump._attrs(data, off + 12, end, RULE_ATTRS, family, msg)
-    return msg
-
-
 def foreign_rules(family: int) -> list[ForeignRule]:
     """Every ip rule of the family above wggw's window (a lower priority number)."""
     header = struct.pack("BBBBBBBBI", AF[family], 0, 0, 0, 0, 0, 0, 0, 0)
     out = []
-    for r in nldump._dump(nldump.RTM_GETRULE, header, _rule):
+    rule = functools.partial(nldump._rule, attrs=RULE_ATTRS)  # every selector, decoded
+    for r in nldump._dump(nldump.RTM_GETRULE, header, rule):
         pref = r.get("FRA_PRIORITY", 0)
         if pref >= naming.RULE_PREF_MIN:
             continue
