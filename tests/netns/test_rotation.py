@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from gwhelper import up
 
+from wggw.backends import runfiles
 from wggw.lab.topology import FetchError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,6 +107,9 @@ def _run_cron(lab, env: dict[str, str], command: str) -> subprocess.CompletedPro
         **env,
         "PATH": f"{wggw_bin.parent}:{env['PATH']}",
         "WGGW_STATE_DIR": str(lab.state_dir),
+        # This test run's own runtime dir (a real cron job uses the default, /run/wggw): the job
+        # must not write into another wggw's files on this host.
+        "WGGW_RUN_DIR": str(runfiles.runtime_dir()),
         "HOME": "/root",
         "LOGNAME": "root",
     }
