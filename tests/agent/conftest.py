@@ -38,19 +38,7 @@ class AgentProc:
     def __init__(self, lab: Lab, *args: str, env: dict | None = None) -> None:
         self.lab = lab
         self.log_path = lab.workdir / f"agent-{time.monotonic_ns()}.log"
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            lab.gw.name,
-            sys.executable,
-            "-m",
-            "wggw.cli.app",
-            "--state-dir",
-            str(lab.state_dir),
-            "agent",
-            *args,
-        ]
+        argv = lab.wggw_argv("agent", *args)
         with open(self.log_path, "w") as log:
             # `ip netns exec` execs Python in place: this PID is the agent's.
             self.proc = subprocess.Popen(argv, env=lab._py_env(env), stdout=log, stderr=log)

@@ -328,18 +328,7 @@ def _counter(text: str, series: str) -> float:
 @pytest.mark.kernel_tier
 def test_kill_9_leaves_forwarding_and_second_agent_is_refused(agent_lab) -> None:
     lab, gw, agents = agent_lab
-    argv = [
-        "ip",
-        "netns",
-        "exec",
-        lab.gw.name,
-        sys.executable,
-        "-m",
-        "wggw.cli.app",
-        "--state-dir",
-        str(lab.state_dir),
-        "agent",
-    ]
+    argv = lab.wggw_argv("agent")
     second = subprocess.run(argv, env=lab._py_env(), capture_output=True, text=True, timeout=30)
     assert second.returncode == 75, second
     assert second.stderr.strip().startswith("wggw: error: another wggw agent is running (pid ")

@@ -237,6 +237,13 @@ class Lab:
             return "(no log)"
 
     # --- wggw and WireGuard ------------------------------------------------------------------
+    def wggw_argv(self, *args: str) -> list[str]:
+        """The command line of the wggw CLI in the gateway namespace with this run's state dir
+        (for callers that start it themselves, e.g. a long-running `wggw agent`)."""
+        assert self.gw is not None, "lab not started"
+        gw = ["ip", "netns", "exec", self.gw.name, sys.executable, "-m", "wggw.cli.app"]
+        return [*gw, "--state-dir", str(self.state_dir), *args]
+
     def wggw(
         self,
         *args: str,
@@ -246,20 +253,7 @@ class Lab:
         timeout: float = 120.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run the wggw CLI inside the gateway namespace with this run's state directory."""
-        assert self.gw is not None, "lab not started"
-        argv = [
-            "ip",
-            "netns",
-            "exec",
-            self.gw.name,
-            sys.executable,
-            "-m",
-            "wggw.cli.app",
-            "--state-dir",
-            str(self.state_dir),
-            *args,
-        ]
-        res = run(argv, check=False, timeout=timeout, env=self._py_env(env))
+        res = run(self.wggw_argv(*args), check=False, timeout=timeout, env=self._py_env(env))
         if check and res.returncode not in tuple(ok_codes):
             raise LabError(
                 f"wggw {' '.join(args)}: exit {res.returncode}\n"
