@@ -144,6 +144,131 @@ check_rotation() {
   expect_egress tenant-a 4 "$EGRESS_A" "new config again: "
 }
 
+# The agent heals a fault with no command typed. The gateway's `wggw agent` (provisioning runs
+# it as a service) must put back what a fault removed while tenant-a keeps sending: its HTTP
+# probes leave by its egress IP again within HEAL_BOUND s of the fault, nothing reaches the
+# internet host with any other source meanwhile (nft counters there), and the agent's repairs
+# counter shows that it repaired. No wggw command runs on the gateway between fault and heal.
+HEAL_BOUND=5
+agent_pid() { { on gateway "cat /run/wggw/agent.lock" </dev/null 2>/dev/null || true; } | awk '{print $1}'; }
+agent_repairs() {
+  { on gateway "curl -sf --max-time 3 http://127.0.0.1:9586/metrics" </dev/null || true; } |
+    awk '/^wggw_repairs_total[{ ]/ {n += $NF} END {print n + 0}'
+}
+
+# The internet host counts every packet that reaches it with a source other than the egress IPs
+# (neighbour discovery and MLD aside), and keeps the sources it saw.
+watch_sources() {
+  on internet "nft -f /dev/stdin" <<NFT
+table inet wggwlab_watch
+delete table inet wggwlab_watch
+table inet wggwlab_watch {
+  set wrong4 { type ipv4_addr; flags dynamic; size 256; }
+  set wrong6 { type ipv6_addr; flags dynamic; size 256; }
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    iifname != "lab-wan" return
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, mld-listener-report, mld2-listener-report } return
+    ip saddr != { $EGRESS_A, $EGRESS_B } add @wrong4 { ip saddr } counter
+    ip6 saddr != { $EGRESS_A6, $EGRESS_B6 } add @wrong6 { ip6 saddr } counter
+  }
+}
+NFT
+}
+wrong_sources() {  # the packets counted and the sources seen, as one line; empty: none
+  { on internet "nft list table inet wggwlab_watch" </dev/null || true; } |
+    awk '/counter packets/ {n += $(NF - 2)} /elements = / {sub(/.*elements = /, ""); s = s $0 " "}
+         END {if (n) printf "%d packet(s) from: %s", n, s}'
+}
+
+# heal_probe: tenant-a's side, for 10 s: an HTTP request every ~0.1 s ("TIME ANSWER" lines, "-"
+# for no answer) while it pings the internet host every 50 ms (v4, v6).
+heal_probe() {
+  on tenant-a "end=\$((\$(date +%s) + 10))
+    ping -q -i 0.05 -w 10 $INET >/dev/null 2>&1 & ping -6 -q -i 0.05 -w 10 $INET6 >/dev/null 2>&1 &
+    while [ \$(date +%s) -lt \$end ]; do
+      a=\$(curl -s -4 --max-time 0.5 http://$INET/); echo \"\$(date +%s.%N) \${a:--}\"; sleep 0.05
+    done; wait" </dev/null
+}
+
+# heal_verdict T_FAULT PROBES: "ok SECONDS LOST TOTAL" or "FAIL why". The clocks compared are
+# one (containers share the host's); on VMs they are NTP's.
+heal_verdict() {
+  awk -v t="$1" -v want="$EGRESS_A" -v bound="$HEAL_BOUND" '
+    $1 < t {before = $2; next}
+    {after++; if ($2 == "-") lost++; else if ($2 != want) wrong = wrong " " $2
+     else if (!ok) ok = $1 - t; last = $2}
+    END {
+      if (before != want) {print "FAIL no traffic before the fault (last answer: " before ")"; exit}
+      if (wrong != "") {print "FAIL answers with another source after the fault:" wrong; exit}
+      if (!ok || ok > bound) {print "FAIL no answer from " want " within " bound " s"; exit}
+      if (last != want) {print "FAIL traffic stopped again after it healed"; exit}
+      printf "ok %.2f %d %d", ok, lost + 0, after}' "$2"
+}
+
+heal_after() {  # heal_after LABEL FAULT: FAULT runs on the gateway while tenant-a probes
+  local label=$1 fault=$2 out="$state/heal.log" pid t_fault pid0 pid1 rep0 rep1 verdict wrong
+  pid0=$(agent_pid)
+  if [ -z "$pid0" ] || ! on gateway "kill -0 $pid0 && test -S /run/wggw/agent.sock" </dev/null; then
+    fail gateway "wggw agent runs (provisioned as a service)" \
+      "$(on gateway "tail -n 20 /var/log/wggw-agent.log" </dev/null 2>&1)"
+    return
+  fi
+  rep0=$(agent_repairs)
+  watch_sources
+  heal_probe >"$out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 50); do [ -s "$out" ] && break; sleep 0.1; done
+  sleep 1
+  t_fault=$({ on gateway "date +%s.%N; $fault" </dev/null || true; } | head -n 1)
+  wait "$pid" || true
+  verdict=$(heal_verdict "$t_fault" "$out")
+  wrong=$(wrong_sources)
+  rep1=$(agent_repairs)
+  pid1=$(agent_pid)
+  on internet "nft delete table inet wggwlab_watch" </dev/null || true
+  if [ "${verdict%% *}" != ok ]; then
+    fail tenant-a "$label: leaves by $EGRESS_A again within $HEAL_BOUND s, no command typed" \
+      "${verdict#FAIL }" "probes (time, answer) from 1 s before the fault:" \
+      "$(awk -v t="$t_fault" '$1 >= t - 1' "$out" | head -n 40)" \
+      "the agent's log:" "$(on gateway "tail -n 15 /var/log/wggw-agent.log" </dev/null 2>&1)"
+  else
+    local secs lost total
+    read -r _ secs lost total <<<"$verdict"
+    pass tenant-a "$label: healed with no command typed: $EGRESS_A again $secs s after the fault ($lost of $total probes lost)"
+  fi
+  if [ -n "$wrong" ]; then
+    fail internet "$label: nothing arrives with a source other than the egress IPs" "$wrong"
+  else
+    pass internet "$label: nothing arrived with a source other than the egress IPs"
+  fi
+  if [ "$pid1" != "$pid0" ] || [ "${rep1:-0}" -le "${rep0:-0}" ]; then
+    fail gateway "$label: repaired by the running agent (pid $pid0)" \
+      "agent pid now: ${pid1:-none}; wggw_repairs_total $rep0 -> $rep1"
+  else
+    pass gateway "$label: repaired by the running agent (pid $pid0; wggw_repairs_total $rep0 -> $rep1)"
+  fi
+}
+
+# Two faults that fail closed: every nft table flushed, and wggw's routing ip rules deleted. Its
+# `unreachable` guard rules are kept on purpose: the lab's gateway has a default route to the
+# machine running the lab (docker's management bridge), which tenant traffic, SNATed, would take
+# with no wggw rule at all; the lab sends nothing there.
+check_agent_heals() {
+  watch_sources   # the control: the watch does see a wrong source (the gateway's own address)
+  on gateway "ping -c 1 -W 2 -I $GW_UPLINK $INET" </dev/null >/dev/null 2>&1 || true
+  local seen
+  seen=$(wrong_sources)
+  case $seen in
+    *"$GW_UPLINK"*) pass internet "control: the source watch counts a packet from $GW_UPLINK" ;;
+    *) fail internet "control: the source watch counts a packet from $GW_UPLINK" "saw: ${seen:-nothing}" ;;
+  esac
+  heal_after "nft flush ruleset" "nft flush ruleset"
+  heal_after "wggw's ip rules deleted" "for f in 4 6; do ip -\$f rule show |
+    awk -F: '\$1 >= 10000 && \$1 <= 31999 && !/unreachable/ {print \"rule del pref \" \$1}' |
+    ip -\$f -force -batch - || true; done"
+}
+
 # Every host restarted (`vagrant reload`): provisioning runs again, the gateway rebuilds its kernel
 # state from the store, the clients reconnect with the configs they hold, and all works again.
 check_reload() {
@@ -156,6 +281,14 @@ check_reload() {
   fi
   ssh_config
   pass all "vagrant reload: every host restarted and provisioned again"
+  local pid
+  pid=$(agent_pid)
+  if [ -n "$pid" ] && on gateway "kill -0 $pid && test -S /run/wggw/agent.sock" </dev/null; then
+    pass gateway "after reload: wggw agent runs again (pid $pid, started by provisioning)"
+  else
+    fail gateway "after reload: wggw agent runs again" \
+      "$(on gateway "tail -n 20 /var/log/wggw-agent.log" </dev/null 2>&1)"
+  fi
   check_egress "after reload: "
   check_isolation
 }
@@ -164,6 +297,7 @@ run_checks() {
   check_preconditions
   check_egress
   check_isolation
+  check_agent_heals
   check_rotation
   check_reload
   if [ $checks_failed -gt 0 ]; then

@@ -2,7 +2,8 @@
 # The gateway: wggw installed from the checkout into a venv, then configured only through the
 # wggw CLI (init, interface, tenants, peers, apply). Every step is idempotent, so this runs on
 # every boot (`run: "always"`): a restarted container comes back without its WireGuard interface,
-# rules and nft table, and `wggw apply` builds them again from the store.
+# rules and nft table, and `wggw apply` builds them again from the store. Then `wggw agent` runs
+# as a service and keeps it so.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -37,6 +38,28 @@ add_tenant() {  # add_tenant NAME POOL POOL6 EGRESS EGRESS6
 add_tenant tenant-a "$POOL_A" "$POOL_A6" "$EGRESS_A" "$EGRESS_A6"
 add_tenant tenant-b "$POOL_B" "$POOL_B6" "$EGRESS_B" "$EGRESS_B6"
 wggw apply
+
+# The agent, as a service: it keeps the gateway converged from here on (check: a fault healed
+# with no command typed). With systemd (box providers) the shipped unit; the docker provider's
+# containers have no init system (sshd is their command), so provision/supervise does the unit's
+# part there: restart on failure, log to /var/log/wggw-agent.log, the same command line.
+if [ -d /run/systemd/system ]; then
+  install -m 0644 "$lab_dir/../templates/wggw-agent.service" /etc/systemd/system/wggw-agent.service
+  systemctl daemon-reload
+  systemctl enable -q wggw-agent
+  systemctl restart wggw-agent      # this checkout's wggw (a restart leaves the data plane alone)
+else
+  pidfile=/run/wggw-lab-agent.pid
+  if [ -z "$(running_pid "$pidfile" supervise)" ]; then
+    log "starting wggw agent (supervised; log: /var/log/wggw-agent.log)"
+    WGGW_RUN_DIR=/run/wggw setsid "$lab_dir/provision/supervise" /var/log/wggw-agent.log \
+      /usr/local/bin/wggw --state-dir /var/lib/wggw agent --metrics-listen 127.0.0.1:9586 \
+      </dev/null >/dev/null 2>&1 &
+    echo $! >"$pidfile"
+  fi
+fi
+# Ready: the control socket appears once the agent's first converge is done.
+wait_for "the wggw agent" 60 test -S /run/wggw/agent.sock
 
 # Unattended rotation, as shipped. No cron daemon runs in the lab: `vagrant/lab check` runs this
 # job's command line itself (provision/run-cron-job), with the lab's short policy appended.
