@@ -352,23 +352,38 @@ def test_kill_9_leaves_forwarding_and_second_agent_is_refused(agent_lab) -> None
     assert not (runfiles.runtime_dir() / "agent.sock").exists()
 
 
-def test_down_leaves_the_agent_alone(agent_lab) -> None:
-    """`wggw down` removes the data plane and nothing of the agent's; the running agent then
-    converges the host to the store again (README: stop the unit first to keep it down)."""
+def test_down_refuses_while_an_agent_runs_and_stop_agent_stops_it(agent_lab) -> None:
+    """`wggw down` with an agent running: exit 75 with one line, nothing removed, the agent
+    left alone (it would rebuild at once what down removes). `down --stop-agent` asks the agent
+    to stop over its control socket, waits for it to exit cleanly, then removes the data plane,
+    and nothing rebuilds it."""
     lab, _, agents = agent_lab
     if agents[-1].proc.poll() is not None:
         agents.append(AgentProc(lab, "--metrics-listen", f"127.0.0.1:{METRICS_PORT}"))
     agent = agents[-1]
-    out = lab.wggw("down").stdout
-    assert "object(s) removed." in out
+    refused = lab.wggw("down", ok_codes=(75,))
+    assert refused.stdout == ""
+    assert refused.stderr.strip() == (
+        f"wggw: error: a wggw agent is running (pid {agent.proc.pid}) and would rebuild what "
+        "down removes: stop it first (systemctl stop wggw-agent) or pass --stop-agent"
+    )
     assert agent.proc.poll() is None
-    assert (runfiles.runtime_dir() / "agent.lock").exists()
-    assert (runfiles.runtime_dir() / "agent.sock").exists()
-    deadline = time.monotonic() + 10
-    while (
-        lab.wggw("plan", "--detailed-exitcode", ok_codes=(0, 2)).returncode
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.2)
-    plan = lab.wggw("plan", ok_codes=(0, 2)).stdout
-    assert plan.startswith("Nothing to do"), plan + agent.log()[-3000:]
+    lab.wggw("plan", "--detailed-exitcode")  # nothing was removed
+    traffic_ok_at(lab, 10.0)
+    assert "stopping" not in agent.log()
+
+    out = lab.wggw("down", "--stop-agent").stdout
+    assert out.startswith(
+        f"[#] stop the wggw agent (pid {agent.proc.pid}): it leaves the data plane as it is\n"
+    ), out
+    assert "object(s) removed." in out
+    assert agent.proc.wait(10) == 0  # a clean exit: systemd's Restart=on-failure leaves it be
+    log = agent.log()
+    assert "stopping reason=" in log and "stop note=" in log, log[-2000:]
+    assert not (runfiles.runtime_dir() / "agent.lock").exists()
+    assert not (runfiles.runtime_dir() / "agent.sock").exists()
+    time.sleep(1.0 * SCALE)  # an agent left running would have rebuilt the gateway by now
+    plan = lab.wggw("plan", "--detailed-exitcode", ok_codes=(2,)).stdout
+    assert "nft -f" in plan, plan
+    assert curl(lab, "acme", 4, timeout=2) is None  # the gateway is down
+    assert lab.wggw("down").stdout.strip() == "Nothing of wggw's is on this host."

@@ -312,6 +312,10 @@ class Agent:
         op = request.get("op")
         if op == "ping":
             return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
+        if op == "stop":  # `wggw down --stop-agent`: exit cleanly, the data plane stays
+            self.stopping = True
+            self.log("stopping", reason="asked over the control socket")
+            return {"ok": True, "lines": [], "pid": os.getpid()}
         if op != "peer":
             return {"ok": False, "error": f"unknown request {op!r}"}
         if request.get("store") != store_id(self.store):

@@ -112,13 +112,18 @@ def down(
         metavar="NAME",
         help="Only this backend (default: every one found).",
     ),
+    stop_agent: bool = typer.Option(
+        False,
+        "--stop-agent",
+        help="If a wggw agent runs, ask it to stop first (else down refuses: exit 75).",
+    ),
 ) -> None:
     """Remove everything wggw created on this host (interfaces, wireguard-go processes,
     rules, routes, its nft table, egress addresses it added) and nothing else.
-    Works without the store."""
+    Works without the store. Refuses while a wggw agent runs (it would rebuild it all)."""
     from wggw.ops import dataplane
 
-    done = dataplane.down(backend, typer.echo)
+    done = dataplane.down(backend, typer.echo, stop_agent)
     typer.echo(f"{len(done)} object(s) removed." if done else "Nothing of wggw's is on this host.")
 
 

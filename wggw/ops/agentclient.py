@@ -3,7 +3,8 @@ dir, AF_UNIX, 0600): the CLI hands a change it just committed to the agent and w
 the agent has applied it. No agent running: every call says so (None/False) at once, and
 the CLI applies the change itself, as without an agent.
 
-Protocol: one JSON object per line each way. Requests: {"op": "ping"}, and {"op": "peer",
+Protocol: one JSON object per line each way. Requests: {"op": "ping"}, {"op": "stop"} (`down
+--stop-agent`: the agent answers, then exits; the data plane stays), and {"op": "peer",
 "store": STATE_DIR, "tenant": T, "peer": NAME|null, "keys": [...]} (one peer's WireGuard
 entries; the caller holds the store lock while it waits, so the agent reads the store without
 taking it). Other store changes reach the agent by its poll of the store's generation. Replies:

@@ -104,13 +104,16 @@ def paths_wrong(report: dict) -> bool:
     return bool(paths.wrong(report["paths"]))
 
 
-def down(backend: str | None = None, echo: Echo = None) -> list:
+def down(backend: str | None = None, echo: Echo = None, stop_agent: bool = False) -> list:
     """Remove everything wggw created on this host, without the store: through the backend
-    named, or every backend whose devices could be here."""
+    named, or every backend whose devices could be here. A running agent makes it refuse
+    (LockBusyError) unless `stop_agent` (see ops/agentguard.py)."""
     from wggw.backends.select import present_backends
     from wggw.backends.system import RealSystem
+    from wggw.ops.agentguard import without_agent
     from wggw.ops.privilege import require_net_admin
 
     require_net_admin("down")
-    systems = [system_for(backend)] if backend else [RealSystem(b) for b in present_backends()]
-    return converge.teardown(systems, echo)
+    with without_agent(stop_agent, echo):
+        systems = [system_for(backend)] if backend else [RealSystem(b) for b in present_backends()]
+        return converge.teardown(systems, echo)
