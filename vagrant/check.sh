@@ -267,6 +267,15 @@ check_agent_heals() {
   heal_after "wggw's ip rules deleted" "for f in 4 6; do ip -\$f rule show |
     awk -F: '\$1 >= 10000 && \$1 <= 31999 && !/unreachable/ {print \"rule del pref \" \$1}' |
     ip -\$f -force -batch - || true; done"
+  # `wggw down` while the agent runs would be undone at once: it refuses and removes nothing.
+  local out rc=0
+  out=$(on gateway "wggw down" </dev/null 2>&1) || rc=$?
+  if [ $rc -eq 75 ] && [ -n "$(agent_pid)" ]; then
+    pass gateway "wggw down refuses while the agent runs (exit 75): ${out#wggw: error: }"
+  else
+    fail gateway "wggw down refuses while the agent runs (exit 75)" "exit $rc: $out"
+  fi
+  expect_egress tenant-a 4 "$EGRESS_A" "after the refused down: "
 }
 
 # Every host restarted (`vagrant reload`): provisioning runs again, the gateway rebuilds its kernel

@@ -2,7 +2,8 @@
 real nft, real packets. For each fault kind the test inflicts it, and measures the time until
 the plan is empty again and both tenants' traffic leaves with the right source; then the one-
 peer change through the agent, the back-off against a tool that keeps deleting a rule (never
-a wrong source), kill -9 (the data plane keeps forwarding), and a second agent (refused).
+a wrong source), kill -9 (the data plane keeps forwarding), a second agent (refused), and
+`down` while the agent runs (refused; `--stop-agent` stops it first).
 
 Figures are printed (`pytest -s`) and asserted against a generous bound: the host has two
 cores shared with other test runs."""
