@@ -57,5 +57,7 @@ def test_metrics_cap_per_peer_series(gw, state_dir) -> None:
         metrics.live.update(state, lambda: system)
         text = generate_latest(metrics.registry).decode()
         assert 'wggw_tenant_peers{tenant="acme"} 3.0' in text
-        assert ('wggw_peer_configured{peer="p0",tenant="acme"} 1.0' in text) is per_peer, cap
+        iface = state.tenants[0].interface
+        p0 = f'wggw_peer_configured{{interface="{iface}",peer="p0",tenant="acme"}} 1.0'
+        assert (p0 in text) is per_peer, cap
         assert "wggw_build_info{version=" in text

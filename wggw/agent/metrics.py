@@ -2,7 +2,8 @@
 
 The agent's own figures (reconcile duration, repairs by kind, contested kinds, last converge,
 store generation, wireguard-go RSS, build info) plus, observed afresh at each scrape, the
-per-tenant and per-peer gauges of `status --prometheus` (wggw/ops/metrics.py). Per-peer series
+per-tenant and per-peer figures of `status --prometheus` (wggw/ops/metrics.py) and the egress
+IPs' conntrack entries against their ports (wggw/agent/egress_metrics.py). Per-peer series
 are left out above `max_peers` peers (0: never), so 10,000 peers cannot flood Prometheus.
 Only names and numbers: never a key.
 """
@@ -18,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wggw import __version__
+from wggw.agent.egress_metrics import EgressPorts
 from wggw.backends import runfiles
 from wggw.core import status
 from wggw.ops import converge as reconcile
@@ -78,6 +80,7 @@ class LiveCollector(Collector):
         self._lock = threading.Lock()
         self._state = None
         self._system_factory: Callable[[], object] | None = None
+        self.egress = EgressPorts()
 
     def update(self, state, system_factory: Callable[[], object]) -> None:
         """The newest state (immutable) and how to build a System for this thread."""
@@ -90,6 +93,7 @@ class LiveCollector(Collector):
         yield _rss_family(state)
         if state is None or factory is None:
             return
+        yield from self.egress.families(state)
         try:
             result = reconcile.compute(state, factory(), check_nft=False)
         except Exception:  # noqa: BLE001 - a failed scrape-time read must not break the scrape
