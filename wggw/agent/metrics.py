@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wggw import __version__
+from wggw.agent.backoff import KINDS
 from wggw.agent.egress_metrics import EgressPorts
 from wggw.backends import runfiles
 from wggw.core import status
@@ -64,6 +65,11 @@ class AgentMetrics:
             registry=r,
         )
         Info("wggw_build", "wggw build.", registry=r).info({"version": __version__})
+        # Every kind present from the start at 0: the first repair is then an increase that
+        # rate()/increase() see, and a dashboard shows 0 rather than "no data".
+        for kind in sorted({*KINDS.values(), "other"}):
+            self.repairs.labels(kind)
+            self.contested.labels(kind).set(0)
         self.live = LiveCollector(max_peers)
         r.register(self.live)
 
