@@ -26,6 +26,7 @@ from wggw.core import status
 from wggw.ops import converge as reconcile
 from wggw.ops import metrics as status_metrics
 
+TRIGGERS = ("start", "store", "drift", "resync", "peer")  # what wakes the loop (loop.py)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -70,6 +71,8 @@ class AgentMetrics:
         for kind in sorted({*KINDS.values(), "other"}):
             self.repairs.labels(kind)
             self.contested.labels(kind).set(0)
+        for trigger in TRIGGERS:
+            self.duration.labels(trigger)
         self.live = LiveCollector(max_peers)
         r.register(self.live)
 
