@@ -60,4 +60,6 @@ def test_metrics_cap_per_peer_series(gw, state_dir) -> None:
         iface = state.tenants[0].interface
         p0 = f'wggw_peer_configured{{interface="{iface}",peer="p0",tenant="acme"}} 1.0'
         assert (p0 in text) is per_peer, cap
+        assert f"wggw_peer_series_enabled {float(per_peer)}" in text
+        assert 'wggw_tenant_receive_bytes_total{tenant="acme"} 0.0' in text  # never capped
         assert "wggw_build_info{version=" in text

@@ -108,8 +108,14 @@ class LiveCollector(Collector):
         except Exception:  # noqa: BLE001 - a failed scrape-time read must not break the scrape
             return
         report = status.build(state, result, time.time())
-        if self.max_peers == 0 or len(report["peers"]) > self.max_peers:
+        capped = self.max_peers == 0 or len(report["peers"]) > self.max_peers
+        if capped:
             report = {**report, "peers": []}
+        yield GaugeMetricFamily(
+            "wggw_peer_series_enabled",
+            "1 if per-peer series are published, 0 if --metrics-max-peers holds them back.",
+            value=0 if capped else 1,
+        )
         yield from status_metrics.registry_for(report).collect()
 
 
