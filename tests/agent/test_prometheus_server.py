@@ -10,6 +10,7 @@ lies between A and B; no other tolerance is needed."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -22,22 +23,27 @@ import pytest
 from conftest import METRICS_PORT
 from promserver import Prometheus
 
-from wggw.lab.topology import INET_V4
+from wggw.lab.topology import INET_V4, INET_V6
 
 SCALE = float(os.environ.get("WGGW_TIME_SCALE", "1"))
-EGRESS = {"acme": "203.0.113.10", "globex": "203.0.113.20"}
+EGRESS = {
+    "acme": ("203.0.113.10", "2001:db8:ffff::10"),
+    "globex": ("203.0.113.20", "2001:db8:ffff::20"),
+}
 DASHBOARD = Path(__file__).resolve().parents[2] / "templates" / "grafana-wggw.json"
-SENDERS = 3  # UDP sockets per client: three conntrack entries per tenant
-# Runs in a client namespace: SENDERS sockets echo 1000-byte datagrams for at most argv[2] s.
+SENDERS = 3  # UDP sockets per client and family: three conntrack entries per egress IP
+# Runs in a client namespace: SENDERS sockets per address echo 1000-byte datagrams to the
+# internet host's port 7 for at most argv[2] s.
 STREAM = r"""
 import socket, sys, time
 end = time.monotonic() + float(sys.argv[2])
-socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[3]))]
-for s in socks:
+socks = [(socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM), a)
+         for a in sys.argv[1].split(",") for _ in range(int(sys.argv[3]))]
+for s, _ in socks:
     s.settimeout(0.05)
 while time.monotonic() < end:
-    for s in socks:
-        s.sendto(b"x" * 1000, (sys.argv[1], 7))
+    for s, a in socks:
+        s.sendto(b"x" * 1000, (a, 7))
         try:
             s.recv(2048)
         except OSError:
@@ -54,7 +60,7 @@ def prom(agent_lab):
     try:
         for tenant in EGRESS:
             argv = ["ip", "netns", "exec", lab.client(tenant).name, sys.executable, "-c"]
-            argv += [STREAM, INET_V4, "600", str(SENDERS)]
+            argv += [STREAM, f"{INET_V4},{INET_V6}", "600", str(SENDERS)]
             streams.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
         wait_for(server, 'up{job="wggw"} == 1', 30 * SCALE)
         for tenant in EGRESS:  # traffic through each tenant, as Prometheus sees it
@@ -172,12 +178,17 @@ def _proc_conntrack(lab, egress: str) -> int | None:
     res = lab.gw.run(["cat", "/proc/net/nf_conntrack"], check=False)
     if res.returncode != 0:
         return None  # a kernel without the procfs view: the netlink count stands alone
-    return sum(1 for ln in res.stdout.splitlines() if re.findall(r"dst=(\S+)", ln)[1:2] == [egress])
+    want = ipaddress.ip_address(egress)  # the file spells IPv6 addresses in full
+    return sum(
+        1
+        for ln in res.stdout.splitlines()
+        if [ipaddress.ip_address(a) for a in re.findall(r"dst=(\S+)", ln)[1:2]] == [want]
+    )
 
 
 def test_egress_port_usage_matches_conntrack(agent_lab, prom) -> None:
     lab, _, _ = agent_lab
-    for tenant, egress in EGRESS.items():
+    for tenant, egress in [(t, ip) for t, ips in EGRESS.items() for ip in ips]:
         series = f'{{tenant="{tenant}",egress="{egress}"}}'
         assert prom.value(f"wggw_egress_ports_available{series}") == 64512
         used = prom.value(f"wggw_egress_conntrack_entries{series}")
