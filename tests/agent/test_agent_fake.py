@@ -57,5 +57,9 @@ def test_metrics_cap_per_peer_series(gw, state_dir) -> None:
         metrics.live.update(state, lambda: system)
         text = generate_latest(metrics.registry).decode()
         assert 'wggw_tenant_peers{tenant="acme"} 3.0' in text
-        assert ('wggw_peer_configured{peer="p0",tenant="acme"} 1.0' in text) is per_peer, cap
+        iface = state.tenants[0].interface
+        p0 = f'wggw_peer_configured{{interface="{iface}",peer="p0",tenant="acme"}} 1.0'
+        assert (p0 in text) is per_peer, cap
+        assert f"wggw_peer_series_enabled {float(per_peer)}" in text
+        assert 'wggw_tenant_receive_bytes_total{tenant="acme"} 0.0' in text  # never capped
         assert "wggw_build_info{version=" in text

@@ -254,7 +254,8 @@ def test_metrics_scrape_passes_promtool(agent_lab) -> None:
         "wggw_build_info",
         "wggw_tenant_peers",
         'wggw_wireguard_go_resident_memory_bytes{interface="',
-        "wggw_peer_receive_bytes",
+        "wggw_peer_receive_bytes_total",
+        "wggw_tenant_transmit_bytes_total",
     ):
         assert name in text, name
     if shutil.which("promtool") is None:

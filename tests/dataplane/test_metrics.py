@@ -9,6 +9,7 @@ REPORT = {
         {
             "name": "laptop",
             "tenant": "acme",
+            "interface": "wg-acme",
             "public_key": "K" * 43 + "=",
             "configured": True,
             "latest_handshake": "2027-01-15T08:00:00Z",
@@ -18,6 +19,7 @@ REPORT = {
         {
             "name": "phone",
             "tenant": "acme",
+            "interface": "wg-acme",
             "public_key": "L" * 43 + "=",
             "configured": False,
             "latest_handshake": None,
@@ -25,7 +27,7 @@ REPORT = {
             "tx_bytes": 0,
         },
     ],
-    "tenants": [{"name": "acme", "peers": 2, "active_peers": 1}],
+    "tenants": [{"name": "acme", "peers": 2, "active_peers": 1, "rx_bytes": 1500, "tx_bytes": 900}],
     "drift": ["wg set wg0 peer L... allowed-ips 10.0.0.3/32  # add"],
     "paths": [
         {"tenant": "acme", "family": 4, "ok": True},
@@ -46,13 +48,17 @@ def test_values_and_labels(tmp_path):
     path = tmp_path / "wggw.prom"
     metrics.write(REPORT, path)
     got = samples(path.read_text())
-    acme_laptop = (("peer", "laptop"), ("tenant", "acme"))
-    assert (
-        got[("wggw_peer_latest_handshake_seconds", acme_laptop)] == 1_800_000_000
-    )  # 2027-01-15T08:00:00Z
-    assert got[("wggw_peer_receive_bytes", acme_laptop)] == 1500
-    assert got[("wggw_peer_configured", (("peer", "phone"), ("tenant", "acme")))] == 0
-    assert got[("wggw_peer_latest_handshake_seconds", (("peer", "phone"), ("tenant", "acme")))] == 0
+    iface = ("interface", "wg-acme")
+    acme_laptop = (iface, ("peer", "laptop"), ("tenant", "acme"))
+    acme_phone = (iface, ("peer", "phone"), ("tenant", "acme"))
+    stamp = "wggw_peer_latest_handshake_timestamp_seconds"
+    assert got[(stamp, acme_laptop)] == 1_800_000_000  # 2027-01-15T08:00:00Z
+    assert got[("wggw_peer_receive_bytes_total", acme_laptop)] == 1500
+    assert got[("wggw_peer_transmit_bytes_total", acme_laptop)] == 900
+    assert got[("wggw_peer_configured", acme_phone)] == 0
+    assert got[(stamp, acme_phone)] == 0
+    assert got[("wggw_tenant_receive_bytes_total", (("tenant", "acme"),))] == 1500
+    assert got[("wggw_tenant_transmit_bytes_total", (("tenant", "acme"),))] == 900
     assert got[("wggw_tenant_active_peers", (("tenant", "acme"),))] == 1
     assert got[("wggw_drift_changes", ())] == 1
     assert got[("wggw_tenant_path_ok", (("family", "4"), ("tenant", "acme")))] == 1

@@ -5,6 +5,7 @@ and NAT fail closed; apply is idempotent and keeps live sessions; down leaves no
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -128,12 +129,14 @@ def test_idempotent_and_live_sessions_survive_other_peer_changes(lab):
     prom = lab.workdir / "wggw.prom"
     lab.wggw("status", "--prometheus", str(prom))
     text = prom.read_text()
-    assert 'wggw_peer_configured{peer="extra0",tenant="globex"} 1.0' in text
+    extra0 = r'wggw_peer_configured\{interface="[^"]+",peer="extra0",tenant="globex"\} 1'
+    assert re.search(extra0, text)
     assert "wggw_drift_changes 0.0" in text
     line = next(
         ln
         for ln in text.splitlines()
-        if ln.startswith('wggw_peer_latest_handshake_seconds{peer="laptop",tenant="acme"}')
+        if ln.startswith("wggw_peer_latest_handshake_timestamp_seconds{")
+        and 'peer="laptop",tenant="acme"}' in ln
     )
     assert float(line.split()[-1]) > 0
 

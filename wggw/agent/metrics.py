@@ -2,7 +2,8 @@
 
 The agent's own figures (reconcile duration, repairs by kind, contested kinds, last converge,
 store generation, wireguard-go RSS, build info) plus, observed afresh at each scrape, the
-per-tenant and per-peer gauges of `status --prometheus` (wggw/ops/metrics.py). Per-peer series
+per-tenant and per-peer figures of `status --prometheus` (wggw/ops/metrics.py) and the egress
+IPs' conntrack entries against their ports (wggw/agent/egress_metrics.py). Per-peer series
 are left out above `max_peers` peers (0: never), so 10,000 peers cannot flood Prometheus.
 Only names and numbers: never a key.
 """
@@ -18,11 +19,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wggw import __version__
+from wggw.agent.backoff import KINDS
+from wggw.agent.egress_metrics import EgressPorts
 from wggw.backends import runfiles
 from wggw.core import status
 from wggw.ops import converge as reconcile
 from wggw.ops import metrics as status_metrics
 
+TRIGGERS = ("start", "store", "drift", "resync", "peer")  # what wakes the loop (loop.py)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -62,6 +66,13 @@ class AgentMetrics:
             registry=r,
         )
         Info("wggw_build", "wggw build.", registry=r).info({"version": __version__})
+        # Every kind present from the start at 0: the first repair is then an increase that
+        # rate()/increase() see, and a dashboard shows 0 rather than "no data".
+        for kind in sorted({*KINDS.values(), "other"}):
+            self.repairs.labels(kind)
+            self.contested.labels(kind).set(0)
+        for trigger in TRIGGERS:
+            self.duration.labels(trigger)
         self.live = LiveCollector(max_peers)
         r.register(self.live)
 
@@ -78,6 +89,7 @@ class LiveCollector(Collector):
         self._lock = threading.Lock()
         self._state = None
         self._system_factory: Callable[[], object] | None = None
+        self.egress = EgressPorts()
 
     def update(self, state, system_factory: Callable[[], object]) -> None:
         """The newest state (immutable) and how to build a System for this thread."""
@@ -90,13 +102,20 @@ class LiveCollector(Collector):
         yield _rss_family(state)
         if state is None or factory is None:
             return
+        yield from self.egress.families(state)
         try:
             result = reconcile.compute(state, factory(), check_nft=False)
         except Exception:  # noqa: BLE001 - a failed scrape-time read must not break the scrape
             return
         report = status.build(state, result, time.time())
-        if self.max_peers == 0 or len(report["peers"]) > self.max_peers:
+        capped = self.max_peers == 0 or len(report["peers"]) > self.max_peers
+        if capped:
             report = {**report, "peers": []}
+        yield GaugeMetricFamily(
+            "wggw_peer_series_enabled",
+            "1 if per-peer series are published, 0 if --metrics-max-peers holds them back.",
+            value=0 if capped else 1,
+        )
         yield from status_metrics.registry_for(report).collect()
 
 

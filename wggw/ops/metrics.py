@@ -7,31 +7,23 @@ Only names, counters and times: never keys.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from wggw.core.timefmt import parse_iso
 
 
 def registry_for(report: dict) -> CollectorRegistry:
     reg = CollectorRegistry()
-    peer = ("tenant", "peer")
+    reg.register(_Counters(report))
+    peer = ("tenant", "peer", "interface")
     handshake = Gauge(
-        "wggw_peer_latest_handshake_seconds",
+        "wggw_peer_latest_handshake_timestamp_seconds",
         "Unix time of the peer's latest handshake (0: never).",
-        peer,
-        registry=reg,
-    )
-    rx = Gauge(
-        "wggw_peer_receive_bytes",
-        "Bytes received from the peer since its session began.",
-        peer,
-        registry=reg,
-    )
-    tx = Gauge(
-        "wggw_peer_transmit_bytes",
-        "Bytes sent to the peer since its session began.",
         peer,
         registry=reg,
     )
@@ -42,10 +34,8 @@ def registry_for(report: dict) -> CollectorRegistry:
         registry=reg,
     )
     for p in report["peers"]:
-        labels = (p["tenant"], p["name"])
+        labels = (p["tenant"], p["name"], p.get("interface") or "")
         handshake.labels(*labels).set(parse_iso(p["latest_handshake"]) or 0)
-        rx.labels(*labels).set(p["rx_bytes"])
-        tx.labels(*labels).set(p["tx_bytes"])
         configured.labels(*labels).set(1 if p["configured"] else 0)
     peers = Gauge("wggw_tenant_peers", "Peers of the tenant.", ("tenant",), registry=reg)
     active = Gauge(
@@ -71,6 +61,35 @@ def registry_for(report: dict) -> CollectorRegistry:
     for e in report.get("paths", ()):
         path_ok.labels(e["tenant"], str(e["family"])).set(1 if e["ok"] else 0)
     return reg
+
+
+class _Counters(Collector):
+    """Byte counters as Prometheus counters (`_total`): WireGuard's own, which restart at zero
+    with the interface (rate() treats that as a counter reset)."""
+
+    def __init__(self, report: dict) -> None:
+        self.report = report
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        labels = ("tenant", "peer", "interface")
+        for what, key, help_ in (
+            ("receive", "rx_bytes", "Bytes received from the peer"),
+            ("transmit", "tx_bytes", "Bytes sent to the peer"),
+        ):
+            fam = CounterMetricFamily(
+                f"wggw_peer_{what}_bytes", f"{help_} (WireGuard's counter).", labels=labels
+            )
+            for p in self.report["peers"]:
+                fam.add_metric((p["tenant"], p["name"], p.get("interface") or ""), p[key])
+            yield fam
+            fam = CounterMetricFamily(
+                f"wggw_tenant_{what}_bytes",
+                f"{help_}s of the tenant (sum of the peers' counters).",
+                labels=("tenant",),
+            )
+            for t in self.report["tenants"]:
+                fam.add_metric((t["name"],), t.get(key, 0))
+            yield fam
 
 
 def text(report: dict) -> str:
