@@ -38,6 +38,14 @@ def root(
         metavar="DIR",
         help="Where the store and lock live.",
     ),
+    db: str = typer.Option(
+        None,
+        "--db",
+        envvar="WGGW_DB",
+        metavar="URL",
+        help="PostgreSQL store (postgresql://...; TLS via sslmode=) instead of SQLite in "
+        "--state-dir. Keep passwords in ~/.pgpass or PGPASSWORD, not in the URL.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -46,19 +54,19 @@ def root(
     label = {"COMMANDLINE": "--state-dir", "ENVIRONMENT": common.STATE_DIR_ENV}.get(
         getattr(source, "name", ""), "state-dir"
     )
-    ctx.obj = {"state_dir": state_dir, "state_dir_label": label}
+    ctx.obj = {"state_dir": state_dir, "state_dir_label": label, "db": db}
 
 
 @app.command("init")
 def init_cmd(ctx: typer.Context) -> None:
     """Create the store (state dir 0700, files 0600). Running it again changes nothing."""
-    from wggw.ops import objects
+    from wggw.ops.state import init_store
 
-    path = common.state_dir(ctx)
-    if objects.init(path):
-        typer.echo(f"initialised wggw store in {path}")
+    created, where = init_store(common.state_dir(ctx), common.db_url(ctx))
+    if created:
+        typer.echo(f"initialised wggw store in {where}")
     else:
-        typer.echo(f"wggw store in {path} already exists; nothing changed")
+        typer.echo(f"wggw store in {where} already exists; nothing changed")
 
 
 app.add_typer(interface.app, name="interface", help="WireGuard interfaces clients connect to.")

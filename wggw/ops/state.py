@@ -6,12 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from wggw.core.errors import ValidationError
-from wggw.store.sqlite import Store, open_store
+from wggw.store import select
+from wggw.store.select import open_store
+from wggw.store.sqlite import Store
 
 
-def open_existing(state_dir: Path) -> Store:
-    """The existing store (StoreMissingError, exit 2, 'run wggw init' when there is none)."""
-    return open_store(state_dir)
+def open_existing(state_dir: Path, db: str | None = None) -> Store:
+    """The existing store (StoreMissingError, exit 2, 'run wggw init' when there is none):
+    PostgreSQL at `db` (or WGGW_DB), else SQLite in `state_dir`."""
+    return open_store(state_dir, db=db)
+
+
+def init_store(state_dir: Path, db: str | None = None) -> tuple[bool, str]:
+    """`wggw init`: (created, where); created False when the store existed (nothing changed)."""
+    return select.init(state_dir, db)
 
 
 def write_private(path: Path, data: str | bytes, field: str = "output") -> None:
