@@ -259,6 +259,16 @@ class PgStore(Store):
             self._conn.close()
             raise
 
+    @classmethod
+    def attach(cls, conn: Conn, url: str, state_dir: Path, cipher: Cipher) -> PgStore:
+        """A store on `conn` inside the caller's open transaction, with no checks (the copy
+        of `store migrate` fills an empty database through it)."""
+        store = cls.__new__(cls)
+        store.url, store.state_dir, store.cipher = url, Path(state_dir), cipher
+        store.label, store._conn, store._lock_depth, store._cache = describe(url), conn, 1, None
+        store._tx = PgTx(store)
+        return store
+
     def _open_schema(self, create: bool) -> None:
         if self.cipher is None:
             raise ValidationError(
@@ -493,3 +503,27 @@ def read_events(conn: Conn, subject: str | None) -> list[dict]:
         }
         for r in rows
     ]
+
+
+def copy_events(conn: Conn, columns: list[str], rows: list[tuple]) -> None:
+    """Events of another store as they are (ids, and any column both tables have), then the
+    identity continues after the last id."""
+    have = {
+        r["column_name"]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events' "
+            "AND table_schema = current_schema()"
+        ).fetchall()
+    }
+    keep = [i for i, c in enumerate(columns) if c in have]
+    names = ", ".join(columns[i] for i in keep)
+    marks = ", ".join(["%s"] * len(keep))
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO events ({names}) VALUES ({marks})",
+            [tuple(row[i] for i in keep) for row in rows],
+        )
+    conn.execute(
+        "SELECT setval(pg_get_serial_sequence('events', 'id'), coalesce(max(id), 1), "
+        "max(id) IS NOT NULL) FROM events"
+    )

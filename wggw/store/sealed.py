@@ -143,8 +143,8 @@ def check(stored_id: str | None, cipher: Cipher | None, where: str) -> None:
     if stored_id is None and cipher is not None:
         raise ValidationError(
             KEY_FILE_ENV,
-            f"the secrets of {where} are not encrypted; run `wggw store rekey` to encrypt "
-            f"them with this key file, or unset {KEY_FILE_ENV}",
+            f"the secrets of {where} are not encrypted; unset {KEY_FILE_ENV}, or encrypt them "
+            f"with `wggw store rekey` and {KEY_FILE_ENV} naming a file that does not exist yet",
         )
     if stored_id is not None and cipher is None:
         raise ValidationError(
@@ -153,8 +153,14 @@ def check(stored_id: str | None, cipher: Cipher | None, where: str) -> None:
             "to its key file",
         )
     if stored_id is not None and cipher is not None and stored_id != cipher.key_id:
+        pending = cipher.path and cipher.path.with_name(cipher.path.name + ".new")
+        hint = (
+            f"; an interrupted `store rekey` left the new key in {pending}"
+            if pending and pending.exists()
+            else ""
+        )
         raise ValidationError(
             KEY_FILE_ENV,
             f"{cipher.path} holds key {cipher.key_id}, but the secrets of {where} are sealed "
-            f"with key {stored_id}",
+            f"with key {stored_id}{hint}",
         )

@@ -138,6 +138,7 @@ class Store(abc.ABC):
     """What the rest of wggw needs from persistence."""
 
     state_dir: Path
+    cipher: Cipher | None = None  # seals secrets at rest (store/sealed.py); None: plain
 
     @abc.abstractmethod
     def load(self) -> State:
@@ -168,10 +169,13 @@ class Store(abc.ABC):
         self.close()
 
 
-def open_store(state_dir: Path, create: bool = False, cipher: Cipher | None = None) -> Store:
+def open_store(
+    state_dir: Path, create: bool = False, cipher: Cipher | None = None, check_key: bool = True
+) -> Store:
     """Open the store in `state_dir`; with `create`, make the directory and database first.
-    With `cipher`, secrets are sealed at rest (store/sealed.py)."""
-    return SqliteStore(Path(state_dir), create=create, cipher=cipher)
+    With `cipher`, secrets are sealed at rest (store/sealed.py); `check_key=False` leaves
+    matching it to the store's key to the caller (`store rekey`, `store migrate`)."""
+    return SqliteStore(Path(state_dir), create=create, cipher=cipher, check_key=check_key)
 
 
 def store_exists(state_dir: Path) -> bool:
@@ -295,7 +299,13 @@ class SqliteTx(Tx):
 class SqliteStore(Store):
     """SQLite in `<state_dir>/wggw.db`; the lock is flock on `<state_dir>/lock`."""
 
-    def __init__(self, state_dir: Path, create: bool = False, cipher: Cipher | None = None):
+    def __init__(
+        self,
+        state_dir: Path,
+        create: bool = False,
+        cipher: Cipher | None = None,
+        check_key: bool = True,
+    ):
         self.state_dir = state_dir
         self.cipher = cipher
         self.path = state_dir / DB_NAME
@@ -314,7 +324,7 @@ class SqliteStore(Store):
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
-        self._bind_cipher(create)
+        self._bind_cipher(create, check_key)
 
     # --- lock and transactions ----------------------------------------------
     def locked(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
@@ -416,7 +426,7 @@ class SqliteStore(Store):
     def _open(self, table: str, row: Any) -> Any:
         return row if self.cipher is None else self.cipher.open_row(table, row)
 
-    def _bind_cipher(self, create: bool) -> None:
+    def _bind_cipher(self, create: bool, check_key: bool) -> None:
         """A new store takes the key of WGGW_KEY_FILE; an existing one must match its own."""
         with _sqlite_errors(self.path):
             stored = self.get_meta(sealed.META_KEY_ID)
@@ -429,7 +439,8 @@ class SqliteStore(Store):
                     with self.transaction() as tx:
                         tx.set_meta(sealed.META_KEY_ID, self.cipher.key_id)
                     stored = self.cipher.key_id
-        sealed.check(stored, self.cipher, str(self.path))
+        if check_key:
+            sealed.check(stored, self.cipher, str(self.path))
 
     def schema_version(self) -> int:
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
