@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wggw.core.errors import StoreUnavailableError
 from wggw.ops.state import open_existing
 
 
@@ -108,16 +109,24 @@ def test_sealed_store_without_its_key_file_is_one_clear_error(key_file, gw, monk
     assert "are encrypted" in res.output and "WGGW_KEY_FILE" in res.output
 
 
-def test_postgresql_down_is_one_line_and_exit_69(key_file, pg_url, monkeypatch, pg_cluster, cli):
+def test_postgresql_down_is_one_line_and_exit_69(
+    key_file, pg_url, monkeypatch, pg_cluster, cli, state_dir
+):
     monkeypatch.setenv("WGGW_DB", pg_url)
     gw = cli
     gw("init")
     gw("interface", "add", "wg1", "--listen-port", "51821", "--endpoint", "192.0.2.1:51821")
+    resident = open_existing(state_dir)  # like the agent: one store open across the outage
+    gen = resident.generation()
     pg_cluster.stop()
     try:
         res = gw("interface", "list", code=69)
         assert res.output.count("\n") == 1
         assert res.output.startswith("wggw: error: cannot reach PostgreSQL")
+        with pytest.raises(StoreUnavailableError):
+            resident.generation()
     finally:
         pg_cluster.start()
     assert "wg1" in gw("interface", "list").output
+    assert resident.generation() == gen  # a new session once the server is back
+    resident.close()

@@ -292,6 +292,14 @@ class PgStore(Store):
             stored = self.cipher.key_id
         sealed.check(stored, self.cipher, self.label)
 
+    def _ensure(self) -> None:
+        """A new session after the old one was lost (server restarted, network cut), between
+        transactions only: a resident process (the agent) recovers when the server returns.
+        Held locks and transactions died with the old session, so none may be open."""
+        if (self._conn.closed or self._conn.broken) and self._tx is None and not self._lock_depth:
+            self._conn = connect(self.url)
+            self._cache = None
+
     def _missing(self) -> bool:
         row = self._conn.execute("SELECT to_regclass('schema_version') AS t").fetchone()
         return row is None or row["t"] is None
@@ -306,6 +314,7 @@ class PgStore(Store):
             finally:
                 self._lock_depth -= 1
             return
+        self._ensure()
         self._acquire(storelock.default_timeout() if timeout is None else timeout)
         self._lock_depth = 1
         try:
@@ -370,6 +379,7 @@ class PgStore(Store):
         if self._tx is not None:
             yield
             return
+        self._ensure()
         with pg_errors(self.label):
             self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
@@ -407,15 +417,18 @@ class PgStore(Store):
         )
 
     def events(self, subject: str | None = None) -> list[dict]:
+        self._ensure()
         with pg_errors(self.label):
             return read_events(self._conn, subject)
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
+        self._ensure()
         with pg_errors(self.label):
             row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
         return default if row is None else row["value"]
 
     def generation(self) -> int:
+        self._ensure()
         with pg_errors(self.label):
             return self._generation()
 
