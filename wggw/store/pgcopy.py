@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wggw.core.errors import StoreError, ValidationError
 from wggw.core.model import State
-from wggw.store import postgres, sealed
+from wggw.store import pgsql, postgres, sealed
 from wggw.store.sealed import Cipher
 from wggw.store.sqlite import SqliteStore
 
@@ -19,20 +19,20 @@ TABLES = ("interfaces", "tenants", "peers", "events")
 def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
     """Copy `source` (its lock held) into the empty database at `url`; the verified counts
     and the key fingerprint digest. A non-empty target is refused with nothing changed."""
-    label = postgres.describe(url)
+    label = pgsql.describe(url)
     state = source.load()
     columns, rows = _source_events(source)
-    conn = postgres.connect(url)
+    conn = pgsql.connect(url)
     try:
-        with postgres.pg_errors(label), conn.transaction():
+        with pgsql.pg_errors(label), conn.transaction():
             # No wggw writer may start on the target while it is being filled.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (postgres.LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (pgsql.LOCK_KEY,))
             _refuse_non_empty(conn, label)
-            postgres.migrate(conn, label)
+            pgsql.migrate(conn, label)
             target = postgres.PgStore.attach(conn, url, source.state_dir, cipher)
             _copy(target, state, source)
-            postgres.copy_events(conn, columns, rows)
-            postgres.bump_generation(conn)
+            pgsql.copy_events(conn, columns, rows)
+            pgsql.bump_generation(conn)
             counts = _counts(conn)
             _check_counts(counts, state, len(rows), label)
     finally:
@@ -45,7 +45,7 @@ def _source_events(source: SqliteStore) -> tuple[list[str], list[tuple]]:
     return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
 
 
-def _refuse_non_empty(conn: postgres.Conn, label: str) -> None:
+def _refuse_non_empty(conn: pgsql.Conn, label: str) -> None:
     row = conn.execute("SELECT to_regclass('schema_version') AS t").fetchone()
     if row is None or row["t"] is None:
         return
@@ -57,7 +57,7 @@ def _refuse_non_empty(conn: postgres.Conn, label: str) -> None:
         )
 
 
-def _counts(conn: postgres.Conn) -> dict[str, int]:
+def _counts(conn: pgsql.Conn) -> dict[str, int]:
     out = {}
     for table in TABLES:
         row = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
@@ -121,11 +121,11 @@ def _verify(url: str, state_dir: Path, cipher: Cipher, state: State, events: int
     source_meta = {k: v for k, v in state.meta.items() if k != sealed.META_KEY_ID}
     if want != got or copied_events != events or meta != source_meta:
         raise StoreError(
-            f"the copy in {postgres.describe(url)} differs from the source after commit "
+            f"the copy in {pgsql.describe(url)} differs from the source after commit "
             "(fingerprints, events or meta); do not use it: drop and recreate the database"
         )
     return {
-        "target": postgres.describe(url),
+        "target": pgsql.describe(url),
         "interfaces": len(copied.interfaces),
         "tenants": len(copied.tenants),
         "peers": len(copied.peers),

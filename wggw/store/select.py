@@ -39,13 +39,13 @@ def init(state_dir: Path, db: str | None = None) -> tuple[bool, str]:
         existed = sqlite.store_exists(state_dir)
         open_store(state_dir, create=True).close()
         return not existed, str(state_dir)
-    from wggw.store import postgres
+    from wggw.store import pgsql
 
-    conn = postgres.connect(url)
+    conn = pgsql.connect(url)
     try:
-        with postgres.pg_errors(postgres.describe(url)):
+        with pgsql.pg_errors(pgsql.describe(url)):
             row = conn.execute("SELECT to_regclass('schema_version') AS t").fetchone()
     finally:
         conn.close()
     open_store(state_dir, create=True, db=url).close()
-    return row is None or row["t"] is None, postgres.describe(url)
+    return row is None or row["t"] is None, pgsql.describe(url)

@@ -2,8 +2,8 @@
 
 One command = one transaction under one exclusive lock, so an operator and a cron
 job cannot interleave and a failure leaves the previous state intact. The state
-directory is 0700 and every file in it 0600, created so. A PostgreSQL store for a
-fleet of gateways is planned: it would implement `Store`/`Tx` with the same names.
+directory is 0700 and every file in it 0600, created so. The PostgreSQL store of a
+fleet of gateways (store/postgres.py) implements `Store`/`Tx` with the same migrations.
 """
 
 from __future__ import annotations
