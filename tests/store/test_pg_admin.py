@@ -130,3 +130,12 @@ def test_postgresql_down_is_one_line_and_exit_69(
     assert "wg1" in gw("interface", "list").output
     assert resident.generation() == gen  # a new session once the server is back
     resident.close()
+
+
+def test_a_password_on_the_command_line_is_refused(cli, monkeypatch):
+    monkeypatch.delenv("WGGW_DB", raising=False)
+    res = cli("--db", "postgresql://wggw:hunter2@db.invalid/wggw", "peer", "list", code=2)
+    assert res.output.startswith("wggw: error: --db: the URL holds a password")
+    assert "hunter2" not in res.output and res.output.count("\n") == 1
+    res = cli("store", "migrate", "--to", "postgresql:///w?password=hunter2", code=2)
+    assert "--to: the URL holds a password" in res.output and "hunter2" not in res.output

@@ -54,6 +54,10 @@ def root(
     label = {"COMMANDLINE": "--state-dir", "ENVIRONMENT": common.STATE_DIR_ENV}.get(
         getattr(source, "name", ""), "state-dir"
     )
+    if getattr(ctx.get_parameter_source("db"), "name", "") == "COMMANDLINE":
+        from wggw.ops.state import refuse_password_in_argv
+
+        refuse_password_in_argv(db, "--db")
     ctx.obj = {"state_dir": state_dir, "state_dir_label": label, "db": db}
 
 

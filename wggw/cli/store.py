@@ -25,8 +25,10 @@ def migrate_cmd(
     transaction, then verify it (counts, key fingerprints). Secrets arrive sealed with
     WGGW_KEY_FILE's key (created when that file does not exist). The SQLite store is left
     as it was: point the fleet at the database with --db / WGGW_DB afterwards."""
+    from wggw.ops.state import refuse_password_in_argv
     from wggw.ops.storeadmin import migrate_to
 
+    refuse_password_in_argv(to, "--to")
     report = migrate_to(state_dir(ctx), to)
     if as_json:
         echo_json(report)
