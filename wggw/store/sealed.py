@@ -14,18 +14,16 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import nacl.exceptions
-import nacl.secret
-import nacl.utils
-
 from wggw import fsutil
 from wggw.core.errors import StoreError, ValidationError
 
+KEY_SIZE = 32  # nacl.secret.SecretBox.KEY_SIZE; pynacl is imported only where a key is used
 KEY_FILE_ENV = "WGGW_KEY_FILE"
 META_KEY_ID = "secrets_key_id"
 PREFIX = "sb1:"
@@ -42,6 +40,8 @@ class Cipher:
     __slots__ = ("_box", "_key", "key_id", "path")
 
     def __init__(self, key: bytes, path: Path | None = None):
+        import nacl.secret
+
         self._key = key
         self._box = nacl.secret.SecretBox(key)
         self.key_id = hashlib.blake2b(key, digest_size=8, person=b"wggw-key-id").hexdigest()
@@ -56,6 +56,8 @@ class Cipher:
     def open(self, value: str) -> str:
         if not value.startswith(PREFIX):
             raise StoreError("a stored secret is not sealed although the store is encrypted")
+        import nacl.exceptions
+
         try:
             return self._box.decrypt(base64.b64decode(value[len(PREFIX) :])).decode()
         except (nacl.exceptions.CryptoError, binascii.Error, ValueError):
@@ -101,13 +103,13 @@ def load_key_file(path: Path) -> Cipher:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         key = b""
-    if len(key) != nacl.secret.SecretBox.KEY_SIZE:
+    if len(key) != KEY_SIZE:
         raise ValidationError(KEY_FILE_ENV, f"{path} does not hold a base64 32-byte key")
     return Cipher(key, path)
 
 
 def new_key() -> Cipher:
-    return Cipher(nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE))
+    return Cipher(secrets.token_bytes(KEY_SIZE))
 
 
 def write_key_file(path: Path, cipher: Cipher) -> None:
