@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pgtest import Cluster, unusable
+
+from wggw.lab.pgcluster import Cluster, unusable
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""A throwaway PostgreSQL 15 cluster for tests (Debian's `postgresql` package): initdb and
-pg_ctl as the `postgres` user (initdb refuses root) in a temp dir, listening only on a unix
-socket in that dir; one fresh database per test. Stopped and removed by whoever started it."""
+"""A throwaway PostgreSQL 15 cluster for the tests and the benchmark (Debian's `postgresql`
+package, never the system service): initdb and pg_ctl as the `postgres` user (initdb refuses
+root) in a temp dir, listening only on a unix socket in that dir (reachable from every network
+namespace: it is a file); a fresh database per use. Stopped and removed by whoever started it."""
 
 from __future__ import annotations
 
