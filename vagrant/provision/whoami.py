@@ -4,7 +4,6 @@ Listens on [::]:PORT dual-stack, so IPv4 clients appear as themselves (the ::fff
 stripped). Each request is logged as "<time> <source> <path>" so a failing lab check can show
 what the internet host actually saw.
 """
-
 import argparse
 import http.server
 import socket
