@@ -221,8 +221,12 @@ class PgStore(Store):
         stored = self.get_meta(sealed.META_KEY_ID)
         if stored is None and create:
             with self.transaction() as tx:
-                if tx.load().interfaces or tx.load().peers:
-                    raise StoreError(f"{self.label} holds plain secrets; this wggw cannot")
+                state = tx.load()
+                if state.interfaces or state.peers:  # written by hand, not by wggw
+                    raise StoreError(
+                        f"{self.label} holds secrets that are not sealed; "
+                        "copy a store in with `wggw store migrate` instead"
+                    )
                 tx.set_meta(sealed.META_KEY_ID, self.cipher.key_id)
             stored = self.cipher.key_id
         sealed.check(stored, self.cipher, self.label)
