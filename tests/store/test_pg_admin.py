@@ -139,3 +139,13 @@ def test_a_password_on_the_command_line_is_refused(cli, monkeypatch):
     assert "hunter2" not in res.output and res.output.count("\n") == 1
     res = cli("store", "migrate", "--to", "postgresql:///w?password=hunter2", code=2)
     assert "--to: the URL holds a password" in res.output and "hunter2" not in res.output
+
+
+def test_a_tampered_sealed_secret_is_one_clear_error(key_file, gw, state_dir):
+    gw("peer", "add", "acme/alice")
+    with sqlite3.connect(state_dir / "wggw.db") as db:
+        (psk,) = db.execute("SELECT psk FROM peers").fetchone()
+        flipped = psk[:-6] + ("A" if psk[-6] != "A" else "B") + psk[-5:]
+        db.execute("UPDATE peers SET psk = ?", (flipped,))
+    res = gw("peer", "config", "acme/alice", code=1)
+    assert res.output.count("\n") == 1 and "does not open with key" in res.output
