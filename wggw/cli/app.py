@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from wggw import __version__
-from wggw.cli import agent, common, dataplane, interface, peer, rotate, tenant, transfer
+from wggw.cli import agent, common, dataplane, interface, peer, rotate, store, tenant, transfer
 
 app = typer.Typer(
     cls=common.WggwGroup,
@@ -38,6 +38,14 @@ def root(
         metavar="DIR",
         help="Where the store and lock live.",
     ),
+    db: str = typer.Option(
+        None,
+        "--db",
+        envvar="WGGW_DB",
+        metavar="URL",
+        help="PostgreSQL store (postgresql://...; TLS via sslmode=) instead of SQLite in "
+        "--state-dir. Keep passwords in ~/.pgpass or PGPASSWORD, not in the URL.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -46,19 +54,23 @@ def root(
     label = {"COMMANDLINE": "--state-dir", "ENVIRONMENT": common.STATE_DIR_ENV}.get(
         getattr(source, "name", ""), "state-dir"
     )
-    ctx.obj = {"state_dir": state_dir, "state_dir_label": label}
+    if getattr(ctx.get_parameter_source("db"), "name", "") == "COMMANDLINE":
+        from wggw.ops.state import refuse_password_in_argv
+
+        refuse_password_in_argv(db, "--db")
+    ctx.obj = {"state_dir": state_dir, "state_dir_label": label, "db": db}
 
 
 @app.command("init")
 def init_cmd(ctx: typer.Context) -> None:
     """Create the store (state dir 0700, files 0600). Running it again changes nothing."""
-    from wggw.ops import objects
+    from wggw.ops.state import init_store
 
-    path = common.state_dir(ctx)
-    if objects.init(path):
-        typer.echo(f"initialised wggw store in {path}")
+    created, where = init_store(common.state_dir(ctx), common.db_url(ctx))
+    if created:
+        typer.echo(f"initialised wggw store in {where}")
     else:
-        typer.echo(f"wggw store in {path} already exists; nothing changed")
+        typer.echo(f"wggw store in {where} already exists; nothing changed")
 
 
 app.add_typer(interface.app, name="interface", help="WireGuard interfaces clients connect to.")
@@ -73,6 +85,7 @@ app.add_typer(
 app.add_typer(dataplane.app)  # plan, apply, status, down: top-level verbs
 app.add_typer(rotate.app)  # rotate
 app.add_typer(agent.app)  # agent
+app.add_typer(store.app, name="store", help="The store itself: move it to PostgreSQL, rekey.")
 
 
 def main() -> None:

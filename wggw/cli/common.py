@@ -62,7 +62,14 @@ def open_store(ctx: typer.Context) -> Store:
     The store module is imported here: `--help` and the like do without it."""
     from wggw.ops.state import open_existing
 
-    return open_existing(state_dir(ctx))
+    return open_existing(state_dir(ctx), db_url(ctx))
+
+
+def db_url(ctx: typer.Context) -> str | None:
+    """The global --db (WGGW_DB): a PostgreSQL URL, or None for SQLite in the state dir."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    return obj.get("db") or os.environ.get("WGGW_DB") or None
 
 
 def echo_json(obj: Any) -> None:

@@ -20,6 +20,7 @@ EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP 
 #                          uplink's next hop (EX_CONFIG); nothing was changed
 EXIT_PLAN_USAGE = 64  # `plan --detailed-exitcode`: bad input (EX_USAGE), not read as "changes"
 EXIT_NOPERM = 77  # not allowed: needs root (CAP_NET_ADMIN) or a path it may write (EX_NOPERM)
+EXIT_UNAVAILABLE = 69  # the PostgreSQL store cannot be reached (EX_UNAVAILABLE): retry later
 
 
 def plan_detailed_code(code: int) -> int:
@@ -79,6 +80,13 @@ def permission_error(e: PermissionError) -> PrivilegeError:
 
 class StoreError(WggwError):
     """The state store is unreadable, damaged or of an unknown schema version."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database server of the store cannot be reached (down, refused, timed out); nothing
+    was changed, and the same command may succeed later."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 class BackendError(WggwError):

@@ -16,14 +16,14 @@ from wggw.core import alloc, keys, validate
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.ops import hostcheck
-from wggw.store.sqlite import Store, open_store, store_exists
+from wggw.store import select
+from wggw.store.sqlite import Store
 
 
-def init(state_dir: Path) -> bool:
-    """Create the store; True if it was created, False if it already existed (nothing changed)."""
-    existed = store_exists(state_dir)
-    open_store(state_dir, create=True).close()
-    return not existed
+def init(state_dir: Path, db: str | None = None) -> bool:
+    """Create the store; True if it was created, False if it already existed (nothing changed).
+    `db`: a PostgreSQL URL (else WGGW_DB, else SQLite in `state_dir`)."""
+    return select.init(state_dir, db)[0]
 
 
 # --- interfaces -----------------------------------------------------------------

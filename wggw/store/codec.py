@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wggw.core.keys import Secret, clamp
-from wggw.core.model import Peer, RetiringKey, Tenant
+from wggw.core.model import Interface, Peer, RetiringKey, Tenant
 
 # A stored row: sqlite3.Row from the store, or a plain mapping with the same columns.
 Row = Mapping[str, Any] | sqlite3.Row
@@ -143,4 +143,26 @@ def peer_from_row(r: Row) -> Peer:
         expires_at=r["expires_at"],
         created_at=r["created_at"],
         retiring=retiring,
+    )
+
+
+def interface_to_row(i: Interface) -> dict[str, Any]:
+    return {
+        "name": i.name,
+        "listen_port": i.listen_port,
+        "endpoint": i.endpoint,
+        "private_key": i.private_key.reveal(),
+        "public_key": i.public_key,
+        "mtu": i.mtu,
+    }
+
+
+def interface_from_row(r: Row) -> Interface:
+    return Interface(
+        name=r["name"],
+        listen_port=r["listen_port"],
+        endpoint=r["endpoint"],
+        private_key=Secret._trusted(clamp(r["private_key"])),
+        public_key=r["public_key"],
+        mtu=r["mtu"],
     )

@@ -2,8 +2,8 @@
 
 One command = one transaction under one exclusive lock, so an operator and a cron
 job cannot interleave and a failure leaves the previous state intact. The state
-directory is 0700 and every file in it 0600, created so. A PostgreSQL store for a
-fleet of gateways is planned: it would implement `Store`/`Tx` with the same names.
+directory is 0700 and every file in it 0600, created so. The PostgreSQL store of a
+fleet of gateways (store/postgres.py) implements `Store`/`Tx` with the same migrations.
 """
 
 from __future__ import annotations
@@ -21,16 +21,20 @@ from typing import Any
 
 from wggw import fsutil
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
-from wggw.core.keys import Secret, clamp
+from wggw.core.keys import Secret
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
 from wggw.store import lock as storelock
+from wggw.store import sealed
 from wggw.store.codec import (
     addresses_from_text,
+    interface_from_row,
+    interface_to_row,
     peer_from_row,
     peer_to_row,
     tenant_from_row,
     tenant_to_row,
 )
+from wggw.store.sealed import Cipher
 
 DB_NAME = "wggw.db"
 LOCK_NAME = "lock"
@@ -134,6 +138,7 @@ class Store(abc.ABC):
     """What the rest of wggw needs from persistence."""
 
     state_dir: Path
+    cipher: Cipher | None = None  # seals secrets at rest (store/sealed.py); None: plain
 
     @abc.abstractmethod
     def load(self) -> State:
@@ -164,9 +169,13 @@ class Store(abc.ABC):
         self.close()
 
 
-def open_store(state_dir: Path, create: bool = False) -> Store:
-    """Open the store in `state_dir`; with `create`, make the directory and database first."""
-    return SqliteStore(Path(state_dir), create=create)
+def open_store(
+    state_dir: Path, create: bool = False, cipher: Cipher | None = None, check_key: bool = True
+) -> Store:
+    """Open the store in `state_dir`; with `create`, make the directory and database first.
+    With `cipher`, secrets are sealed at rest (store/sealed.py); `check_key=False` leaves
+    matching it to the store's key to the caller (`store rekey`, `store migrate`)."""
+    return SqliteStore(Path(state_dir), create=create, cipher=cipher, check_key=check_key)
 
 
 def store_exists(state_dir: Path) -> bool:
@@ -194,10 +203,12 @@ class SqliteTx(Tx):
 
     def _insert(self, table: str, row: dict) -> None:
         cols = ", ".join(row)
+        row = self._store._seal(table, row)
         marks = ", ".join(f":{c}" for c in row)
         self._db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
 
     def _update(self, table: str, row: dict, keys: tuple[str, ...], field: str, what: str) -> None:
+        row = self._store._seal(table, row)
         sets = ", ".join(f"{c} = :{c}" for c in row if c not in keys)
         where = " AND ".join(f"{k} = :{k}" for k in keys)
         self._changed(
@@ -205,10 +216,10 @@ class SqliteTx(Tx):
         )
 
     def add_interface(self, iface: Interface) -> None:
-        self._insert("interfaces", _interface_row(iface))
+        self._insert("interfaces", interface_to_row(iface))
 
     def update_interface(self, iface: Interface) -> None:
-        self._update("interfaces", _interface_row(iface), ("name",), "interface", iface.name)
+        self._update("interfaces", interface_to_row(iface), ("name",), "interface", iface.name)
 
     def remove_interface(self, name: str) -> None:
         cur = self._db.execute("DELETE FROM interfaces WHERE name = ?", (name,))
@@ -257,7 +268,7 @@ class SqliteTx(Tx):
 
     def interface(self, name: str) -> Interface | None:
         row = self._one("SELECT * FROM interfaces WHERE name = ?", name)
-        return None if row is None else _interface_from_row(row)
+        return None if row is None else interface_from_row(self._store._open("interfaces", row))
 
     def tenant(self, name: str) -> Tenant | None:
         row = self._one("SELECT * FROM tenants WHERE name = ?", name)
@@ -265,7 +276,7 @@ class SqliteTx(Tx):
 
     def peer(self, tenant: str, name: str) -> Peer | None:
         row = self._one("SELECT * FROM peers WHERE tenant = ? AND name = ?", tenant, name)
-        return None if row is None else peer_from_row(row)
+        return None if row is None else peer_from_row(self._store._open("peers", row))
 
     def key_user(self, public_key: str) -> tuple[str, str] | None:
         row = self._one(
@@ -285,33 +296,18 @@ class SqliteTx(Tx):
         return {a.ip for r in rows for text in r if text for a in addresses_from_text(text)}
 
 
-def _interface_row(i: Interface) -> dict:
-    return {
-        "name": i.name,
-        "listen_port": i.listen_port,
-        "endpoint": i.endpoint,
-        "private_key": i.private_key.reveal(),
-        "public_key": i.public_key,
-        "mtu": i.mtu,
-    }
-
-
-def _interface_from_row(r: sqlite3.Row) -> Interface:
-    return Interface(
-        name=r["name"],
-        listen_port=r["listen_port"],
-        endpoint=r["endpoint"],
-        private_key=Secret._trusted(clamp(r["private_key"])),
-        public_key=r["public_key"],
-        mtu=r["mtu"],
-    )
-
-
 class SqliteStore(Store):
     """SQLite in `<state_dir>/wggw.db`; the lock is flock on `<state_dir>/lock`."""
 
-    def __init__(self, state_dir: Path, create: bool = False):
+    def __init__(
+        self,
+        state_dir: Path,
+        create: bool = False,
+        cipher: Cipher | None = None,
+        check_key: bool = True,
+    ):
         self.state_dir = state_dir
+        self.cipher = cipher
         self.path = state_dir / DB_NAME
         self._tx: SqliteTx | None = None
         self._cache: tuple[tuple[int, int], State] | None = None
@@ -328,6 +324,7 @@ class SqliteStore(Store):
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        self._bind_cipher(create, check_key)
 
     # --- lock and transactions ----------------------------------------------
     def locked(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
@@ -375,10 +372,14 @@ class SqliteStore(Store):
         q = self._db.execute
         return State(
             interfaces=tuple(
-                _interface_from_row(r) for r in q("SELECT * FROM interfaces ORDER BY name")
+                interface_from_row(self._open("interfaces", r))
+                for r in q("SELECT * FROM interfaces ORDER BY name")
             ),
             tenants=tuple(tenant_from_row(r) for r in q("SELECT * FROM tenants ORDER BY name")),
-            peers=tuple(peer_from_row(r) for r in q("SELECT * FROM peers ORDER BY tenant, name")),
+            peers=tuple(
+                peer_from_row(self._open("peers", r))
+                for r in q("SELECT * FROM peers ORDER BY tenant, name")
+            ),
             meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
         )
 
@@ -417,6 +418,29 @@ class SqliteStore(Store):
                 yield SqliteTx(self)
             finally:
                 self._db.execute("COMMIT")
+
+    # --- secrets at rest (store/sealed.py) -----------------------------------------
+    def _seal(self, table: str, row: dict) -> dict:
+        return row if self.cipher is None else self.cipher.seal_row(table, row)
+
+    def _open(self, table: str, row: Any) -> Any:
+        return row if self.cipher is None else self.cipher.open_row(table, row)
+
+    def _bind_cipher(self, create: bool, check_key: bool) -> None:
+        """A new store takes the key of WGGW_KEY_FILE; an existing one must match its own."""
+        with _sqlite_errors(self.path):
+            stored = self.get_meta(sealed.META_KEY_ID)
+            if create and self.cipher is not None and stored is None:
+                empty = self._db.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM interfaces) AND NOT EXISTS "
+                    "(SELECT 1 FROM peers)"
+                ).fetchone()[0]
+                if empty:
+                    with self.transaction() as tx:
+                        tx.set_meta(sealed.META_KEY_ID, self.cipher.key_id)
+                    stored = self.cipher.key_id
+        if check_key:
+            sealed.check(stored, self.cipher, str(self.path))
 
     def schema_version(self) -> int:
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
