@@ -26,7 +26,7 @@ from .lab import REPO, Bench
 from .measure import env, naive, summary, wggw
 
 START_TIMEOUT = 900.0  # the agent's first converge at 50,000 peers takes seconds (more under load)
-LINE = re.compile(r" peer tenant=\S+ peer=\S+ changes=(\d+) ms=([\d.]+) path=(\w+)")
+LINE = re.compile(r" peer tenant=\S+ peer=\S+ changes=(\d+) ms=([\d.]+) path=(\w+) cpu_ms=([\d.]+)")
 
 
 class Agent:
@@ -54,9 +54,9 @@ class Agent:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def parts(self) -> list[tuple[int, float, str]]:
-        """(changes, ms, path) of every one-peer request so far, in order."""
-        return [(int(c), float(ms), path) for c, ms, path in LINE.findall(self.log())]
+    def parts(self) -> list[tuple[int, float, str, float]]:
+        """(changes, ms, path, CPU ms) of every one-peer request so far, in order."""
+        return [(int(c), float(ms), p, float(cpu)) for c, ms, p, cpu in LINE.findall(self.log())]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -114,9 +114,10 @@ def _measure(bench: Bench, label: str, tenants: int, peers: int, repeats: int, l
         out: dict = {"tenants": tenants, "peers": tenants * peers, "repeats": repeats}
         for i, verb in enumerate(("add", "remove")):
             mine = parts[i * repeats : (i + 1) * repeats]
-            ms = [p[1] for p in mine]
+            ms, cpu = [p[1] for p in mine], [p[3] for p in mine]
             out[verb] = {
                 "agent_ms": {**summary(ms), "p99": p99(ms)},
+                "agent_cpu_ms": {**summary(cpu), "p99": p99(cpu)},
                 "paths": sorted({p[2] for p in mine}),
                 "whole_s": summary(whole[verb]),
                 "naive_s": summary(naive_s[verb]),
@@ -150,7 +151,8 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             out.append(
                 (
                     f"peer {verb} --apply through the agent at {n} peers: agent's part",
-                    f"p50 {ms['median']:.2f} ms, p99 {ms['p99']:.2f} ms (n={ms['n']})",
+                    f"p50 {ms['median']:.2f} ms, p99 {ms['p99']:.2f} ms (n={ms['n']}); CPU p50 "
+                    f"{v['agent_cpu_ms']['median']:.2f} ms, p99 {v['agent_cpu_ms']['p99']:.2f} ms",
                     "-",
                     f"path {','.join(v['paths'])}; target <= 10 ms, flat in the peer count",
                 )

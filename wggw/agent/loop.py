@@ -319,7 +319,7 @@ class Agent:
             return {"ok": False, "error": f"unknown request {op!r}"}
         if request.get("store") != store_id(self.store):
             return {"ok": False, "other_store": True, "error": "this agent keeps another store"}
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         lines: list[str] = []
         try:
             before = self.applied_gen
@@ -331,7 +331,7 @@ class Agent:
             return {"ok": False, "error": error}
         finally:
             self._drain()
-        seconds = time.monotonic() - started
+        seconds, cpu = time.monotonic() - started, time.thread_time() - cpu
         self.metrics.duration.labels("peer").observe(seconds)
         gen = self._store_generation()
         if gen == before + 1:  # the CLI's one commit, now applied: no full round for it
@@ -344,6 +344,7 @@ class Agent:
             changes=len(changes),
             ms=round(seconds * 1000, 2),
             path=path,
+            cpu_ms=round(cpu * 1000, 2),
         )
         last = (
             f"{len(changes)} change(s) applied by the wggw agent."

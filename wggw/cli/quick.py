@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_STATE_DIR = Path("/var/lib/wggw")
 STATE_DIR_ENV = "WGGW_STATE_DIR"
@@ -23,8 +22,7 @@ STATE_DIR_ENV = "WGGW_STATE_DIR"
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     verb: str  # "add" or "remove"
     ref: str
     state_dir: Path
@@ -133,6 +131,8 @@ def _mapped(e: BaseException, cmd: Command) -> tuple[int, str]:
     if not isinstance(e, Exception):
         raise e  # SystemExit and the like: not errors of the command
     if os.environ.get("WGGW_DEBUG") == "1":
+        import traceback
+
         traceback.print_exc(file=sys.stderr)
     if isinstance(e, ValidationError) and e.field == "state-dir":
         return e.exit_code, f"{cmd.state_dir_label}: {e.problem}"
