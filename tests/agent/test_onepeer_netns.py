@@ -14,8 +14,6 @@ import pytest
 from wggw.lab.netns import FetchError
 from wggw.lab.topology import INET_URL_V4
 
-pytestmark = pytest.mark.kernel_tier
-
 
 def _imports(lab, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run the CLI with -X importtime: its result and the modules it imported."""
@@ -36,6 +34,7 @@ def _normal(text: str) -> str:
     return re.sub(r"\bsame\d\b", "NAME", text)
 
 
+@pytest.mark.kernel_tier  # the delta goes out as one genetlink message there
 def test_peer_added_through_the_agent_passes_traffic(agent_lab) -> None:
     lab, gw, agents = agent_lab
     agent = agents[-1]
