@@ -1,16 +1,20 @@
 """The agent's one-peer delta (agent/onepeer.py) against the in-memory host: it reads neither
 the device nor the whole store, and what it leaves is what a full reconcile wants (the plan
 against the whole host is empty afterwards); a tenant the agent has not converged is not its
-job."""
+job, and a device that refuses the delta sends the change down the observing path."""
 
 from __future__ import annotations
 
 import pytest
 
 from wggw.agent import apply, onepeer
+from wggw.agent.loop import Agent
+from wggw.agent.metrics import AgentMetrics
 from wggw.backends.fake import FakeSystem
+from wggw.core.errors import BackendError
 from wggw.core.plan import RemovePeer, UpsertPeer
 from wggw.ops import converge, objects
+from wggw.ops.agentclient import store_id
 from wggw.store.sqlite import open_store
 
 
@@ -83,3 +87,36 @@ def test_a_tenant_not_converged_is_left_to_the_reconcile(gw, state_dir, host) ->
         assert onepeer.delta(store, fake, moved, "acme", "late", keys) is None
         assert onepeer.delta(store, fake, live, "acme", "nosuch", keys) is None
         assert peer.public_key not in fake.state.wg["wg0"].peers  # nothing was applied
+
+
+class Refusing(FakeSystem):
+    """A host whose device refuses the one-peer transaction (e.g. wireguard-go just died)."""
+
+    def apply_peers(self, changes, echo=None) -> None:
+        raise BackendError("wireguard-go wg0: UAPI set failed: [Errno 111] Connection refused")
+
+
+def test_a_refused_delta_falls_back_to_the_observing_reconcile(gw, state_dir, monkeypatch) -> None:
+    gw("peer", "add", "acme/p0")
+    system = Refusing()
+    monkeypatch.setattr(apply, "system_for", lambda backend: system)
+    logged: list[tuple[str, dict]] = []
+    with open_store(state_dir) as store:
+        apply.full_converge(store, system, housekeeping=False)
+        agent = Agent(store, None, lambda event, **f: logged.append((event, f)), AgentMetrics())
+        agent._track(store.load())
+        with store.locked():
+            peer = objects.add_peer(store, "acme/new")
+        reply = agent._handle(
+            {
+                "op": "peer",
+                "store": store_id(store),
+                "tenant": "acme",
+                "peer": "new",
+                "keys": [peer.public_key],
+            }
+        )
+        assert reply["ok"] and reply["path"] == "reconcile", reply
+        assert any(e == "error" and "falling back" in f.get("note", "") for e, f in logged)
+        assert peer.public_key in system.state.wg["wg0"].peers
+        assert converge.compute(store.load(), system).changes == []
