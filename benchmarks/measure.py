@@ -74,7 +74,7 @@ def in_ns(ns: str, argv: list[str], timeout: float = 600.0, ok=(0,)) -> Sample:
 def wggw(ns: str, state_dir: Path, *args: str, ok=(0,), timeout: float = 600.0) -> Sample:
     return in_ns(
         ns,
-        [sys.executable, "-m", "wggw.cli.app", "--state-dir", str(state_dir), *args],
+        [sys.executable, "-m", "wggw.cli.entry", "--state-dir", str(state_dir), *args],
         ok=ok,
         timeout=timeout,
     )

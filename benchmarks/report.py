@@ -127,6 +127,9 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
                     "cold" if verb == "apply" else "",
                 )
             )
+    from .onepeer import rows as one_peer_agent_rows
+
+    rows += one_peer_agent_rows(r)
     mem = r.get("memory", {})
     peak = max(
         [c["wggw_maxrss_mb"]["max"] for c in r.get("cold_apply", [])]

@@ -5,7 +5,9 @@
 Full run: cold apply of 10x10, 100x10 and 1,000x10 tenants x peers; on the 10,000-peer gateway
 (and a 100-peer one for the 1.5x comparison) one-peer add and remove end to end, `plan` with
 nothing to do, `status`, rotation of 1,000 keys; data plane with 1 vs 1,000 tenants; peak memory;
-bulk: `import wg-quick` and `peer add T/p{1..N}` at 1k/10k/50k, apply/plan/status at 50,000 peers.
+bulk: `import wg-quick` and `peer add T/p{1..N}` at 1k/10k/50k, apply/plan/status at 50,000 peers;
+onepeer: `peer add/remove --apply` through a running `wggw agent` at 10,000 peers (and 50,000
+with --onepeer-50k): the agent's part p50/p99 and the whole command against the naive.
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).
 Every figure is a median with min/max over the runs; every ratio compares runs of the same run.
 Everything is torn down in a finally block (also on Ctrl-C); the JSON's "cleanup" lists
@@ -29,6 +31,7 @@ from benchmarks import bulk  # noqa: E402
 from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
 from benchmarks import fleet as fleet_mod  # noqa: E402
+from benchmarks import onepeer as one_peer_agent  # noqa: E402
 from benchmarks.lab import Bench  # noqa: E402
 from benchmarks.measure import rss_mb, summary  # noqa: E402
 from benchmarks.report import print_table  # noqa: E402
@@ -48,6 +51,8 @@ FULL = {
     "bulk_repeats": 3,
     "bulk_gateway": (1000, 50),
     "bulk_gateway_repeats": 2,
+    "onepeer": [(1000, 10)],  # --onepeer-50k adds (1000, 50)
+    "onepeer_repeats": 20,
 }
 QUICK = {
     "cold": [(10, 10)],
@@ -64,6 +69,8 @@ QUICK = {
     "bulk_repeats": 1,
     "bulk_gateway": (2, 20),
     "bulk_gateway_repeats": 1,
+    "onepeer": [(2, 5)],
+    "onepeer_repeats": 3,
 }
 
 
@@ -185,9 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("cold", "ops", "dataplane", "bulk"),
+        choices=("cold", "ops", "dataplane", "bulk", "onepeer"),
         action="append",
         help="run only these parts",
+    )
+    ap.add_argument(
+        "--onepeer-50k",
+        action="store_true",
+        help="also the one-peer change through the agent at 50,000 peers (minutes of setup)",
     )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -198,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "results-quick.json" if args.quick else "results.json"
     )
     path = args.json or default
-    parts = args.only or ["cold", "ops", "dataplane", "bulk"]
+    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer"]
     results: dict = {
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -223,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                     bench, *cfg["bulk_gateway"], cfg["bulk_gateway_repeats"], log
                 ),
             }
+        if "onepeer" in parts:
+            sizes = cfg["onepeer"] + ([(1000, 50)] if args.onepeer_50k else [])
+            repeats = cfg["onepeer_repeats"]
+            results["one_peer_agent"] = [
+                one_peer_agent.through_agent(bench, t, p, repeats, log) for t, p in sizes
+            ]
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True

@@ -67,6 +67,12 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
         assert SUMMARY <= set(row["import_s"]) and SUMMARY <= set(row["add_s"])
     for key in ("apply_s", "plan_s", "status_s"):
         assert SUMMARY <= set(bulk["gateway"][key]), key
+    for row in r["one_peer_agent"]:
+        for verb in ("add", "remove"):
+            v = row[verb]
+            for key in ("agent_ms", "agent_cpu_ms", "whole_s", "naive_s", "whole_over_naive"):
+                assert SUMMARY <= set(v[key]), (verb, key)
+            assert v["paths"] == ["delta"] and v["agent_ms"]["n"] == row["repeats"]
     assert r["cleanup"]["leftovers"] == []
     run_id = r["cleanup"]["run_id"]
     assert not list(Path("/run/netns").glob(f"wb-*-{run_id}"))

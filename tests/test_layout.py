@@ -117,9 +117,11 @@ def test_lower_layers_never_import_upper_ones(folder: str, upper: tuple[str, ...
 
 
 def test_peer_apply_hands_over_to_the_agent_in_one_call_into_ops() -> None:
-    text = (PKG / "cli" / "peer.py").read_text()
+    # cli/quick.py holds the one hand-over; the typer command and the quick path both use it
+    text = (PKG / "cli" / "quick.py").read_text()
     assert text.count("apply_peer_via_agent(") == 1
     assert "from wggw.ops.agentclient import apply_peer_via_agent" in text
+    assert "quick.apply_peer(" in (PKG / "cli" / "peer.py").read_text()
 
 
 def test_the_product_never_imports_the_lab() -> None:

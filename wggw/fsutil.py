@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,8 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o600) -> None
     """
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
+    import tempfile  # not at import: a one-peer command that writes no file skips it
+
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         if mode != 0o600:

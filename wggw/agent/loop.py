@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from wggw.agent import apply, sdnotify
+from wggw.agent import apply, onepeer, sdnotify
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
 from wggw.agent.metrics import AgentMetrics
@@ -55,6 +55,7 @@ class Agent:
         self.watched_index: set[int] = set()  # ... and their indexes (address events)
         self.sources: list = []
         self.shown_contested: set[str] = set()
+        self.live: dict[str, str] = {}  # tenants converged by the last full round (onepeer)
         self.next_resync = time.monotonic() + resync
 
     # --- life cycle -----------------------------------------------------------
@@ -272,9 +273,11 @@ class Agent:
         self.metrics.errors.inc()
         self.log("error", trigger=trigger, error=str(error), retry_in=delay)
         sdnotify.notify(f"STATUS=failing: {error}")
+        self.live = {}  # one-peer changes take the observing path until a round succeeds
         self._want("retry", time.monotonic(), delay)
 
     def _track(self, state) -> None:
+        self.live = onepeer.live_tenants(state)
         self.watched = {i.name for i in state.interfaces} | {
             t.uplink for t in state.tenants if t.uplink
         }
@@ -320,18 +323,11 @@ class Agent:
             return {"ok": False, "error": f"unknown request {op!r}"}
         if request.get("store") != store_id(self.store):
             return {"ok": False, "other_store": True, "error": "this agent keeps another store"}
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         lines: list[str] = []
         try:
             before = self.applied_gen
-            changes = apply.peer_converge(
-                self.store,
-                self.system,
-                str(request["tenant"]),
-                request.get("peer"),
-                request.get("keys", []),
-                lines.append,
-            )
+            changes, path = self._peer_change(request, lines)
         except Exception as e:  # noqa: BLE001 - the CLI gets the one line, the agent goes on
             error = str(e) if isinstance(e, WggwError) else f"unexpected {type(e).__name__}: {e}"
             self.log("error", trigger="peer", error=error)
@@ -339,7 +335,7 @@ class Agent:
             return {"ok": False, "error": error}
         finally:
             self._drain()
-        seconds = time.monotonic() - started
+        seconds, cpu = time.monotonic() - started, time.thread_time() - cpu
         self.metrics.duration.labels("peer").observe(seconds)
         gen = self._store_generation()
         if gen == before + 1:  # the CLI's one commit, now applied: no full round for it
@@ -351,10 +347,30 @@ class Agent:
             peer=request.get("peer"),
             changes=len(changes),
             ms=round(seconds * 1000, 2),
+            path=path,
+            cpu_ms=round(cpu * 1000, 2),
         )
         last = (
             f"{len(changes)} change(s) applied by the wggw agent."
             if changes
             else "Nothing to do: the host matches the store."
         )
-        return {"ok": True, "lines": [*lines, last]}
+        return {"ok": True, "lines": [*lines, last], "ms": seconds * 1000, "path": path}
+
+    def _peer_change(self, request: dict, lines: list[str]) -> tuple[list, str]:
+        """The delta (agent/onepeer.py) on a tenant the agent has converged; else, or when
+        the device refuses it, the observing one-peer reconcile (which verifies by reading
+        the device again, and runs the whole converge for a tenant not live yet)."""
+        tenant, peer = str(request["tenant"]), request.get("peer")
+        keys = request.get("keys", [])
+        try:
+            changes = onepeer.delta(
+                self.store, self.system, self.live, tenant, peer, keys, lines.append
+            )
+            if changes is not None:
+                return changes, "delta"
+        except WggwError as e:
+            self.log("error", trigger="peer", error=str(e), note="falling back to a reconcile")
+            lines.clear()
+        changes = apply.peer_converge(self.store, self.system, tenant, peer, keys, lines.append)
+        return changes, "reconcile"

@@ -160,6 +160,21 @@ class RealSystem:
                     for change in batch:
                         self._apply_one(change, nl)
 
+    def apply_peers(self, changes: list[Change], echo: Echo = None) -> None:
+        """Peer changes of one device as one WireGuard transaction, without the rtnetlink
+        socket and link dump that `apply` opens (the agent's one-peer delta)."""
+        for device, items in groupby(changes, key=peer_device):
+            batch = list(items)
+            if device is None:
+                raise BackendError(f"not a peer change: {batch[0].describe()}")
+            for change in batch:
+                echo_change(echo, change, self.line(change))
+            self.wg.set_peers(
+                device,
+                [c.peer for c in batch if isinstance(c, UpsertPeer)],
+                [c.public_key for c in batch if isinstance(c, RemovePeer)],
+            )
+
     def _apply_one(self, change: Change, nl: netlink.Netlink) -> None:
         """A change outside the two batched groups (addresses, routes and rules always go
         out as one netlink batch, peers as one WireGuard transaction)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 import typer.core
 
+from wggw.cli.plain import one_line, view_lines
 from wggw.core.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -127,25 +128,13 @@ def show_view(view: dict, as_json: bool, fmt: Callable[[str, Any], Any] | None =
     if as_json:
         echo_json(view)
         return
-    width = max(map(len, view)) + 2
-    for key, value in view.items():
-        value = fmt(key, value) if fmt else value
-        if isinstance(value, list):
-            value = ", ".join(map(str, value))
-        typer.echo(f"{key + ':':{width}} {'-' if value in (None, '') else value}")
+    for line in view_lines(view, fmt):
+        typer.echo(line)
 
 
 def fail(message: str, code: int) -> None:
     typer.echo(f"wggw: error: {one_line(message)}", err=True)
     raise typer.Exit(code)
-
-
-def one_line(text: str, limit: int = 500) -> str:
-    """Control characters (newlines too) escaped: an error is always one line on stderr,
-    and a readable one (a pasted megabyte is cut)."""
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _click_flow() -> tuple[type[BaseException], ...]:

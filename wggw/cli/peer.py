@@ -13,11 +13,10 @@ from wggw.cli.common import (
     echo_json,
     iso,
     open_store,
-    show_view,
-    strs,
     table,
     write_private,
 )
+from wggw.cli.plain import peer_json, peer_lines
 from wggw.core.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -33,54 +32,12 @@ APPLY = typer.Option(
 )
 
 
-def peer_json(p: Peer) -> dict:
-    """Never the private key or PSK."""
-    r = p.retiring
-    return {
-        "name": p.name,
-        "tenant": p.tenant,
-        "public_key": p.public_key,
-        "addresses": strs(p.addresses),
-        "key_created_at": iso(p.key_created_at),
-        "expires_at": iso(p.expires_at),
-        "keepalive": p.keepalive,
-        "dns": strs(p.dns),
-        "has_private_key": p.private_key is not None,
-        "retiring": None
-        if r is None
-        else {
-            "public_key": r.public_key,
-            "addresses": strs(r.addresses),
-            "retire_at": iso(r.retire_at),
-        },
-    }
-
-
-def _text(key: str, value):
-    """Text form of the nested fields of a peer view."""
-    if key == "private key":
-        return "held by wggw (peer config shows it)" if value else "kept by the client only"
-    if key == "retiring" and value is not None:
-        return f"{value['public_key']} ({', '.join(value['addresses'])}) until {value['retire_at']}"
-    if key == "rotations":
-        return (
-            "; ".join(
-                f"{r['at']} {r['kind']} {r.get('old', '')}->{r.get('new', r.get('key', ''))}"
-                for r in value
-            )
-            or None
-        )
-    return value
-
-
 def show_peer(view: dict, as_json: bool) -> None:
     """One peer: the JSON contract, or text worded for people (`private key: held by wggw`)."""
     if as_json:
         echo_json(view)
         return
-    show_view(
-        {("private key" if k == "has_private_key" else k): v for k, v in view.items()}, False, _text
-    )
+    typer.echo("\n".join(peer_lines(view)))
 
 
 @app.command("add")
@@ -186,22 +143,14 @@ def _apply_peer(
     keys: set[str],
     quiet_stdout: bool,
 ) -> None:
-    """`--apply` of one peer: handed to a running `wggw agent` if there is one, else
-    ops.dataplane.apply_peer. The caller holds the store lock."""
-    from wggw.ops import dataplane
-    from wggw.ops.agentclient import apply_peer_via_agent
+    """`--apply` of one peer (cli/quick.py: the agent's, or this process's). The caller
+    holds the store lock."""
+    from wggw.cli import quick
 
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
 
-    if apply_peer_via_agent(store, tenant, peer.name if peer else None, keys, echo):
-        return  # a running `wggw agent` applied it (we hold the lock for it meanwhile)
-    changes = dataplane.apply_peer(store, backend, tenant, peer, keys, echo)
-    echo(
-        f"{len(changes)} change(s) applied."
-        if changes
-        else "Nothing to do: the host matches the store."
-    )
+    quick.apply_peer(store, backend, tenant, peer, keys, echo)
 
 
 @app.command("list")

@@ -241,7 +241,7 @@ class Lab:
         """The command line of the wggw CLI in the gateway namespace with this run's state dir
         (for callers that start it themselves, e.g. a long-running `wggw agent`)."""
         assert self.gw is not None, "lab not started"
-        gw = ["ip", "netns", "exec", self.gw.name, sys.executable, "-m", "wggw.cli.app"]
+        gw = ["ip", "netns", "exec", self.gw.name, sys.executable, "-m", "wggw.cli.entry"]
         return [*gw, "--state-dir", str(self.state_dir), *args]
 
     def wggw(

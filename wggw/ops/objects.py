@@ -15,7 +15,6 @@ from pathlib import Path
 from wggw.core import alloc, keys, validate
 from wggw.core.errors import ValidationError
 from wggw.core.model import Interface, Peer, State, Tenant
-from wggw.ops import hostcheck
 from wggw.store import select
 from wggw.store.sqlite import Store
 
@@ -95,6 +94,8 @@ def add_tenant(
             rotate_after=rotate_after,
         )
         validate.check_tenant(state, tenant)
+        from wggw.ops import hostcheck  # reads the host: only `tenant add/set` need it
+
         hostcheck.check_tenant(tenant)  # egress = next hop, or already on the host: refused now
         tx.add_tenant(tenant)
         tx.record_event(
