@@ -14,15 +14,17 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from wggw import fsutil
+from wggw.core import audit
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
 from wggw.core.keys import Secret, clamp
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
+from wggw.store import actor
 from wggw.store import lock as storelock
 from wggw.store.codec import (
     addresses_from_text,
@@ -36,8 +38,8 @@ DB_NAME = "wggw.db"
 LOCK_NAME = "lock"
 
 # Forward migrations: MIGRATIONS[i] brings schema version i to i + 1. Never edit a
-# released entry; append a new one.
-MIGRATIONS: list[tuple[str, ...]] = [
+# released entry; append a new one. A step may hold a function of the connection too (data).
+MIGRATIONS: list[tuple[str | Callable[[sqlite3.Connection], None], ...]] = [
     (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         """CREATE TABLE interfaces (
@@ -61,6 +63,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE
     # already)
     ("CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",),
+    # The events become one hash chain (core/audit.py): who, which command, the fingerprints
+    # of the keys touched, the previous record's hash and its own; the head is kept apart so
+    # a cut-off tail shows. Records written before are chained as they are (no who).
+    (
+        "ALTER TABLE events ADD COLUMN uid INTEGER",
+        "ALTER TABLE events ADD COLUMN user TEXT",
+        "ALTER TABLE events ADD COLUMN command TEXT",
+        "ALTER TABLE events ADD COLUMN keys TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE events ADD COLUMN prev TEXT",
+        "ALTER TABLE events ADD COLUMN hash TEXT",
+        """CREATE TABLE audit_head (
+            one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)""",
+        lambda db: _chain_old_events(db),
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -96,9 +112,31 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def remove_peer(self, tenant: str, name: str) -> None: ...
     @abc.abstractmethod
-    def record_event(self, kind: str, subject: str, details: dict) -> None: ...
-    @abc.abstractmethod
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
+
+    def record_event(self, kind: str, subject: str, details: dict) -> None:
+        """Append an audit record (core/audit.py) to the chain in this transaction: no change
+        commits without its record. `details` are plain data; a Secret in them is refused."""
+        uid, user = actor.who()
+        rec = audit.chain(
+            self.audit_head(),
+            at=round(time.time(), 6),
+            kind=kind,
+            subject=subject,
+            uid=uid,
+            user=user,
+            command=actor.command(),
+            details=details,
+        )
+        self.append_audit(rec)
+
+    @abc.abstractmethod
+    def audit_head(self) -> audit.Head | None:
+        """The newest record's (seq, hash) as kept apart from the rows (None: no record)."""
+
+    @abc.abstractmethod
+    def append_audit(self, rec: audit.Record) -> None:
+        """Persist `rec` (its seq as the row's order) and make it the kept head."""
 
     def generation(self) -> int:
         """A number that grows with every committed change (the agent polls it)."""
@@ -152,6 +190,11 @@ class Store(abc.ABC):
         """Audit records, oldest first: {at, kind, subject, details}."""
 
     @abc.abstractmethod
+    def audit_rows(self) -> tuple[list[dict], audit.Head | None]:
+        """Every audit row in seq order as stored ({seq, at, kind, subject, uid, user,
+        command, keys, details, prev, hash}), and the kept head, read in one snapshot."""
+
+    @abc.abstractmethod
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
     @abc.abstractmethod
@@ -171,13 +214,6 @@ def open_store(state_dir: Path, create: bool = False) -> Store:
 
 def store_exists(state_dir: Path) -> bool:
     return (Path(state_dir) / DB_NAME).is_file()
-
-
-def _secret_free(obj: Any) -> Any:
-    """json.dumps default: audit details are plain data, a Secret there is a bug."""
-    if isinstance(obj, Secret):
-        raise StoreError("refusing to record a secret in the audit log")
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 class SqliteTx(Tx):
@@ -235,11 +271,16 @@ class SqliteTx(Tx):
         cur = self._db.execute("DELETE FROM peers WHERE tenant = ? AND name = ?", (tenant, name))
         self._changed(cur, "peer", f"{tenant}/{name}")
 
-    def record_event(self, kind: str, subject: str, details: dict) -> None:
-        text = json.dumps(details, sort_keys=True, default=_secret_free)
+    def audit_head(self) -> audit.Head | None:
+        row = self._one("SELECT seq, hash FROM audit_head")
+        return None if row is None else audit.Head(row["seq"], row["hash"])
+
+    def append_audit(self, rec: audit.Record) -> None:
+        _insert_event(self._db, rec)
         self._db.execute(
-            "INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
-            (time.time(), kind, subject, text),
+            "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) "
+            "ON CONFLICT(one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (rec.seq, rec.hash),
         )
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -398,6 +439,11 @@ class SqliteStore(Store):
             for r in rows
         ]
 
+    def audit_rows(self) -> tuple[list[dict], audit.Head | None]:
+        with _sqlite_errors(self.path), self.snapshot() as tx:
+            rows = self._db.execute(f"SELECT {_AUDIT_COLUMNS} FROM events ORDER BY id")
+            return [dict(r) for r in rows], tx.audit_head()
+
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with _sqlite_errors(self.path):
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -440,11 +486,62 @@ class SqliteStore(Store):
                     )
                 for step in MIGRATIONS[version:]:
                     for statement in step:
-                        self._db.execute(statement)
+                        if callable(statement):
+                            statement(self._db)
+                        else:
+                            self._db.execute(statement)
                 self._db.execute("DELETE FROM schema_version")
                 self._db.execute(
                     "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
+
+
+_AUDIT_COLUMNS = "id AS seq, at, kind, subject, uid, user, command, keys, details, prev, hash"
+
+
+def _insert_event(db: sqlite3.Connection, rec: audit.Record) -> None:
+    db.execute(
+        "INSERT INTO events (id, at, kind, subject, uid, user, command, keys, details, prev, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.seq,
+            rec.at,
+            rec.kind,
+            rec.subject,
+            rec.uid,
+            rec.user,
+            rec.command,
+            json.dumps(list(rec.keys)),
+            json.dumps(rec.details, sort_keys=True),
+            rec.prev,
+            rec.hash,
+        ),
+    )
+
+
+def _chain_old_events(db: sqlite3.Connection) -> None:
+    """Migration 3: chain the records written before there was a chain, in their order."""
+    head: audit.Head | None = None
+    rows = db.execute("SELECT id, at, kind, subject, details FROM events ORDER BY id").fetchall()
+    for r in rows:
+        rec = audit.chain(
+            head,
+            seq=r["id"],
+            at=r["at"],
+            kind=r["kind"],
+            subject=r["subject"],
+            uid=None,
+            user=None,
+            command=None,
+            details=json.loads(r["details"]),
+        )
+        db.execute(
+            "UPDATE events SET keys = ?, prev = ?, hash = ? WHERE id = ?",
+            (json.dumps(list(rec.keys)), rec.prev, rec.hash, rec.seq),
+        )
+        head = audit.Head(rec.seq, rec.hash)
+    if head is not None:
+        db.execute("INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?)", (head.seq, head.hash))
 
 
 @contextlib.contextmanager
