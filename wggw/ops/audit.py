@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wggw.core import audit
-from wggw.core.errors import StoreError
+from wggw.core.errors import StoreError, WggwError
 
 if TYPE_CHECKING:
     from wggw.store.sqlite import Store
@@ -46,15 +46,19 @@ def record(store: Store, kind: str, subject: str, details: dict) -> None:
         tx.record_event(kind, subject, details)
 
 
-def record_in(state_dir: Path, kind: str, subject: str, details: dict) -> bool:
-    """`record` into the store in `state_dir` if there is one (`down` works without it)."""
+def record_in(state_dir: Path, kind: str, subject: str, details: dict) -> str | None:
+    """`record` into the store in `state_dir` if there is one (`down` works without it).
+    Returns why the record could not be written (the change is made already), else None."""
     from wggw.store.sqlite import open_store, store_exists
 
     if not store_exists(state_dir):
-        return False
-    with open_store(state_dir) as store:
-        record(store, kind, subject, details)
-    return True
+        return None
+    try:
+        with open_store(state_dir) as store:
+            record(store, kind, subject, details)
+    except WggwError as e:
+        return str(e)
+    return None
 
 
 def record_repairs(store: Store, by_kind: dict[str, list[str]], trigger: str) -> None:
