@@ -126,7 +126,9 @@ def test_a_cut_off_tail_is_caught_by_the_kept_head_only() -> None:
 
 def test_a_record_appended_after_a_cut_continues_from_the_kept_head() -> None:
     rows, head = _chain()
-    rec = audit.chain(head, at=T0, kind="k", subject="s", uid=0, user=None, command=None, details={})
+    rec = audit.chain(
+        head, at=T0, kind="k", subject="s", uid=0, user=None, command=None, details={}
+    )
     rows = [*rows[:3], {**rec.body(), "hash": rec.hash}]
     broken = audit.verify(rows, audit.Head(rec.seq, rec.hash))
     assert broken is not None and broken.seq == 4  # records 4 and 5 are gone

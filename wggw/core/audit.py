@@ -58,11 +58,11 @@ class Record:
     user: str | None  # SUDO_USER, else the login name
     command: str | None
     keys: tuple[str, ...]  # fingerprints of the public keys touched
-    details: dict
+    details: dict[str, Any]
     prev: str
     hash: str
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         """Every field but `hash`: what `hash` is computed over."""
         return {
             "seq": self.seq,
@@ -77,7 +77,7 @@ class Record:
             "prev": self.prev,
         }
 
-    def view(self) -> dict:
+    def view(self) -> dict[str, Any]:
         """As `audit --json` shows it: the body, the hash, and the time in ISO 8601 too."""
         return {**self.body(), "time": timefmt.iso(self.at), "hash": self.hash}
 
@@ -100,10 +100,13 @@ def _refuse_secret(obj: object) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def plain(details: Mapping[str, Any]) -> dict:
+def plain(details: Mapping[str, Any]) -> dict[str, Any]:
     """`details` as the JSON data it will be read back as (tuples -> lists...), refusing a
     Secret anywhere inside."""
-    return json.loads(json.dumps(dict(details), default=_refuse_secret, allow_nan=False))
+    data: dict[str, Any] = json.loads(
+        json.dumps(dict(details), default=_refuse_secret, allow_nan=False)
+    )
+    return data
 
 
 def touched_keys(details: Mapping[str, Any]) -> tuple[str, ...]:
@@ -244,6 +247,7 @@ def _check_head(last: Record | None, head: Head | None) -> Broken | None:
 
 
 # --- filter -------------------------------------------------------------------------------
+
 
 def parse_since(text: str, now: float) -> float:
     """`--since`: an age (30s, 30m, 1h, 2d, 1w, 1d12h) or an ISO 8601 date/time (UTC unless

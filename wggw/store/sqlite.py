@@ -541,7 +541,9 @@ def _chain_old_events(db: sqlite3.Connection) -> None:
         )
         head = audit.Head(rec.seq, rec.hash)
     if head is not None:
-        db.execute("INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?)", (head.seq, head.hash))
+        db.execute(
+            "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?)", (head.seq, head.hash)
+        )
 
 
 @contextlib.contextmanager
