@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from wggw.core import keys as keymod
@@ -61,6 +61,8 @@ class Record:
     details: dict[str, Any]
     prev: str
     hash: str
+    # `details` as canonical JSON, when the record was made here (a store keeps this text)
+    details_text: str = field(default="", compare=False, repr=False)
 
     def body(self) -> dict[str, Any]:
         """Every field but `hash`: what `hash` is computed over."""
@@ -100,13 +102,16 @@ def _refuse_secret(obj: object) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def plain(details: Mapping[str, Any]) -> dict[str, Any]:
-    """`details` as the JSON data it will be read back as (tuples -> lists...), refusing a
-    Secret anywhere inside."""
-    data: dict[str, Any] = json.loads(
-        json.dumps(dict(details), default=_refuse_secret, allow_nan=False)
+def plain(details: Mapping[str, Any]) -> str:
+    """`details` as canonical JSON text, refusing a Secret anywhere inside."""
+    return json.dumps(
+        dict(details),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_refuse_secret,
     )
-    return data
 
 
 def touched_keys(details: Mapping[str, Any]) -> tuple[str, ...]:
@@ -140,7 +145,8 @@ def chain(
 ) -> Record:
     """The record that follows `head` (None: the first). `seq` defaults to the head's + 1;
     a store continues from its kept head even when rows were cut off, so the gap shows."""
-    data = plain(details)
+    text = plain(details)
+    data = json.loads(text)  # what a reader gets back (tuples are lists...)
     body = {
         "seq": seq if seq is not None else (head.seq + 1 if head else 1),
         "at": float(at),
@@ -153,7 +159,8 @@ def chain(
         "details": data,
         "prev": head.hash if head else GENESIS,
     }
-    return record_of({**body, "hash": digest(body)})
+    digest_ = digest(body)
+    return Record(**{**body, "keys": tuple(body["keys"])}, hash=digest_, details_text=text)
 
 
 def record_of(row: Mapping[str, Any]) -> Record:

@@ -4,6 +4,7 @@ run (`wggw peer add`) and the agent names as itself."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 
@@ -21,10 +22,16 @@ def command() -> str | None:
 
 def who() -> tuple[int, str | None]:
     uid = os.getuid()
-    name = os.environ.get("SUDO_USER") or os.environ.get("LOGNAME") or os.environ.get("USER")
-    if not name:
-        try:
-            name = pwd.getpwuid(uid).pw_name
-        except KeyError:  # a uid without a passwd entry (containers)
-            name = None
-    return uid, name
+    env = os.environ
+    return uid, _name(uid, env.get("SUDO_USER") or env.get("LOGNAME") or env.get("USER"))
+
+
+@functools.lru_cache(maxsize=8)
+def _name(uid: int, given: str | None) -> str | None:
+    """Cached: a bulk add writes 10,000 records, and a passwd lookup costs ~50 us."""
+    if given:
+        return given
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (containers)
+        return None

@@ -220,6 +220,8 @@ class SqliteTx(Tx):
     def __init__(self, store: SqliteStore):
         self._store = store
         self._db = store._db
+        self._head: audit.Head | None | object = _UNREAD
+        self._head_moved = False
 
     def load(self) -> State:
         return self._store._read_state()
@@ -272,16 +274,24 @@ class SqliteTx(Tx):
         self._changed(cur, "peer", f"{tenant}/{name}")
 
     def audit_head(self) -> audit.Head | None:
-        row = self._one("SELECT seq, hash FROM audit_head")
-        return None if row is None else audit.Head(row["seq"], row["hash"])
+        if self._head is _UNREAD:  # one read per transaction: it alone writes the chain
+            row = self._one("SELECT seq, hash FROM audit_head")
+            self._head = None if row is None else audit.Head(row["seq"], row["hash"])
+        return self._head  # type: ignore[return-value]
 
     def append_audit(self, rec: audit.Record) -> None:
         _insert_event(self._db, rec)
-        self._db.execute(
-            "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) "
-            "ON CONFLICT(one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (rec.seq, rec.hash),
-        )
+        self._head = audit.Head(rec.seq, rec.hash)
+        self._head_moved = True
+
+    def _write_head(self) -> None:
+        """Before COMMIT: the kept head, once per transaction (not once per record)."""
+        if self._head_moved and isinstance(self._head, audit.Head):
+            self._db.execute(
+                "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) "
+                "ON CONFLICT(one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                (self._head.seq, self._head.hash),
+            )
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         return self._store.get_meta(key, default)
@@ -384,6 +394,7 @@ class SqliteStore(Store):
             self._tx = SqliteTx(self)
             try:
                 yield self._tx
+                self._tx._write_head()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -496,6 +507,7 @@ class SqliteStore(Store):
                 )
 
 
+_UNREAD = object()
 _AUDIT_COLUMNS = "id AS seq, at, kind, subject, uid, user, command, keys, details, prev, hash"
 
 
@@ -512,7 +524,7 @@ def _insert_event(db: sqlite3.Connection, rec: audit.Record) -> None:
             rec.user,
             rec.command,
             json.dumps(list(rec.keys)),
-            json.dumps(rec.details, sort_keys=True),
+            rec.details_text or audit.plain(rec.details),
             rec.prev,
             rec.hash,
         ),
