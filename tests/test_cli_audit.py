@@ -160,3 +160,32 @@ def test_an_empty_store_verifies(cli) -> None:
     cli("init")
     assert cli("audit", "verify").output.strip() == "audit chain intact: no records yet"
     assert _records(cli) == []
+
+
+def test_every_store_write_in_ops_records_an_event() -> None:
+    """A new operation that writes the store without a record fails here (read from the
+    source, like tests/test_layout.py)."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import wggw.ops
+
+    write = re.compile(r"(add|update|remove)_(interface|tenant|peer)")
+    checked = 0
+    for path in sorted(Path(wggw.ops.__file__).parent.glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            calls = {
+                n.func.attr
+                for n in ast.walk(fn)
+                if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and isinstance(n.func.value, ast.Name)
+                and n.func.value.id == "tx"
+            }
+            if any(write.fullmatch(c) for c in calls):
+                checked += 1
+                assert "record_event" in calls, f"{path.name}:{fn.name} writes without a record"
+    assert checked >= 6
