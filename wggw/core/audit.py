@@ -117,15 +117,15 @@ def plain(details: Mapping[str, Any]) -> str:
 def touched_keys(details: Mapping[str, Any]) -> tuple[str, ...]:
     """Fingerprints of the public keys a change touched, from its details."""
     found = set()
-    for field in PUBLIC_KEY_FIELDS:
-        value = details.get(field)
+    for name in PUBLIC_KEY_FIELDS:
+        value = details.get(name)
         if isinstance(value, str) and value:
             try:
                 found.add(keymod.fingerprint(value))
             except ValueError:  # not base64: not a key, nothing to fingerprint
                 pass
-    for field in FINGERPRINT_FIELDS:
-        value = details.get(field)
+    for name in FINGERPRINT_FIELDS:
+        value = details.get(name)
         if isinstance(value, str) and _FINGERPRINT.fullmatch(value):
             found.add(value)
     return tuple(sorted(found))

@@ -117,7 +117,10 @@ class Tx(abc.ABC):
     def record_event(self, kind: str, subject: str, details: dict) -> None:
         """Append an audit record (core/audit.py) to the chain in this transaction: no change
         commits without its record. `details` are plain data; a Secret in them is refused."""
-        uid, user = actor.who()
+        who = self.__dict__.get("_who")
+        if who is None:  # one transaction is one actor: asked once (a bulk add writes 10,000)
+            who = self.__dict__["_who"] = (*actor.who(), actor.command())
+        uid, user, command = who
         rec = audit.chain(
             self.audit_head(),
             at=round(time.time(), 6),
@@ -125,7 +128,7 @@ class Tx(abc.ABC):
             subject=subject,
             uid=uid,
             user=user,
-            command=actor.command(),
+            command=command,
             details=details,
         )
         self.append_audit(rec)
