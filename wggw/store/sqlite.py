@@ -142,7 +142,9 @@ class Tx(abc.ABC):
         """Persist `rec` (its seq as the row's order) and make it the kept head."""
 
     def generation(self) -> int:
-        """A number that grows with every committed change (the agent polls it)."""
+        """A number that grows with every committed change (the agent polls it): the newest
+        audit record's seq. The agent's own repair records move it too; it takes those as
+        seen itself (agent/loop.py), so a store need not tell them apart."""
         raise NotImplementedError
 
     def snapshot(self) -> contextlib.AbstractContextManager[Tx]:
