@@ -176,3 +176,19 @@ def test_since_and_tenant_select() -> None:
     for bad in ("yesterday", "1y", "", "-1h"):
         with pytest.raises(ValidationError, match="since"):
             audit.parse_since(bad, now)
+
+
+def test_anchor_kept_elsewhere() -> None:
+    rows, head = _chain()
+    anchor = audit.Head(3, rows[2]["hash"])
+    assert audit.verify(rows, head, anchor) is None
+    assert audit.verify(rows, head, audit.Head(3, "0" * 64)).seq == 3  # type: ignore[union-attr]
+    cut = rows[:2]
+    short = audit.head_of([audit.record_of(r) for r in cut])
+    broken = audit.verify(cut, short, anchor)  # tail and head cut together: the anchor sees it
+    assert broken is not None and broken.seq == 3 and "missing" in broken.problem
+    assert audit.parse_head(f" 3:{'A' * 64} ") == audit.Head(3, "a" * 64)
+    assert audit.parse_head(f"3 {'a' * 64}") == audit.Head(3, "a" * 64)
+    for bad in ("3:abc", "x:" + "a" * 64, "", "3"):
+        with pytest.raises(ValidationError, match="expect"):
+            audit.parse_head(bad)

@@ -6,6 +6,7 @@ migration; and no private key or PSK ever reaches a record or the output."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -46,7 +47,7 @@ def test_each_command_is_recorded_with_who_and_which_command(gw, cli, monkeypatc
     assert text[0].split() == ["TIME", "WHO", "COMMAND", "KIND", "OBJECT", "KEYS", "DETAILS"]
     assert "alice(" in text[3] and "peer.add" in text[3] and "acme/bob" in text[3]
     out = cli("audit", "verify").output
-    assert out.startswith("audit chain intact: 5 record(s); head record 5 ")
+    assert out.startswith("audit chain intact: 5 record(s); head 5:")
 
 
 def test_filters(gw, cli) -> None:
@@ -189,3 +190,48 @@ def test_every_store_write_in_ops_records_an_event() -> None:
                 checked += 1
                 assert "record_event" in calls, f"{path.name}:{fn.name} writes without a record"
     assert checked >= 6
+
+
+def test_a_rewritten_chain_is_caught_by_a_head_kept_elsewhere(gw, cli, state_dir) -> None:
+    """A writer of the database who rebuilds the chain from record 2 on, head and all, passes
+    plain `verify`; the head printed before (--expect) catches it."""
+    from wggw.core import audit
+
+    cli("peer", "add", "acme/a")
+    kept = cli("audit", "verify").output.split("head ")[1].strip()
+    assert re.fullmatch(r"3:[0-9a-f]{64}", kept)
+    cli("audit", "verify", "--expect", kept)
+    cli("peer", "add", "acme/b")
+    cli("audit", "verify", "--expect", kept)  # still holds record 3 as it was
+    with open_store(state_dir) as store:
+        rows, _ = store.audit_rows()
+    recs = [audit.record_of(r) for r in rows]
+    head, forged = audit.Head(1, recs[0].hash), []
+    for r in recs[1:]:
+        subject = "acme/mallory" if r.subject == "acme/a" else r.subject
+        f = audit.chain(
+            head,
+            at=r.at,
+            kind=r.kind,
+            subject=subject,
+            uid=r.uid,
+            user=r.user,
+            command=r.command,
+            details=r.details,
+        )
+        forged.append(f)
+        head = audit.Head(f.seq, f.hash)
+    with _db(state_dir) as db:
+        for f in forged:
+            db.execute(
+                "UPDATE events SET subject = ?, prev = ?, hash = ? WHERE id = ?",
+                (f.subject, f.prev, f.hash, f.seq),
+            )
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?", (head.seq, head.hash))
+    cli("audit", "verify")  # consistent in itself
+    out = cli("audit", "verify", "--expect", kept, code=EXIT_AUDIT_BROKEN).output
+    assert "broken at record 3: its hash differs from the head kept elsewhere" in out
+    bad = cli("audit", "verify", "--expect", "3:xyz", code=EXIT_USAGE).output
+    assert "expect" in bad and "SEQ:HASH" in bad
+    out = cli("audit", "verify", "--expect", "9:" + "0" * 64, code=EXIT_AUDIT_BROKEN).output
+    assert "broken at record 9: missing" in out

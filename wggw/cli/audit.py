@@ -60,16 +60,24 @@ def _who(uid: int | None, user: str | None) -> str:
 
 
 @app.command("verify")
-def verify(ctx: typer.Context) -> None:
+def verify(
+    ctx: typer.Context,
+    expect: str | None = typer.Option(
+        None,
+        "--expect",
+        metavar="SEQ:HASH",
+        help="A head printed before and kept elsewhere: the chain must still hold it.",
+    ),
+) -> None:
     """Check the hash chain: exit 0 if intact (printing its head, to keep elsewhere), else
     one line naming the first bad record and exit 5."""
     from wggw.ops import audit as ops_audit
 
     with open_store(ctx) as store:
-        broken, count, head = ops_audit.verify(store)
+        broken, count, head = ops_audit.verify(store, expect)
     if broken is not None:
         fail(broken.line(), EXIT_AUDIT_BROKEN)
     if head is None:
         typer.echo("audit chain intact: no records yet")
     else:
-        typer.echo(f"audit chain intact: {count} record(s); head record {head.seq} {head.hash}")
+        typer.echo(f"audit chain intact: {count} record(s); head {head.seq}:{head.hash}")

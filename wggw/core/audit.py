@@ -207,10 +207,15 @@ class Broken:
         return f"audit chain broken at record {self.seq}: {self.problem}"
 
 
-def verify(rows: Iterable[Mapping[str, Any]], head: Head | None) -> Broken | None:
+def verify(
+    rows: Iterable[Mapping[str, Any]], head: Head | None, anchor: Head | None = None
+) -> Broken | None:
     """None if the rows (in store order) form one intact chain ending at `head` (when the
-    store keeps one), else the first bad record."""
+    store keeps one), else the first bad record. `anchor`: a head printed earlier and kept
+    elsewhere; the chain must still hold that record with that hash (a chain rewritten from
+    before it, head and all, fails here)."""
     prev: Record | None = None
+    held: dict[int, str] = {}
     for row in rows:
         expected = prev.seq + 1 if prev else 1
         try:
@@ -226,7 +231,29 @@ def verify(rows: Iterable[Mapping[str, Any]], head: Head | None) -> Broken | Non
         if rec.prev != (prev.hash if prev else GENESIS):
             return Broken(rec.seq, "does not follow the record before it (deleted or reordered)")
         prev = rec
-    return _check_head(prev, head)
+        if anchor is not None and rec.seq == anchor.seq:
+            held[rec.seq] = rec.hash
+    return _check_head(prev, head) or _check_anchor(held, anchor)
+
+
+def _check_anchor(held: dict[int, str], anchor: Head | None) -> Broken | None:
+    if anchor is None:
+        return None
+    if anchor.seq not in held:
+        return Broken(anchor.seq, "missing: the head kept elsewhere names it")
+    if held[anchor.seq] != anchor.hash:
+        return Broken(anchor.seq, "its hash differs from the head kept elsewhere (rewritten)")
+    return None
+
+
+def parse_head(text: str) -> Head:
+    """`--expect SEQ:HASH`, as `audit verify` prints the head."""
+    m = re.fullmatch(r"\s*([0-9]{1,18})[:\s]\s*([0-9a-fA-F]{64})\s*", text)
+    if not m:
+        raise ValidationError(
+            "expect", f"{text!r} is not SEQ:HASH (a record number and 64 hex digits)"
+        )
+    return Head(int(m.group(1)), m.group(2).lower())
 
 
 def _seq_guess(row: Mapping[str, Any], expected: int) -> int:

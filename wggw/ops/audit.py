@@ -34,10 +34,14 @@ def records(
     return audit.select(out, after, tenant)
 
 
-def verify(store: Store) -> tuple[audit.Broken | None, int, audit.Head | None]:
-    """(the first bad record or None, how many records, the kept head)."""
+def verify(
+    store: Store, expect: str | None = None
+) -> tuple[audit.Broken | None, int, audit.Head | None]:
+    """(the first bad record or None, how many records, the kept head). `expect`: a head
+    kept elsewhere, `SEQ:HASH`, that the chain must still hold."""
+    anchor = audit.parse_head(expect) if expect is not None else None
     rows, head = store.audit_rows()
-    return audit.verify(rows, head), len(rows), head
+    return audit.verify(rows, head, anchor), len(rows), head
 
 
 def record(store: Store, kind: str, subject: str, details: dict) -> None:
