@@ -96,6 +96,9 @@ def test_tampering_is_named_and_exits_5(gw, cli, state_dir, case: str) -> None:
     if case == "tail":  # a later command does not paper over the cut
         cli("peer", "add", "acme/c")
         assert "broken at record 4" in cli("audit", "verify", code=EXIT_AUDIT_BROKEN).output
+    if case == "head":  # commands go on from the last record (and bring the head back)
+        cli("peer", "add", "acme/c")
+        assert "audit chain intact: 5 record(s)" in cli("audit", "verify").output
 
 
 def test_no_change_without_its_record_and_no_record_without_its_change(gw, cli, state_dir):

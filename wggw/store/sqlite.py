@@ -91,6 +91,8 @@ class Tx(abc.ABC):
     """The writes (and reads) of one transaction. Removals of unknown objects raise
     NotFoundError."""
 
+    _who: tuple[int, str | None, str | None] | None = None  # uid, user, command
+
     @abc.abstractmethod
     def load(self) -> State: ...
     @abc.abstractmethod
@@ -117,10 +119,9 @@ class Tx(abc.ABC):
     def record_event(self, kind: str, subject: str, details: dict) -> None:
         """Append an audit record (core/audit.py) to the chain in this transaction: no change
         commits without its record. `details` are plain data; a Secret in them is refused."""
-        who = self.__dict__.get("_who")
-        if who is None:  # one transaction is one actor: asked once (a bulk add writes 10,000)
-            who = self.__dict__["_who"] = (*actor.who(), actor.command())
-        uid, user, command = who
+        if self._who is None:  # one transaction, one actor: asked once (bulk adds write 10,000)
+            self._who = (*actor.who(), actor.command())
+        uid, user, command = self._who
         rec = audit.chain(
             self.audit_head(),
             at=round(time.time(), 6),
@@ -281,6 +282,10 @@ class SqliteTx(Tx):
     def audit_head(self) -> audit.Head | None:
         if self._head is _UNREAD:  # one read per transaction: it alone writes the chain
             row = self._one("SELECT seq, hash FROM audit_head")
+            # No head but records: someone removed it (`audit verify` says so until the next
+            # record). Go on from the last row rather than refuse every change from now on;
+            # whoever may delete the head may as well rewrite it.
+            row = row or self._one("SELECT id AS seq, hash FROM events ORDER BY id DESC LIMIT 1")
             self._head = None if row is None else audit.Head(row["seq"], row["hash"])
         return self._head  # type: ignore[return-value]
 
@@ -456,9 +461,11 @@ class SqliteStore(Store):
         ]
 
     def audit_rows(self) -> tuple[list[dict], audit.Head | None]:
-        with _sqlite_errors(self.path), self.snapshot() as tx:
+        with _sqlite_errors(self.path), self.snapshot():
             rows = self._db.execute(f"SELECT {_AUDIT_COLUMNS} FROM events ORDER BY id")
-            return [dict(r) for r in rows], tx.audit_head()
+            kept = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
+            head = None if kept is None else audit.Head(kept["seq"], kept["hash"])
+            return [dict(r) for r in rows], head
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with _sqlite_errors(self.path):
