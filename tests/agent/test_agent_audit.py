@@ -9,8 +9,6 @@ import re
 import time
 from dataclasses import replace
 
-from conftest import METRICS_PORT  # noqa: F401 - the lab agent serves metrics there
-
 from wggw.agent import apply
 from wggw.agent.backoff import Backoff
 from wggw.agent.loop import STORE_POLL, Agent
@@ -78,14 +76,21 @@ def _count(metrics: str, trigger: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def test_real_repair_is_in_the_audit_log(agent_lab) -> None:
-    from test_agent_netns import FAULTS
+def _delete_an_owned_rule(lab) -> None:
+    for line in lab.gw.ip("-4", "rule", "show").stdout.splitlines():
+        pref, _, rest = line.partition(":")
+        if 10000 <= int(pref) <= 31999 and "lookup 600" in rest:
+            lab.gw.ip("-4", "rule", "del", "pref", pref)
+            return
+    raise AssertionError("no wggw rule found")
 
+
+def test_real_repair_is_in_the_audit_log(agent_lab) -> None:
     lab, gw, agents = agent_lab
     agent = agents[-1]
     before = agent.log().count("converged trigger=drift")
     stores = _count(agent.metrics(), "store")
-    FAULTS["ip rule deleted"](lab, gw)
+    _delete_an_owned_rule(lab)
     agent.wait_log("converged trigger=drift", 10.0, before + 1)
     recs = json.loads(lab.wggw("audit", "--json").stdout)
     repair = [r for r in recs if r["kind"] == "agent.repair"][-1]
