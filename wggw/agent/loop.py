@@ -94,6 +94,7 @@ class Agent:
                 gen = self.store.generation()
                 report, result = apply.full_converge(self.store, self.system, self._echo("start"))
                 self._drain()  # our own changes' events (a fault in this instant: the resync)
+                gen = self._audit(result.changes, "start", self.store.generation())
                 self._track(self.store.load())
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
@@ -220,6 +221,7 @@ class Agent:
                 self.metrics.repairs.labels(kind_of(change)).inc()
             for kind in {kind_of(c) for c in applied}:  # the back-off counts rounds per kind
                 self.backoff.record(kind, time.monotonic())
+            gen = self._audit(applied, trigger, gen)
         self._report_contested(held)
         self._track(state)
         if left:  # undone at once: try again, rationed by the back-off like any repair
@@ -231,6 +233,29 @@ class Agent:
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
+
+    def _audit(self, applied: list, trigger: str, gen: int) -> int:
+        """Record what the agent changed on the host of its own accord (drift repaired, or
+        the start) in the store's audit chain; returns the generation after it. The caller
+        holds the store lock, so the generation moved only by this record: it is taken as
+        applied at once, or the agent would wake itself for a "store change" of its own
+        (and a store round is never held back by the back-off)."""
+        if not applied:
+            return gen
+        from wggw.ops import audit
+
+        by_kind: dict[str, list[str]] = {}
+        for change in applied:
+            by_kind.setdefault(kind_of(change), []).append(change.describe())
+        try:
+            audit.record_repairs(self.store, by_kind, trigger)
+        except WggwError as e:  # the host is repaired all the same; say the record is missing
+            self.log("error", trigger=trigger, error=f"audit record not written: {e}")
+            return gen
+        new = self.store.generation()
+        if self.applied_gen == gen:
+            self.applied_gen = new
+        return new
 
     def _report_contested(self, held: list) -> None:
         counts: dict[str, int] = {}

@@ -10,7 +10,18 @@ from pathlib import Path
 import typer
 
 from wggw import __version__
-from wggw.cli import agent, common, dataplane, interface, peer, rotate, store, tenant, transfer
+from wggw.cli import (
+    agent,
+    audit,
+    common,
+    dataplane,
+    interface,
+    peer,
+    rotate,
+    store,
+    tenant,
+    transfer,
+)
 
 app = typer.Typer(
     cls=common.WggwGroup,
@@ -86,6 +97,7 @@ app.add_typer(dataplane.app)  # plan, apply, status, down: top-level verbs
 app.add_typer(rotate.app)  # rotate
 app.add_typer(agent.app)  # agent
 app.add_typer(store.app, name="store", help="The store itself: move it to PostgreSQL, rekey.")
+app.add_typer(audit.app, name="audit", help="The audit log: who changed what; verify its chain.")
 
 
 def main() -> None:

@@ -231,7 +231,26 @@ class WggwGroup(typer.core.TyperGroup):
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
+        from wggw.ops.actor import set_command
+
+        set_command(self._command_words(ctx.meta.get(_ARGS, ())))
         with mapped_errors(
             ctx, lambda code: plan_detailed_code(code) if _detailed_plan(ctx) else code
         ):
             return super().invoke(ctx)
+
+    def _command_words(self, args) -> str | None:
+        """The verb of this run for its audit records (`wggw peer add`): the command's name,
+        and the subcommand's if it is a group. Only names: values may be anything."""
+        words = list(args)
+        while words and words[0].startswith("-"):
+            flag = words.pop(0)
+            if flag == "--state-dir" and words:
+                words.pop(0)  # its value
+        if not words or words[0] not in self.commands:
+            return None
+        out = ["wggw", words[0]]
+        subs = getattr(self.commands[words[0]], "commands", None) or {}
+        if len(words) > 1 and words[1] in subs:
+            out.append(words[1])
+        return " ".join(out)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wggw.cli.common import BACKEND, echo_json, open_store, table
+from wggw.cli.common import BACKEND, echo_json, open_store, state_dir, table
 from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 
 app = typer.Typer()
@@ -105,6 +105,7 @@ def status(
 
 @app.command("down")
 def down(
+    ctx: typer.Context,
     backend: str | None = typer.Option(
         None,
         "--backend",
@@ -125,6 +126,12 @@ def down(
 
     done = dataplane.down(backend, typer.echo, stop_agent)
     typer.echo(f"{len(done)} object(s) removed." if done else "Nothing of wggw's is on this host.")
+    if done:
+        from wggw.ops import audit
+
+        why = audit.record_in(state_dir(ctx), "down", "host", {"removed": len(done)})
+        if why:
+            typer.echo(f"wggw: warning: no audit record of this down: {why}", err=True)
 
 
 def peer_state(p: dict) -> str:

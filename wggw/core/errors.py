@@ -21,6 +21,7 @@ EXIT_HOST_CONFLICT = 78  # the store conflicts with the host, e.g. an egress IP 
 EXIT_PLAN_USAGE = 64  # `plan --detailed-exitcode`: bad input (EX_USAGE), not read as "changes"
 EXIT_NOPERM = 77  # not allowed: needs root (CAP_NET_ADMIN) or a path it may write (EX_NOPERM)
 EXIT_UNAVAILABLE = 69  # the PostgreSQL store cannot be reached (EX_UNAVAILABLE): retry later
+EXIT_AUDIT_BROKEN = 5  # `audit verify`: a record was edited, deleted, reordered or cut off
 
 
 def plan_detailed_code(code: int) -> int:

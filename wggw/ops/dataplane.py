@@ -58,6 +58,10 @@ def apply(
         conflicts.check(store.load().tenants, system.facts())
         report = rotation.housekeeping(store, system, time.time() if now is None else now)
         result = converge.converge(store.load(), system, echo)
+        if result.changes:  # the host changed: on the record (the store did not)
+            from wggw.ops import audit
+
+            audit.record(store, "apply", "host", {"changes": len(result.changes)})
     return report, result
 
 

@@ -14,15 +14,17 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from wggw import fsutil
+from wggw.core import audit
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
 from wggw.core.keys import Secret
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
+from wggw.store import actor
 from wggw.store import lock as storelock
 from wggw.store import sealed
 from wggw.store.codec import (
@@ -40,8 +42,8 @@ DB_NAME = "wggw.db"
 LOCK_NAME = "lock"
 
 # Forward migrations: MIGRATIONS[i] brings schema version i to i + 1. Never edit a
-# released entry; append a new one.
-MIGRATIONS: list[tuple[str, ...]] = [
+# released entry; append a new one. A step may hold a function of the connection too (data).
+MIGRATIONS: list[tuple[str | Callable[[sqlite3.Connection], None], ...]] = [
     (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         """CREATE TABLE interfaces (
@@ -65,6 +67,20 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # `peer add` asks "is this key used?" without loading every peer (public_key is UNIQUE
     # already)
     ("CREATE INDEX peers_retiring_public_key ON peers(retiring_public_key)",),
+    # The events become one hash chain (core/audit.py): who, which command, the fingerprints
+    # of the keys touched, the previous record's hash and its own; the head is kept apart so
+    # a cut-off tail shows. Records written before are chained as they are (no who).
+    (
+        "ALTER TABLE events ADD COLUMN uid INTEGER",
+        "ALTER TABLE events ADD COLUMN user TEXT",
+        "ALTER TABLE events ADD COLUMN command TEXT",
+        "ALTER TABLE events ADD COLUMN keys TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE events ADD COLUMN prev TEXT",
+        "ALTER TABLE events ADD COLUMN hash TEXT",
+        """CREATE TABLE audit_head (
+            one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)""",
+        lambda db: _chain_old_events(db),
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -78,6 +94,8 @@ class StoreMissingError(StoreError):
 class Tx(abc.ABC):
     """The writes (and reads) of one transaction. Removals of unknown objects raise
     NotFoundError."""
+
+    _who: tuple[int, str | None, str | None] | None = None  # uid, user, command
 
     @abc.abstractmethod
     def load(self) -> State: ...
@@ -100,12 +118,38 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def remove_peer(self, tenant: str, name: str) -> None: ...
     @abc.abstractmethod
-    def record_event(self, kind: str, subject: str, details: dict) -> None: ...
-    @abc.abstractmethod
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
+    def record_event(self, kind: str, subject: str, details: dict) -> None:
+        """Append an audit record (core/audit.py) to the chain in this transaction: no change
+        commits without its record. `details` are plain data; a Secret in them is refused."""
+        if self._who is None:  # one transaction, one actor: asked once (bulk adds write 10,000)
+            self._who = (*actor.who(), actor.command())
+        uid, user, command = self._who
+        rec = audit.chain(
+            self.audit_head(),
+            at=round(time.time(), 6),
+            kind=kind,
+            subject=subject,
+            uid=uid,
+            user=user,
+            command=command,
+            details=details,
+        )
+        self.append_audit(rec)
+
+    @abc.abstractmethod
+    def audit_head(self) -> audit.Head | None:
+        """The newest record's (seq, hash) as kept apart from the rows (None: no record)."""
+
+    @abc.abstractmethod
+    def append_audit(self, rec: audit.Record) -> None:
+        """Persist `rec` (its seq as the row's order) and make it the kept head."""
+
     def generation(self) -> int:
-        """A number that grows with every committed change (the agent polls it)."""
+        """A number that grows with every committed change (the agent polls it): the newest
+        audit record's seq. The agent's own repair records move it too; it takes those as
+        seen itself (agent/loop.py), so a store need not tell them apart."""
         raise NotImplementedError
 
     def snapshot(self) -> contextlib.AbstractContextManager[Tx]:
@@ -157,6 +201,11 @@ class Store(abc.ABC):
         """Audit records, oldest first: {at, kind, subject, details}."""
 
     @abc.abstractmethod
+    def audit_rows(self) -> tuple[list[dict], audit.Head | None]:
+        """Every audit row in seq order as stored ({seq, at, kind, subject, uid, user,
+        command, keys, details, prev, hash}), and the kept head, read in one snapshot."""
+
+    @abc.abstractmethod
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
     @abc.abstractmethod
@@ -182,17 +231,12 @@ def store_exists(state_dir: Path) -> bool:
     return (Path(state_dir) / DB_NAME).is_file()
 
 
-def _secret_free(obj: Any) -> Any:
-    """json.dumps default: audit details are plain data, a Secret there is a bug."""
-    if isinstance(obj, Secret):
-        raise StoreError("refusing to record a secret in the audit log")
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 class SqliteTx(Tx):
     def __init__(self, store: SqliteStore):
         self._store = store
         self._db = store._db
+        self._head: audit.Head | None | object = _UNREAD
+        self._head_moved = False
 
     def load(self) -> State:
         return self._store._read_state()
@@ -246,12 +290,29 @@ class SqliteTx(Tx):
         cur = self._db.execute("DELETE FROM peers WHERE tenant = ? AND name = ?", (tenant, name))
         self._changed(cur, "peer", f"{tenant}/{name}")
 
-    def record_event(self, kind: str, subject: str, details: dict) -> None:
-        text = json.dumps(details, sort_keys=True, default=_secret_free)
-        self._db.execute(
-            "INSERT INTO events (at, kind, subject, details) VALUES (?, ?, ?, ?)",
-            (time.time(), kind, subject, text),
-        )
+    def audit_head(self) -> audit.Head | None:
+        if self._head is _UNREAD:  # one read per transaction: it alone writes the chain
+            row = self._one("SELECT seq, hash FROM audit_head")
+            # No head but records: someone removed it (`audit verify` says so until the next
+            # record). Go on from the last row rather than refuse every change from now on;
+            # whoever may delete the head may as well rewrite it.
+            row = row or self._one("SELECT id AS seq, hash FROM events ORDER BY id DESC LIMIT 1")
+            self._head = None if row is None else audit.Head(row["seq"], row["hash"])
+        return self._head  # type: ignore[return-value]
+
+    def append_audit(self, rec: audit.Record) -> None:
+        _insert_event(self._db, rec)
+        self._head = audit.Head(rec.seq, rec.hash)
+        self._head_moved = True
+
+    def _write_head(self) -> None:
+        """Before COMMIT: the kept head, once per transaction (not once per record)."""
+        if self._head_moved and isinstance(self._head, audit.Head):
+            self._db.execute(
+                "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) "
+                "ON CONFLICT(one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                (self._head.seq, self._head.hash),
+            )
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         return self._store.get_meta(key, default)
@@ -340,6 +401,7 @@ class SqliteStore(Store):
             self._tx = SqliteTx(self)
             try:
                 yield self._tx
+                self._tx._write_head()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -398,6 +460,13 @@ class SqliteStore(Store):
             }
             for r in rows
         ]
+
+    def audit_rows(self) -> tuple[list[dict], audit.Head | None]:
+        with _sqlite_errors(self.path), self.snapshot():
+            rows = self._db.execute(f"SELECT {_AUDIT_COLUMNS} FROM events ORDER BY id")
+            kept = self._db.execute("SELECT seq, hash FROM audit_head").fetchone()
+            head = None if kept is None else audit.Head(kept["seq"], kept["hash"])
+            return [dict(r) for r in rows], head
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with _sqlite_errors(self.path):
@@ -464,11 +533,65 @@ class SqliteStore(Store):
                     )
                 for step in MIGRATIONS[version:]:
                     for statement in step:
-                        self._db.execute(statement)
+                        if callable(statement):
+                            statement(self._db)
+                        else:
+                            self._db.execute(statement)
                 self._db.execute("DELETE FROM schema_version")
                 self._db.execute(
                     "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
+
+
+_UNREAD = object()
+_AUDIT_COLUMNS = "id AS seq, at, kind, subject, uid, user, command, keys, details, prev, hash"
+
+
+def _insert_event(db: sqlite3.Connection, rec: audit.Record) -> None:
+    db.execute(
+        "INSERT INTO events (id, at, kind, subject, uid, user, command, keys, details, prev, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.seq,
+            rec.at,
+            rec.kind,
+            rec.subject,
+            rec.uid,
+            rec.user,
+            rec.command,
+            json.dumps(list(rec.keys)),
+            rec.details_text or audit.plain(rec.details),
+            rec.prev,
+            rec.hash,
+        ),
+    )
+
+
+def _chain_old_events(db: sqlite3.Connection) -> None:
+    """Migration 3: chain the records written before there was a chain, in their order."""
+    head: audit.Head | None = None
+    rows = db.execute("SELECT id, at, kind, subject, details FROM events ORDER BY id").fetchall()
+    for r in rows:
+        rec = audit.chain(
+            head,
+            seq=r["id"],
+            at=r["at"],
+            kind=r["kind"],
+            subject=r["subject"],
+            uid=None,
+            user=None,
+            command=None,
+            details=json.loads(r["details"]),
+        )
+        db.execute(
+            "UPDATE events SET keys = ?, prev = ?, hash = ? WHERE id = ?",
+            (json.dumps(list(rec.keys)), rec.prev, rec.hash, rec.seq),
+        )
+        head = audit.Head(rec.seq, rec.hash)
+    if head is not None:
+        db.execute(
+            "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?)", (head.seq, head.hash)
+        )
 
 
 @contextlib.contextmanager
