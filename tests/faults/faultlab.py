@@ -14,6 +14,7 @@ connection ever completed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -46,6 +47,9 @@ TENANTS = {
         "egress": ("203.0.113.20", "2001:db8:ffff::20"),
     },
 }
+# A command may take this many times longer on a slow machine (the VM tier sets 8: TCG).
+CMD_TIMEOUT = 60 * float(os.environ.get("WGGW_TIME_SCALE", "1"))
+
 STREAMS = [(t, v) for t in TENANTS for v in (4, 6)]
 EGRESS = {(t, v): TENANTS[t]["egress"][0 if v == 4 else 1] for t in TENANTS for v in (4, 6)}
 ALL_EGRESS = frozenset(EGRESS.values())
@@ -256,7 +260,7 @@ class FaultLab:
     def close(self) -> None:
         """`wggw down` (best effort), then the lab's own teardown."""
         if self.lab.gw is not None and (NETNS_DIR / self.lab.gw.name).exists():
-            self.wggw("down", check=False, timeout=60)
+            self.wggw("down", check=False, timeout=CMD_TIMEOUT)
         self.lab.close()
 
     # --- helpers ---------------------------------------------------------------------------
@@ -287,7 +291,7 @@ class FaultLab:
         )
 
     def plan_rc(self) -> tuple[int, str]:
-        res = self.wggw("plan", "--detailed-exitcode", check=False, timeout=60)
+        res = self.wggw("plan", "--detailed-exitcode", check=False, timeout=CMD_TIMEOUT)
         return res.returncode, res.stdout + res.stderr
 
     def wireguard_go_pid(self) -> int | None:
@@ -322,7 +326,7 @@ class FaultLab:
         for fam in ("-4", "-6"):
             self.lab.gw.ip(fam, "rule", "del", "pref", "100", "lookup", "main", check=False)
         self.lab.gw.run(["nft", "delete", "table", "inet", "wggw"], check=False)
-        self.wggw("apply", timeout=120)
+        self.wggw("apply", timeout=2 * CMD_TIMEOUT)
         rc, out = self.plan_rc()
         if rc != 0:
             raise LabError(f"fault lab did not heal: plan exit {rc}: {out}")

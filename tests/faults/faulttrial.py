@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from faultcatalog import Fault, foreign_ip_rule_removed
-from faultlab import STREAMS, FaultLab, LabError, Traffic
+from faultlab import CMD_TIMEOUT, STREAMS, FaultLab, LabError, Traffic
 
 WINDOW = 1.0  # seconds of traffic while the fault stands (half before `end`, half after)
 REPAIR_TIMEOUT = 30.0  # bound on waiting for every stream to be answered correctly after apply
@@ -151,7 +151,7 @@ def _run(fl: FaultLab, fault: Fault, variant: str, row: Row) -> None:
         # then the detection.
         row.detected = row.plan_rc == 2 or bool(_repair_lines(concurrent_out, variant, fl.ifname))
         t_apply = time.monotonic()
-        res = fl.wggw("apply", check=False, timeout=120)
+        res = fl.wggw("apply", check=False, timeout=2 * CMD_TIMEOUT)
         t_applied = time.monotonic()
         row.apply_rc, row.apply_seconds = res.returncode, round(t_applied - t_apply, 2)
         seen = traffic.wait_all_correct(t_apply, REPAIR_TIMEOUT if row.detected else UNSEEN_TIMEOUT)
@@ -172,16 +172,16 @@ def _run_foreign_rule(fl: FaultLab, fault: Fault, variant: str, row: Row) -> Non
     traffic = Traffic(fl.lab).start()
     try:
         _strike(fl, fault, variant, row, traffic)
-        res = fl.wggw("status", "--check", check=False, timeout=60)
+        res = fl.wggw("status", "--check", check=False, timeout=CMD_TIMEOUT)
         row.check_rc, row.check_output = res.returncode, (res.stdout + res.stderr).strip()[-600:]
         row.detected = res.returncode not in (0,) and names_foreign_rule(row.check_output)
         t_apply = time.monotonic()
-        row.apply_rc = fl.wggw("apply", check=False, timeout=120).returncode
+        row.apply_rc = fl.wggw("apply", check=False, timeout=2 * CMD_TIMEOUT).returncode
         t_applied = time.monotonic()
         row.apply_seconds = round(t_applied - t_apply, 2)
         row.foreign_rule_kept = "lookup main" in fl.lab.gw.ip("rule", "show", "pref", "100").stdout
         foreign_ip_rule_removed(fl)  # the operator's repair, not wggw's
-        after = fl.wggw("status", "--check", check=False, timeout=60)
+        after = fl.wggw("status", "--check", check=False, timeout=CMD_TIMEOUT)
         row.check_rc_after_removal = after.returncode
         row.repaired = after.returncode == 0
         row.replan_rc, _ = fl.plan_rc()
