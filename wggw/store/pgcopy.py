@@ -1,12 +1,14 @@
 """`wggw store migrate --to URL`: a SQLite store copied into an empty PostgreSQL database in
-one transaction (schema, objects with their secrets sealed, meta, events), then verified by
-reading it back through a fresh connection: counts per table and every key's fingerprint."""
+one transaction (schema, objects with their secrets sealed, meta, the audit chain with its
+head), then verified by reading it back through a fresh connection: counts per table, every
+key's fingerprint, and the audit chain intact ending at the source's head."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+from wggw.core import audit
 from wggw.core.errors import StoreError, ValidationError
 from wggw.core.model import State
 from wggw.store import pgsql, postgres, sealed
@@ -22,6 +24,7 @@ def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
     label = pgsql.describe(url)
     state = source.load()
     columns, rows = _source_events(source)
+    _rows, head = source.audit_rows()
     conn = pgsql.connect(url)
     try:
         with pgsql.pg_errors(label), conn.transaction():
@@ -31,13 +34,13 @@ def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
             pgsql.migrate(conn, label)
             target = postgres.PgStore.attach(conn, url, source.state_dir, cipher)
             _copy(target, state, source)
-            pgsql.copy_events(conn, columns, rows)
+            pgsql.copy_events(conn, columns, rows, head)
             pgsql.bump_generation(conn)
             counts = _counts(conn)
             _check_counts(counts, state, len(rows), label)
     finally:
         conn.close()
-    return _verify(url, source.state_dir, cipher, state, len(rows))
+    return _verify(url, source.state_dir, cipher, state, (len(rows), head))
 
 
 def _source_events(source: SqliteStore) -> tuple[list[str], list[tuple]]:
@@ -111,11 +114,23 @@ def fingerprint_digest(state: State) -> str:
     return h.hexdigest()
 
 
-def _verify(url: str, state_dir: Path, cipher: Cipher, state: State, events: int) -> dict:
-    """Read the committed copy back as any later command will, and compare."""
+def _verify(
+    url: str, state_dir: Path, cipher: Cipher, state: State, chain: tuple[int, audit.Head | None]
+) -> dict:
+    """Read the committed copy back as any later command will, and compare. `chain`: the
+    source's record count and kept head; the copy must verify (`wggw audit verify`) to it."""
+    events, source_head = chain
     with postgres.PgStore(url, state_dir, cipher=cipher) as target:
         copied = target.load()
         copied_events = len(target.events())
+        audit_rows, head = target.audit_rows()
+    broken = audit.verify(audit_rows, head)
+    if broken is not None or head != source_head:
+        raise StoreError(
+            f"the audit chain copied into {pgsql.describe(url)} does not verify "
+            f"({broken.line() if broken else 'its head differs from the source'}); "
+            "do not use it: drop and recreate the database"
+        )
     want, got = fingerprint_digest(state), fingerprint_digest(copied)
     meta = {k: v for k, v in copied.meta.items() if k != sealed.META_KEY_ID}
     source_meta = {k: v for k, v in state.meta.items() if k != sealed.META_KEY_ID}
