@@ -24,7 +24,7 @@ def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
     label = pgsql.describe(url)
     state = source.load()
     columns, rows = _source_events(source)
-    _rows, head = source.audit_rows()
+    source_chain = source.audit_rows()
     conn = pgsql.connect(url)
     try:
         with pgsql.pg_errors(label), conn.transaction():
@@ -34,13 +34,15 @@ def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
             pgsql.migrate(conn, label)
             target = postgres.PgStore.attach(conn, url, source.state_dir, cipher)
             _copy(target, state, source)
-            pgsql.copy_events(conn, columns, rows, head)
+            pgsql.copy_events(conn, columns, rows, source_chain[1])
+            if pgsql.audit_rows(conn) != source_chain:  # as stored, to the byte: rolled back
+                raise StoreError(f"the audit records copied into {label} differ; rolled back")
             pgsql.bump_generation(conn)
             counts = _counts(conn)
             _check_counts(counts, state, len(rows), label)
     finally:
         conn.close()
-    return _verify(url, source.state_dir, cipher, state, (len(rows), head))
+    return _verify(url, source.state_dir, cipher, state, source_chain)
 
 
 def _source_events(source: SqliteStore) -> tuple[list[str], list[tuple]]:
@@ -115,21 +117,25 @@ def fingerprint_digest(state: State) -> str:
 
 
 def _verify(
-    url: str, state_dir: Path, cipher: Cipher, state: State, chain: tuple[int, audit.Head | None]
+    url: str,
+    state_dir: Path,
+    cipher: Cipher,
+    state: State,
+    chain: tuple[list[dict], audit.Head | None],
 ) -> dict:
     """Read the committed copy back as any later command will, and compare. `chain`: the
-    source's record count and kept head; the copy must verify (`wggw audit verify`) to it."""
-    events, source_head = chain
+    source's audit rows and kept head; `wggw audit verify` must say of the copy what it says
+    of the source (a chain broken there is copied as evidence, not repaired or refused)."""
+    events = len(chain[0])
     with postgres.PgStore(url, state_dir, cipher=cipher) as target:
         copied = target.load()
         copied_events = len(target.events())
-        audit_rows, head = target.audit_rows()
-    broken = audit.verify(audit_rows, head)
-    if broken is not None or head != source_head:
+        copied_chain = target.audit_rows()
+    broken = audit.verify(*copied_chain)
+    if broken != audit.verify(*chain) or copied_chain[1] != chain[1]:
         raise StoreError(
-            f"the audit chain copied into {pgsql.describe(url)} does not verify "
-            f"({broken.line() if broken else 'its head differs from the source'}); "
-            "do not use it: drop and recreate the database"
+            f"the audit chain copied into {pgsql.describe(url)} does not verify as the "
+            "source's does; do not use it: drop and recreate the database"
         )
     want, got = fingerprint_digest(state), fingerprint_digest(copied)
     meta = {k: v for k, v in copied.meta.items() if k != sealed.META_KEY_ID}
@@ -146,5 +152,7 @@ def _verify(
         "peers": len(copied.peers),
         "events": copied_events,
         "key_fingerprints": got,
+        "audit": broken.line() if broken else "intact",
+        "audit_head": None if chain[1] is None else f"{chain[1].seq}:{chain[1].hash}",
         "secrets_key_id": cipher.key_id,
     }
