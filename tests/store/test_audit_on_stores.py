@@ -194,3 +194,14 @@ def test_the_agents_own_record_does_not_wake_it_on_postgresql(kind, gw, state_di
         assert agent._store_generation() == agent.applied_gen  # the next poll: no wake
         gw("peer", "add", "acme/bob")  # an operator's change still wakes it
         assert agent._store_generation() == gen + 2 != agent.applied_gen
+
+
+def test_a_host_change_is_recorded_in_the_store_in_force(kind, gw, state_dir) -> None:
+    """`down` records into the store the command works on (WGGW_DB, WGGW_KEY_FILE), not
+    always a plain SQLite store in the state dir."""
+    from wggw.ops import audit as ops_audit
+
+    assert ops_audit.record_in(state_dir, "down", "host", {"removed": 3}) is None
+    last = _records(gw)[-1]
+    assert (last["kind"], last["subject"], last["details"]) == ("down", "host", {"removed": 3})
+    assert "intact: 3 record(s)" in gw("audit", "verify").output
