@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wggw.cli.common import BACKEND, echo_json, open_store, state_dir, table
+from wggw.cli.common import BACKEND, db_url, echo_json, open_store, state_dir, table
 from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 
 app = typer.Typer()
@@ -129,7 +129,7 @@ def down(
     if done:
         from wggw.ops import audit
 
-        why = audit.record_in(state_dir(ctx), "down", "host", {"removed": len(done)})
+        why = audit.record_in(state_dir(ctx), "down", "host", {"removed": len(done)}, db_url(ctx))
         if why:
             typer.echo(f"wggw: warning: no audit record of this down: {why}", err=True)
 

@@ -50,15 +50,20 @@ def record(store: Store, kind: str, subject: str, details: dict) -> None:
         tx.record_event(kind, subject, details)
 
 
-def record_in(state_dir: Path, kind: str, subject: str, details: dict) -> str | None:
-    """`record` into the store in `state_dir` if there is one (`down` works without it).
-    Returns why the record could not be written (the change is made already), else None."""
-    from wggw.store.sqlite import open_store, store_exists
+def record_in(
+    state_dir: Path, kind: str, subject: str, details: dict, db: str | None = None
+) -> str | None:
+    """`record` into the store this command works on (PostgreSQL at `db` or WGGW_DB, else
+    SQLite in `state_dir` if there is one: `down` works without it; sealed with
+    WGGW_KEY_FILE's key). Returns why the record could not be written (the change is made
+    already), else None."""
+    from wggw.store import select
+    from wggw.store.sqlite import store_exists
 
-    if not store_exists(state_dir):
-        return None
     try:
-        with open_store(state_dir) as store:
+        if select.db_url(db) is None and not store_exists(state_dir):
+            return None
+        with select.open_store(state_dir, db=db) as store:
             record(store, kind, subject, details)
     except WggwError as e:
         return str(e)

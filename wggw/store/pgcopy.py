@@ -1,12 +1,14 @@
 """`wggw store migrate --to URL`: a SQLite store copied into an empty PostgreSQL database in
-one transaction (schema, objects with their secrets sealed, meta, events), then verified by
-reading it back through a fresh connection: counts per table and every key's fingerprint."""
+one transaction (schema, objects with their secrets sealed, meta, the audit chain with its
+head), then verified by reading it back through a fresh connection: counts per table, every
+key's fingerprint, and the audit chain intact ending at the source's head."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+from wggw.core import audit
 from wggw.core.errors import StoreError, ValidationError
 from wggw.core.model import State
 from wggw.store import pgsql, postgres, sealed
@@ -22,6 +24,7 @@ def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
     label = pgsql.describe(url)
     state = source.load()
     columns, rows = _source_events(source)
+    source_chain = source.audit_rows()
     conn = pgsql.connect(url)
     try:
         with pgsql.pg_errors(label), conn.transaction():
@@ -31,13 +34,15 @@ def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
             pgsql.migrate(conn, label)
             target = postgres.PgStore.attach(conn, url, source.state_dir, cipher)
             _copy(target, state, source)
-            pgsql.copy_events(conn, columns, rows)
+            pgsql.copy_events(conn, columns, rows, source_chain[1])
+            if pgsql.audit_rows(conn) != source_chain:  # as stored, to the byte: rolled back
+                raise StoreError(f"the audit records copied into {label} differ; rolled back")
             pgsql.bump_generation(conn)
             counts = _counts(conn)
             _check_counts(counts, state, len(rows), label)
     finally:
         conn.close()
-    return _verify(url, source.state_dir, cipher, state, len(rows))
+    return _verify(url, source.state_dir, cipher, state, source_chain)
 
 
 def _source_events(source: SqliteStore) -> tuple[list[str], list[tuple]]:
@@ -111,11 +116,27 @@ def fingerprint_digest(state: State) -> str:
     return h.hexdigest()
 
 
-def _verify(url: str, state_dir: Path, cipher: Cipher, state: State, events: int) -> dict:
-    """Read the committed copy back as any later command will, and compare."""
+def _verify(
+    url: str,
+    state_dir: Path,
+    cipher: Cipher,
+    state: State,
+    chain: tuple[list[dict], audit.Head | None],
+) -> dict:
+    """Read the committed copy back as any later command will, and compare. `chain`: the
+    source's audit rows and kept head; `wggw audit verify` must say of the copy what it says
+    of the source (a chain broken there is copied as evidence, not repaired or refused)."""
+    events = len(chain[0])
     with postgres.PgStore(url, state_dir, cipher=cipher) as target:
         copied = target.load()
         copied_events = len(target.events())
+        copied_chain = target.audit_rows()
+    broken = audit.verify(*copied_chain)
+    if broken != audit.verify(*chain) or copied_chain[1] != chain[1]:
+        raise StoreError(
+            f"the audit chain copied into {pgsql.describe(url)} does not verify as the "
+            "source's does; do not use it: drop and recreate the database"
+        )
     want, got = fingerprint_digest(state), fingerprint_digest(copied)
     meta = {k: v for k, v in copied.meta.items() if k != sealed.META_KEY_ID}
     source_meta = {k: v for k, v in state.meta.items() if k != sealed.META_KEY_ID}
@@ -131,5 +152,7 @@ def _verify(url: str, state_dir: Path, cipher: Cipher, state: State, events: int
         "peers": len(copied.peers),
         "events": copied_events,
         "key_fingerprints": got,
+        "audit": broken.line() if broken else "intact",
+        "audit_head": None if chain[1] is None else f"{chain[1].seq}:{chain[1].hash}",
         "secrets_key_id": cipher.key_id,
     }

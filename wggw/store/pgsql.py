@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +14,9 @@ import psycopg
 import psycopg.conninfo
 from psycopg.rows import dict_row
 
+from wggw.core import audit
 from wggw.core.errors import StoreError, StoreUnavailableError, ValidationError
-from wggw.store.sqlite import MIGRATIONS, SCHEMA_VERSION, _secret_free
+from wggw.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 
 Conn = psycopg.Connection[dict[str, Any]]
 Cursor = psycopg.Cursor[dict[str, Any]]
@@ -37,7 +37,12 @@ _DIALECT = (
     (re.compile(r"\bINTEGER\b"), "BIGINT"),  # SQLite's INTEGER is 64 bits
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),  # so is its REAL
     (re.compile(r"\bBLOB\b"), "BYTEA"),
+    # `user` is reserved in PostgreSQL (it means current_user): the events column keeps its
+    # name, quoted, here and in every statement below that names it.
+    (re.compile(r"\bADD COLUMN user\b"), 'ADD COLUMN "user"'),
 )
+# The audit columns as core/audit.py reads a row (id is the record's seq).
+AUDIT_COLUMNS = 'id AS seq, at, kind, subject, uid, "user", command, keys, details, prev, hash'
 
 
 def pg_ddl(statement: str) -> str:
@@ -103,7 +108,10 @@ def migrate(conn: Conn, label: str) -> None:
         )
     for step in MIGRATIONS[version:]:
         for statement in step:
-            conn.execute(pg_ddl(statement))
+            if callable(statement):  # a data step; written for both connection kinds
+                statement(conn)  # type: ignore[arg-type]
+            else:
+                conn.execute(pg_ddl(statement))
     for statement in GENERATION_DDL:
         conn.execute(statement)
     conn.execute("DELETE FROM schema_version")
@@ -121,13 +129,51 @@ def bump_generation(conn: Conn) -> int:
     return n
 
 
-# --- events: all of the PostgreSQL store's event SQL is here (the audit log ports here) ----
-def insert_event(conn: Conn, kind: str, subject: str, details: dict) -> None:
-    text = json.dumps(details, sort_keys=True, default=_secret_free)
+# --- events: all of the PostgreSQL store's event SQL is here -------------------------------
+def insert_audit(conn: Conn, rec: audit.Record) -> None:
+    """One chained record (core/audit.py) as its row; its seq is the row's id."""
     conn.execute(
-        "INSERT INTO events (at, kind, subject, details) VALUES (%s, %s, %s, %s)",
-        (time.time(), kind, subject, text),
+        'INSERT INTO events (id, at, kind, subject, uid, "user", command, keys, details, prev, '
+        "hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            rec.seq,
+            rec.at,
+            rec.kind,
+            rec.subject,
+            rec.uid,
+            rec.user,
+            rec.command,
+            json.dumps(list(rec.keys)),
+            rec.details_text or audit.plain(rec.details),
+            rec.prev,
+            rec.hash,
+        ),
     )
+
+
+def read_head(conn: Conn) -> audit.Head | None:
+    """The kept head; if someone removed it, the last row's (as SqliteTx.audit_head)."""
+    row = conn.execute("SELECT seq, hash FROM audit_head").fetchone()
+    row = (
+        row
+        or conn.execute("SELECT id AS seq, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    )
+    return None if row is None else audit.Head(int(row["seq"]), row["hash"])
+
+
+def write_head(conn: Conn, head: audit.Head) -> None:
+    conn.execute(
+        "INSERT INTO audit_head (one, seq, hash) VALUES (1, %s, %s) "
+        "ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (head.seq, head.hash),
+    )
+
+
+def audit_rows(conn: Conn) -> tuple[list[dict], audit.Head | None]:
+    """Every row as stored, and the kept head (the caller holds one snapshot)."""
+    rows = conn.execute(f"SELECT {AUDIT_COLUMNS} FROM events ORDER BY id").fetchall()
+    kept = conn.execute("SELECT seq, hash FROM audit_head").fetchone()
+    return rows, None if kept is None else audit.Head(int(kept["seq"]), kept["hash"])
 
 
 def read_events(conn: Conn, subject: str | None) -> list[dict]:
@@ -148,9 +194,9 @@ def read_events(conn: Conn, subject: str | None) -> list[dict]:
     ]
 
 
-def copy_events(conn: Conn, columns: list[str], rows: list[tuple]) -> None:
-    """Events of another store as they are (ids, and any column both tables have), then the
-    identity continues after the last id."""
+def copy_events(conn: Conn, columns: list[str], rows: list[tuple], head: audit.Head | None) -> None:
+    """Events of another store as they are (ids, and any column both tables have: the whole
+    chain), its kept head exactly, then the identity continues after the last id."""
     have = {
         r["column_name"]
         for r in conn.execute(
@@ -159,13 +205,16 @@ def copy_events(conn: Conn, columns: list[str], rows: list[tuple]) -> None:
         ).fetchall()
     }
     keep = [i for i, c in enumerate(columns) if c in have]
-    names = ", ".join(columns[i] for i in keep)
+    names = ", ".join(f'"{columns[i]}"' for i in keep)  # quoted: one is `user`
     marks = ", ".join(["%s"] * len(keep))
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO events ({names}) VALUES ({marks})",
             [tuple(row[i] for i in keep) for row in rows],
         )
+    conn.execute("DELETE FROM audit_head")
+    if head is not None:
+        write_head(conn, head)
     conn.execute(
         "SELECT setval(pg_get_serial_sequence('events', 'id'), coalesce(max(id), 1), "
         "max(id) IS NOT NULL) FROM events"

@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
+from wggw.core import audit
 from wggw.core.errors import (
     LockBusyError,
     NotFoundError,
@@ -46,13 +47,16 @@ from wggw.store.pgsql import (
     LOCK_KEY,
     Conn,
     Cursor,
+    audit_rows,
     bump_generation,
     connect,
     describe,
-    insert_event,
+    insert_audit,
     migrate,
     pg_errors,
     read_events,
+    read_head,
+    write_head,
 )
 from wggw.store.sealed import Cipher
 from wggw.store.sqlite import SCHEMA_VERSION, Store, StoreMissingError, Tx
@@ -63,6 +67,9 @@ class PgTx(Tx):
         self._store = store
         self._conn = store._conn
         self.dirty = False
+        self._head: audit.Head | None = None
+        self._head_read = False
+        self._head_moved = False
 
     def _exec(self, sql: str, args: Any = ()) -> Cursor:
         return self._conn.execute(sql, args)
@@ -119,9 +126,21 @@ class PgTx(Tx):
         cur = self._write("DELETE FROM peers WHERE tenant = %s AND name = %s", (tenant, name))
         self._changed(cur, "peer", f"{tenant}/{name}")
 
-    def record_event(self, kind: str, subject: str, details: dict) -> None:
+    # record_event is the base class's: it chains through these two.
+    def audit_head(self) -> audit.Head | None:
+        if not self._head_read:  # one read per transaction: under the lock it alone writes
+            self._head, self._head_read = read_head(self._conn), True
+        return self._head
+
+    def append_audit(self, rec: audit.Record) -> None:
         self.dirty = True
-        insert_event(self._conn, kind, subject, details)
+        insert_audit(self._conn, rec)
+        self._head, self._head_read, self._head_moved = audit.Head(rec.seq, rec.hash), True, True
+
+    def _write_head(self) -> None:
+        """Before COMMIT: the kept head, once per transaction (not once per record)."""
+        if self._head_moved and self._head is not None:
+            write_head(self._conn, self._head)
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self._exec("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
@@ -300,6 +319,7 @@ class PgStore(Store):
             self._tx = tx = PgTx(self)
             try:
                 yield tx
+                tx._write_head()
                 if tx.dirty:
                     bump_generation(self._conn)
             except BaseException:
@@ -359,6 +379,10 @@ class PgStore(Store):
         self._ensure()
         with pg_errors(self.label):
             return read_events(self._conn, subject)
+
+    def audit_rows(self) -> tuple[list[dict], audit.Head | None]:
+        with self._read_tx(), pg_errors(self.label):  # one snapshot: rows and head agree
+            return audit_rows(self._conn)
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         self._ensure()

@@ -22,11 +22,9 @@ from typing import Any
 from wggw import fsutil
 from wggw.core import audit
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
-from wggw.core.keys import Secret
 from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
-from wggw.store import actor
+from wggw.store import actor, sealed
 from wggw.store import lock as storelock
-from wggw.store import sealed
 from wggw.store.codec import (
     addresses_from_text,
     interface_from_row,
@@ -567,8 +565,11 @@ def _insert_event(db: sqlite3.Connection, rec: audit.Record) -> None:
     )
 
 
-def _chain_old_events(db: sqlite3.Connection) -> None:
-    """Migration 3: chain the records written before there was a chain, in their order."""
+def _chain_old_events(db: Any) -> None:
+    """Migration 3: chain the records written before there was a chain, in their order. `db`
+    is a sqlite3 or a psycopg connection (the PostgreSQL store runs the same step): both
+    execute(sql, args) and give rows by column name; only the placeholder differs."""
+    mark = "?" if isinstance(db, sqlite3.Connection) else "%s"
     head: audit.Head | None = None
     rows = db.execute("SELECT id, at, kind, subject, details FROM events ORDER BY id").fetchall()
     for r in rows:
@@ -584,13 +585,14 @@ def _chain_old_events(db: sqlite3.Connection) -> None:
             details=json.loads(r["details"]),
         )
         db.execute(
-            "UPDATE events SET keys = ?, prev = ?, hash = ? WHERE id = ?",
+            f"UPDATE events SET keys = {mark}, prev = {mark}, hash = {mark} WHERE id = {mark}",
             (json.dumps(list(rec.keys)), rec.prev, rec.hash, rec.seq),
         )
         head = audit.Head(rec.seq, rec.hash)
     if head is not None:
         db.execute(
-            "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?)", (head.seq, head.hash)
+            f"INSERT INTO audit_head (one, seq, hash) VALUES (1, {mark}, {mark})",
+            (head.seq, head.hash),
         )
 
 
