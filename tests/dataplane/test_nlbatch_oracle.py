@@ -12,6 +12,7 @@ import struct
 import pytest
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from wggw.backends.netlink import batch as nlbatch
@@ -70,6 +71,29 @@ def test_address(cmd, cidr, proto, nodad):
         want["IFA_PROTO"] = proto
     assert attrs(msg) == want
     assert req.ok == ({errno.EEXIST} if cmd == "add" else nlbatch.GONE)
+
+
+# ---- links -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mtu,up,alias,want",
+    [
+        (1420, True, None, {"IFLA_MTU": 1420}),
+        (None, False, naming.LINK_ALIAS, {"IFLA_IFALIAS": naming.LINK_ALIAS}),
+        (9000, False, None, {"IFLA_MTU": 9000}),
+    ],
+)
+def test_link(mtu, up, alias, want):
+    req = nlbatch.link(7, "link wg0", mtu, up, alias)
+    msg = parsed(ifinfmsg, req)
+    assert msg["header"]["type"] == 16  # RTM_NEWLINK on an existing index: `ip link set`
+    assert msg["header"]["flags"] == NLM_F_REQUEST | NLM_F_ACK  # no create, no replace
+    assert (msg["family"], msg["index"]) == (0, 7)
+    # up: the flag and its mask; otherwise the mask is 0 and the kernel leaves the flags alone
+    assert (msg["flags"], msg["change"]) == ((1, 1) if up else (0, 0))
+    assert attrs(msg) == want
+    assert req.ok == frozenset() and req.what == "link wg0"
 
 
 # ---- routes ----------------------------------------------------------------------------------

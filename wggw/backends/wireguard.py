@@ -114,14 +114,20 @@ def _links(what: str) -> list[dict]:
 
 
 def set_alias(ifname: str) -> None:
-    """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel."""
-    from pyroute2 import IPRoute, NetlinkError
+    """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel (through
+    the batch encoder: a cold apply then does without importing pyroute2)."""
+    import socket
 
+    from wggw.backends.netlink import batch as nlbatch
+
+    what = f"WireGuard device {ifname}: setting alias failed"
     try:
-        with IPRoute(ext_ack=True) as ipr:
-            ipr.link("set", ifname=ifname, ifalias=naming.LINK_ALIAS)
-    except (NetlinkError, OSError) as e:
-        raise BackendError(f"WireGuard device {ifname}: setting alias failed: {e}") from e
+        index = socket.if_nametoindex(ifname)
+    except OSError as e:
+        raise BackendError(f"{what}: {e}") from e
+    failures = nlbatch.send([nlbatch.link(index, what, alias=naming.LINK_ALIAS)])
+    if failures:
+        raise BackendError(nlbatch.describe(failures[0]))
 
 
 def delete_link(ifname: str) -> None:

@@ -25,6 +25,7 @@ from wggw.core.errors import BackendError
 
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWLINK = 16
 RTM_NEWADDR, RTM_DELADDR = 20, 21
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWRULE, RTM_DELRULE = 32, 33
@@ -36,6 +37,7 @@ RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
 FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK = 3, 4, 6, 10, 15, 16
 IFA_ADDRESS, IFA_LOCAL, IFA_PROTO = 1, 2, 11
+IFLA_MTU, IFLA_IFALIAS, IFF_UP = 4, 20, 0x1
 FR_ACT = {"lookup": 1, "goto": 2, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 CHUNK = 32 * 1024  # bytes per write: well under the socket's send buffer
 ADDR_CHUNK = 64  # address changes per write (each one notifies every listener)
@@ -73,6 +75,19 @@ def _u32(kind: int, value: int) -> bytes:
 
 def _ip(kind: int, addr: str) -> bytes:
     return _attr(kind, ipaddress.ip_address(addr).packed)
+
+
+def link(
+    index: int, what: str, mtu: int | None = None, up: bool = False, alias: str | None = None
+) -> Request:
+    """Change an existing link in place (`ip link set`): its MTU, up, its alias. Only what is
+    given changes (ifi_change masks the flags)."""
+    body = struct.pack("BBHiII", socket.AF_UNSPEC, 0, 0, index, IFF_UP if up else 0, IFF_UP * up)
+    if mtu is not None:
+        body += _u32(IFLA_MTU, mtu)
+    if alias is not None:
+        body += _attr(IFLA_IFALIAS, alias.encode() + b"\0")
+    return Request(body, RTM_NEWLINK, 0, what, frozenset())
 
 
 def address(cmd: str, index: int, cidr: str, proto: int = 0, nodad: bool = False) -> Request:
