@@ -99,5 +99,3 @@ def test_nft_that_cannot_run_or_hangs_is_named(monkeypatch, failure):
         nft.load("table inet wggw {}\n", check_only=True)
     with pytest.raises(BackendError, match=r"^nftables table inet wggw: nft -j list table "):
         nft.observe()
-
-

@@ -200,13 +200,12 @@ class Netlink:
         from wggw.backends.netlink import batch as nlbatch
 
         if isinstance(spec, AddrSpec):
-            iface = ipaddress.ip_interface(spec.cidr)
             return nlbatch.address(
                 cmd,
                 self._idx(spec.ifname, f"address {spec.cidr}"),
                 spec.cidr,
                 naming.ADDR_PROTO if spec.egress else 0,
-                nodad=iface.version == 6,
+                nodad=":" in spec.cidr,  # IPv6
             )
         if isinstance(spec, RouteSpec):
             if cmd == "del":  # name this very route: another may share its destination
