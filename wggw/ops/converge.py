@@ -10,7 +10,9 @@ already routed and NATed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from wggw.core import desired as desired_mod
@@ -65,8 +67,27 @@ def compute(state: State, system, check_nft: bool = True, previous: Result | Non
     return Result(want, have, changes, facts)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a converge of 10,000 peers builds ~10^6 objects,
+    none of them garbage in cycles, and the collector's passes over them cost ~15 % of a cold
+    apply. Collection resumes (as it was) on the way out, also on an error."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def converge(state: State, system, echo: Echo = None) -> Result:
     """Apply the plan for `state`, then observe again; leftovers are an error."""
+    with gc_paused():
+        return _converge(state, system, echo)
+
+
+def _converge(state: State, system, echo: Echo) -> Result:
     first = compute(state, system)
     if first.changes:
         system.apply(first.changes, echo)
