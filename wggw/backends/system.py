@@ -5,6 +5,7 @@ interface, so a fake (backends/fake.py) can stand in for it in pure tests."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from itertools import groupby
 
 from wggw.backends import endpoint_file, nft, sysctl, tc
@@ -85,13 +86,22 @@ class RealSystem:
 
     def observe(self) -> Observed:
         names = self.wg.list_devices()
+        return replace(self.observe_host(names), wg=self.observe_devices(names))
+
+    def observe_devices(self, names: list[str] | None = None) -> dict[str, WgDeviceState]:
+        """The WireGuard devices' state (peers and all), by device name."""
         devices = {}
-        for name in names:
+        for name in self.wg.list_devices() if names is None else names:
             state = self.wg.observe(name)
             if state is not None:
                 devices[name] = state
+        return devices
+
+    def observe_host(self, names: list[str] | None = None) -> Observed:
+        """Everything `observe` reads except the devices' WireGuard state (wg is empty)."""
+        names = self.wg.list_devices() if names is None else names
         return Observed(
-            wg=devices,
+            wg={},
             links=netlink.observe_links(names),
             addresses=netlink.observe_addresses(names),
             routes=netlink.observe_routes(),
