@@ -23,13 +23,13 @@ def _same(a: str | None, b: object) -> bool:
         return False
     try:
         ip = b if isinstance(b, ipaddress.IPv4Address | ipaddress.IPv6Address) else _ip(str(b))
-        return _ip(a) == ip
+        return bool(_ip(a) == ip)
     except ValueError:
         return False
 
 
 @functools.lru_cache(maxsize=64)
-def _ip(text: str):
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The next hop is the same string for every tenant: parse it once (the check runs
     for 1,000 tenants at each plan, apply and verify)."""
     return ipaddress.ip_address(text)
