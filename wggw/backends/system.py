@@ -153,6 +153,20 @@ class RealSystem:
         self.wg.kick(ifname, peers)
 
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
+        listing: list = []  # the nft table listed right after its load, read at the end
+        done = False
+        try:
+            self._apply(changes, echo, listing)
+            done = True
+        finally:
+            for started in listing:
+                try:
+                    nft.record_loaded(started)
+                except BackendError:
+                    if done:  # else the apply's own failure is the one to report
+                        raise
+
+    def _apply(self, changes: list[Change], echo: Echo, listing: list) -> None:
         with netlink.Netlink() as nl:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
@@ -168,7 +182,11 @@ class RealSystem:
                     nl.batch([_netlink_item(c) for c in batch])
                 else:
                     for change in batch:
-                        self._apply_one(change, nl)
+                        if isinstance(change, ReplaceNft):
+                            nft.load(change.spec.text)
+                            listing.append(nft.start_listing())
+                        else:
+                            self._apply_one(change, nl)
 
     def _apply_one(self, change: Change, nl: netlink.Netlink) -> None:
         """A change outside the two batched groups (addresses, routes and rules always go
@@ -182,9 +200,6 @@ class RealSystem:
             wg.configure(change.name, change.private_key, change.listen_port)
         elif isinstance(change, SetLink):
             nl.set_link(change.spec)
-        elif isinstance(change, ReplaceNft):
-            nft.load(change.spec.text)
-            nft.record_loaded()
         elif isinstance(change, AddTc):
             tc.install(nl._idx(change.spec.dev, f"tc filter on {change.spec.dev}"), change.spec)
         elif isinstance(change, DelTc):
