@@ -9,6 +9,7 @@ must at least pay. Prints the seconds.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,15 @@ def batch_lines(want) -> list[str]:
         r.describe()[len("ip ") :].replace("rule ", "rule add ", 1) for r in sorted(want.rules)
     ]
     return lines
+
+
+def _serving(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+            return True
+        except OSError:
+            return False
 
 
 def main(state_dir: str, ifname: str) -> None:
@@ -57,7 +67,7 @@ def main(state_dir: str, ifname: str) -> None:
     )
     sock = wg_uapi.socket_path(ifname)
     deadline = time.monotonic() + 10
-    while not os.path.exists(sock) and time.monotonic() < deadline:
+    while not _serving(sock) and time.monotonic() < deadline:  # the file exists before listen()
         time.sleep(0.002)
     wg_uapi.UapiClient(ifname).set(lines)
     subprocess.run(["ip", "link", "set", ifname, "mtu", "1420", "up"], check=True)

@@ -10,10 +10,8 @@ import threading
 import time
 
 import pytest
-from pyroute2 import NetlinkError
 
 from wggw.backends import nft, wg_uapi
-from wggw.backends.netlink import rtnl as netlink
 from wggw.core.errors import BackendError
 
 
@@ -101,22 +99,3 @@ def test_nft_that_cannot_run_or_hangs_is_named(monkeypatch, failure):
         nft.load("table inet wggw {}\n", check_only=True)
     with pytest.raises(BackendError, match=r"^nftables table inet wggw: nft -j list table "):
         nft.observe()
-
-
-@pytest.mark.parametrize(
-    "exc,text",
-    [
-        (
-            NetlinkError(22, "Backward goto not supported"),
-            "rule pref 9: [Errno 22] Invalid argument: Backward goto not supported",
-        ),
-        (NetlinkError(17), "rule pref 9: [Errno 17] File exists"),
-        (
-            OSError(105, "No buffer space available"),
-            "rule pref 9: [Errno 105] No buffer space available",
-        ),
-        (ValueError("bad gateway"), "rule pref 9: bad gateway"),
-    ],
-)
-def test_pyroute2_failures_read_like_the_batch_ones(exc, text):
-    assert str(netlink._wrap("rule pref 9", exc)) == text

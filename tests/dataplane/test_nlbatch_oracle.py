@@ -12,6 +12,7 @@ import struct
 import pytest
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from wggw.backends.netlink import batch as nlbatch
@@ -70,6 +71,29 @@ def test_address(cmd, cidr, proto, nodad):
         want["IFA_PROTO"] = proto
     assert attrs(msg) == want
     assert req.ok == ({errno.EEXIST} if cmd == "add" else nlbatch.GONE)
+
+
+# ---- links -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mtu,up,alias,want",
+    [
+        (1420, True, None, {"IFLA_MTU": 1420}),
+        (None, False, naming.LINK_ALIAS, {"IFLA_IFALIAS": naming.LINK_ALIAS}),
+        (9000, False, None, {"IFLA_MTU": 9000}),
+    ],
+)
+def test_link(mtu, up, alias, want):
+    req = nlbatch.link(7, "link wg0", mtu, up, alias)
+    msg = parsed(ifinfmsg, req)
+    assert msg["header"]["type"] == 16  # RTM_NEWLINK on an existing index: `ip link set`
+    assert msg["header"]["flags"] == NLM_F_REQUEST | NLM_F_ACK  # no create, no replace
+    assert (msg["family"], msg["index"]) == (0, 7)
+    # up: the flag and its mask; otherwise the mask is 0 and the kernel leaves the flags alone
+    assert (msg["flags"], msg["change"]) == ((1, 1) if up else (0, 0))
+    assert attrs(msg) == want
+    assert req.ok == frozenset() and req.what == "link wg0"
 
 
 # ---- routes ----------------------------------------------------------------------------------
@@ -172,3 +196,47 @@ def test_requests_of_a_batch_frame_back_to_back():
     assert [m["header"]["type"] for m in msgs] == [20, 24, 32]
     assert [m["header"]["sequence_number"] for m in msgs] == [1, 2, 3]
     assert msgs[2].get_attr("FRA_TABLE") == 60005 and msgs[0].get_attr("IFA_PROTO") == 0x77
+
+
+# ---- the fast address parser -------------------------------------------------------------
+
+PREFIXES = [
+    "10.1.0.1/24",  # host bits: an address may have them, a route destination may not
+    "10.1.0.0/24",
+    "0.0.0.0/0",
+    "203.0.113.7/32",
+    "203.0.113.7",
+    "2001:db8::7/128",
+    "2001:db8:1::/48",
+    "2001:db8:1::1/48",
+    "::/0",
+    "::ffff:192.0.2.1/128",
+    "10.1.0.0/33",
+    "10.1.0.0/+24",
+    "10.1.0.0/",
+    "010.1.0.0/24",
+    "10.1.0/24",
+    "10.1.0.0/255.255.255.0",
+    "2001:db8::/129",
+    "not an address",
+]
+
+
+@pytest.mark.parametrize("cidr", PREFIXES)
+@pytest.mark.parametrize("strict", [True, False])
+def test_prefix_parser_agrees_with_ipaddress(cidr, strict):
+    """inet_pton's fast path gives what ipaddress gives, and refuses what it refuses."""
+    import ipaddress
+
+    try:
+        if strict:
+            net = ipaddress.ip_network(cidr)
+            want = (net.version, net.prefixlen, net.network_address.packed)
+        else:
+            iface = ipaddress.ip_interface(cidr)
+            want = (iface.version, iface.network.prefixlen, iface.ip.packed)
+    except ValueError:
+        with pytest.raises(ValueError):
+            nlbatch._prefix(cidr, strict)
+        return
+    assert nlbatch._prefix(cidr, strict) == want

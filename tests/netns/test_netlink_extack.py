@@ -1,5 +1,6 @@
 """The kernel's own reason (netlink extended ack) reaches wggw's error message, naming the
-object, on each of our netlink paths: the batch encoder, the dump decoder and pyroute2.
+object, on each of our netlink paths: the batch encoder (addresses, routes, rules, links)
+and the dump decoder.
 Real kernel, in a fresh namespace; requests the kernel refuses change nothing."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def batch(*items):
         nl.batch(list(items))
 
 def link_mtu():
-    # The one change wggw still sends through pyroute2: its errors read like the batch's.
+    # A link's MTU and up go through the batch encoder too (no pyroute2 import in apply).
     with netlink.Netlink() as nl:
         nl.set_link(LinkSpec("dummy0", 10))
 
@@ -38,7 +39,7 @@ bad_header = struct.pack("BBBBBBBBI", 2, 8, 0, 0, 0, 0, 0, 0, 0)  # dst_len set:
 print(json.dumps({
     "rule": attempt(lambda: batch(("add", RuleSpec(4, 20000, "goto", goto=10000)))),
     "route": attempt(lambda: batch(("add", RouteSpec(4, 60001, "default", "lo", "198.51.100.1")))),
-    "pyroute2": attempt(link_mtu),
+    "link": attempt(link_mtu),
     "dump": attempt(lambda: nldump._dump_once(nldump.RTM_GETROUTE, bad_header, nldump._route,
                                               strict=True)),
 }))
@@ -56,8 +57,8 @@ def test_kernel_reasons_reach_the_error_messages(netns):
         "route default table 60001: [Errno 101] Network is unreachable: Nexthop has invalid gateway"
     )
     # the same form (errno, strerror, the kernel's reason) whichever path sent it
-    assert out["pyroute2"].startswith("link dummy0: [Errno 22] Invalid argument: "), out["pyroute2"]
-    assert "MTU" in out["pyroute2"] or "mtu" in out["pyroute2"], out["pyroute2"]
+    assert out["link"].startswith("link dummy0: [Errno 22] Invalid argument: "), out["link"]
+    assert "MTU" in out["link"] or "mtu" in out["link"], out["link"]
     assert out["dump"].startswith("netlink dump of routes (IPv4): [Errno 22] Invalid argument: ")
     assert "header" in out["dump"]
     # nothing was added by the refused requests

@@ -64,6 +64,12 @@ class FakeSystem:
     def observe(self) -> Observed:
         return self.state
 
+    def observe_devices(self) -> dict:
+        return dict(self.state.wg)
+
+    def observe_host(self) -> Observed:
+        return replace(self.state, wg={})
+
     def observe_peers(self, ifname: str, keys) -> WgDeviceState | None:
         dev = self.state.wg.get(ifname)
         return (

@@ -36,6 +36,35 @@ def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProce
         raise BackendError(f"nftables table {TABLE}: nft {' '.join(args)}: {e}") from None
 
 
+LIST = ["-j", "list", "table", naming.NFT_FAMILY, naming.NFT_TABLE]
+
+
+def start_listing() -> subprocess.Popen:
+    """`nft -j list` of the table, started now and read by `record_loaded` later: nft reads
+    the kernel at once, and formatting 1,000 tenants' table takes it as long as the load,
+    time in which wggw applies routes and rules."""
+    try:
+        return subprocess.Popen(
+            [_nft(), *LIST],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError as e:
+        raise BackendError(f"nftables table {TABLE}: nft {' '.join(LIST)}: {e}") from None
+
+
+def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.SubprocessError as e:  # hangs
+        proc.kill()
+        proc.communicate()
+        raise BackendError(f"nftables table {TABLE}: nft {' '.join(LIST)}: {e}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def _first_error(stderr: str) -> str:
     lines = [ln for ln in stderr.splitlines() if "Error" in ln] or stderr.splitlines() or ["failed"]
     return lines[0].strip()
@@ -49,9 +78,10 @@ def load(text: str, check_only: bool = False) -> None:
         raise BackendError(f"nftables table {TABLE}: {verb} failed: {_first_error(res.stderr)}")
 
 
-def _list() -> list[dict] | None:
-    """The table as nft's JSON objects, or None when it does not exist."""
-    res = _run(["-j", "list", "table", naming.NFT_FAMILY, naming.NFT_TABLE])
+def _list(started: subprocess.Popen | None = None) -> list[dict] | None:
+    """The table as nft's JSON objects, or None when it does not exist (`started`: from a
+    listing already under way)."""
+    res = _run(LIST) if started is None else _finish(started)
     if res.returncode != 0:
         if "No such file" in res.stderr or "does not exist" in res.stderr:
             return None
@@ -83,10 +113,11 @@ def _read_record() -> dict:
         return {}
 
 
-def record_loaded() -> None:
+def record_loaded(started: subprocess.Popen | None = None) -> None:
     """Right after a load: remember the canonical body the kernel holds for this digest, so
-    a later observation can tell a rule or chain changed in place from wggw's own."""
-    objs = _list()
+    a later observation can tell a rule or chain changed in place from wggw's own
+    (`started`: the listing `start_listing` began right after the load)."""
+    objs = _list(started)
     if objs is None:
         raise BackendError(f"nftables table {TABLE}: gone right after loading it")
     parsed = nftcanon.parse(objs)

@@ -5,6 +5,7 @@ interface, so a fake (backends/fake.py) can stand in for it in pure tests."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from itertools import groupby
 
 from wggw.backends import endpoint_file, nft, sysctl, tc
@@ -85,13 +86,22 @@ class RealSystem:
 
     def observe(self) -> Observed:
         names = self.wg.list_devices()
+        return replace(self.observe_host(names), wg=self.observe_devices(names))
+
+    def observe_devices(self, names: list[str] | None = None) -> dict[str, WgDeviceState]:
+        """The WireGuard devices' state (peers and all), by device name."""
         devices = {}
-        for name in names:
+        for name in self.wg.list_devices() if names is None else names:
             state = self.wg.observe(name)
             if state is not None:
                 devices[name] = state
+        return devices
+
+    def observe_host(self, names: list[str] | None = None) -> Observed:
+        """Everything `observe` reads except the devices' WireGuard state (wg is empty)."""
+        names = self.wg.list_devices() if names is None else names
         return Observed(
-            wg=devices,
+            wg={},
             links=netlink.observe_links(names),
             addresses=netlink.observe_addresses(names),
             routes=netlink.observe_routes(),
@@ -143,10 +153,24 @@ class RealSystem:
         self.wg.kick(ifname, peers)
 
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
+        listing: list = []  # the nft table listed right after its load, read at the end
+        done = False
+        try:
+            self._apply(changes, echo, listing)
+            done = True
+        finally:
+            for started in listing:
+                try:
+                    nft.record_loaded(started)
+                except BackendError:
+                    if done:  # else the apply's own failure is the one to report
+                        raise
+
+    def _apply(self, changes: list[Change], echo: Echo, listing: list) -> None:
         with netlink.Netlink() as nl:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
-                for change in batch:
+                for change in batch if echo is not None else ():  # lines cost ~20 us each
                     echo_change(echo, change, self.line(change))
                 if group is not None and group[0] == "peers":
                     self.wg.set_peers(
@@ -158,7 +182,11 @@ class RealSystem:
                     nl.batch([_netlink_item(c) for c in batch])
                 else:
                     for change in batch:
-                        self._apply_one(change, nl)
+                        if isinstance(change, ReplaceNft):
+                            nft.load(change.spec.text)
+                            listing.append(nft.start_listing())
+                        else:
+                            self._apply_one(change, nl)
 
     def apply_peers(self, changes: list[Change], echo: Echo = None) -> None:
         """Peer changes of one device as one WireGuard transaction, without the rtnetlink
@@ -187,9 +215,6 @@ class RealSystem:
             wg.configure(change.name, change.private_key, change.listen_port)
         elif isinstance(change, SetLink):
             nl.set_link(change.spec)
-        elif isinstance(change, ReplaceNft):
-            nft.load(change.spec.text)
-            nft.record_loaded()
         elif isinstance(change, AddTc):
             tc.install(nl._idx(change.spec.dev, f"tc filter on {change.spec.dev}"), change.spec)
         elif isinstance(change, DelTc):

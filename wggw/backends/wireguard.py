@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import errno
 import ipaddress
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -71,9 +72,26 @@ class WgBackend(abc.ABC):
 def normalise_allowed_ips(cidrs: Iterable[str]) -> tuple[str, ...]:
     """The form wgtypes uses: canonical CIDR strings, de-duplicated, sorted."""
     try:
-        return tuple(sorted({str(ipaddress.ip_network(c, strict=False)) for c in cidrs}))
+        return tuple(
+            sorted({_canonical_v4(c) or str(ipaddress.ip_network(c, strict=False)) for c in cidrs})
+        )
     except ValueError as e:
         raise BackendError(f"WireGuard allowed IP: {e}") from e
+
+
+def _canonical_v4(cidr: str) -> str | None:
+    """`cidr` itself if it is already a canonical IPv4 network ("a.b.c.d/n", no host bits),
+    else None (then ipaddress decides). A cold apply sends 10,000 of them, and this check
+    costs a fifth of ipaddress's parse."""
+    addr, _, plen = cidr.partition("/")
+    if not (plen.isascii() and plen.isdigit()) or plen != str(int(plen)) or int(plen) > 32:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET, addr)
+    except OSError:
+        return None
+    host = int.from_bytes(packed, "big") & ((1 << (32 - int(plen))) - 1)
+    return cidr if not host and socket.inet_ntop(socket.AF_INET, packed) == addr else None
 
 
 def format_endpoint(addr: str, port: int) -> str:
@@ -114,14 +132,18 @@ def _links(what: str) -> list[dict]:
 
 
 def set_alias(ifname: str) -> None:
-    """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel."""
-    from pyroute2 import IPRoute, NetlinkError
+    """Mark the link as wggw's (IFLA_IFALIAS), so ownership is visible in the kernel (through
+    the batch encoder: a cold apply then does without importing pyroute2)."""
+    from wggw.backends.netlink import batch as nlbatch
 
+    what = f"WireGuard device {ifname}: setting alias failed"
     try:
-        with IPRoute(ext_ack=True) as ipr:
-            ipr.link("set", ifname=ifname, ifalias=naming.LINK_ALIAS)
-    except (NetlinkError, OSError) as e:
-        raise BackendError(f"WireGuard device {ifname}: setting alias failed: {e}") from e
+        index = socket.if_nametoindex(ifname)
+    except OSError as e:
+        raise BackendError(f"{what}: {e}") from e
+    failures = nlbatch.send([nlbatch.link(index, what, alias=naming.LINK_ALIAS)])
+    if failures:
+        raise BackendError(nlbatch.describe(failures[0]))
 
 
 def delete_link(ifname: str) -> None:

@@ -176,6 +176,18 @@ def compile_state(state: State, facts: HostFacts) -> Desired:
     )
 
 
+def still_compiles_same(state: State, before: HostFacts, now: HostFacts) -> bool:
+    """Would `compile_state(state, now)` give what `compile_state(state, before)` gave (and
+    did not raise)? Facts reach compilation three ways: main's default routes (uplink and
+    next hop), link names (an uplink must exist) and the egress conflict check. Same default
+    routes, no link gone and no conflict now: the same result, without compiling 10,000 peers
+    again (the re-observation after apply adds wggw's own links and pool addresses, so the
+    facts themselves differ)."""
+    if before.default_routes != now.default_routes or not before.links <= now.links:
+        return False
+    return all(conflicts.egress_conflict(t, now) is None for t in state.tenants)
+
+
 def _tc_guard(state: State, routes: set[RouteSpec], facts: HostFacts) -> frozenset[TcSpec]:
     """The third fail-closed layer (tcguard.py): mark on each interface with tenants, drop at
     each device tenant traffic could leave by: the tenants' uplinks, and main's default-route

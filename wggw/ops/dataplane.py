@@ -53,7 +53,7 @@ def apply(
     from wggw.core import conflicts
 
     system = system if system is not None else system_for(backend, may_load=True)
-    with store.locked():
+    with store.locked(), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
         conflicts.check(store.load().tenants, system.facts())
         report = rotation.housekeeping(store, system, time.time() if now is None else now)

@@ -1,0 +1,48 @@
+"""The nft record (what the kernel held right after wggw's load) is listed by an nft process
+started right after the load and read once the rest of the apply is done: it is always
+written, also when a later change fails, and that change's failure is the one reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from wggw.backends import nft
+from wggw.backends.system import RealSystem
+from wggw.core.errors import BackendError
+from wggw.core.nftables import NftSpec
+from wggw.core.plan import AddTc, ReplaceNft
+from wggw.core.tcguard import INGRESS, TcSpec
+
+NFT = ReplaceNft(NftSpec("table inet wggw {}\n", "0123456789abcdef"))
+MISSING = AddTc(TcSpec.wanted("wggw-no-such0", INGRESS))  # no such link: the tc step fails
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list:
+    seen: list = []
+    monkeypatch.setattr(nft, "load", lambda text, check_only=False: seen.append("load"))
+    monkeypatch.setattr(nft, "start_listing", lambda: seen.append("start") or "listing")
+    monkeypatch.setattr(nft, "record_loaded", lambda started=None: seen.append(started))
+    return seen
+
+
+def test_listing_starts_after_the_load_and_is_recorded_at_the_end(calls):
+    RealSystem(wg=None).apply([NFT])
+    assert calls == ["load", "start", "listing"]
+
+
+def test_a_later_failure_is_reported_and_the_record_still_written(calls):
+    with pytest.raises(BackendError, match="wggw-no-such0"):
+        RealSystem(wg=None).apply([NFT, MISSING])
+    assert calls == ["load", "start", "listing"]
+
+
+def test_a_failed_record_is_reported_unless_the_apply_failed(calls, monkeypatch):
+    def gone(started=None):
+        raise BackendError("nftables table inet wggw: gone right after loading it")
+
+    monkeypatch.setattr(nft, "record_loaded", gone)
+    with pytest.raises(BackendError, match="gone right after"):
+        RealSystem(wg=None).apply([NFT])
+    with pytest.raises(BackendError, match="wggw-no-such0"):
+        RealSystem(wg=None).apply([NFT, MISSING])
