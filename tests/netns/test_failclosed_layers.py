@@ -45,6 +45,7 @@ import json, socket, sys, time
 out = {}
 for fam, dst in ((socket.AF_INET, sys.argv[1]), (socket.AF_INET6, sys.argv[2])):
     s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0" if fam == socket.AF_INET else "::", int(sys.argv[4])))
     s.settimeout(0.05)
     got = 0
     for i in range(int(sys.argv[3])):
@@ -64,15 +65,30 @@ print(json.dumps(out))
 """
 
 
+# Each tenant's client probes from its own UDP source port (SNAT keeps it: no clash), so a
+# datagram counts for the tenant that sent it even when it arrives late (held in a neighbour
+# queue after an uplink flap, say), not for whichever probe runs at the time.
+PROBE_PORT = {tenant: 40000 + i for i, tenant in enumerate(TENANTS)}
+
+
 def _count_rules() -> str:
     lines = []
-    for tenant, t in TENANTS.items():
-        lines.append(f'    udp dport 7 ip saddr {t["egress"][0]} counter comment "{tenant}"')
-        lines.append(f'    udp dport 7 ip6 saddr {t["egress"][1]} counter comment "{tenant}"')
-    for fam, pools, gw in (("ip", "10.0.0.0/8", GW_UPLINK_V4), ("ip6", "fd00::/8", GW_UPLINK_V6)):
-        lines.append(f'    udp dport 7 {fam} saddr {pools} counter comment "pool"')
-        lines.append(f'    udp dport 7 {fam} saddr {gw} counter comment "gateway"')
-    lines.append('    udp dport 7 counter comment "any"')
+    for sender, port in PROBE_PORT.items():
+        match = f"udp sport {port} udp dport 7"
+        for tenant, t in TENANTS.items():
+            lines.append(
+                f'    {match} ip saddr {t["egress"][0]} counter comment "{sender}:{tenant}"'
+            )
+            lines.append(
+                f'    {match} ip6 saddr {t["egress"][1]} counter comment "{sender}:{tenant}"'
+            )
+        for fam, pools, gw in (
+            ("ip", "10.0.0.0/8", GW_UPLINK_V4),
+            ("ip6", "fd00::/8", GW_UPLINK_V6),
+        ):
+            lines.append(f'    {match} {fam} saddr {pools} counter comment "{sender}:pool"')
+            lines.append(f'    {match} {fam} saddr {gw} counter comment "{sender}:gateway"')
+        lines.append(f'    {match} counter comment "{sender}:any"')
     return "\n".join(lines)
 
 
@@ -115,10 +131,16 @@ def probe(lab, counter: Counter, tenant: str) -> tuple[dict, int, int]:
     probe's arrivals by source are kept in counter.last for messages."""
     before = counter.read()
     res = lab.client(tenant).run(
-        ["python3", "-c", UDP_PROBE, INET_V4, INET_V6, str(SENDS)], timeout=30
+        ["python3", "-c", UDP_PROBE, INET_V4, INET_V6, str(SENDS), str(PROBE_PORT[tenant])],
+        timeout=30,
     )
     after = counter.settled()
-    delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    mine = f"{tenant}:"  # what this tenant's client sent, whenever it arrived
+    delta = {
+        k.removeprefix(mine): after.get(k, 0) - before.get(k, 0)
+        for k in after
+        if k.startswith(mine)
+    }
     counter.last = delta
     own = delta.get(tenant, 0)
     return json.loads(res.stdout), own, delta.get("any", 0) - own
