@@ -5,7 +5,10 @@
 Full run: cold apply of 10x10, 100x10 and 1,000x10 tenants x peers; on the 10,000-peer gateway
 (and a 100-peer one for the 1.5x comparison) one-peer add and remove end to end, `plan` with
 nothing to do, `status`, rotation of 1,000 keys; data plane with 1 vs 1,000 tenants; peak memory;
-bulk: `import wg-quick` and `peer add T/p{1..N}` at 1k/10k/50k, apply/plan/status at 50,000 peers.
+bulk: `import wg-quick` and `peer add T/p{1..N}` at 1k/10k/50k, apply/plan/status at 50,000 peers;
+agent: at 10,000 and 50,000 peers apply/plan/status, wireguard-go RSS, then `wggw agent` idle
+with /metrics scraped every 15 s (its CPU share, RSS, no-op resync), and time to repair per fault
+kind over 20 trials each (benchmarks/agent.py).
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).
 Every figure is a median with min/max over the runs; every ratio compares runs of the same run.
 Everything is torn down in a finally block (also on Ctrl-C); the JSON's "cleanup" lists
@@ -25,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from benchmarks import agent as agent_mod  # noqa: E402
 from benchmarks import bulk  # noqa: E402
 from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
@@ -48,6 +52,13 @@ FULL = {
     "bulk_repeats": 3,
     "bulk_gateway": (1000, 50),
     "bulk_gateway_repeats": 2,
+    "agent_sizes": [(1000, 10), (1000, 50)],
+    "agent_repeats": 3,
+    "agent_resync": 60.0,
+    "scrape_interval": 15.0,
+    "scrapes": 9,
+    "repair_gateway": (100, 10),
+    "repair_trials": 20,
 }
 QUICK = {
     "cold": [(10, 10)],
@@ -64,6 +75,13 @@ QUICK = {
     "bulk_repeats": 1,
     "bulk_gateway": (2, 20),
     "bulk_gateway_repeats": 1,
+    "agent_sizes": [(2, 20)],
+    "agent_repeats": 1,
+    "agent_resync": 2.0,
+    "scrape_interval": 1.0,
+    "scrapes": 6,
+    "repair_gateway": (2, 5),
+    "repair_trials": 3,
 }
 
 
@@ -185,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("cold", "ops", "dataplane", "bulk"),
+        choices=("cold", "ops", "dataplane", "bulk", "agent"),
         action="append",
         help="run only these parts",
     )
@@ -198,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "results-quick.json" if args.quick else "results.json"
     )
     path = args.json or default
-    parts = args.only or ["cold", "ops", "dataplane", "bulk"]
+    parts = args.only or ["cold", "ops", "dataplane", "bulk", "agent"]
     results: dict = {
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -221,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
                 "sizes": bulk.import_and_add(bench, cfg["bulk"], cfg["bulk_repeats"], log),
                 "gateway": bulk.gateway(
                     bench, *cfg["bulk_gateway"], cfg["bulk_gateway_repeats"], log
+                ),
+            }
+        if "agent" in parts:
+            results["agent"] = {
+                "scale": [agent_mod.scale(bench, t, p, cfg, log) for t, p in cfg["agent_sizes"]],
+                "repairs": agent_mod.repairs(
+                    bench, *cfg["repair_gateway"], cfg["repair_trials"], log
                 ),
             }
     except KeyboardInterrupt:
