@@ -56,7 +56,7 @@ FULL = {
     "agent_repeats": 3,
     "agent_resync": 60.0,
     "scrape_interval": 15.0,
-    "scrapes": 9,
+    "scrapes": 10,
     "repair_gateway": (100, 10),
     "repair_trials": 20,
 }

@@ -67,6 +67,12 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
         assert SUMMARY <= set(row["import_s"]) and SUMMARY <= set(row["add_s"])
     for key in ("apply_s", "plan_s", "status_s"):
         assert SUMMARY <= set(bulk["gateway"][key]), key
+    for row in r["agent"]["scale"]:
+        a = row["agent"]
+        assert row["wireguard_go_mb"] > 0 and a["rss_mb"] > 0 and a["cpu_share"] > 0
+        assert a["scrapes"] >= 3 and SUMMARY <= set(a["resync_s"]), a
+    kinds = r["agent"]["repairs"]["kinds"]
+    assert len(kinds) == 8 and all(len(k["runs"]) >= 1 for k in kinds.values()), kinds
     assert r["cleanup"]["leftovers"] == []
     run_id = r["cleanup"]["run_id"]
     assert not list(Path("/run/netns").glob(f"wb-*-{run_id}"))
