@@ -9,6 +9,7 @@ are read and dropped right after it, so they never trigger another round.
 
 from __future__ import annotations
 
+import gc
 import os
 import selectors
 import signal
@@ -289,7 +290,10 @@ class Agent:
     def _keep(self, gen: int, state, result: reconcile.Result) -> None:
         """Remember the compiled desired state of `gen`, not the observation (10,000s of
         peers' live state that the next round reads afresh anyway)."""
+        changed = self.compiled is None or self.compiled[0] != gen
         self.compiled = (gen, state, reconcile.Result(result.desired, Observed(), [], result.facts))
+        if changed:
+            _settle_heap()
 
     def _track(self, state, drift: Sequence = ()) -> None:
         self.watched = {i.name for i in state.interfaces} | {
@@ -371,3 +375,14 @@ class Agent:
             else "Nothing to do: the host matches the store."
         )
         return {"ok": True, "lines": [*lines, last]}
+
+
+def _settle_heap() -> None:
+    """Move what the agent keeps (the state and its compiled desired state: millions of
+    objects at 50,000 peers) out of the cyclic collector's sight. Every round builds as many
+    short-lived objects again, and each collection they trigger would otherwise walk the kept
+    ones too (~35 % of a no-op resync). Refcounting still frees them when replaced; a collect
+    first, so that no garbage is frozen with them."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
