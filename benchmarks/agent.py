@@ -166,6 +166,23 @@ def idle(site: Site, agent: AgentProc, interval: float, count: int) -> dict:
     }
 
 
+def resync_cpu(site: Site, agent: AgentProc, resync: float) -> dict:
+    """CPU seconds per no-op resync (less at the mercy of other load than its wall time):
+    the agent's CPU over a window of `resync` + 5 s without scrapes, divided by the resyncs
+    in it (the histogram before and after); an upper bound, as it includes the idle loop."""
+    argv = [sys.executable, "-m", "benchmarks.scraper", str(PORT), "0", "1"]
+
+    def count() -> float:
+        line = in_ns(site.gw, argv).stdout.splitlines()[0]
+        return json.loads(line)["reconcile"].get("resync", {}).get("count", 0.0)
+
+    before, cpu0 = count(), agent.cpu_seconds()
+    time.sleep(resync + 5.0)
+    cpu, after = agent.cpu_seconds() - cpu0, count()
+    n = int(after - before)
+    return {"resyncs": n, "cpu_s_per_resync": cpu / n if n else None}
+
+
 def scale(bench: Bench, tenants: int, peers: int, cfg: dict, log) -> dict:
     """CLI rows and the agent's steady state at tenants x peers (see the module docstring)."""
     site = bench.site(f"ag{tenants * peers}")
@@ -191,6 +208,7 @@ def scale(bench: Bench, tenants: int, peers: int, cfg: dict, log) -> dict:
                 out["agent_start_s"] = agent.start_s
                 out["agent_start_changes"] = agent.start_changes
                 out["agent"] = idle(site, agent, cfg["scrape_interval"], cfg["scrapes"])
+                out["agent"]["resync_cpu"] = resync_cpu(site, agent, cfg["agent_resync"])
             finally:
                 agent.stop()
     finally:
@@ -202,6 +220,7 @@ def scale(bench: Bench, tenants: int, peers: int, cfg: dict, log) -> dict:
         f"agent RSS {a['rss_mb']:.0f} MB (peak {a['peak_rss_mb']:.0f}), "
         f"idle CPU {a['cpu_share'] * 100:.2f}%, resync "
         + (f"{a['resync_s']['median']:.3f}s" if a["resync_s"] else "-")
+        + f" (CPU {a['resync_cpu']['cpu_s_per_resync'] or 0:.3f}s)"
     )
     return out
 

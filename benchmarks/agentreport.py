@@ -33,7 +33,12 @@ def _scale_rows(row: dict) -> list[tuple[str, str, str, str]]:
             f"of a core over {a['window_s']:.0f}s, scraped every {a['scrape_interval_s']:.0f}s;"
             " target < 2%",
         ),
-        (f"agent no-op resync {at}", _s(a["resync_s"]), "-", "target < 1 s"),
+        (
+            f"agent no-op resync {at}",
+            _s(a["resync_s"]),
+            "-",
+            f"CPU {a['resync_cpu']['cpu_s_per_resync'] or 0:.3f}s each; target < 1 s",
+        ),
         (f"/metrics scrape {at}", _s(a["scrape_s"]), "-", f"{a['scrape_bytes']} bytes"),
     ]
 
