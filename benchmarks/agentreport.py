@@ -55,7 +55,8 @@ def rows(agent: dict | None) -> list[tuple[str, str, str, str]]:
                     f"repair: {kind} ({rep['peers']} peers)",
                     f"p50 {k['p50_s'] * 1000:.0f} ms",
                     "-",
-                    f"p99 {k['p99_s'] * 1000:.0f} ms over {len(k['runs'])}; target p99 <= 1 s",
+                    f"p99 {k['p99_s'] * 1000:.0f} ms over {len(k['runs'])}; target p99 <= 1 s"
+                    + (f"; {k['agent_errors']} round(s) failed" if k.get("agent_errors") else ""),
                 )
             )
     return out

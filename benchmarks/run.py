@@ -242,12 +242,12 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             }
         if "agent" in parts:
-            results["agent"] = {
-                "scale": [agent_mod.scale(bench, t, p, cfg, log) for t, p in cfg["agent_sizes"]],
-                "repairs": agent_mod.repairs(
-                    bench, *cfg["repair_gateway"], cfg["repair_trials"], log
-                ),
+            results["agent"] = {  # part by part: a failed part keeps the others' figures
+                "scale": [agent_mod.scale(bench, t, p, cfg, log) for t, p in cfg["agent_sizes"]]
             }
+            results["agent"]["repairs"] = agent_mod.repairs(
+                bench, *cfg["repair_gateway"], cfg["repair_trials"], log
+            )
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True
