@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .agentreport import rows as agent_rows
+
 
 def _f(s: dict | None, unit: str = "s", digits: int = 3) -> str:
     if not s:
@@ -130,6 +132,7 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
     from .onepeer import rows as one_peer_agent_rows
 
     rows += one_peer_agent_rows(r)
+    rows += agent_rows(r.get("agent"))
     mem = r.get("memory", {})
     peak = max(
         [c["wggw_maxrss_mb"]["max"] for c in r.get("cold_apply", [])]

@@ -8,6 +8,9 @@ nothing to do, `status`, rotation of 1,000 keys; data plane with 1 vs 1,000 tena
 bulk: `import wg-quick` and `peer add T/p{1..N}` at 1k/10k/50k, apply/plan/status at 50,000 peers;
 onepeer: `peer add/remove --apply` through a running `wggw agent` at 10,000 peers (and 50,000
 with --onepeer-50k): the agent's part p50/p99 and the whole command against the naive.
+agent: at 10,000 and 50,000 peers apply/plan/status, wireguard-go RSS, then `wggw agent` idle
+with /metrics scraped every 15 s (its CPU share, RSS, no-op resync), and time to repair per fault
+kind over 20 trials each (benchmarks/agent.py).
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).
 Every figure is a median with min/max over the runs; every ratio compares runs of the same run.
 Everything is torn down in a finally block (also on Ctrl-C); the JSON's "cleanup" lists
@@ -27,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from benchmarks import agent as agent_mod  # noqa: E402
 from benchmarks import bulk  # noqa: E402
 from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
@@ -53,6 +57,13 @@ FULL = {
     "bulk_gateway_repeats": 2,
     "onepeer": [(1000, 10)],  # --onepeer-50k adds (1000, 50)
     "onepeer_repeats": 20,
+    "agent_sizes": [(1000, 10), (1000, 50)],
+    "agent_repeats": 3,
+    "agent_resync": 60.0,
+    "scrape_interval": 15.0,
+    "scrapes": 10,
+    "repair_gateway": (100, 10),
+    "repair_trials": 20,
 }
 QUICK = {
     "cold": [(10, 10)],
@@ -71,6 +82,13 @@ QUICK = {
     "bulk_gateway_repeats": 1,
     "onepeer": [(2, 5)],
     "onepeer_repeats": 3,
+    "agent_sizes": [(2, 20)],
+    "agent_repeats": 1,
+    "agent_resync": 2.0,
+    "scrape_interval": 1.0,
+    "scrapes": 6,
+    "repair_gateway": (2, 5),
+    "repair_trials": 3,
 }
 
 
@@ -192,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("cold", "ops", "dataplane", "bulk", "onepeer"),
+        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent"),
         action="append",
         help="run only these parts",
     )
@@ -210,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "results-quick.json" if args.quick else "results.json"
     )
     path = args.json or default
-    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer"]
+    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer", "agent"]
     results: dict = {
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -241,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
             results["one_peer_agent"] = [
                 one_peer_agent.through_agent(bench, t, p, repeats, log) for t, p in sizes
             ]
+        if "agent" in parts:
+            results["agent"] = {  # part by part: a failed part keeps the others' figures
+                "scale": [agent_mod.scale(bench, t, p, cfg, log) for t, p in cfg["agent_sizes"]]
+            }
+            results["agent"]["repairs"] = agent_mod.repairs(
+                bench, *cfg["repair_gateway"], cfg["repair_trials"], log
+            )
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True

@@ -73,6 +73,13 @@ def test_quick_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> N
             for key in ("agent_ms", "agent_cpu_ms", "whole_s", "naive_s", "whole_over_naive"):
                 assert SUMMARY <= set(v[key]), (verb, key)
             assert v["paths"] == ["delta"] and v["agent_ms"]["n"] == row["repeats"]
+    for row in r["agent"]["scale"]:
+        a = row["agent"]
+        assert row["wireguard_go_mb"] > 0 and a["rss_mb"] > 0 and a["cpu_share"] > 0
+        assert a["scrapes"] >= 3 and SUMMARY <= set(a["resync_s"]), a
+        assert a["resync_cpu"]["resyncs"] >= 1 and a["resync_cpu"]["cpu_s_per_resync"] > 0
+    kinds = r["agent"]["repairs"]["kinds"]
+    assert len(kinds) == 8 and all(len(k["runs"]) >= 1 for k in kinds.values()), kinds
     assert r["cleanup"]["leftovers"] == []
     run_id = r["cleanup"]["run_id"]
     assert not list(Path("/run/netns").glob(f"wb-*-{run_id}"))

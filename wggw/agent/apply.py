@@ -56,6 +56,8 @@ def repair(
     echo: Echo = None,
     reload_nft: bool = False,
     applied_hook: Callable[[], None] | None = None,
+    previous: reconcile.Result | None = None,
+    keep: Callable[[reconcile.Result], None] | None = None,
 ):
     """Drift repair: plan, apply the changes not held back by `hold`, observe again.
     Returns (applied, held, left): `left` is what differs again right after the apply
@@ -64,8 +66,10 @@ def repair(
     events its own apply caused there, so that a change made by someone else after that
     moment is either seen by the second look or arrives as a fresh event.
     `reload_nft`: someone else changed wggw's nft table; observation compares digests and
-    counts, so an element edited in place looks unchanged: load the table again anyway."""
-    first = reconcile.compute(state, system)
+    counts, so an element edited in place looks unchanged: load the table again anyway.
+    `previous`: the last round's result for this very state (its compiled desired state is
+    reused while the host facts match); `keep` is given this round's last result."""
+    first = reconcile.compute(state, system, previous=previous)
     changes = first.changes
     if (
         reload_nft
@@ -82,4 +86,7 @@ def repair(
             applied_hook()
         second = reconcile.compute(state, system, check_nft=False, previous=first)
         left = [c for c in second.changes if not hold(c)]
+        first = second
+    if keep is not None:
+        keep(first)
     return applied, held, left

@@ -75,7 +75,9 @@ class FakeSystem:
         return (
             None
             if dev is None
-            else replace(dev, peers={k: p for k, p in dev.peers.items() if k in keys})
+            else replace(
+                dev, peers={k: p for k, p in dev.peers.items() if keys is None or k in keys}
+            )
         )
 
     def has_routes(self, routes) -> bool:
