@@ -80,7 +80,7 @@ def test_scrape_reads_only_the_devices_and_reports_the_last_rounds_drift(gw, sta
     metrics.live.update(state, lambda: scraped, drift)
     text = generate_latest(metrics.registry).decode()
     assert 'wggw_tenant_peers{tenant="acme"} 2.0' in text
-    assert 'wggw_peer_configured{peer="p1",tenant="acme"} 1.0' in text
+    assert 'wggw_peer_configured{interface="wg0",peer="p1",tenant="acme"} 1.0' in text
     assert "wggw_drift_changes 2.0" in text
     metrics.live.update(state, lambda: scraped)  # the next round converged
     assert "wggw_drift_changes 0.0" in generate_latest(metrics.registry).decode()
