@@ -75,7 +75,7 @@ def p99(values: list[float]) -> float:
 
 def through_agent(bench: Bench, tenants: int, peers: int, repeats: int, log) -> dict:
     """`repeats` adds then `repeats` removes through the agent, each paired with a naive run."""
-    label = f"ag{tenants * peers}"
+    label = f"op{tenants * peers}"  # agent.py has the ag* sites
     run_dir = bench.workdir / f"{label}-run"
     run_dir.mkdir(mode=0o700)
     saved = os.environ.get("WGGW_RUN_DIR")
