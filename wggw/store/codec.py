@@ -7,11 +7,12 @@ import ipaddress
 import json
 import socket
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from wggw.core import audit
 from wggw.core.keys import Secret, clamp
-from wggw.core.model import Interface, Peer, RetiringKey, Tenant
+from wggw.core.model import Interface, Peer, RetiringKey, State, Tenant
 
 # A stored row: sqlite3.Row from the store, or a plain mapping with the same columns.
 Row = Mapping[str, Any] | sqlite3.Row
@@ -165,4 +166,54 @@ def interface_from_row(r: Row) -> Interface:
         private_key=Secret._trusted(clamp(r["private_key"])),
         public_key=r["public_key"],
         mtu=r["mtu"],
+    )
+
+
+def read_state(query: Callable[[str], Iterable[Row]], open_row: Callable[[str, Row], Row]) -> State:
+    """The whole State from a store's tables: `query` runs a SELECT, `open_row` unseals a
+    row's secrets (the same SQL on SQLite and PostgreSQL)."""
+    return State(
+        interfaces=tuple(
+            interface_from_row(open_row("interfaces", r))
+            for r in query("SELECT * FROM interfaces ORDER BY name")
+        ),
+        tenants=tuple(tenant_from_row(r) for r in query("SELECT * FROM tenants ORDER BY name")),
+        peers=tuple(
+            peer_from_row(open_row("peers", r))
+            for r in query("SELECT * FROM peers ORDER BY tenant, name")
+        ),
+        meta={r["key"]: r["value"] for r in query("SELECT key, value FROM meta")},
+    )
+
+
+# The events table's columns of an audit record, in the order of event_values.
+EVENT_COLUMNS = (
+    "id",
+    "at",
+    "kind",
+    "subject",
+    "uid",
+    "user",
+    "command",
+    "keys",
+    "details",
+    "prev",
+    "hash",
+)
+
+
+def event_values(rec: audit.Record) -> tuple:
+    """An audit record as the events row both stores write (EVENT_COLUMNS' order)."""
+    return (
+        rec.seq,
+        rec.at,
+        rec.kind,
+        rec.subject,
+        rec.uid,
+        rec.user,
+        rec.command,
+        json.dumps(list(rec.keys)),
+        rec.details_text or audit.plain(rec.details),
+        rec.prev,
+        rec.hash,
     )

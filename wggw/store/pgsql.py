@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from wggw.core import audit
 from wggw.core.errors import StoreError, StoreUnavailableError, ValidationError
+from wggw.store.codec import EVENT_COLUMNS, event_values
 from wggw.store.sqlite import MIGRATIONS, SCHEMA_VERSION
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -132,22 +133,10 @@ def bump_generation(conn: Conn) -> int:
 # --- events: all of the PostgreSQL store's event SQL is here -------------------------------
 def insert_audit(conn: Conn, rec: audit.Record) -> None:
     """One chained record (core/audit.py) as its row; its seq is the row's id."""
+    columns = ", ".join('"user"' if c == "user" else c for c in EVENT_COLUMNS)  # reserved word
     conn.execute(
-        'INSERT INTO events (id, at, kind, subject, uid, "user", command, keys, details, prev, '
-        "hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            rec.seq,
-            rec.at,
-            rec.kind,
-            rec.subject,
-            rec.uid,
-            rec.user,
-            rec.command,
-            json.dumps(list(rec.keys)),
-            rec.details_text or audit.plain(rec.details),
-            rec.prev,
-            rec.hash,
-        ),
+        f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})",
+        event_values(rec),
     )
 
 

@@ -40,6 +40,7 @@ from wggw.store.codec import (
     interface_to_row,
     peer_from_row,
     peer_to_row,
+    read_state,
     tenant_from_row,
     tenant_to_row,
 )
@@ -359,21 +360,7 @@ class PgStore(Store):
             return replace(self._cache[1], meta=dict(self._cache[1].meta))
 
     def _read_state(self) -> State:
-        def q(sql: str) -> list[dict[str, Any]]:
-            return self._conn.execute(sql).fetchall()
-
-        return State(
-            interfaces=tuple(
-                interface_from_row(self._open("interfaces", r))
-                for r in q("SELECT * FROM interfaces ORDER BY name")
-            ),
-            tenants=tuple(tenant_from_row(r) for r in q("SELECT * FROM tenants ORDER BY name")),
-            peers=tuple(
-                peer_from_row(self._open("peers", r))
-                for r in q("SELECT * FROM peers ORDER BY tenant, name")
-            ),
-            meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
-        )
+        return read_state(lambda sql: self._conn.execute(sql).fetchall(), self._open)
 
     def events(self, subject: str | None = None) -> list[dict]:
         self._ensure()

@@ -26,11 +26,14 @@ from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
 from wggw.store import actor, sealed
 from wggw.store import lock as storelock
 from wggw.store.codec import (
+    EVENT_COLUMNS,
     addresses_from_text,
+    event_values,
     interface_from_row,
     interface_to_row,
     peer_from_row,
     peer_to_row,
+    read_state,
     tenant_from_row,
     tenant_to_row,
 )
@@ -429,19 +432,7 @@ class SqliteStore(Store):
                 self._db.execute("COMMIT")
 
     def _read_state(self) -> State:
-        q = self._db.execute
-        return State(
-            interfaces=tuple(
-                interface_from_row(self._open("interfaces", r))
-                for r in q("SELECT * FROM interfaces ORDER BY name")
-            ),
-            tenants=tuple(tenant_from_row(r) for r in q("SELECT * FROM tenants ORDER BY name")),
-            peers=tuple(
-                peer_from_row(self._open("peers", r))
-                for r in q("SELECT * FROM peers ORDER BY tenant, name")
-            ),
-            meta={r["key"]: r["value"] for r in q("SELECT key, value FROM meta")},
-        )
+        return read_state(self._db.execute, self._open)
 
     def events(self, subject: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM events ORDER BY id", tuple[str, ...]()
@@ -545,24 +536,12 @@ _UNREAD = object()
 _AUDIT_COLUMNS = "id AS seq, at, kind, subject, uid, user, command, keys, details, prev, hash"
 
 
+_PLACES = ", ".join("?" * len(EVENT_COLUMNS))
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({_PLACES})"
+
+
 def _insert_event(db: sqlite3.Connection, rec: audit.Record) -> None:
-    db.execute(
-        "INSERT INTO events (id, at, kind, subject, uid, user, command, keys, details, prev, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            rec.seq,
-            rec.at,
-            rec.kind,
-            rec.subject,
-            rec.uid,
-            rec.user,
-            rec.command,
-            json.dumps(list(rec.keys)),
-            rec.details_text or audit.plain(rec.details),
-            rec.prev,
-            rec.hash,
-        ),
-    )
+    db.execute(_INSERT_EVENT, event_values(rec))
 
 
 def _chain_old_events(db: Any) -> None:
