@@ -10,6 +10,7 @@ import re
 import sqlite3
 
 import pytest
+from wggwtest import AUDIT_TAMPER
 
 from wggw.core.errors import EXIT_AUDIT_BROKEN, EXIT_USAGE, StoreError
 from wggw.core.keys import Secret
@@ -63,29 +64,11 @@ def test_filters(gw, cli) -> None:
     assert "since" in bad.output and "last week" in bad.output
 
 
-def _tamper_cases():
-    return {
-        "edit": (["UPDATE events SET subject = 'acme/mallory' WHERE id = 3"], 3, "edited"),
-        "delete": (["DELETE FROM events WHERE id = 2"], 2, "found record 3"),
-        "reorder": (
-            [
-                "UPDATE events SET id = 100 WHERE id = 2",
-                "UPDATE events SET id = 2 WHERE id = 3",
-                "UPDATE events SET id = 3 WHERE id = 100",
-            ],
-            2,
-            "edited",
-        ),
-        "tail": (["DELETE FROM events WHERE id = 4"], 4, "tail was cut off"),
-        "head": (["DELETE FROM audit_head"], 4, "no head"),
-    }
-
-
-@pytest.mark.parametrize("case", list(_tamper_cases()))
+@pytest.mark.parametrize("case", list(AUDIT_TAMPER))
 def test_tampering_is_named_and_exits_5(gw, cli, state_dir, case: str) -> None:
     cli("peer", "add", "acme/a")
     cli("peer", "add", "acme/b")
-    statements, seq, words = _tamper_cases()[case]
+    statements, seq, words = AUDIT_TAMPER[case]
     with _db(state_dir) as db:
         for sql in statements:
             db.execute(sql)

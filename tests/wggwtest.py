@@ -63,3 +63,22 @@ def require_netns(suite: str, tools: tuple[str, ...] = NETNS_TOOLS) -> None:
         pytest.fail(f"{suite} must run in CI: {reason}")
     if reason:
         pytest.skip(reason)
+
+
+# Ways to break the audit chain with SQL (either store): statements, the first bad seq that
+# `audit verify` names, and words of its line.
+AUDIT_TAMPER = {
+    "edit": (["UPDATE events SET subject = 'acme/mallory' WHERE id = 3"], 3, "edited"),
+    "delete": (["DELETE FROM events WHERE id = 2"], 2, "found record 3"),
+    "reorder": (
+        [
+            "UPDATE events SET id = 100 WHERE id = 2",
+            "UPDATE events SET id = 2 WHERE id = 3",
+            "UPDATE events SET id = 3 WHERE id = 100",
+        ],
+        2,
+        "edited",
+    ),
+    "tail": (["DELETE FROM events WHERE id = 4"], 4, "tail was cut off"),
+    "head": (["DELETE FROM audit_head"], 4, "no head"),
+}

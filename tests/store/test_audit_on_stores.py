@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
+from wggwtest import AUDIT_TAMPER
 
 from wggw.core import audit
 from wggw.core.errors import EXIT_AUDIT_BROKEN
@@ -55,29 +56,12 @@ def test_commands_are_chained_with_who_on_every_store(kind, gw, monkeypatch) -> 
     assert out.split("head ")[1].strip() == f"4:{recs[3]['hash']}"
 
 
-TAMPER = {
-    "edit": (["UPDATE events SET subject = 'acme/mallory' WHERE id = 3"], 3, "edited"),
-    "delete": (["DELETE FROM events WHERE id = 2"], 2, "found record 3"),
-    "reorder": (
-        [
-            "UPDATE events SET id = 100 WHERE id = 2",
-            "UPDATE events SET id = 2 WHERE id = 3",
-            "UPDATE events SET id = 3 WHERE id = 100",
-        ],
-        2,
-        "edited",
-    ),
-    "tail": (["DELETE FROM events WHERE id = 4"], 4, "tail was cut off"),
-    "head": (["DELETE FROM audit_head"], 4, "no head"),
-}
-
-
-@pytest.mark.parametrize("case", list(TAMPER))
+@pytest.mark.parametrize("case", list(AUDIT_TAMPER))
 def test_tampering_by_sql_exits_5_on_every_store(kind, gw, state_dir, case: str) -> None:
     gw("peer", "add", "acme/a")
     gw("peer", "add", "acme/b")
     assert "intact: 4 record(s)" in gw("audit", "verify").output
-    statements, seq, words = TAMPER[case]
+    statements, seq, words = AUDIT_TAMPER[case]
     _sql(kind, state_dir, *statements)
     lines = gw("audit", "verify", code=EXIT_AUDIT_BROKEN).output.strip().splitlines()
     assert len(lines) == 1 and f"audit chain broken at record {seq}:" in lines[0], lines
