@@ -18,7 +18,17 @@ from wggw.core import desired as desired_mod
 from wggw.core.errors import BackendError, HostConflictError, VerifyError
 from wggw.core.hostfacts import DefaultRoute
 from wggw.core.model import State
-from wggw.core.plan import RemovePeer, UpsertPeer
+from wggw.core.plan import (
+    AddRoute,
+    AddRule,
+    AddTc,
+    ConfigureDevice,
+    CreateDevice,
+    RemovePeer,
+    ReplaceNft,
+    SetLink,
+    UpsertPeer,
+)
 from wggw.ops import converge as reconcile
 
 
@@ -74,7 +84,8 @@ def test_gc_is_paused_inside_and_restored_after_success_and_error(monkeypatch):
     monkeypatch.setattr(fake, "apply", lambda c, e=None: (seen.append(gc.isenabled()), apply(c)))
     assert gc.isenabled()
     reconcile.converge(state, fake)
-    assert seen == [False, False] and gc.isenabled()  # the device, then its peers
+    # the device, then its peers alongside its addresses, routes and rules
+    assert seen == [False, False, False] and gc.isenabled()
 
     monkeypatch.setattr(fake, "apply", lambda c, e=None: None)  # changes nothing: verify fails
     with pytest.raises(VerifyError):
@@ -103,7 +114,7 @@ def test_host_is_observed_while_the_trailing_peers_are_set(monkeypatch):
         if _peers_only(changes):
             calls.append(("peers", looked.wait(5), threading.current_thread().name))
         else:
-            calls.append(("head", None, threading.current_thread().name))
+            calls.append(("other", None, threading.current_thread().name))
         apply(changes, echo)
 
     def host():
@@ -113,9 +124,46 @@ def test_host_is_observed_while_the_trailing_peers_are_set(monkeypatch):
     monkeypatch.setattr(fake, "apply", slow_apply)
     monkeypatch.setattr(fake, "observe_host", host)
     result = reconcile.converge(state, fake)
-    assert [c[:2] for c in calls] == [("head", None), ("peers", True)]
-    assert calls[1][2] != threading.main_thread().name
+    assert sorted(c[:2] for c in calls) == [("other", None)] * 2 + [("peers", True)]
+    peers = next(c for c in calls if c[0] == "peers")
+    assert peers[2] != threading.main_thread().name
     assert reconcile.compute(state, fake).changes == [] and result.changes
+
+
+def test_peers_start_after_the_guards_and_alongside_routes_and_rules(monkeypatch):
+    """Fail-closed order: the device, its link, the nft table (with its guard) and the tc
+    guard are all in place before the peers' transaction starts; the addresses, routes and
+    rules go out while it runs (here: the peers wait until they are all in), and every
+    change is printed as one `[#]` line, in the order they are started."""
+    state, fake = _state(), FakeSystem()
+    started: list[list[str]] = []
+    side_done = threading.Event()
+    apply = fake.apply
+
+    def watching(changes, echo=None):
+        if _peers_only(changes):
+            started.append(list(fake.log))
+            assert side_done.wait(5), "routes and rules were not applied alongside the peers"
+        apply(changes, echo)
+        if any(isinstance(c, AddRule) for c in changes):
+            side_done.set()
+
+    monkeypatch.setattr(fake, "apply", watching)
+    printed: list[str] = []
+    result = reconcile.converge(state, fake, printed.append)
+    (before,) = started
+    kinds = {type(c) for c in result.changes}
+    assert {ReplaceNft, AddTc, SetLink, CreateDevice, AddRoute, AddRule} <= kinds
+    for kind in (CreateDevice, ConfigureDevice, SetLink, ReplaceNft, AddTc):
+        assert any(str(c) in before for c in result.changes if isinstance(c, kind)), kind
+    assert not any(str(c) in before for c in result.changes if isinstance(c, UpsertPeer))
+    assert sorted(printed) == sorted(str(c) for c in result.changes)
+    peer_lines = [str(c) for c in result.changes if isinstance(c, UpsertPeer)]
+    assert printed[-len(peer_lines) :] == peer_lines
+    nft = next(str(c) for c in result.changes if isinstance(c, ReplaceNft))
+    first_route = next(str(c) for c in result.changes if isinstance(c, AddRoute))
+    assert printed.index(nft) < printed.index(first_route)
+    assert reconcile.compute(state, fake).changes == []
 
 
 def test_no_overlap_when_something_follows_the_peers(monkeypatch):

@@ -14,6 +14,10 @@ from wggw.core.plan import AddTc, ReplaceNft
 from wggw.core.tcguard import INGRESS, TcSpec
 
 NFT = ReplaceNft(NftSpec("table inet wggw {}\n", "0123456789abcdef"))
+class Looked(Exception):
+    pass
+
+
 MISSING = AddTc(TcSpec.wanted("wggw-no-such0", INGRESS))  # no such link: the tc step fails
 
 
@@ -46,3 +50,35 @@ def test_a_failed_record_is_reported_unless_the_apply_failed(calls, monkeypatch)
         RealSystem(wg=None).apply([NFT])
     with pytest.raises(BackendError, match="wggw-no-such0"):
         RealSystem(wg=None).apply([NFT, MISSING])
+
+
+def test_unsettled_record_waits_for_settle_or_the_next_observation(calls, monkeypatch):
+    """`apply(..., settle=False)` (converge: a device's peers start right after the table)
+    leaves the record to `settle()`, which writes it once; the next observation settles
+    first, so it never reads a record older than the table it sees."""
+    system = RealSystem(wg=None)
+    system.apply([NFT], settle=False)
+    assert calls == ["load", "start"]
+    system.settle()
+    system.settle()
+    assert calls == ["load", "start", "listing"]
+
+    system.apply([NFT], settle=False)
+
+    def observe():
+        calls.append("observe")
+        raise Looked  # what observe_host reads after the table does not matter here
+
+    monkeypatch.setattr(nft, "observe", observe)
+    with pytest.raises(Looked):
+        system.observe_host(names=[])
+    assert calls[-2:] == ["listing", "observe"]
+
+
+def test_unsettled_apply_that_fails_still_writes_its_record(calls):
+    system = RealSystem(wg=None)
+    with pytest.raises(BackendError, match="wggw-no-such0"):
+        system.apply([NFT, MISSING], settle=False)
+    assert calls == ["load", "start", "listing"]
+    system.settle()
+    assert calls == ["load", "start", "listing"]

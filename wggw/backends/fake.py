@@ -9,6 +9,7 @@ session of the device (counted in `session_resets`)."""
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import replace
 
 from wggw.core.hostfacts import DefaultRoute, HostFacts
@@ -52,6 +53,8 @@ class FakeSystem:
         self.log: list[str] = []
         self.endpoints: dict[str, dict[str, str]] = {}  # remembered, as in the runtime dir
         self.kicked: list[tuple[str, str]] = []
+        # converge applies a device's peers in a thread alongside the routes and rules
+        self.applying = threading.Lock()
         self.foreign: list = []  # foreign ip rules (core.paths.ForeignRule) set by a test
         self.main_routes: dict = {}  # family -> [RouteSpec] that a foreign rule leads to
         # device -> clamped private key, as the kernel keeps it
@@ -128,9 +131,10 @@ class FakeSystem:
 
     def apply(self, changes: list[Change], echo=None) -> None:
         for change in changes:
-            self.log.append(str(change))
-            echo_change(echo, change)
-            self.state = self._apply(self.state, change)
+            with self.applying:  # one change at a time, like the kernel's rtnl lock
+                self.log.append(str(change))
+                echo_change(echo, change)
+                self.state = self._apply(self.state, change)
 
     def _set_private_key(self, name: str, b64: str) -> None:
         """The kernel's rule (netlink.c): skip the SET only if the key equals the stored,

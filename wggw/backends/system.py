@@ -71,6 +71,7 @@ def _netlink_item(change: Change) -> tuple[str, object]:
 class RealSystem:
     def __init__(self, wg):
         self.wg = wg
+        self.listings: list = []  # nft tables listed right after their load, not recorded yet
 
     def line(self, change: Change) -> str:
         """The `[#]` line of a change as this host will carry it out: with wireguard-go a
@@ -99,6 +100,7 @@ class RealSystem:
 
     def observe_host(self, names: list[str] | None = None) -> Observed:
         """Everything `observe` reads except the devices' WireGuard state (wg is empty)."""
+        self.settle()  # an nft table loaded by `apply(..., settle=False)` is on the record first
         names = self.wg.list_devices() if names is None else names
         return Observed(
             wg={},
@@ -152,19 +154,30 @@ class RealSystem:
                 )
         self.wg.kick(ifname, peers)
 
-    def apply(self, changes: list[Change], echo: Echo = None) -> None:
-        listing: list = []  # the nft table listed right after its load, read at the end
+    def apply(self, changes: list[Change], echo: Echo = None, settle: bool = True) -> None:
+        """Apply `changes` in order. The nft table loaded here is listed right after its
+        load and recorded at the end; with `settle=False` (and no error) that record is left
+        to `settle()`, so that what comes next (a device's peers) need not wait for it."""
         done = False
         try:
-            self._apply(changes, echo, listing)
+            self._apply(changes, echo, self.listings)
             done = True
         finally:
-            for started in listing:
-                try:
-                    nft.record_loaded(started)
-                except BackendError:
-                    if done:  # else the apply's own failure is the one to report
-                        raise
+            if settle or not done:
+                self._record(done)
+
+    def settle(self) -> None:
+        """Record the nft tables that `apply(..., settle=False)` loaded (before observing)."""
+        self._record(True)
+
+    def _record(self, raising: bool) -> None:
+        listing, self.listings = self.listings, []
+        for started in listing:
+            try:
+                nft.record_loaded(started)
+            except BackendError:
+                if raising:  # else the apply's own failure is the one to report
+                    raise
 
     def _apply(self, changes: list[Change], echo: Echo, listing: list) -> None:
         with netlink.Netlink() as nl:

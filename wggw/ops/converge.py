@@ -22,7 +22,11 @@ from wggw.core.errors import VerifyError
 from wggw.core.hostfacts import HostFacts
 from wggw.core.model import Interface, Peer, State, Tenant
 from wggw.core.plan import (
+    AddAddress,
+    AddRoute,
+    AddRule,
     Change,
+    DelRule,
     Observed,
     RemovePeer,
     ReplaceNft,
@@ -31,6 +35,7 @@ from wggw.core.plan import (
     plan,
     plan_device,
 )
+from wggw.core.planscript import echo_change
 
 Echo = Callable[[str], None] | None
 Seen = tuple[HostFacts, Observed]  # host facts, and an observation without the devices
@@ -110,27 +115,56 @@ def _converge(state: State, system, echo: Echo) -> Result:
 
 def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
     """Apply `changes`. When they end with peer changes (a cold apply: 10,000 peers, which
-    wireguard-go takes most of a second to set up), the verify's look at everything but the
-    devices is taken while that last transaction runs: every other change is made by then,
-    and peer changes touch no link, address, route, rule, nft table or tc filter. Returns
-    that look, or None (then the verify observes everything afterwards)."""
+    wireguard-go takes most of a second to set up), that transaction is started as soon as
+    everything it must follow is in place (`_split`), and the addresses, routes and rules go
+    out alongside it, followed by the verify's look at everything but the devices (peer
+    changes touch no link, address, route, rule, nft table or tc filter). Returns that look,
+    or None (then the verify observes everything afterwards)."""
+    head, side, peers = _split(changes)
+    seen = None
+    if not peers or not hasattr(system, "observe_host"):
+        system.apply(changes, echo)
+    else:
+        settle = getattr(system, "settle", None)  # the nft record, off the peers' path
+        if head:
+            system.apply(head, echo, **({"settle": False} if settle else {}))
+        for change in side + peers if echo is not None else ():  # in plan order, here
+            echo_change(echo, change, line(system, change))
+
+        def side_then_look() -> Seen:
+            if settle:
+                settle()
+            if side:
+                system.apply(side, None)
+            return (system.facts(), system.observe_host())
+
+        # Peers alone need no rtnetlink socket (nor may they touch the nft record).
+        set_peers = getattr(system, "apply_peers", system.apply)
+        seen = _alongside(lambda: set_peers(peers, None), side_then_look)
+    # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
+    for device, peers_kicked in endpoints.kicks(changes).items():
+        system.kick(device, peers_kicked, echo)
+    return seen
+
+
+ALONGSIDE_PEERS = (AddAddress, AddRoute, AddRule, DelRule)
+
+
+def _split(changes: list[Change]) -> tuple[list[Change], list[Change], list[Change]]:
+    """(head, side, peers): `peers` is the trailing run of peer changes (empty unless the
+    plan ends with one); `side` the address, route and rule changes before it, which may go
+    out while that transaction runs; `head` the rest, in plan order: sysctls, the device,
+    its link, the nft table with its fail-closed guard and the tc guard, all in place before
+    any peer exists. Addresses come before routes within `side` (a route's `src` must be an
+    address of the host), as in the plan."""
     cut = len(changes)
     while cut and isinstance(changes[cut - 1], (UpsertPeer, RemovePeer)):
         cut -= 1
-    seen = None
-    if cut == len(changes) or not hasattr(system, "observe_host"):
-        system.apply(changes, echo)
-    else:
-        if cut:
-            system.apply(changes[:cut], echo)
-        seen = _alongside(
-            lambda: system.apply(changes[cut:], echo),
-            lambda: (system.facts(), system.observe_host()),
-        )
-    # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
-    for device, peers in endpoints.kicks(changes).items():
-        system.kick(device, peers, echo)
-    return seen
+    if cut == len(changes):
+        return changes, [], []
+    head = [c for c in changes[:cut] if not isinstance(c, ALONGSIDE_PEERS)]
+    side = [c for c in changes[:cut] if isinstance(c, ALONGSIDE_PEERS)]
+    return head, side, changes[cut:]
 
 
 def _alongside(work: Callable[[], None], look: Callable[[], Seen]) -> Seen:
