@@ -1,14 +1,18 @@
-"""Which command lines take the quick path of a one-peer change (cli/quick.py): only the plain
-`[--state-dir DIR] peer add|remove REF --apply`; everything else goes to the typer app, which
-parses, checks and documents it. A form taken wrongly would skip typer's checks."""
+"""Which command lines take a quick path: of a one-peer change (cli/quick.py) only the plain
+`[--state-dir DIR] peer add|remove REF --apply`, of `apply` (cli/quickapply.py) only the plain
+`[--state-dir DIR] apply [-q]`; everything else goes to the typer app, which parses, checks
+and documents it. A form taken wrongly would skip typer's checks."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from wggw.cli import quick
+from wggw.cli import quick, quickapply
 
 
 @pytest.mark.parametrize(
@@ -57,3 +61,66 @@ def test_default_state_dir(monkeypatch) -> None:
 )
 def test_everything_else_goes_to_typer(argv) -> None:
     assert quick.parse(argv) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "quiet", "state_dir", "label"),
+    [
+        (["apply"], False, "/env", "WGGW_STATE_DIR"),
+        (["apply", "-q"], True, "/env", "WGGW_STATE_DIR"),
+        (["--state-dir", "/s", "apply", "--quiet"], True, "/s", "--state-dir"),
+        (["--state-dir=/s", "apply"], False, "/s", "--state-dir"),
+    ],
+)
+def test_plain_apply_goes_quick(monkeypatch, argv, quiet, state_dir, label) -> None:
+    monkeypatch.setenv("WGGW_STATE_DIR", "/env")
+    cmd = quickapply.parse(argv)
+    assert cmd == quickapply.Command(quiet, Path(state_dir), label)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apply", "-v"],  # verbose: the typer command
+        ["apply", "--verbose"],
+        ["apply", "--backend", "userspace"],
+        ["apply", "--help"],
+        ["apply", "-q", "-q"],
+        ["apply", "-qv"],
+        ["apply", "extra"],
+        ["--db", "postgresql:///x", "apply"],
+        ["--state-dir", "apply"],
+        ["--state-dir=", "apply"],
+        ["plan"],
+        ["status"],
+        ["peer", "add", "acme/a", "--apply"],
+        [],
+    ],
+)
+def test_everything_but_plain_apply_goes_to_typer(argv) -> None:
+    assert quickapply.parse(argv) is None
+
+
+@pytest.mark.parametrize("args", [["--state-dir", "{missing}", "apply"], ["apply", "-q"]])
+def test_quick_apply_fails_like_the_typer_command(tmp_path, args) -> None:
+    """Bad input on the quick path: the typer command's one line and exit code (no store
+    here, or a state dir given by the environment that is not a directory)."""
+    argv = [a.format(missing=tmp_path / "nothing") for a in args]
+    env = {**os.environ, "WGGW_STATE_DIR": str(tmp_path / "file")}
+    (tmp_path / "file").write_text("")
+    env.pop("WGGW_DB", None)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for module in ("wggw.cli.entry", "wggw.cli.app")
+    ]
+    quick, typer = runs
+    assert quick.returncode == typer.returncode != 0
+    assert quick.stderr == typer.stderr
+    assert quick.stderr.startswith("wggw: error: ") and quick.stderr.count("\n") == 1
+    assert quick.stdout == typer.stdout == ""

@@ -90,7 +90,7 @@ def run(cmd: Command) -> int:
     try:
         return _run(cmd, lambda line: print(line, flush=True))
     except BaseException as e:  # noqa: BLE001 - mapped exactly as cli/common.mapped_errors
-        code, message = _mapped(e, cmd)
+        code, message = mapped(e, cmd.state_dir_label)
         print(f"wggw: error: {plain.one_line(message)}", file=sys.stderr, flush=True)
         return code
 
@@ -117,7 +117,8 @@ def _run(cmd: Command, echo: Echo) -> int:
     return 0
 
 
-def _mapped(e: BaseException, cmd: Command) -> tuple[int, str]:
+def mapped(e: BaseException, state_dir_label: str) -> tuple[int, str]:
+    """(exit code, message) of an error, as cli/common.mapped_errors maps it."""
     from wggw.core.errors import (
         EXIT_ERROR,
         EXIT_INTERRUPTED,
@@ -135,7 +136,7 @@ def _mapped(e: BaseException, cmd: Command) -> tuple[int, str]:
 
         traceback.print_exc(file=sys.stderr)
     if isinstance(e, ValidationError) and e.field == "state-dir":
-        return e.exit_code, f"{cmd.state_dir_label}: {e.problem}"
+        return e.exit_code, f"{state_dir_label}: {e.problem}"
     if isinstance(e, WggwError):
         return e.exit_code, str(e)
     if isinstance(e, PermissionError):

@@ -1,0 +1,84 @@
+"""The quick path of a plain `wggw [--state-dir DIR] apply [-q|--quiet]`: the same operation
+(ops/dataplane.apply), output, errors and exit codes as the typer command, without importing
+typer, click and pydantic (about 0.15 s of CPU at each start, paid again while wireguard-go
+sets up thousands of peers on the other core).
+
+Only that plain form takes it; any other option (`--backend`, `-v`, `--db`, `--help`, ...)
+goes to the typer app (cli/app.py), which parses, checks and documents it. The backend comes
+from WGGW_BACKEND and the store from WGGW_DB, as the typer command reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from wggw.cli.quick import DEFAULT_STATE_DIR, STATE_DIR_ENV
+
+NOTHING = "Nothing to do: the host matches the store."  # as cli/dataplane.py prints it
+
+
+class Command(NamedTuple):
+    quiet: bool
+    state_dir: Path
+    state_dir_label: str
+
+
+def parse(argv: list[str]) -> Command | None:
+    """`[--state-dir DIR|--state-dir=DIR] apply [-q|--quiet]`, or None (the typer app's job)."""
+    args = list(argv)
+    state_dir, label = None, "state-dir"
+    if args and args[0].startswith("--state-dir"):
+        head = args.pop(0)
+        if head.startswith("--state-dir="):
+            state_dir = head.partition("=")[2]
+        elif head == "--state-dir" and args:
+            state_dir = args.pop(0)
+        else:
+            return None
+        label = "--state-dir"
+    if not args or args[0] != "apply" or state_dir == "":
+        return None
+    rest = args[1:]
+    if rest not in ([], ["-q"], ["--quiet"]):
+        return None
+    if state_dir is None:
+        env = os.environ.get(STATE_DIR_ENV)
+        state_dir, label = (env, STATE_DIR_ENV) if env else (str(DEFAULT_STATE_DIR), label)
+    return Command(bool(rest), Path(state_dir), label)
+
+
+def run(cmd: Command) -> int:
+    """Carry out `cmd` as the typer `apply` would; the exit code."""
+    from wggw.cli import plain
+    from wggw.cli.quick import mapped
+
+    try:
+        return _run(cmd)
+    except BaseException as e:  # noqa: BLE001 - mapped exactly as cli/common.mapped_errors
+        code, message = mapped(e, cmd.state_dir_label)
+        print(f"wggw: error: {plain.one_line(message)}", file=sys.stderr, flush=True)
+        return code
+
+
+def _run(cmd: Command) -> int:
+    from wggw.ops import dataplane
+    from wggw.ops.actor import set_command
+    from wggw.ops.state import open_existing
+
+    set_command("wggw apply")
+    echo = None if cmd.quiet else _echo
+    backend = os.environ.get("WGGW_BACKEND") or None
+    with open_existing(cmd.state_dir, os.environ.get("WGGW_DB") or None) as store:
+        report, result = dataplane.apply(store, backend, echo)
+    if not cmd.quiet:
+        for line in report.lines():
+            _echo(line)
+        _echo(f"{len(result.changes)} change(s) applied." if result.changes else NOTHING)
+    return 0
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
