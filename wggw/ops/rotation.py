@@ -21,7 +21,7 @@ from wggw.core import rotate as policy
 from wggw.core.errors import ValidationError
 from wggw.core.model import Peer, RetiringKey, State
 from wggw.fsutil import atomic_write, make_private_dir
-from wggw.ops import converge, render
+from wggw.ops import converge
 
 NOTIFY_TIMEOUT = 60
 
@@ -213,6 +213,8 @@ def _undelivered(store, state: State) -> list[Peer]:
 
 
 def _deliver(store, out: Path, notify: str | None, report: Report) -> None:
+    from wggw.ops import render  # Jinja2: only when configs are written (not on every apply)
+
     state = store.load()
     ifaces = {i.name: i for i in state.interfaces}
     tenants = {t.name: t for t in state.tenants}
