@@ -14,6 +14,8 @@ from wggw.core.plan import AddTc, ReplaceNft
 from wggw.core.tcguard import INGRESS, TcSpec
 
 NFT = ReplaceNft(NftSpec("table inet wggw {}\n", "0123456789abcdef"))
+
+
 class Looked(Exception):
     pass
 
