@@ -8,7 +8,11 @@ Applying a plan and planning again must give an empty plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, is_dataclass
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from wggw.core.desired import AddrSpec, Desired, LinkSpec, RouteSpec
 from wggw.core.keys import Secret, clamped, public_of
@@ -16,6 +20,8 @@ from wggw.core.nftables import NftSpec
 from wggw.core.ruletree import RuleSpec
 from wggw.core.tcguard import TcSpec
 from wggw.core.wgtypes import WgDeviceSpec, WgDeviceState, WgPeerSpec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -224,6 +230,26 @@ class DeleteDevice(Change):
 # ---- planning -----------------------------------------------------------------
 
 
+def ordered(items: Iterable[T]) -> list[T]:
+    """`sorted(items)` for the order=True dataclasses of a plan (routes, rules, addresses, tc
+    filters): the same order, compared as one tuple of the fields the dataclass compares (a
+    C-level comparison) instead of its generated __lt__, ~20,000 calls in a cold plan of
+    1,000 tenants."""
+    out = list(items)
+    kinds = {type(i) for i in out}
+    if len(kinds) != 1 or not is_dataclass(next(iter(kinds))):
+        return sorted(out)  # type: ignore[type-var]
+    return sorted(out, key=_compared_fields(next(iter(kinds))))
+
+
+@functools.cache
+def _compared_fields(cls: type) -> Callable[[Any], Any]:
+    """The fields `cls` compares, in order, as a sort key (one field: its value, which
+    orders like the 1-tuple the dataclass compares)."""
+    names = [f.name for f in fields(cls) if f.compare]
+    return attrgetter(*names) if names else (lambda obj: 0)
+
+
 def plan_device(name: str, want: WgDeviceSpec, have: WgDeviceState | None) -> list[Change]:
     """One WireGuard device: create/configure it, then its peers like `wg syncconf`."""
     out: list[Change] = []
@@ -250,27 +276,27 @@ def plan_device(name: str, want: WgDeviceSpec, have: WgDeviceState | None) -> li
 def _plan_routes(desired: Desired, observed: Observed) -> tuple[list[Change], list[Change]]:
     """Routes are compared whole. A wanted route whose slot (family, table, dst, metric) holds
     something else is replaced in place (atomic); every other route in wggw's tables that is
-    not wanted, field for field, is deleted."""
+    not wanted, field for field, is deleted. Only the routes that differ are sorted and
+    looked at (a plan with nothing to do costs two set differences)."""
 
     def key(r: RouteSpec) -> tuple[int, int, str, int]:
         return (r.family, r.table, r.dst, r.metric)
 
+    missing = ordered(desired.routes - observed.routes)
+    extra = ordered(observed.routes - desired.routes)
+    slots = {key(r) for r in missing}
     have: dict[tuple[int, int, str, int], list[RouteSpec]] = {}
-    for r in sorted(observed.routes):
-        have.setdefault(key(r), []).append(r)
+    for r in observed.routes if slots else ():
+        if key(r) in slots:
+            have.setdefault(key(r), []).append(r)
     adds: list[Change] = []
     replaced: set[RouteSpec] = set()
-    for r in sorted(desired.routes):
+    for r in missing:
         slot = have.get(key(r), [])
-        if r not in slot:
-            adds.append(AddRoute(r, replace=bool(slot)))
-            if len(slot) == 1:
-                replaced.add(slot[0])  # the replace turns it into the wanted one
-    dels: list[Change] = [
-        DelRoute(r)
-        for r in sorted(observed.routes)
-        if r not in desired.routes and r not in replaced
-    ]
+        adds.append(AddRoute(r, replace=bool(slot)))
+        if len(slot) == 1:
+            replaced.add(slot[0])  # the replace turns it into the wanted one
+    dels: list[Change] = [DelRoute(r) for r in extra if r not in replaced]
     return adds, dels
 
 
@@ -282,11 +308,11 @@ def _plan_addresses(desired: Desired, observed: Observed) -> tuple[list[Change],
     wanted = {(a.ifname, a.cidr) for a in desired.addresses}
     adds: list[Change] = [
         AddAddress(a, replace=(a.ifname, a.cidr) in present)
-        for a in sorted(desired.addresses - observed.addresses)
+        for a in ordered(desired.addresses - observed.addresses)
     ]
     dels: list[Change] = [
         DelAddress(a)
-        for a in sorted(observed.addresses - desired.addresses)
+        for a in ordered(observed.addresses - desired.addresses)
         if (a.egress or a.ifname in desired.wg) and (a.ifname, a.cidr) not in wanted
     ]
     return adds, dels
@@ -310,9 +336,9 @@ def _rule_adds(desired: Desired, observed: Observed) -> list[Change]:
     netlink batch, and the layers below (iif guard, tc) keep failing closed meanwhile."""
     out: list[Change] = []
     stale: dict[tuple[int, int], list[RuleSpec]] = {}
-    for r in sorted(observed.rules - desired.rules):
+    for r in ordered(observed.rules - desired.rules):
         stale.setdefault((r.family, r.pref), []).append(r)
-    for r in sorted(desired.rules - observed.rules):
+    for r in ordered(desired.rules - observed.rules):
         out.extend(DelRule(old) for old in stale.get((r.family, r.pref), []))
         out.append(AddRule(r))
     return out
@@ -336,7 +362,7 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     if not _nft_matches(desired.nft, observed.nft) and desired.nft.digest:
         adds.append(ReplaceNft(desired.nft))
     # The tc guard after the table: nft must clear FROM_WG before the uplinks drop it.
-    adds.extend(AddTc(t) for t in sorted(desired.tc - observed.tc))
+    adds.extend(AddTc(t) for t in ordered(desired.tc - observed.tc))
     route_adds, route_dels = _plan_routes(desired, observed)
     adds.extend(route_adds)
     adds.extend(_rule_adds(desired, observed))
@@ -348,7 +374,7 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     taken = {(r.family, r.pref) for r in desired.rules - observed.rules}
     dels: list[Change] = [
         DelRule(r)
-        for r in sorted(observed.rules - desired.rules)
+        for r in ordered(observed.rules - desired.rules)
         if (r.family, r.pref) not in taken
     ]
     dels.extend(route_dels)
@@ -356,6 +382,6 @@ def plan(desired: Desired, observed: Observed) -> list[Change]:
     if not desired.nft.digest and observed.nft.present:
         dels.append(DeleteNft())
     wanted_hooks = {(t.dev, t.hook) for t in desired.tc}
-    dels.extend(DelTc(t) for t in sorted(observed.tc) if (t.dev, t.hook) not in wanted_hooks)
+    dels.extend(DelTc(t) for t in ordered(observed.tc) if (t.dev, t.hook) not in wanted_hooks)
     dels.extend(DeleteDevice(n) for n in sorted(observed.wg) if n not in desired.wg)
     return adds + dels
