@@ -102,8 +102,9 @@ def converge(state: State, system, echo: Echo = None) -> Result:
 
 
 def _converge(state: State, system, echo: Echo) -> Result:
-    first = compute(state, system)
-    seen = _apply(first.changes, system, echo) if first.changes else None
+    # No `nft -c` first: the table is the first change applied (`_table_first`).
+    first = compute(state, system, check_nft=False)
+    seen = _apply(_table_first(first.changes), system, echo) if first.changes else None
     second = compute(state, system, check_nft=False, previous=first, seen=seen)
     if second.changes:
         head = "; ".join(c.describe() for c in second.changes[:3])
@@ -148,6 +149,17 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
 
 
 ALONGSIDE_PEERS = (AddAddress, AddRoute, AddRule, DelRule)
+
+
+def _table_first(changes: list[Change]) -> list[Change]:
+    """The nft table's load moved to the front. `nft -f` is one transaction that the kernel
+    checks as it loads it, so a table it refuses then fails the apply before anything else
+    changed, which is what an `nft -c` of the same text beforehand proved (at the cost of
+    parsing 1,000 tenants' table twice, ~50 ms). The table names devices by name only, so
+    it needs none of the changes it now precedes; it still comes before the tc guard, the
+    routes and rules, and the peers, as the plan orders it."""
+    tables = [c for c in changes if isinstance(c, ReplaceNft)]
+    return tables + [c for c in changes if not isinstance(c, ReplaceNft)] if tables else changes
 
 
 def _split(changes: list[Change]) -> tuple[list[Change], list[Change], list[Change]]:
