@@ -78,9 +78,19 @@ class Desired:
     tc: frozenset[TcSpec] = frozenset()
 
 
+def _network_text(a: IPInterface) -> str:
+    """str(a.network), without building the network object for a host address (/32, /128:
+    nearly every peer address; 10,000 of them on every compile)."""
+    text = a.with_prefixlen
+    return text if text.endswith(_HOST_SUFFIX[a.version]) else str(a.network)
+
+
+_HOST_SUFFIX = {4: "/32", 6: "/128"}
+
+
 def _peer_specs(peer: Peer) -> list[WgPeerSpec]:
     def allowed(addrs: Iterable[IPInterface]) -> tuple[str, ...]:
-        return tuple(sorted(str(a.network) for a in addrs))
+        return tuple(sorted(_network_text(a) for a in addrs))
 
     # No persistent keepalive from the gateway's side: `peer.keepalive` is the client's
     # setting (its config keeps its NAT mapping open). On the gateway it would make WireGuard
