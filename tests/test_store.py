@@ -256,3 +256,28 @@ def test_schema_1_store_gains_the_retiring_key_index(state_dir):
             )
         )
     assert "peers_retiring_public_key" in plan and "SCAN" not in plan.replace("SCAN CONSTANT", "")
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["100.64.0.2/32"],
+        ["2001:db8::2/128"],
+        ["10.0.0.2/32", "2001:db8::2/128"],
+        [],
+        ['10.0.0.2/32"', "x"],  # damaged: a quote inside (not the one-address fast path)
+    ],
+)
+def test_stored_addresses_read_as_json_would(addresses):
+    """codec.addresses_from_text reads one address without the JSON parser: the same values
+    as parsing the JSON list, and anything else still goes through the parser."""
+    import json
+
+    from wggw.store.codec import addresses_from_text
+
+    text = json.dumps(addresses)
+    if any('"' in a for a in addresses):
+        with pytest.raises(ValueError):
+            addresses_from_text(text)
+        return
+    assert addresses_from_text(text) == tuple(ipaddress.ip_interface(a) for a in addresses)
