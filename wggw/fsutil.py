@@ -43,6 +43,16 @@ def atomic_write(path: str | Path, data: str | bytes, mode: int = 0o600) -> None
         raise
 
 
+def unlink_with_temps(path: str | Path) -> None:
+    """Remove `path` and any temp file `atomic_write` left beside it (a process killed
+    between writing the temp file and renaming it), so that removing a record leaves
+    nothing of it behind."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else ():
+        tmp.unlink(missing_ok=True)
+
+
 def is_private_dir(path: Path) -> bool:
     """True when no one but the owner can enter or list `path`."""
     return (path.stat().st_mode & 0o077) == 0

@@ -17,7 +17,7 @@ from wggw.core import naming, nftcanon
 from wggw.core.errors import BackendError, BackendUnavailableError
 from wggw.core.nftables import TABLE
 from wggw.core.plan import ObservedNft
-from wggw.fsutil import atomic_write, make_private_dir
+from wggw.fsutil import atomic_write, make_private_dir, unlink_with_temps
 
 
 def _nft() -> str:
@@ -127,4 +127,4 @@ def record_loaded(started: subprocess.Popen | None = None) -> None:
 
 def delete() -> None:
     load(f"table {TABLE} {{}}\ndelete table {TABLE}\n")
-    _record_path().unlink(missing_ok=True)
+    unlink_with_temps(_record_path())

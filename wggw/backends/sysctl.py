@@ -14,7 +14,7 @@ from pathlib import Path
 
 from wggw.backends import runfiles
 from wggw.core.errors import BackendError
-from wggw.fsutil import atomic_write, make_private_dir
+from wggw.fsutil import atomic_write, make_private_dir, unlink_with_temps
 
 PROC_SYS = Path("/proc/sys")
 
@@ -65,5 +65,5 @@ def restore() -> list[tuple[str, str]]:
         if read([key]).get(key) == entry["set"]:
             _write_raw(key, entry["before"])
             done.append((key, entry["before"]))
-    _record_path().unlink(missing_ok=True)
+    unlink_with_temps(_record_path())
     return done
