@@ -236,7 +236,7 @@ def ordered(items: Iterable[T]) -> list[T]:
     C-level comparison) instead of its generated __lt__, ~20,000 calls in a cold plan of
     1,000 tenants."""
     out = list(items)
-    kinds = {type(i) for i in out}
+    kinds: set[type] = {type(i) for i in out}
     if len(kinds) != 1 or not is_dataclass(next(iter(kinds))):
         return sorted(out)  # type: ignore[type-var]
     return sorted(out, key=_compared_fields(next(iter(kinds))))

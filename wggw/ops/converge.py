@@ -175,7 +175,7 @@ def _split(changes: list[Change]) -> tuple[list[Change], list[Change], list[Chan
     if cut == len(changes):
         return changes, [], []
     head = [c for c in changes[:cut] if not isinstance(c, ALONGSIDE_PEERS)]
-    side = [c for c in changes[:cut] if isinstance(c, ALONGSIDE_PEERS)]
+    side: list[Change] = [c for c in changes[:cut] if isinstance(c, ALONGSIDE_PEERS)]
     return head, side, changes[cut:]
 
 
