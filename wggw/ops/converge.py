@@ -127,8 +127,9 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
         system.apply(changes, echo)
     else:
         settle = getattr(system, "settle", None)  # the nft record, off the peers' path
+        later = {"settle": False} if settle else {}
         if head:
-            system.apply(head, echo, **({"settle": False} if settle else {}))
+            system.apply(head, echo, **later)
         for change in side + peers if echo is not None else ():  # in plan order, here
             echo_change(echo, change, line(system, change))
 
@@ -139,9 +140,7 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
                 system.apply(side, None)
             return (system.facts(), system.observe_host())
 
-        # Peers alone need no rtnetlink socket (nor may they touch the nft record).
-        set_peers = getattr(system, "apply_peers", system.apply)
-        seen = _alongside(lambda: set_peers(peers, None), side_then_look)
+        seen = _alongside(lambda: system.apply(peers, None, **later), side_then_look)
     # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
     for device, peers_kicked in endpoints.kicks(changes).items():
         system.kick(device, peers_kicked, echo)
