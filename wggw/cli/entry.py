@@ -20,7 +20,7 @@ def main() -> None:
     plain_apply = quickapply.parse(sys.argv[1:])
     if plain_apply is not None:
         gc.disable()  # as above: 10,000 peers are ~10^6 objects without a cycle
-        sys.exit(quickapply.run(plain_apply))
+        quickapply.exit_now(quickapply.run(plain_apply))
     from wggw.cli.app import main as typer_main
 
     typer_main()

@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from wggw.cli.quick import DEFAULT_STATE_DIR, STATE_DIR_ENV
 
 NOTHING = "Nothing to do: the host matches the store."  # as cli/dataplane.py prints it
+KEPT: list[Any] = []  # the last apply's result, alive until `exit_now`
 
 
 class Command(NamedTuple):
@@ -73,11 +74,25 @@ def _run(cmd: Command) -> int:
     backend = os.environ.get("WGGW_BACKEND") or None
     with open_existing(cmd.state_dir, os.environ.get("WGGW_DB") or None) as store:
         report, result = dataplane.apply(store, backend, echo)
+    KEPT.append(result)  # freed by the OS at exit (see `exit_now`)
     if not cmd.quiet:
         for line in report.lines():
             _echo(line)
         _echo(f"{len(result.changes)} change(s) applied." if result.changes else NOTHING)
     return 0
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown: what a converge of 10,000 peers leaves
+    (~10^6 objects, kept in KEPT) would be freed one by one (~50 ms); the OS takes the
+    memory back at once. The store is closed and every thread joined by now; only the
+    standard streams need flushing."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)
 
 
 def _echo(line: str) -> None:
