@@ -166,6 +166,28 @@ def test_peers_start_after_the_guards_and_alongside_routes_and_rules(monkeypatch
     assert reconcile.compute(state, fake).changes == []
 
 
+def test_a_refused_table_fails_the_apply_before_anything_changed(monkeypatch):
+    """No `nft -c` before a converge: the table's load is the first change, so a table the
+    kernel refuses leaves the host as it was (nothing created, no peer, no route)."""
+    state, fake = _state(), FakeSystem()
+    apply = fake.apply
+    checked: list[str] = []
+    monkeypatch.setattr(fake, "check_nft", checked.append)
+
+    def refusing(changes, echo=None, **kw):
+        for i, change in enumerate(changes):
+            if isinstance(change, ReplaceNft):
+                apply(changes[:i], echo)
+                raise BackendError("nftables table inet wggw: load failed: Error: syntax error")
+        apply(changes, echo)
+
+    monkeypatch.setattr(fake, "apply", refusing)
+    with pytest.raises(BackendError, match="load failed"):
+        reconcile.converge(state, fake)
+    assert fake.log == [] and fake.state == FakeSystem().state
+    assert checked == []  # the kernel's word on the load itself, not a check beforehand
+
+
 def test_no_overlap_when_something_follows_the_peers(monkeypatch):
     """A peer removal followed by deletions (a tenant removed): the host is observed after
     everything, as before."""
@@ -214,25 +236,3 @@ def test_peers_left_unset_are_still_caught(monkeypatch):
     monkeypatch.setattr(fake, "apply", lambda c, e=None: None if _peers_only(c) else apply(c, e))
     with pytest.raises(VerifyError, match="still differs"):
         reconcile.converge(state, fake)
-
-
-def test_a_refused_table_fails_the_apply_before_anything_changed(monkeypatch):
-    """No `nft -c` before a converge: the table's load is the first change, so a table the
-    kernel refuses leaves the host as it was (nothing created, no peer, no route)."""
-    state, fake = _state(), FakeSystem()
-    apply = fake.apply
-    checked: list[str] = []
-    monkeypatch.setattr(fake, "check_nft", checked.append)
-
-    def refusing(changes, echo=None, **kw):
-        for i, change in enumerate(changes):
-            if isinstance(change, ReplaceNft):
-                apply(changes[:i], echo)
-                raise BackendError("nftables table inet wggw: load failed: Error: syntax error")
-        apply(changes, echo)
-
-    monkeypatch.setattr(fake, "apply", refusing)
-    with pytest.raises(BackendError, match="load failed"):
-        reconcile.converge(state, fake)
-    assert fake.log == [] and fake.state == FakeSystem().state
-    assert checked == []  # the kernel's word on the load itself, not a check beforehand
