@@ -12,7 +12,7 @@ from typing import Any
 
 from wggw.core import audit
 from wggw.core.keys import Secret, clamp
-from wggw.core.model import Interface, Peer, RetiringKey, State, Tenant
+from wggw.core.model import Gateway, Interface, Peer, RetiringKey, State, Tenant
 
 # A stored row: sqlite3.Row from the store, or a plain mapping with the same columns.
 Row = Mapping[str, Any] | sqlite3.Row
@@ -80,6 +80,8 @@ def tenant_to_row(t: Tenant) -> dict[str, Any]:
         "uplink": t.uplink,
         "via": _dump(t.via),
         "rotate_after": t.rotate_after,
+        "gateway": t.gateway,
+        "moving_to": t.moving_to,
     }
 
 
@@ -93,6 +95,8 @@ def tenant_from_row(r: Row) -> Tenant:
         uplink=r["uplink"],
         via=_ips(r["via"]),
         rotate_after=r["rotate_after"],
+        gateway=r["gateway"],
+        moving_to=r["moving_to"],
     )
 
 
@@ -155,6 +159,7 @@ def interface_to_row(i: Interface) -> dict[str, Any]:
         "private_key": i.private_key.reveal(),
         "public_key": i.public_key,
         "mtu": i.mtu,
+        "gateways": json.dumps(list(i.gateways)),
     }
 
 
@@ -166,6 +171,21 @@ def interface_from_row(r: Row) -> Interface:
         private_key=Secret._trusted(clamp(r["private_key"])),
         public_key=r["public_key"],
         mtu=r["mtu"],
+        gateways=_names(r["gateways"]),
+    )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+def gateway_to_row(g: Gateway) -> dict[str, Any]:
+    return {"name": g.name, "uplink": g.uplink, "via": _dump(g.via), "created_at": g.created_at}
+
+
+def gateway_from_row(r: Row) -> Gateway:
+    return Gateway(
+        name=r["name"], uplink=r["uplink"], via=_ips(r["via"]), created_at=r["created_at"]
     )
 
 
@@ -183,6 +203,7 @@ def read_state(query: Callable[[str], Iterable[Row]], open_row: Callable[[str, R
             for r in query("SELECT * FROM peers ORDER BY tenant, name")
         ),
         meta={r["key"]: r["value"] for r in query("SELECT key, value FROM meta")},
+        gateways=tuple(gateway_from_row(r) for r in query("SELECT * FROM gateways ORDER BY name")),
     )
 
 

@@ -31,11 +31,12 @@ from wggw.core.errors import (
     StoreError,
     ValidationError,
 )
-from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
+from wggw.core.model import Gateway, Interface, IPAddress, Peer, State, Tenant
 from wggw.store import lock as storelock
 from wggw.store import sealed
 from wggw.store.codec import (
     addresses_from_text,
+    gateway_to_row,
     interface_from_row,
     interface_to_row,
     peer_from_row,
@@ -96,6 +97,16 @@ class PgTx(Tx):
         sets = ", ".join(f"{c} = %({c})s" for c in row if c not in keys)
         where = " AND ".join(f"{k} = %({k})s" for k in keys)
         self._changed(self._write(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what)
+
+    def add_gateway(self, gateway: Gateway) -> None:
+        self._insert("gateways", gateway_to_row(gateway))
+
+    def update_gateway(self, gateway: Gateway) -> None:
+        self._update("gateways", gateway_to_row(gateway), ("name",), "gateway", gateway.name)
+
+    def remove_gateway(self, name: str) -> None:
+        cur = self._write("DELETE FROM gateways WHERE name = %s", (name,))
+        self._changed(cur, "gateway", name)
 
     def add_interface(self, iface: Interface) -> None:
         self._insert("interfaces", interface_to_row(iface))
