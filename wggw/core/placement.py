@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wggw.core.model import Gateway, Interface, State, Tenant
+from wggw.core.model import Gateway, Interface, Peer, State, Tenant
 
 
 def tenant_gateways(t: Tenant, iface: Interface | None) -> frozenset[str | None]:
@@ -62,7 +62,7 @@ def on_gateway(state: State, gateway: str | None) -> State:
     )
 
 
-def _peers_of(state: State, names: set[str]) -> tuple:
+def _peers_of(state: State, names: set[str]) -> tuple[Peer, ...]:
     return tuple(p for p in state.peers if p.tenant in names)
 
 
