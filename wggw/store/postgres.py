@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,10 @@ from wggw.core.errors import (
     StoreError,
     ValidationError,
 )
+from wggw.core.fleet import GatewayReport, PeerReport
 from wggw.core.model import Gateway, Interface, IPAddress, Peer, State, Tenant
 from wggw.store import lock as storelock
-from wggw.store import sealed
+from wggw.store import reports, sealed
 from wggw.store.codec import (
     addresses_from_text,
     gateway_to_row,
@@ -107,6 +108,8 @@ class PgTx(Tx):
     def remove_gateway(self, name: str) -> None:
         cur = self._write("DELETE FROM gateways WHERE name = %s", (name,))
         self._changed(cur, "gateway", name)
+        for table in ("gateway_reports", "peer_reports"):
+            self._exec(f"DELETE FROM {table} WHERE gateway = %s", (name,))
 
     def add_interface(self, iface: Interface) -> None:
         self._insert("interfaces", interface_to_row(iface))
@@ -342,6 +345,34 @@ class PgStore(Store):
                 self._conn.execute("COMMIT")
             finally:
                 self._tx = None
+
+    # --- reports ----------------------------------------------------------------
+    def write_report(self, report: GatewayReport, peers: Sequence[PeerReport] = ()) -> None:
+        """Its own short transaction (or the open one): no lock, no generation bump."""
+        self._ensure()
+        with pg_errors(self.label), self._conn.transaction():
+            self._conn.execute(reports.upsert_gateway_sql("%s"), reports.gateway_values(report))
+            if peers:
+                with self._conn.cursor() as cur:
+                    cur.executemany(
+                        reports.upsert_peer_sql("%s"), [reports.peer_values(p) for p in peers]
+                    )
+
+    def reports(self) -> list[GatewayReport]:
+        self._ensure()
+        with pg_errors(self.label):
+            rows = self._conn.execute("SELECT * FROM gateway_reports ORDER BY gateway")
+            return [reports.gateway_from_row(r) for r in rows.fetchall()]
+
+    def peer_reports(self, gateway: str | None = None) -> list[PeerReport]:
+        sql = "SELECT * FROM peer_reports"
+        args: tuple[str, ...] = ()
+        if gateway is not None:
+            sql, args = sql + " WHERE gateway = %s", (gateway,)
+        self._ensure()
+        with pg_errors(self.label):
+            rows = self._conn.execute(sql + " ORDER BY gateway, public_key", args)
+            return [reports.peer_from_row(r) for r in rows.fetchall()]
 
     # --- reads ----------------------------------------------------------------
     @contextlib.contextmanager

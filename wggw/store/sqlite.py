@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from typing import Any
 from wggw import fsutil
 from wggw.core import audit
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
+from wggw.core.fleet import GatewayReport, PeerReport
 from wggw.core.model import Gateway, Interface, IPAddress, Peer, State, Tenant
-from wggw.store import actor, sealed
+from wggw.store import actor, reports, sealed
 from wggw.store import lock as storelock
 from wggw.store.codec import (
     EVENT_COLUMNS,
@@ -237,6 +238,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
+    # An agent's reports (core/fleet.py): upserted without the lock, no generation bump.
+    @abc.abstractmethod
+    def write_report(self, report: GatewayReport, peers: Sequence[PeerReport] = ()) -> None: ...
+    @abc.abstractmethod
+    def reports(self) -> list[GatewayReport]: ...
+    @abc.abstractmethod
+    def peer_reports(self, gateway: str | None = None) -> list[PeerReport]:
+        """Every peer report, or one gateway's; ordered by gateway, public key."""
+
     @abc.abstractmethod
     def close(self) -> None: ...
 
@@ -297,6 +307,8 @@ class SqliteTx(Tx):
     def remove_gateway(self, name: str) -> None:
         cur = self._db.execute("DELETE FROM gateways WHERE name = ?", (name,))
         self._changed(cur, "gateway", name)
+        for table in ("gateway_reports", "peer_reports"):
+            self._db.execute(f"DELETE FROM {table} WHERE gateway = ?", (name,))
 
     def add_interface(self, iface: Interface) -> None:
         self._insert("interfaces", interface_to_row(iface))
@@ -448,6 +460,38 @@ class SqliteStore(Store):
                 self._db.execute("COMMIT")
             finally:
                 self._tx = None
+
+    # --- reports ----------------------------------------------------------------
+    def write_report(self, report: GatewayReport, peers: Sequence[PeerReport] = ()) -> None:
+        with _sqlite_errors(self.path):
+            own = self._tx is None
+            if own:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(reports.upsert_gateway_sql("?"), reports.gateway_values(report))
+                self._db.executemany(
+                    reports.upsert_peer_sql("?"), [reports.peer_values(p) for p in peers]
+                )
+            except BaseException:
+                if own:
+                    self._db.execute("ROLLBACK")
+                raise
+            if own:
+                self._db.execute("COMMIT")
+
+    def reports(self) -> list[GatewayReport]:
+        with _sqlite_errors(self.path):
+            rows = self._db.execute("SELECT * FROM gateway_reports ORDER BY gateway")
+            return [reports.gateway_from_row(r) for r in rows]
+
+    def peer_reports(self, gateway: str | None = None) -> list[PeerReport]:
+        sql = "SELECT * FROM peer_reports"
+        args: tuple = ()
+        if gateway is not None:
+            sql, args = sql + " WHERE gateway = ?", (gateway,)
+        with _sqlite_errors(self.path):
+            rows = self._db.execute(sql + " ORDER BY gateway, public_key", args)
+            return [reports.peer_from_row(r) for r in rows]
 
     # --- reads ----------------------------------------------------------------
     def load(self) -> State:
