@@ -1,0 +1,168 @@
+"""Three gateways, one PostgreSQL store, an agent on each (issue 13), with real packets: every
+tenant leaves by its own gateway and egress, two operators write at once, PostgreSQL goes away
+and comes back under traffic, and a tenant moves between gateways under traffic. The internet
+host routes every pool back and counts every source, so a leak would be seen, not a timeout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from conftest import GATEWAYS, SCALE, TENANTS, Fleet, egress_map
+from fleetcheck import Traffic
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.1, lab=None):
+    deadline = time.monotonic() + timeout * SCALE
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            logs = "".join(
+                f"\n--- agent {g}:\n{lab.agent_text(g)[-3000:]}"
+                for g in (lab.agents if lab else ())
+            )
+            raise AssertionError(f"timed out after {timeout * SCALE:.0f}s waiting for {what}{logs}")
+        time.sleep(interval)
+
+
+def on_gateways(f: Fleet, ifname: str) -> dict[str, set[str]]:
+    """gateway -> peers' keys on `ifname` there, read from the device."""
+    return {gw: f.lab.gateways[gw].wg_peers(ifname) for gw in GATEWAYS}
+
+
+def converged_as_placed(f: Fleet) -> bool:
+    """Every gateway's devices hold exactly the peers the store places on it (and no other
+    gateway holds them)."""
+    for gw in GATEWAYS:
+        held = on_gateways(f, f.ifnames[gw])
+        if held[gw] != f.placed(gw) or any(held[o] for o in GATEWAYS if o != gw):
+            return False
+    return True
+
+
+def assert_no_wrong_source(f: Fleet, traffic: Traffic, since: float) -> None:
+    egress = egress_map()
+    seen = f.lab.seen()
+    assert not traffic.wrong(since), traffic.wrong(since)[:5]
+    assert not seen.wrong_requests(egress), seen.wrong_requests(egress)[:5]
+    assert not seen.wrong_packets(egress), seen.wrong_packets(egress)
+
+
+def test_every_tenant_leaves_by_its_own_gateway(fleet: Fleet) -> None:
+    f = fleet
+    f.lab.forget()
+    traffic = Traffic(f.lab, egress_map()).start()
+    try:
+        t0 = time.monotonic()
+        ok = traffic.wait_all_correct(t0, 20 * SCALE)
+        assert ok == set(egress_map()), f"streams with a correct answer: {sorted(ok)}"
+        assert converged_as_placed(f)
+        for gw in GATEWAYS:
+            # The egress addresses live on their own gateway's uplink only.
+            addrs = f.lab.gateways[gw].ns.ip("-br", "addr", "show", "uplink0").stdout
+            for t, (tgw, _, egress) in TENANTS.items():
+                assert (egress[0] in addrs) == (tgw == gw), (gw, t, addrs)
+        time.sleep(1.0)
+    finally:
+        traffic.stop()
+    assert_no_wrong_source(f, traffic, t0)
+
+
+OPERATORS = ("opa", "opb")
+OPERATOR_SCRIPT = Path(__file__).resolve().parent / "operator.py"
+
+
+def start_operators(f: Fleet, count: int, max_seconds: float) -> dict[str, tuple]:
+    """The two operators, started at once in the operators' namespace; name -> (proc, log)."""
+    assert f.lab.ops is not None
+    out = {}
+    for name in OPERATORS:
+        log = f.lab.workdir / f"operator-{name}.jsonl"
+        log.touch()
+        argv = [sys.executable, str(OPERATOR_SCRIPT), name, str(log), str(count),
+                str(max_seconds), *TENANTS]  # fmt: skip
+        proc = f.lab.ops.spawn(argv, marker=str(OPERATOR_SCRIPT), log=log.with_suffix(".err"),
+                               env=f.lab.env(None))  # fmt: skip
+        out[name] = (proc, log)
+    return out
+
+
+def operator_records(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def check_nothing_lost(f: Fleet, records: list[dict]) -> int:
+    """Every write the store confirmed is there, nothing it refused is; returns the count of
+    confirmed writes. A command cut off by the shutdown (neither 0 nor 69) is left unjudged."""
+    by_tenant = {t: f.peers_of(t) for t in TENANTS}
+    in_store = {f"{t}/{n}" for t, peers in by_tenant.items() for n in peers}
+    judged = 0
+    for r in records:
+        assert r["rc"] in (0, 69), f"operator command failed otherwise: {r}"
+        judged += r["rc"] == 0
+    added = {r["ref"] for r in records if r["cmd"] == "add" and r["rc"] == 0}
+    removed = {r["ref"] for r in records if r["cmd"] == "remove" and r["rc"] == 0}
+    refused = {r["ref"] for r in records if r["cmd"] == "add" and r["rc"] == 69}
+    assert added - removed <= in_store, f"confirmed and lost: {sorted(added - removed - in_store)}"
+    assert not (removed & in_store), f"removed but there: {sorted(removed & in_store)}"
+    assert not (refused & in_store), f"refused but there: {sorted(refused & in_store)}"
+    for t in TENANTS:  # concurrent allocation still gave every peer its own address
+        addrs = [a for p in f.json("peer", "list", "--tenant", t) for a in p["addresses"]]
+        assert len(addrs) == len(set(addrs)), (t, sorted(addrs))
+    return judged
+
+
+def test_operators_write_at_once_and_postgresql_restarts_under_traffic(fleet: Fleet) -> None:
+    f, lab = fleet, fleet.lab
+    assert lab.pg is not None
+    lab.forget()
+    marks = {gw: len(lab.agent_text(gw)) for gw in GATEWAYS}
+    traffic = Traffic(lab, egress_map()).start()
+    operators: dict[str, tuple] = {}
+    try:
+        t0 = time.monotonic()
+        assert traffic.wait_all_correct(t0, 20 * SCALE) == set(egress_map())
+        operators = start_operators(f, count=30, max_seconds=60 * SCALE)
+        wait_for(lambda: all(len(operator_records(log)) >= 3 for _, log in operators.values()),
+                 30, "both operators writing")  # fmt: skip
+        down_at = time.monotonic()
+        lab.pg.stop()
+        refused = f.op("peer", "add", "t1/while-down", check=False)
+        assert refused.returncode == 69, refused
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        time.sleep(3.0)
+        up_at = time.monotonic()
+        lab.pg.start()
+        # The data plane kept forwarding with the last applied state, every stream of it.
+        for key in egress_map():
+            assert traffic.correct(*key, since=down_at, until=up_at), f"{key} while down"
+        for proc, _ in operators.values():
+            proc.wait(timeout=90 * SCALE)
+        # A change made after the restart reaches its gateway (the agents listen again).
+        f.op("peer", "add", "t2/after-restart")
+        key = f.peers_of("t2")["after-restart"]
+        wait_for(lambda: key in lab.gateways["gw2"].wg_peers(f.ifnames["gw2"]), 30,
+                 "the peer added after the restart on gw2", lab=lab)  # fmt: skip
+        wait_for(
+            lambda: converged_as_placed(f),
+            30,
+            "every gateway to hold what is placed on it",
+            lab=lab,
+        )
+        assert traffic.wait_all_correct(time.monotonic(), 20 * SCALE) == set(egress_map())
+    finally:
+        traffic.stop()
+        for proc, _ in operators.values():
+            if proc.poll() is None:
+                lab.ops.procs.stop(proc.pid)  # type: ignore[union-attr]
+    for gw in GATEWAYS:
+        text = lab.agent_text(gw)[marks[gw] :]
+        assert " store state=down" in text and " store state=up" in text, (gw, text[-2000:])
+    records = [r for _, log in operators.values() for r in operator_records(log)]
+    confirmed = check_nothing_lost(f, records)
+    assert confirmed >= 20, f"only {confirmed} operator writes confirmed: {records}"
+    assert_no_wrong_source(f, traffic, t0)
