@@ -9,6 +9,7 @@ are read and dropped right after it, so they never trigger another round.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import selectors
@@ -32,6 +33,7 @@ from wggw.ops.agentclient import store_id
 
 DEBOUNCE = 0.03  # events of one fault arrive together; one reconcile for all of them
 STORE_POLL = 0.5  # the fallback when a command did not tell the agent
+STORE_POLL_LISTENING = 5.0  # ... while PostgreSQL's LISTEN tells it: only a safety net
 LOCK_RETRY = 0.05  # the store lock was busy (a command is running)
 MAX_RETRY = 30.0
 
@@ -52,6 +54,7 @@ class Agent:
         self.fleet = fleet or Fleet(None, None, metrics, log)
         self.gateway_mode = isinstance(store, fleetview.GatewayStore)
         self.sel: selectors.BaseSelector | None = None
+        self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
         self.observed: Observed | None = None  # what the last round read (peer reports)
         self.system = apply.system_for(backend)
         self.resync = resync
@@ -155,7 +158,7 @@ class Agent:
                 next_dog = now + dog
             self._fleet_tick(now)
             if now >= next_poll:
-                next_poll = now + STORE_POLL
+                next_poll = now + (STORE_POLL_LISTENING if self.listen_fd else STORE_POLL)
                 # a store that is down is probed by the LISTEN reconnects (with back-off)
                 if not self.fleet.store_down and self._store_generation() != self.applied_gen:
                     self._want("store", now)
@@ -209,25 +212,30 @@ class Agent:
 
     # --- the fleet side: LISTEN, reconnects, heartbeats (agent/fleet.py) --------------
     def _listen(self) -> None:
-        if self.sel is not None and self.fleet.listener is not None and self.fleet.listener.up:
-            self.sel.register(self.fleet.listener, selectors.EVENT_READ)
+        listener = self.fleet.listener
+        if self.sel is not None and listener is not None and listener.up:
+            listener.before_close = self._unlisten
+            self.listen_fd = self.sel.register(listener, selectors.EVENT_READ).fd
+
+    def _unlisten(self) -> None:
+        """Out of the select before its socket closes (its number may come back reused)."""
+        if self.sel is not None and self.listen_fd is not None:
+            self.sel.unregister(self.listen_fd)
+        self.listen_fd = None
 
     def _notified(self) -> None:
-        listener = self.fleet.listener
-        assert listener is not None and self.sel is not None
-        fd = self.sel.get_key(listener).fd
-        gens = self.fleet.read()
-        if gens is None:  # the connection broke: the reconnects take over
-            self.sel.unregister(fd)
-        elif any(g != self.applied_gen for g in gens):
+        gens = self.fleet.read()  # None: the connection broke, the reconnects take over
+        if gens is not None and any(g != self.applied_gen for g in gens):
             self._want("store", time.monotonic())
 
     def _fleet_tick(self, now: float) -> None:
         if self.fleet.listener is not None and self.fleet.reconnect_due(now):
-            if self.sel is not None and self.sel.get_map().get(self.fleet.listener) is not None:
-                self.sel.unregister(self.fleet.listener)  # a round found the store down
             if self.fleet.try_reconnect(now):
                 self._listen()
+                # The store's own session died with the server too, which psycopg learns on
+                # its next use: that use, here, so that the resync finds a fresh one.
+                with contextlib.suppress(WggwError):
+                    self.store.generation()
                 # Notifications sent while away are lost: everything afresh, at once.
                 self.compiled, self.live = None, {}
                 self._want("resync", now)
