@@ -82,6 +82,7 @@ def add(
     expands it), or --from-file. Many peers go in one transaction: all of them or, if one
     entry is bad, none."""
     refs = refs or []
+    _check_wait(apply)
     if not refs and from_file is None:
         raise ValidationError(
             "peer", "give TENANT/PEER (or a range like acme/dev-{1..50}) or --from-file"
@@ -148,6 +149,14 @@ def _apply_many(store, backend: str | None, tenants: set[str], as_json: bool):
             echo(line)
         echo(f"{len(result.changes)} change(s) applied.")
     return fleetwait.merged(targets)
+
+
+def _check_wait(apply: bool) -> None:
+    """A bad WGGW_FLEET_TIMEOUT is refused before anything is written."""
+    if apply:
+        from wggw.ops import fleetwait
+
+        fleetwait.timeout_from_env()
 
 
 def _wait_fleet(store, target, quiet_stdout: bool) -> None:
@@ -247,6 +256,7 @@ def remove(
     """Remove a peer (the kernel follows on `apply`, or at once with --apply)."""
     from wggw.ops import objects
 
+    _check_wait(apply)
     target = None
     with open_store(ctx) as store:
         with store.locked():

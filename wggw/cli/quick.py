@@ -105,9 +105,10 @@ def run(cmd: Command) -> int:
 
 def _run(cmd: Command, echo: Echo) -> int:
     from wggw.cli import plain
-    from wggw.ops import objects
+    from wggw.ops import fleetwait, objects
     from wggw.ops.state import open_existing
 
+    fleetwait.timeout_from_env()  # a bad WGGW_FLEET_TIMEOUT: refused before any write
     backend = os.environ.get("WGGW_BACKEND") or None
     with open_existing(cmd.state_dir) as store:
         with store.locked():
@@ -120,8 +121,6 @@ def _run(cmd: Command, echo: Echo) -> int:
                 keys = {gone.public_key} | ({gone.retiring.public_key} if gone.retiring else set())
                 target = apply_peer(store, backend, gone.tenant, None, keys, echo)
         if target is not None:
-            from wggw.ops import fleetwait
-
             fleetwait.wait_for_peer(store, target, echo)
         if cmd.verb != "add":
             return 0

@@ -140,6 +140,6 @@ def _timeout_line(
 def wait_for_peer(store, target: Target, echo: Echo = None) -> None:
     """`peer add/remove --apply` on a fleet: wait until every gateway holding the tenant
     has applied it (the store lock is released by then)."""
-    wait(store, target, timeout_from_env(), what="the peer change")
+    wait(store, target, timeout_from_env(), what="the peer change (committed to the store)")
     if echo:
         echo(f"applied on {', '.join(target.gateways)} (generation {target.generation}).")
