@@ -61,46 +61,8 @@ class Fleet:
 
 
 def _place_gateways(f: Fleet) -> None:
-    from wggw.lab.netns import run
-
     for gw in GATEWAYS:
-        assert f.lab.ops is not None
-        run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                f.lab.ops.name,
-                sys.executable,
-                str(HERE / "place.py"),
-                "gateway",
-                gw,
-                UPLINK_DEV,
-                INET_V4,
-                INET_V6,
-            ],
-            env=f.lab.env(None),
-        )  # INTERIM
-
-
-def _place_interface(f: Fleet, ifname: str, gw: str) -> None:
-    from wggw.lab.netns import run
-
-    assert f.lab.ops is not None
-    run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            f.lab.ops.name,
-            sys.executable,
-            str(HERE / "place.py"),
-            "interface",
-            ifname,
-            gw,
-        ],
-        env=f.lab.env(None),
-    )  # INTERIM
+        f.op("gateway", "add", gw, "--uplink", UPLINK_DEV, "--via", INET_V4, "--via", INET_V6)
 
 
 def _configure(f: Fleet) -> None:
@@ -113,8 +75,7 @@ def _configure(f: Fleet) -> None:
         ifname, port = lab.box.ifname(), 51820 + i
         f.ifnames[gw], f.ports[gw] = ifname, port
         f.op("interface", "add", ifname, "--listen-port", str(port),
-             "--endpoint", f"{host.underlay_ip}:{port}")  # fmt: skip
-        _place_interface(f, ifname, gw)
+             "--endpoint", f"{host.underlay_ip}:{port}", "--gateway", gw)  # fmt: skip
         f.gw_keys[ifname] = f.json("interface", "show", ifname)["public_key"]
     for tenant, (gw, pools, egress) in TENANTS.items():
         args = [f"--pool={p}" for p in pools] + [f"--egress={e}" for e in egress]
@@ -147,3 +108,11 @@ def fleet() -> Iterator[Fleet]:
             left = lab.box.leftovers() if lab.box else []
             if problems or left:
                 raise LabError(f"fleet lab teardown: {problems} left: {left}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The figures the fleet tests measured (the tenant move's gap), after the results."""
+    from test_fleet import FIGURES
+
+    for name, text in FIGURES.items():
+        terminalreporter.write_line(f"fleet: {name}: {text}")
