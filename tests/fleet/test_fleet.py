@@ -127,7 +127,7 @@ def test_operators_write_at_once_and_postgresql_restarts_under_traffic(fleet: Fl
     try:
         t0 = time.monotonic()
         assert traffic.wait_all_correct(t0, 20 * SCALE) == set(egress_map())
-        operators = start_operators(f, count=30, max_seconds=60 * SCALE)
+        operators = start_operators(f, count=24, max_seconds=60 * SCALE)
         wait_for(lambda: all(len(operator_records(log)) >= 3 for _, log in operators.values()),
                  30, "both operators writing")  # fmt: skip
         down_at = time.monotonic()
@@ -156,6 +156,8 @@ def test_operators_write_at_once_and_postgresql_restarts_under_traffic(fleet: Fl
             "every gateway to hold what is placed on it",
             lab=lab,
         )
+        # ...and the agents report again: every gateway healthy and caught up.
+        wait_for(lambda: f.json("status", "--fleet")["converged"], 30, "status --fleet", lab=lab)
         assert traffic.wait_all_correct(time.monotonic(), 20 * SCALE) == set(egress_map())
     finally:
         traffic.stop()
@@ -167,7 +169,7 @@ def test_operators_write_at_once_and_postgresql_restarts_under_traffic(fleet: Fl
         assert " store state=down" in text and " store state=up" in text, (gw, text[-2000:])
     records = [r for _, log in operators.values() for r in operator_records(log)]
     confirmed = check_nothing_lost(f, records)
-    assert confirmed >= 20, f"only {confirmed} operator writes confirmed: {records}"
+    assert confirmed >= 16, f"only {confirmed} operator writes confirmed: {records}"
     assert_no_wrong_source(f, traffic, t0)
 
 
