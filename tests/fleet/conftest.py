@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from wggwtest import require_netns
 
 from wggw.lab import pgcluster
 from wggw.lab.fleet import INET_V4, INET_V6, UPLINK_DEV, FleetLab
 from wggw.lab.netns import LabError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from wggwtest import require_netns  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 GATEWAYS = ("gw1", "gw2", "gw3")
 # tenant -> (gateway, pools, egress); the client namespace is named after the tenant.
 TENANTS = {
