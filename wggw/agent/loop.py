@@ -52,7 +52,8 @@ class Agent:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
         # PostgreSQL's LISTEN, the store's up/down state, a gateway's reports (agent/fleet.py)
         self.fleet = fleet or Fleet(None, None, metrics, log)
-        self.gateway_mode = isinstance(store, fleetview.GatewayStore)
+        # A round under the gateway's lock only (agent/fleetview.py): others commit meanwhile.
+        self.exclusive = fleetview.round_holds_store_lock(store)
         self.sel: selectors.BaseSelector | None = None
         self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
         self.observed: Observed | None = None  # what the last round read (peer reports)
@@ -340,9 +341,9 @@ class Agent:
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
         new = self.store.generation()
-        if self.gateway_mode and new != gen + 1:
-            # No command lock held (fleetview): another commit may have come in between;
-            # left unapplied, so the next round looks at the store again.
+        if not self.exclusive and new != gen + 1:
+            # Another commit came in between (PostgreSQL bumps once per commit): left
+            # unapplied, so that the next round reads the store again.
             return gen
         if self.applied_gen == gen:
             self.applied_gen = new
