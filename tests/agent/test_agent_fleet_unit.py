@@ -149,3 +149,27 @@ def test_reconnect_backoff_is_capped_and_jittered() -> None:
         assert ceiling / 2 <= d <= ceiling
     spread = {round(backoff_delay(8, random.Random(seed)), 6) for seed in range(20)}
     assert len(spread) > 10  # agents coming back together do not retry in lockstep
+
+
+def test_store_delta_is_the_touched_peers_only(gw, cli, state_dir) -> None:
+    from wggw.agent import onepeer, storedelta
+    from wggw.core.plan import RemovePeer, UpsertPeer
+
+    _fleet_store(gw, cli, state_dir)
+    with open_store(state_dir) as store:
+        view = fleetview.GatewayStore(store, "gw1")
+        old = view.load()
+        live = onepeer.live_tenants(old)
+        added = objects.add_peer(store, "acme/a2")
+        new = view.load()
+        [change] = storedelta.peer_delta(old, new, live)
+        assert isinstance(change, UpsertPeer) and change.peer.public_key == added.public_key
+        assert storedelta.peer_delta(new, new, live) == []
+        objects.add_peer(store, "globex/g9")  # another gateway's tenant: not in this cut
+        assert storedelta.peer_delta(new, view.load(), live) == []
+        objects.remove_peer(store, "acme/a2")
+        [change] = storedelta.peer_delta(new, view.load(), live)
+        assert isinstance(change, RemovePeer) and change.public_key == added.public_key
+        assert storedelta.peer_delta(old, new, {}) is None  # acme not live: the full round
+        cli("tenant", "add", "initech", "--pool", "10.30.0.0/24", "--egress", "203.0.113.30")
+        assert storedelta.peer_delta(old, view.load(), live) is None  # not peers only

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from wggw.agent import apply, fleetview, onepeer, sdnotify
+from wggw.agent import apply, fleetview, onepeer, sdnotify, storedelta
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
 from wggw.agent.fleet import Fleet
@@ -57,6 +57,9 @@ class Agent:
         self.sel: selectors.BaseSelector | None = None
         self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
         self.observed: Observed | None = None  # what the last round read (peer reports)
+        # (generation, state) the host was last converged to: a store change that touched
+        # only peers is applied as their delta against it (agent/storedelta.py).
+        self.delta_base: tuple[int, object] | None = None
         self.system = apply.system_for(backend)
         self.resync = resync
         self.backoff = backoff or Backoff()
@@ -120,6 +123,7 @@ class Agent:
                 gen = self._audit(result.changes, "start", self.store.generation())
                 state, observed = self.store.load(), result.observed
                 self._keep(gen, state, result)
+                self.delta_base = (gen, state)
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
@@ -262,6 +266,7 @@ class Agent:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
             return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
+            self.reasons, self.due = set(), None  # also when the lock itself failed (no store)
             error = self._failed("+".join(sorted(reasons)), e)
         else:
             if self.due is not None:
@@ -274,6 +279,9 @@ class Agent:
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
         gen = self.store.generation()
         store_changed = gen != self.applied_gen
+        if store_changed and reasons == {"store"} and self._store_delta(gen, started):
+            return
+        self.delta_base = None  # set again below once this round has converged
         trigger = "store" if store_changed else ("resync" if "resync" in reasons else "drift")
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
@@ -321,6 +329,27 @@ class Agent:
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
+        self.delta_base = (gen, state)
+
+    def _store_delta(self, gen: int, started: float) -> bool:
+        """A peers-only store change as a delta (agent/storedelta.py); False: not one, the
+        full round follows. Only where commits arrive by NOTIFY from anywhere (PostgreSQL):
+        on one host the CLI hands a peer change to the agent itself."""
+        base = self.delta_base
+        if base is None or self.fleet.listener is None or not self.live:
+            return False
+        state = self.store.load()
+        changes = storedelta.peer_delta(base[1], state, self.live)  # type: ignore[arg-type]
+        if changes is None:
+            return False
+        if changes:
+            apply_peers = getattr(self.system, "apply_peers", None)  # the fake has none
+            (apply_peers or self.system.apply)(changes, self._echo("store"))
+            self._drain()
+        self.delta_base, self.observed = (gen, state), None
+        self._track(state)
+        self._converged(gen, time.monotonic() - started, "store", len(changes))
+        return True
 
     def _audit(self, applied: list, trigger: str, gen: int) -> int:
         """Record what the agent changed on the host of its own accord (drift repaired, or
