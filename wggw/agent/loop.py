@@ -308,7 +308,6 @@ class Agent:
             previous=cached[2] if cached is not None else None,
             keep=kept.append,
         )
-        self.observed = kept[-1].observed if kept else None  # the peers' figures: reports
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
@@ -318,6 +317,7 @@ class Agent:
         # Kept under the generation after our own audit record (it changes no desired state),
         # so the next resync reuses it.
         self._keep(gen, state, kept[-1])
+        self.observed = kept[-1].observed  # the peers' figures, for the reports
         self._report_contested(held)
         self._track(state, held + left)
         if left:  # undone at once: try again, rationed by the back-off like any repair
