@@ -413,4 +413,12 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                 f"{pa['postgresql']['cli_peer_add_vs_sqlite']}x",
             )
         )
+        out.append(
+            (
+                "peer add in-process PostgreSQL vs SQLite",
+                f"{pa['postgresql']['op_peer_add_s']['median'] * 1000:.1f} ms",
+                f"{pa['sqlite']['op_peer_add_s']['median'] * 1000:.1f} ms",
+                f"{pa['postgresql']['op_peer_add_vs_sqlite']}x",
+            )
+        )
     return out
