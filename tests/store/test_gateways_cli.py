@@ -212,6 +212,14 @@ def test_apply_and_plan_on_a_gateway_act_on_its_part_only(fleet, cli, state_dir)
         local = FakeSystem()
         dataplane.apply(store, system=local)  # no --gateway: what is placed on no gateway
         assert set(local.state.wg) == {"wg0"}
+        # `rotate` converges the same part after rotating in the store
+        from wggw.ops import rotation
+
+        for gateway, wanted in ((None, {"wg0"}), ("gw2", {"wg1"})):
+            host = FakeSystem()
+            rotation.rotate(store, host, time.time(), older_than=0, grace=0, selected=None,
+                            out=None, notify=None, dry_run=False, gateway=gateway)  # fmt: skip
+            assert set(host.state.wg) == wanted
     out = cli("--gateway", "gw9", "plan", code=2).output
     assert "no gateway named 'gw9'" in out
 
