@@ -71,7 +71,8 @@ def test_wait_returns_once_reported_and_times_out_with_one_line():
     got = fleetwait.wait(store, Target(("gw1",), 10), 5, clock=lambda: clock[0], sleep=sleep)
     assert got == {"gw1": OK} and store.calls == 3 and slept == [0.02, 0.04]
     clock[0], slept[:] = 0.0, []
-    store = Reports([replace(OK, generation=3, healthy=False, error="nft: boom")])
+    fresh = replace(OK, generation=3, healthy=False, error="nft: boom", reported_at=time.time())
+    store = Reports([fresh])  # reported just now: unhealthy, not stale
     with pytest.raises(FleetWaitError) as e:
         fleetwait.wait(store, Target(("gw1",), 10), 2, clock=lambda: clock[0], sleep=sleep)
     line = str(e.value)
