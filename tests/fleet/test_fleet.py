@@ -265,3 +265,30 @@ def test_tenant_moves_between_gateways_under_traffic(fleet: Fleet) -> None:
     # 0.5 s timeout), about 1 s; the bound leaves room for a loaded machine.
     assert max(gaps.values()) < 5 * SCALE, FIGURES["tenant move"]
     assert others < 2 * SCALE, FIGURES["tenant move"]
+
+
+_LEAK = (
+    "import socket, sys\n"
+    "s = socket.create_connection((sys.argv[2], 80), timeout=3, source_address=(sys.argv[1], 0))\n"
+    "s.sendall(b'GET /t1/4/999999 HTTP/1.0\\r\\n\\r\\n')\n"
+    "print(s.recv(200).decode().split()[-1])\n"
+)
+
+
+def test_the_internet_host_sees_a_leak(fleet: Fleet) -> None:
+    """The checks above can fail: a request of "t1" from an address that is no tenant's egress
+    (a local socket on gw1, outside wggw's pools) is answered, as the internet host routes it
+    back, and counted as a wrong source by both records."""
+    lab, gw1 = fleet.lab, fleet.lab.gateways["gw1"]
+    leak = "192.0.2.99"
+    lab.forget()
+    gw1.ns.ip("addr", "add", f"{leak}/32", "dev", "lo")
+    try:
+        lab.route_back([f"{leak}/32"], "gw1")
+        res = gw1.ns.run([sys.executable, "-c", _LEAK, leak, "203.0.113.254"], timeout=10)
+    finally:
+        gw1.ns.ip("addr", "del", f"{leak}/32", "dev", "lo")
+    assert res.stdout.strip() == leak  # answered, not a timeout
+    seen = lab.seen()
+    assert seen.wrong_packets(egress_map()).get(leak, 0) >= 1, seen.packets
+    assert (leak, "t1", 4, 999999) in seen.wrong_requests(egress_map()), seen.requests
