@@ -132,7 +132,7 @@ def test_guard_and_snat_are_the_same_on_both_gateways_and_the_endpoint_leaves_fr
     # the tenant's SNAT and fail-closed guard do not depend on holding the address
     for line in ("10.10.0.0/24 : 203.0.113.10", "10.10.0.0/24 . 203.0.113.10"):
         assert line in ha_text and line in single
-    rule = "udp sport 51820 ip saddr != 192.0.2.10 snat ip to 192.0.2.10"
+    rule = "udp sport 51820 ip saddr != 192.0.2.10 ip saddr set 192.0.2.10"
     assert rule in ha_text and rule not in single
     assert render(_state()).digest != render(_state(gateways=("gw1",))).digest
 
