@@ -373,7 +373,7 @@ class Agent:
         if op == "ping":
             return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
         if op == "health":  # keepalived's track script (agent/hahook.py)
-            return self.ha.health(self.system)
+            return self.ha.health()
         if op == "ha":  # keepalived's notify: a VRRP state change (MASTER: kick the peers)
             reply = self.ha.notify(request, self.store, self.system)
             self._drain()
