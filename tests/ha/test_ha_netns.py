@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,6 @@ from wggwtest import require_netns  # noqa: E402
 
 from wggw.backends import runfiles  # noqa: E402
 from wggw.core.fleet import GatewayReport, PeerReport  # noqa: E402
-from wggw.core.model import Gateway  # noqa: E402
 from wggw.lab.netns import wait_until  # noqa: E402
 from wggw.lab.topology import INET_URL_V4, INET_URL_V6, Lab, new_ifname  # noqa: E402
 from wggw.store.select import open_store  # noqa: E402
@@ -41,6 +40,7 @@ ENDPOINT = "198.51.100.10"  # on the clients' segment (the lab's underlay bridge
 EGRESS = ("203.0.113.10", "2001:db8:ffff::10")
 EGRESS2 = "203.0.113.20"
 KEEPALIVED = "/usr/sbin/keepalived"
+GW1 = {"WGGW_GATEWAY": "gw1"}  # on a gateway host, wggw acts for that gateway
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +126,10 @@ def _setup_store(lab: Lab, ifname: str) -> None:
     lab.wggw("tenant", "add", "acme", *pools, *egress, "--uplink", lab.uplink_dev)
     for peer in ("laptop", "quiet"):
         lab.wggw("peer", "add", f"acme/{peer}")
-    # The interface on two gateways, gw1 first (what `interface set --gateway` will write).
-    with open_store(lab.state_dir) as store, store.locked(), store.transaction() as tx:
-        tx.add_gateway(Gateway("gw1", created_at=time.time()))
-        tx.add_gateway(Gateway("gw2", created_at=time.time()))
-        iface = tx.interface(ifname)
-        assert iface is not None
-        tx.update_interface(replace(iface, gateways=("gw1", "gw2")))
+    # The interface on two gateways, gw1 first.
+    for gw in ("gw1", "gw2"):
+        lab.wggw("gateway", "add", gw)
+    lab.wggw("interface", "set", ifname, "--gateway", "gw1", "--gateway", "gw2")
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +143,7 @@ def ha(require_root: None) -> Iterator[HaLab]:
         hl: HaLab | None = None
         try:
             _setup_store(lab, ifname)
-            agent = Proc(lab, lab.wggw_argv("agent"), "agent", {"WGGW_GATEWAY": "gw1"})
+            agent = Proc(lab, lab.wggw_argv("agent"), "agent", GW1)
             procs.append(agent)
             agent.wait_log("converged trigger=start", 30)
             hl = HaLab(lab, ifname, agent)
@@ -180,7 +177,7 @@ def test_keepalived_holds_the_addresses_and_wggw_does_not_fight_it(ha: HaLab) ->
     ha.start_keepalived()
     wait_until(lambda: ha.holds(ENDPOINT, *EGRESS), timeout=10 * SCALE, what="the VIPs")
     ha.agent.wait_log(f"vrrp interface={ha.ifname} state=MASTER", 10)
-    applied = ha.lab.wggw("apply").stdout
+    applied = ha.lab.wggw("apply", env=GW1).stdout
     assert "Nothing to do" in applied, applied
     time.sleep(1.0)  # a round the address events might have caused
     assert ha.holds(ENDPOINT, *EGRESS)
@@ -252,7 +249,7 @@ def test_a_standby_forwards_only_with_the_tenant_egress(ha: HaLab) -> None:
     wait_until(
         lambda: ha.holds_none(ENDPOINT, *EGRESS), timeout=10 * SCALE, what="addresses released"
     )
-    assert "Nothing to do" in ha.lab.wggw("apply").stdout  # nor does wggw want them back
+    assert "Nothing to do" in ha.lab.wggw("apply", env=GW1).stdout  # nor does wggw want them back
     _capture_table(ha)
     client = ha.lab.client("acme")
     # Nothing reaches a standby's tunnel normally (the endpoint address is elsewhere); a
