@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -213,3 +214,22 @@ def test_config_is_written_and_reloaded_only_when_it_changes(tmp_path) -> None:
         child.wait(timeout=10)
     assert hup == ["HUP\n"] * 3
     assert hops.sync_config("c\n", conf, pidfile) is True  # nobody to reload: written anyway
+
+
+def test_keepalived_unit_verifies(tmp_path) -> None:
+    """templates/wggw-keepalived.service passes `systemd-analyze verify` and uses wggw's files."""
+    unit = Path(__file__).resolve().parents[2] / "templates" / "wggw-keepalived.service"
+    text = unit.read_text()
+    for part in ("--use-file /run/wggw/keepalived.conf", "--pid /run/wggw/keepalived.pid"):
+        assert part in text  # the paths ops/ha.py writes and signals (WGGW_RUN_DIR=/run/wggw)
+    assert hops.conf_path().name == "keepalived.conf" and hops.pid_path().name == "keepalived.pid"
+    if shutil.which("systemd-analyze") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze missing (Debian package systemd; scripts/install-deps)")
+        pytest.skip("systemd-analyze missing (Debian package systemd)")
+    copy = tmp_path / unit.name
+    copy.write_text(text)
+    res = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
