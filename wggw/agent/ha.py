@@ -39,6 +39,7 @@ class HaAgent:
         self.converged = False  # the last round converged (set by the loop)
         self.state: State | None = None
         self.uplinks: frozenset[str] = frozenset()
+        self.floating: frozenset[str] = frozenset()  # addresses keepalived moves: not drift
         self.role: dict[str, str] = {}  # interface -> MASTER/BACKUP/FAULT, as keepalived said
 
     def after_round(self, state, system) -> None:
@@ -46,6 +47,7 @@ class HaAgent:
         self.state = state
         if self.settings is None:
             return
+        self.floating = core_ha.floating_addresses(state)
         if not any(core_ha.is_ha(i) for i in state.interfaces) and not ha.conf_path().exists():
             return  # nothing of HA here: no work per round
         try:

@@ -204,6 +204,8 @@ class Agent:
             return e.table is not None and (naming.owns_table(e.table) or e.table == 254)
         if e.kind == "link":
             return e.ifname is None or e.ifname in self.watched
+        if e.address is not None and e.address in self.ha.floating:
+            return False  # keepalived moving a floating address: no round (the kick waits)
         # addresses: wggw's own ride on its interfaces and the uplinks (others: docker, SLAAC)
         return not self.watched_index or e.ifindex in self.watched_index
 
