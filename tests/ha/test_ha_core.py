@@ -233,3 +233,50 @@ def test_keepalived_unit_verifies(tmp_path) -> None:
         ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+
+
+def _hook(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-I", str(hops.HOOK), *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_hook_fails_closed_without_an_agent_and_passes_what_it_answers(tmp_path) -> None:
+    import json
+    import socket
+    import threading
+
+    gone = tmp_path / "none.sock"
+    res = _hook("check", str(gone))
+    assert res.returncode == 1 and "does not answer" in res.stderr
+    assert _hook("notify", str(gone), "INSTANCE", "wggw_wg0", "MASTER", "200").returncode == 1
+    assert _hook("bogus").returncode == 2
+    path = tmp_path / "agent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    replies = [{"ok": False, "reason": "uplink down: up0"}, {"ok": True}, {"ok": True}]
+    asked: list[dict] = []
+
+    def serve() -> None:
+        for reply in replies:
+            conn, _ = server.accept()
+            with conn:
+                asked.append(json.loads(conn.makefile().readline()))
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        res = _hook("check", str(path))
+        assert res.returncode == 1 and "uplink down: up0" in res.stderr
+        assert _hook("check", str(path)).returncode == 0
+        assert _hook("notify", str(path), "INSTANCE", "wggw_wg0", "MASTER", "200").returncode == 0
+        thread.join(10)
+    finally:
+        server.close()
+    assert asked == [
+        {"op": "health"},
+        {"op": "health"},
+        {"op": "ha", "type": "INSTANCE", "instance": "wggw_wg0", "state": "MASTER"},
+    ]
