@@ -255,7 +255,11 @@ def test_hook_fails_closed_without_an_agent_and_passes_what_it_answers(tmp_path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
     server.listen(4)
-    replies = [{"ok": False, "reason": "uplink down: up0"}, {"ok": True}, {"ok": True}]
+    replies = [
+        {"ok": True, "healthy": False, "reason": "uplink down: up0"},
+        {"ok": True, "healthy": True},
+        {"ok": True},
+    ]
     asked: list[dict] = []
 
     def serve() -> None:

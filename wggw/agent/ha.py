@@ -62,12 +62,12 @@ class HaAgent:
 
     def health(self) -> dict:
         if self.state is None:
-            return {"ok": False, "reason": "no round yet"}
+            return {"healthy": False, "reason": "no round yet"}
         try:
             ok, reason = ha.healthy(self.uplinks, self.converged)
         except Exception as e:  # noqa: BLE001 - a host we cannot read is not healthy
             ok, reason = False, f"cannot read the host: {e}"
-        return {"ok": ok, "reason": reason}
+        return {"healthy": ok, "reason": reason}
 
     def notify(self, request: dict, store, system) -> dict:
         """keepalived's notify: a VRRP instance changed state. MASTER: kick the peers."""

@@ -456,15 +456,14 @@ class Agent:
             state = self.compiled[1] if self.compiled is not None else None
             details = self.fleet.health(self.system, state)
             mine = self.ha.health()  # converged, and the uplinks of the floating tenants
-            healthy = bool(details["healthy"]) and bool(mine["ok"])
-            reason = mine["reason"] if not mine["ok"] else details["uplink"] or details["error"]
-            # "ok" is the answer keepalived's check reads (and, as in every reply, "answered")
+            healthy = bool(details["healthy"]) and bool(mine["healthy"])
+            reason = details["uplink"] or details["error"] if mine["healthy"] else mine["reason"]
             return {
                 **details,
+                "ok": True,  # answered (as in every reply); the check reads "healthy"
                 "lines": [],
                 "generation": self.applied_gen,
                 "healthy": healthy,
-                "ok": healthy,
                 "reason": reason or "ok",
             }
         if op == "ha":  # keepalived's notify: a VRRP state change (MASTER: kick the peers)
