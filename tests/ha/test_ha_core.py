@@ -284,3 +284,18 @@ def test_hook_fails_closed_without_an_agent_and_passes_what_it_answers(tmp_path)
         {"op": "health"},
         {"op": "ha", "type": "INSTANCE", "instance": "wggw_wg0", "state": "MASTER"},
     ]
+
+
+def test_an_ipv6_only_interface_advertises_over_ipv6() -> None:
+    base = _state(endpoint="[2001:db8:5::10]:51820")
+    v6 = replace(
+        base,
+        tenants=(
+            replace(base.tenants[0], pools=(net("fd00:10::/64"),), egress=(ip("2001:db8::a"),)),
+        ),
+    )
+    connected = {"cl0": [ipaddress.ip_interface("2001:db8:5::2/64")]}
+    [inst] = ha.instances(v6, "gw2", FACTS, connected)
+    assert [v.cidr for v in inst.advertised] == ["2001:db8:5::10/128", "2001:db8::a/128"]
+    assert inst.excluded == () and inst.vips[0].dev == "cl0"
+    assert inst.interface == "up0"  # the tenant's v6 uplink

@@ -10,6 +10,7 @@ nopreempt), WGGW_HA_ADVERT_INT (seconds, default 0.5).
 from __future__ import annotations
 
 import os
+import time
 
 from wggw.core import ha as core_ha
 from wggw.core.errors import ValidationError, WggwError
@@ -76,6 +77,7 @@ class HaAgent:
         if iface is None:
             return {"ok": False, "error": f"not a wggw instance: {request.get('instance')!r}"}
         self.role[iface] = role
+        started = time.monotonic()
         kicked = 0
         lines: list[str] = []
         if role == "MASTER" and self.state is not None:
@@ -84,5 +86,6 @@ class HaAgent:
             except WggwError as e:
                 self.log("error", trigger="takeover", error=str(e))
                 return {"ok": False, "error": str(e)}
-        self.log("vrrp", interface=iface, state=role, kicked=kicked)
+        ms = round((time.monotonic() - started) * 1000, 1)
+        self.log("vrrp", interface=iface, state=role, kicked=kicked, ms=ms)
         return {"ok": True, "lines": lines, "kicked": kicked}
