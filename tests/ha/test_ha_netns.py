@@ -40,7 +40,10 @@ ENDPOINT = "198.51.100.10"  # on the clients' segment (the lab's underlay bridge
 EGRESS = ("203.0.113.10", "2001:db8:ffff::10")
 EGRESS2 = "203.0.113.20"
 KEEPALIVED = "/usr/sbin/keepalived"
-GW1 = {"WGGW_GATEWAY": "gw1"}  # on a gateway host, wggw acts for that gateway
+GW1 = {"WGGW_GATEWAY": "gw1"}
+METRICS_PORT = (
+    9586  # inside the lab's gateway namespace  # on a gateway host, wggw acts for that gateway
+)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +146,8 @@ def ha(require_root: None) -> Iterator[HaLab]:
         hl: HaLab | None = None
         try:
             _setup_store(lab, ifname)
-            agent = Proc(lab, lab.wggw_argv("agent"), "agent", GW1)
+            argv = lab.wggw_argv("agent", "--metrics-listen", f"127.0.0.1:{METRICS_PORT}")
+            agent = Proc(lab, argv, "agent", GW1)
             procs.append(agent)
             agent.wait_log("converged trigger=start", 30)
             hl = HaLab(lab, ifname, agent)
@@ -299,3 +303,10 @@ def test_takeover_starts_a_handshake_with_a_silent_client(ha: HaLab) -> None:
     endpoints = quiet.run(["wg", "show", wg, "endpoints"]).stdout.split()[1]
     assert endpoints == f"{ENDPOINT}:51820"
     assert quiet.fetch(INET_URL_V4, timeout=2.0).strip() == EGRESS[0]  # first try answers
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    metrics = lab.gw.run(["curl", "-sf", url]).stdout
+    assert f'wggw_ha_master{{interface="{ha.ifname}"}} 1.0' in metrics
+    kicked = [
+        line for line in metrics.splitlines() if line.startswith("wggw_ha_kicked_peers_total")
+    ]
+    assert kicked and float(kicked[0].split()[-1]) >= 1, kicked

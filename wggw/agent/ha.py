@@ -33,9 +33,9 @@ def settings_from_env(gateway: str) -> ha.Settings:
 
 
 class HaAgent:
-    def __init__(self, gateway: str | None, log) -> None:
+    def __init__(self, gateway: str | None, log, metrics=None) -> None:
         self.gateway = gateway
-        self.log = log
+        self.log, self.metrics = log, metrics
         self.settings = settings_from_env(gateway) if gateway else None
         self.converged = False  # the last round converged (set by the loop)
         self.state: State | None = None
@@ -86,6 +86,9 @@ class HaAgent:
             except WggwError as e:
                 self.log("error", trigger="takeover", error=str(e))
                 return {"ok": False, "error": str(e)}
+        if self.metrics is not None:
+            self.metrics.ha_master.labels(iface).set(1 if role == "MASTER" else 0)
+            self.metrics.ha_kicked.inc(kicked)
         ms = round((time.monotonic() - started) * 1000, 1)
         self.log("vrrp", interface=iface, state=role, kicked=kicked, ms=ms)
         return {"ok": True, "lines": lines, "kicked": kicked}

@@ -75,7 +75,8 @@ class Agent:
         self.compiled: tuple[int, object, reconcile.Result] | None = None
         self.next_resync = time.monotonic() + resync
         # High availability (issue 14): keepalived's config and the health it tracks.
-        self.ha = HaAgent(self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None, log)
+        gateway = self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None
+        self.ha = HaAgent(gateway, log, metrics)
 
     # --- life cycle -----------------------------------------------------------
     def run(self) -> int:
