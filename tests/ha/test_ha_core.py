@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from wggwtest import require_netns
 
 from wggw.core import ha
 from wggw.core.desired import compile_state
@@ -167,8 +168,7 @@ def test_keepalived_config_renders_and_keepalived_accepts_it(tmp_path) -> None:
     assert backup is not None and "state BACKUP" in backup and "priority 190" in backup
     assert hops.render_config(_state(gateways=("gw1",)), hops.Settings("gw1"), FACTS, {}) is None
     keepalived = shutil.which("keepalived") or "/usr/sbin/keepalived"
-    if os.geteuid() != 0:
-        pytest.skip("keepalived -t needs root")
+    require_netns("keepalived -t", ("ip", "keepalived", "unshare"))
     for conf in (text, calm):
         path = tmp_path / "k.conf"
         path.write_text(conf)
@@ -299,3 +299,19 @@ def test_an_ipv6_only_interface_advertises_over_ipv6() -> None:
     assert [v.cidr for v in inst.advertised] == ["2001:db8:5::10/128", "2001:db8::a/128"]
     assert inst.excluded == () and inst.vips[0].dev == "cl0"
     assert inst.interface == "up0"  # the tenant's v6 uplink
+
+
+@pytest.mark.parametrize("endpoint", ["192.0.2.10:51820", "[2001:db8:5::10]:51820"])
+def test_the_endpoint_source_rule_loads(endpoint: str) -> None:
+    """The nft text with the ha_endpoint chain passes the kernel's own parser (nft -c), v4/v6."""
+    require_netns("nft -c of the HA table", ("nft", "unshare"))
+    text = render(_state(endpoint=endpoint)).text
+    assert "chain ha_endpoint" in text
+    run = subprocess.run(
+        ["unshare", "-n", "nft", "-c", "-f", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
