@@ -315,3 +315,17 @@ def test_the_endpoint_source_rule_loads(endpoint: str) -> None:
         timeout=30,
     )
     assert run.returncode == 0, run.stderr
+
+
+def test_vrrp_settings_from_the_environment(monkeypatch) -> None:
+    from wggw.agent.ha import settings_from_env
+
+    monkeypatch.setenv("WGGW_HA_FAILBACK", "nopreempt")
+    monkeypatch.setenv("WGGW_HA_ADVERT_INT", "0.2")
+    got = settings_from_env("gw1")
+    assert (got.gateway, got.failback, got.advert_int) == ("gw1", "nopreempt", 0.2)
+    for name, bad in (("WGGW_HA_FAILBACK", "later"), ("WGGW_HA_ADVERT_INT", "fast")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValidationError, match=name):
+            settings_from_env("gw1")
+        monkeypatch.delenv(name)
