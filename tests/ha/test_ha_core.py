@@ -136,6 +136,8 @@ def test_guard_and_snat_are_the_same_on_both_gateways_and_the_endpoint_leaves_fr
         assert line in ha_text and line in single
     rule = "udp sport 51820 ip saddr != 192.0.2.10 ip saddr set 192.0.2.10"
     assert rule in ha_text and rule not in single
+    # only the host's own packets: a tenant's forwarded one from port 51820 keeps its egress
+    assert "chain ha_endpoint {\n\t\ttype filter hook output priority filter;" in ha_text
     assert render(_state()).digest != render(_state(gateways=("gw1",))).digest
 
 
