@@ -55,8 +55,9 @@ class HaAgent:
             facts = system.facts()
             self.uplinks = ha.uplinks(state, facts)
             changed = ha.sync_config(ha.config_text(state, self.settings, facts))
-        except WggwError as e:
-            self.log("error", trigger="keepalived", error=str(e))
+        except Exception as e:  # noqa: BLE001 - the round itself converged; say what failed here
+            error = str(e) if isinstance(e, WggwError) else f"{type(e).__name__}: {e}"
+            self.log("error", trigger="keepalived", error=error)
             return
         if changed:
             self.log("keepalived", config=str(ha.conf_path()), reloaded=ha.keepalived_pid())
