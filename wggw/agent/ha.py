@@ -78,17 +78,19 @@ class HaAgent:
         if iface is None:
             return {"ok": False, "error": f"not a wggw instance: {request.get('instance')!r}"}
         self.role[iface] = role
+        if self.metrics is not None:
+            self.metrics.ha_master.labels(iface).set(1 if role == "MASTER" else 0)
         started = time.monotonic()
         kicked = 0
         lines: list[str] = []
         if role == "MASTER" and self.state is not None:
             try:
                 kicked = ha.takeover(store, self.state, iface, system, lines.append)
-            except WggwError as e:
-                self.log("error", trigger="takeover", error=str(e))
-                return {"ok": False, "error": str(e)}
+            except Exception as e:  # noqa: BLE001 - the agent goes on; the client retries itself
+                error = str(e) if isinstance(e, WggwError) else f"{type(e).__name__}: {e}"
+                self.log("error", trigger="takeover", error=error)
+                return {"ok": False, "error": error}
         if self.metrics is not None:
-            self.metrics.ha_master.labels(iface).set(1 if role == "MASTER" else 0)
             self.metrics.ha_kicked.inc(kicked)
         ms = round((time.monotonic() - started) * 1000, 1)
         self.log("vrrp", interface=iface, state=role, kicked=kicked, ms=ms)
