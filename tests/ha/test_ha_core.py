@@ -331,3 +331,22 @@ def test_vrrp_settings_from_the_environment(monkeypatch) -> None:
         with pytest.raises(ValidationError, match=name):
             settings_from_env("gw1")
         monkeypatch.delenv(name)
+
+
+def test_a_failed_kick_is_the_request_s_error_not_the_agent_s() -> None:
+    from wggw.agent.ha import HaAgent
+
+    logged: list[tuple] = []
+    agent = HaAgent(None, lambda *a, **kw: logged.append((a, kw)))
+    agent.state = _state()
+
+    class GoneStore:
+        def peer_reports(self):
+            raise OSError("database gone")
+
+    reply = agent.notify({"instance": "wggw_wgha0", "state": "MASTER"}, GoneStore(), object())
+    assert reply == {"ok": False, "error": "OSError: database gone"}
+    assert agent.role == {"wgha0": "MASTER"} and logged[-1][1]["trigger"] == "takeover"
+    assert not agent.notify({"instance": "vrrp_other", "state": "MASTER"}, GoneStore(), None)["ok"]
+    backup = agent.notify({"instance": "wggw_wgha0", "state": "BACKUP"}, GoneStore(), None)
+    assert backup["ok"] and backup["kicked"] == 0  # no kick, so no store read
