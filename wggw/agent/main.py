@@ -30,6 +30,7 @@ def run_agent(
         store = fleetview.GatewayStore(store, gateway)
     lock = AgentLock().acquire()
     try:
+        _check_role(fleetview.whole(store).load(), gateway)
         log = Log(log_format)
         metrics = AgentMetrics(metrics_max_peers)
         if metrics_listen:
@@ -54,6 +55,23 @@ def run_agent(
         return agent.run()
     finally:
         lock.release()
+
+
+def _check_role(state, gateway: str | None) -> None:
+    """A fleet's store needs the agent's gateway (without one it would run every gateway's
+    part here), and the host keeps its role (ops/hostrole.py); refused before any round."""
+    from wggw.core.errors import ValidationError
+    from wggw.ops import hostrole
+
+    if gateway is None and state.gateways:
+        names = ", ".join(g.name for g in state.gateways)
+        raise ValidationError(
+            "gateway",
+            f"the store is a fleet's (gateways: {names}): start the agent with --gateway NAME "
+            "(or WGGW_GATEWAY)",
+        )
+    hostrole.check(state, gateway)
+    hostrole.remember(state, gateway)
 
 
 def _check_gateway(store, gateway: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from wggw.core import planscript
 from wggw.core import status as status_report
 from wggw.core.model import Peer, State
-from wggw.ops import converge, objects, rotation
+from wggw.ops import converge, hostrole, objects, rotation
 from wggw.store.sqlite import Store
 
 Echo = Callable[[str], None] | None
@@ -80,13 +80,19 @@ def apply(
     (`placed`). Returns (rotation.Report, converge.Result)."""
     from wggw.core import conflicts, ha
 
+    this_host = system is None  # a system handed in (tests, benchmarks) is no host's role
     system = system if system is not None else system_for(backend, may_load=True)
     with _host_lock(store, gateway), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
-        state = placed(store.load(), gateway)
+        whole = store.load()
+        if this_host:  # gw1's host applying another part would tear gw1's down
+            hostrole.check(whole, gateway)
+        state = placed(whole, gateway)
         conflicts.check(state.tenants, system.facts(), ha.floating_egress(state))
         report = rotation.housekeeping(store, system, time.time() if now is None else now)
         result = converge.converge(placed(store.load(), gateway), system, echo)
+        if this_host:
+            hostrole.remember(whole, gateway)
         if result.changes:  # the host changed: on the record (the store did not)
             from wggw.ops import audit
 
@@ -152,4 +158,6 @@ def down(backend: str | None = None, echo: Echo = None, stop_agent: bool = False
     require_net_admin("down")
     with without_agent(stop_agent, echo):
         systems = [system_for(backend)] if backend else [RealSystem(b) for b in present_backends()]
-        return converge.teardown(systems, echo)
+        removed = converge.teardown(systems, echo)
+        hostrole.forget()  # nothing of wggw's left: the host may take any role now
+        return removed
