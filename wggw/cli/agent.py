@@ -8,6 +8,7 @@ import re
 import typer
 
 from wggw.cli.common import BACKEND, open_store
+from wggw.cli.common import gateway as global_gateway
 from wggw.core.errors import ValidationError
 
 _LISTEN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]*):(\d{1,5})$")
@@ -80,6 +81,6 @@ def agent_cmd(
             metrics_listen,
             metrics_max_peers,
             max_repairs,
-            gateway,
+            gateway or global_gateway(ctx),  # `wggw --gateway gw1 agent` too
         )
     raise typer.Exit(code)
