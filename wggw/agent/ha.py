@@ -42,6 +42,7 @@ class HaAgent:
         self.uplinks: frozenset[str] = frozenset()
         self.floating: frozenset[str] = frozenset()  # addresses keepalived moves: not drift
         self.role: dict[str, str] = {}  # interface -> MASTER/BACKUP/FAULT, as keepalived said
+        self.arrived: set[str] = set()  # tenants moving here whose peers were kicked
 
     def after_round(self, state, system) -> None:
         """Render keepalived's configuration; reload it when the text changed."""
@@ -61,6 +62,24 @@ class HaAgent:
             return
         if changed:
             self.log("keepalived", config=str(ha.conf_path()), reloaded=ha.keepalived_pid())
+
+    def kick_arrivals(self, state, store, system) -> None:
+        """A tenant moving here (`tenant move`): once a round has put it on this gateway,
+        start handshakes to its peers' last endpoints, so its clients roam here while the
+        old gateway still holds it (make before break, nothing to do on the clients)."""
+        moving = {t.name: t.interface for t in state.tenants if t.moving_to == self.gateway}
+        self.arrived &= moving.keys()  # a finished or aborted move may come again
+        for tenant, iface in moving.items():
+            if self.gateway is None or tenant in self.arrived:
+                continue
+            self.arrived.add(tenant)
+            try:
+                kicked = ha.kick_peers(store, state, iface, system, {tenant})
+            except Exception as e:  # noqa: BLE001 - the clients then come by themselves
+                error = str(e) if isinstance(e, WggwError) else f"{type(e).__name__}: {e}"
+                self.log("error", trigger="move", error=error)
+                continue
+            self.log("move", tenant=tenant, interface=iface, kicked=kicked)
 
     def health(self) -> dict:
         if self.state is None:

@@ -131,6 +131,7 @@ class Agent:
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 self.ha.after_round(state, self.system)
+                self.ha.kick_arrivals(state, self.store, self.system)
                 for line in report.lines():
                     self.log("housekeeping", line=line)
         except Exception as e:  # noqa: BLE001 - retried from the loop like any failure
@@ -329,6 +330,7 @@ class Agent:
         self._track(state, held + left)
         self.ha.converged = not (held or left)
         self.ha.after_round(state, self.system)
+        self.ha.kick_arrivals(state, self.store, self.system)
         if left:  # undone at once: try again, rationed by the back-off like any repair
             self.log("undone", changes=len(left), object=left[0].describe())
         if held or left:

@@ -129,10 +129,19 @@ def takeover(store, state: State, interface: str, system, echo: Echo = None) -> 
     """This gateway just became the active one for `interface`: set each peer's last
     endpoint (as any gateway reported it) and have WireGuard start a handshake with it now.
     Returns how many peers were kicked."""
+    return kick_peers(store, state, interface, system, None, echo)
+
+
+def kick_peers(
+    store, state: State, interface: str, system, tenants: set[str] | None, echo: Echo = None
+) -> int:
+    """Set the last endpoint of the peers of `tenants` (None: all) on `interface`, as any
+    gateway reported it, and have WireGuard start a handshake with each now: their clients
+    roam to this gateway at once instead of after their own ~15 s retry. Returns how many."""
     iface = next((i for i in state.interfaces if i.name == interface), None)
     if iface is None:
         return 0
-    tenants = {t.name for t in state.tenants_of(interface)}
+    tenants = {t.name for t in state.tenants_of(interface) if tenants is None or t.name in tenants}
     spec = device_spec(iface, (p for p in state.peers if p.tenant in tenants))
     last = fleet.last_endpoints(store.peer_reports())
     known = [p for p in spec.peers if p.public_key in last and not p.keepalive]
