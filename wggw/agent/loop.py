@@ -264,6 +264,7 @@ class Agent:
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
+            self.reasons |= reasons  # (also when it was our own writes' lock, inside the round)
             return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
             self.reasons, self.due = set(), None  # also when the lock itself failed (no store)
@@ -286,7 +287,9 @@ class Agent:
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
 
-            for line in rotation.housekeeping(self.store, self.system, time.time()).lines():
+            with self._own_writes(0.0):
+                report = rotation.housekeeping(self.store, self.system, time.time())
+            for line in report.lines():
                 self.log("housekeeping", line=line)
             gen = self.store.generation()
         cached = self.compiled if self.compiled is not None and self.compiled[0] == gen else None
@@ -331,6 +334,15 @@ class Agent:
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
         self.delta_base = (gen, state)
 
+    def _own_writes(self, wait: float):
+        """The store's command lock for the round's own writes (housekeeping, the audit
+        record), taken with a short wait where the round does not hold it already (a fleet
+        gateway): a command on this host may hold it while it waits for this agent's answer
+        over the control socket, so the agent must not wait for it for long."""
+        if self.exclusive:
+            return contextlib.nullcontext()
+        return fleetview.whole(self.store).locked(timeout=wait)
+
     def _store_delta(self, gen: int, started: float) -> bool:
         """A peers-only store change as a delta (agent/storedelta.py); False: not one, the
         full round follows. Only where commits arrive by NOTIFY from anywhere (PostgreSQL):
@@ -365,7 +377,8 @@ class Agent:
         for change in applied:
             by_kind.setdefault(kind_of(change), []).append(change.describe())
         try:
-            audit.record_repairs(self.store, by_kind, trigger)
+            with self._own_writes(0.5):
+                audit.record_repairs(self.store, by_kind, trigger)
         except WggwError as e:  # the host is repaired all the same; say the record is missing
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
