@@ -218,16 +218,17 @@ class Agent:
             if store_changed
             else (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
         )
-        applied, held, left = apply.repair(
-            state,
-            self.system,
-            hold,
-            self._echo(trigger),
-            reload_nft="nft" in reasons,
-            applied_hook=self._drain,
-            previous=cached[2] if cached is not None else None,
-            keep=kept.append,
-        )
+        with reconcile.gc_paused():  # a round's ~10^6 objects hold no cycles (converge.py)
+            applied, held, left = apply.repair(
+                state,
+                self.system,
+                hold,
+                self._echo(trigger),
+                reload_nft="nft" in reasons,
+                applied_hook=self._drain,
+                previous=cached[2] if cached is not None else None,
+                keep=kept.append,
+            )
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
