@@ -319,8 +319,14 @@ class Agent:
 
     def _keep(self, gen: int, state, result: reconcile.Result) -> None:
         """Remember the compiled desired state of `gen`, not the observation (10,000s of
-        peers' live state that the next round reads afresh anyway)."""
-        changed = self.compiled is None or self.compiled[0] != gen
+        peers' live state that the next round reads afresh anyway). The heap is settled only
+        when what is kept changed: a repair's audit record moves the generation, not these
+        objects (and a full collection at 50,000 peers takes most of a second)."""
+        changed = (
+            self.compiled is None
+            or self.compiled[1] is not state
+            or self.compiled[2].desired is not result.desired
+        )
         self.compiled = (gen, state, reconcile.Result(result.desired, Observed(), [], result.facts))
         if changed:
             _settle_heap()
