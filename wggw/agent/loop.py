@@ -317,16 +317,17 @@ class Agent:
             if store_changed
             else (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
         )
-        applied, held, left = apply.repair(
-            state,
-            self.system,
-            hold,
-            self._echo(trigger),
-            reload_nft="nft" in reasons,
-            applied_hook=self._drain,
-            previous=cached[2] if cached is not None else None,
-            keep=kept.append,
-        )
+        with reconcile.gc_paused():  # a round's ~10^6 objects hold no cycles (converge.py)
+            applied, held, left = apply.repair(
+                state,
+                self.system,
+                hold,
+                self._echo(trigger),
+                reload_nft="nft" in reasons,
+                applied_hook=self._drain,
+                previous=cached[2] if cached is not None else None,
+                keep=kept.append,
+            )
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
@@ -500,8 +501,14 @@ class Agent:
 
     def _keep(self, gen: int, state, result: reconcile.Result) -> None:
         """Remember the compiled desired state of `gen`, not the observation (10,000s of
-        peers' live state that the next round reads afresh anyway)."""
-        changed = self.compiled is None or self.compiled[0] != gen
+        peers' live state that the next round reads afresh anyway). The heap is settled only
+        when what is kept changed: a repair's audit record moves the generation, not these
+        objects (and a full collection at 50,000 peers takes most of a second)."""
+        changed = (
+            self.compiled is None
+            or self.compiled[1] is not state
+            or self.compiled[2].desired is not result.desired
+        )
         self.compiled = (gen, state, reconcile.Result(result.desired, Observed(), [], result.facts))
         if changed:
             _settle_heap()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from itertools import groupby
 
-from wggw.backends import endpoint_file, nft, sysctl, tc
+from wggw.backends import endpoint_file, nft, parallel, sysctl, tc
 from wggw.backends.netlink import dump as nldump
 from wggw.backends.netlink import routeget
 from wggw.backends.netlink import rtnl as netlink
@@ -85,8 +85,13 @@ class RealSystem:
         return netlink.observe_facts()
 
     def observe(self) -> Observed:
+        """Everything wggw owns; the devices are read on a thread while the host is read
+        here (their reads wait mostly on other processes: parallel.py)."""
         names = self.wg.list_devices()
-        return replace(self.observe_host(names), wg=self.observe_devices(names))
+        devices, host = parallel.both(
+            lambda: self.observe_devices(names), lambda: self.observe_host(names)
+        )
+        return replace(host, wg=devices)
 
     def observe_devices(self, names: list[str] | None = None) -> dict[str, WgDeviceState]:
         """The WireGuard devices' state (peers and all), by device name."""

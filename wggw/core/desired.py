@@ -188,8 +188,10 @@ def still_compiles_same(state: State, before: HostFacts, now: HostFacts) -> bool
     next hop), link names (an uplink must exist) and the egress conflict check. Same default
     routes, no link gone and no conflict now: the same result, without compiling 10,000 peers
     again (the re-observation after apply adds wggw's own links and pool addresses, so the
-    facts themselves differ)."""
-    if before.default_routes != now.default_routes or not before.links <= now.links:
+    facts themselves differ). wggw's own devices may be gone (a killed wireguard-go: the
+    repair re-creates it) unless one serves as an uplink: links are read for uplinks only."""
+    own = {i.name for i in state.interfaces} - {t.uplink for t in state.tenants}
+    if before.default_routes != now.default_routes or not before.links - own <= now.links:
         return False
     floating = ha.floating_egress(state)
     return all(
