@@ -176,7 +176,13 @@ def rotate(
     out: Path | None,
     notify: str | None,
     dry_run: bool,
+    gateway: str | None = None,
 ) -> Report:
+    """Rotate, retire and expire by policy, then converge this host's part of the store: in a
+    fleet, the part placed on `gateway` (none on an operator's host: the agents apply the new
+    keys on their gateways); in a single-host store, all of it."""
+    from wggw.core.placement import on_gateway
+
     report = Report(dry_run=dry_run)
     with store.locked():
         state = store.load()
@@ -188,7 +194,7 @@ def rotate(
             return report
         if d.rotate or d.retire or d.expire:
             _rotate_in_store(store, d, now, grace, report)
-        converge.converge(store.load(), system)
+        converge.converge(on_gateway(store.load(), gateway), system)
         if out is not None:
             _deliver(store, out, notify, report)
     return report
