@@ -77,20 +77,20 @@ fi
 # the key file (WGGW_KEY_FILE) that seals the secrets at rest; every gateway gets a copy.
 write_wggw_env
 wggw init >/dev/null
-wggw gateway show gw1 >/dev/null 2>&1 ||
-  wggw gateway add gw1 --uplink lab-wan --via "$INET" --via "$INET6"
-wggw gateway show gw2 >/dev/null 2>&1 ||
-  wggw gateway add gw2 --uplink lab-wan --via "$INET" --via "$INET6"
-add_interface() {  # add_interface NAME GATEWAY ENDPOINT_ADDRESS
+for gw in gw1 gw2; do
+  wggw gateway show "$gw" >/dev/null 2>&1 ||
+    wggw gateway add "$gw" --uplink lab-wan --via "$INET" --via "$INET6" >/dev/null
+done
+add_interface() {  # add_interface NAME GATEWAY ENDPOINT_ADDRESS PORT
   wggw interface show "$1" >/dev/null 2>&1 ||
-    wggw interface add "$1" --listen-port "$WG_PORT" --endpoint "$3:$WG_PORT" --gateway "$2"
+    wggw interface add "$1" --listen-port "$4" --endpoint "$3:$4" --gateway "$2" >/dev/null
 }
-add_interface "$WG_IFACE_GW1" gw1 "$GW1_ACCESS"
-add_interface "$WG_IFACE_GW2" gw2 "$GW2_ACCESS"
+add_interface "$WG_IFACE_GW1" gw1 "$GW1_ACCESS" "$WG_PORT_GW1"
+add_interface "$WG_IFACE_GW2" gw2 "$GW2_ACCESS" "$WG_PORT_GW2"
 add_tenant() {  # add_tenant NAME INTERFACE POOL POOL6 EGRESS EGRESS6
   wggw tenant show "$1" >/dev/null 2>&1 ||
-    wggw tenant add "$1" --interface "$2" --pool "$3" --pool "$4" --egress "$5" --egress "$6"
-  wggw peer show "$1/client" >/dev/null 2>&1 || wggw peer add "$1/client" --keepalive 25
+    wggw tenant add "$1" --interface "$2" --pool "$3" --pool "$4" --egress "$5" --egress "$6" >/dev/null
+  wggw peer show "$1/client" >/dev/null 2>&1 || wggw peer add "$1/client" --keepalive 25 >/dev/null
 }
 add_tenant tenant-a "$WG_IFACE_GW1" "$POOL_A" "$POOL_A6" "$EGRESS_A" "$EGRESS_A6"
 add_tenant tenant-b "$WG_IFACE_GW2" "$POOL_B" "$POOL_B6" "$EGRESS_B" "$EGRESS_B6"
