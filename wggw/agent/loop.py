@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from wggw.agent import apply, fleetview, onepeer, sdnotify
+from wggw.agent import apply, fleetview, onepeer, sdnotify, storedelta
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
 from wggw.agent.fleet import Fleet
@@ -52,10 +52,14 @@ class Agent:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
         # PostgreSQL's LISTEN, the store's up/down state, a gateway's reports (agent/fleet.py)
         self.fleet = fleet or Fleet(None, None, metrics, log)
-        self.gateway_mode = isinstance(store, fleetview.GatewayStore)
+        # A round under the gateway's lock only (agent/fleetview.py): others commit meanwhile.
+        self.exclusive = fleetview.round_holds_store_lock(store)
         self.sel: selectors.BaseSelector | None = None
         self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
         self.observed: Observed | None = None  # what the last round read (peer reports)
+        # (generation, state) the host was last converged to: a store change that touched
+        # only peers is applied as their delta against it (agent/storedelta.py).
+        self.delta_base: tuple[int, object] | None = None
         self.system = apply.system_for(backend)
         self.resync = resync
         self.backoff = backoff or Backoff()
@@ -119,6 +123,7 @@ class Agent:
                 gen = self._audit(result.changes, "start", self.store.generation())
                 state, observed = self.store.load(), result.observed
                 self._keep(gen, state, result)
+                self.delta_base = (gen, state)
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
@@ -251,6 +256,14 @@ class Agent:
     # --- reconcile ------------------------------------------------------------
     def _reconcile(self) -> None:
         reasons, now = self.reasons, time.monotonic()
+        if self.fleet.store_down and self.fleet.listener is not None:
+            # PostgreSQL is away: no round may wait on it (a connect can block for seconds);
+            # its reconnect brings the full resync. Kernel drift is repaired meanwhile from
+            # the state last applied, so the gateway keeps forwarding as it was.
+            self.reasons, self.due = set(), None
+            if reasons & {"drift", "nft"}:
+                self._repair_offline(reasons)
+            return
         self.observed = None
         error: str | None = None
         try:
@@ -259,8 +272,10 @@ class Agent:
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
+            self.reasons |= reasons  # (also when it was our own writes' lock, inside the round)
             return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
+            self.reasons, self.due = set(), None  # also when the lock itself failed (no store)
             error = self._failed("+".join(sorted(reasons)), e)
         else:
             if self.due is not None:
@@ -273,11 +288,16 @@ class Agent:
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
         gen = self.store.generation()
         store_changed = gen != self.applied_gen
+        if store_changed and reasons == {"store"} and self._store_delta(gen, started):
+            return
+        self.delta_base = None  # set again below once this round has converged
         trigger = "store" if store_changed else ("resync" if "resync" in reasons else "drift")
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
 
-            for line in rotation.housekeeping(self.store, self.system, time.time()).lines():
+            with self._own_writes(0.0):
+                report = rotation.housekeeping(self.store, self.system, time.time())
+            for line in report.lines():
                 self.log("housekeeping", line=line)
             gen = self.store.generation()
         cached = self.compiled if self.compiled is not None and self.compiled[0] == gen else None
@@ -299,7 +319,6 @@ class Agent:
             previous=cached[2] if cached is not None else None,
             keep=kept.append,
         )
-        self.observed = kept[-1].observed if kept else None  # the peers' figures: reports
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
@@ -309,6 +328,7 @@ class Agent:
         # Kept under the generation after our own audit record (it changes no desired state),
         # so the next resync reuses it.
         self._keep(gen, state, kept[-1])
+        self.observed = kept[-1].observed  # the peers' figures, for the reports
         self._report_contested(held)
         self._track(state, held + left)
         if left:  # undone at once: try again, rationed by the back-off like any repair
@@ -320,6 +340,75 @@ class Agent:
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
+        self.delta_base = (gen, state)
+
+    def _repair_offline(self, reasons: set[str]) -> None:
+        """Drift repair without the store: against the state last applied (the delta's
+        base, newer than the compiled state when peers came since), rationed by the back-off
+        like any repair; no audit record (the store is away), said in the log instead."""
+        base = self.delta_base or (self.compiled[:2] if self.compiled is not None else None)
+        if base is None:
+            return
+        cached = (
+            self.compiled if self.compiled is not None and self.compiled[0] == base[0] else None
+        )
+        started = time.monotonic()
+        try:
+            applied, held, left = apply.repair(
+                base[1],
+                self.system,
+                lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()),
+                self._echo("drift"),
+                reload_nft="nft" in reasons,
+                applied_hook=self._drain,
+                previous=cached[2] if cached is not None else None,
+            )
+        except Exception as e:  # noqa: BLE001 - logged; the next event or the resync retries
+            self.log("error", trigger="drift", error=f"repair without the store: {e}")
+            return
+        for change in applied:
+            self.metrics.repairs.labels(kind_of(change)).inc()
+        for kind in {kind_of(c) for c in applied}:
+            self.backoff.record(kind, time.monotonic())
+        self._report_contested(held)
+        if held or left:
+            retry = self.backoff.when({kind_of(c) for c in held + left}, time.monotonic())
+            self._want("drift", time.monotonic(), max(DEBOUNCE, retry - time.monotonic()))
+        self.log(
+            "repaired",
+            changes=len(applied),
+            ms=round((time.monotonic() - started) * 1000, 1),
+            note="from the state last applied; the store is away (no audit record)",
+        )
+
+    def _own_writes(self, wait: float):
+        """The store's command lock for the round's own writes (housekeeping, the audit
+        record), taken with a short wait where the round does not hold it already (a fleet
+        gateway): a command on this host may hold it while it waits for this agent's answer
+        over the control socket, so the agent must not wait for it for long."""
+        if self.exclusive:
+            return contextlib.nullcontext()
+        return fleetview.whole(self.store).locked(timeout=wait)
+
+    def _store_delta(self, gen: int, started: float) -> bool:
+        """A peers-only store change as a delta (agent/storedelta.py); False: not one, the
+        full round follows. Only where commits arrive by NOTIFY from anywhere (PostgreSQL):
+        on one host the CLI hands a peer change to the agent itself."""
+        base = self.delta_base
+        if base is None or self.fleet.listener is None or not self.live:
+            return False
+        state = self.store.load()
+        changes = storedelta.peer_delta(base[1], state, self.live)  # type: ignore[arg-type]
+        if changes is None:
+            return False
+        if changes:
+            apply_peers = getattr(self.system, "apply_peers", None)  # the fake has none
+            (apply_peers or self.system.apply)(changes, self._echo("store"))
+            self._drain()
+        self.delta_base, self.observed = (gen, state), None
+        self._track(state)
+        self._converged(gen, time.monotonic() - started, "store", len(changes))
+        return True
 
     def _audit(self, applied: list, trigger: str, gen: int) -> int:
         """Record what the agent changed on the host of its own accord (drift repaired, or
@@ -335,14 +424,15 @@ class Agent:
         for change in applied:
             by_kind.setdefault(kind_of(change), []).append(change.describe())
         try:
-            audit.record_repairs(self.store, by_kind, trigger)
+            with self._own_writes(0.5):
+                audit.record_repairs(self.store, by_kind, trigger)
         except WggwError as e:  # the host is repaired all the same; say the record is missing
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
         new = self.store.generation()
-        if self.gateway_mode and new != gen + 1:
-            # No command lock held (fleetview): another commit may have come in between;
-            # left unapplied, so the next round looks at the store again.
+        if not self.exclusive and new != gen + 1:
+            # Another commit came in between (PostgreSQL bumps once per commit): left
+            # unapplied, so that the next round reads the store again.
             return gen
         if self.applied_gen == gen:
             self.applied_gen = new
