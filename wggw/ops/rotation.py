@@ -178,10 +178,9 @@ def rotate(
     dry_run: bool,
     gateway: str | None = None,
 ) -> Report:
-    """Rotate, retire and expire by policy, then converge this host's part of the store: in a
-    fleet, the part placed on `gateway` (none on an operator's host: the agents apply the new
-    keys on their gateways); in a single-host store, all of it."""
-    from wggw.core.placement import on_gateway
+    """Rotate in the store (every peer selected), then converge this host's part of it
+    (ops.dataplane.placed: a fleet's other gateways apply theirs through their agents)."""
+    from wggw.ops.dataplane import placed
 
     report = Report(dry_run=dry_run)
     with store.locked():
@@ -194,7 +193,7 @@ def rotate(
             return report
         if d.rotate or d.retire or d.expire:
             _rotate_in_store(store, d, now, grace, report)
-        converge.converge(on_gateway(store.load(), gateway), system)
+        converge.converge(placed(store.load(), gateway), system)
         if out is not None:
             _deliver(store, out, notify, report)
     return report
