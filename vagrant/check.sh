@@ -280,12 +280,14 @@ agent_repairs() {
 }
 
 # The internet host counts every packet that reaches it with a source other than the egress IPs
-# (neighbour discovery and MLD aside), and keeps the sources it saw.
+# (neighbour discovery and MLD aside), and keeps the sources it saw: in table TABLE (default
+# wggwlab_watch, one fault's window; wggwlab_watchall watches the whole check), made afresh.
 watch_sources() {
+  local table=${1:-wggwlab_watch}
   on internet "nft -f /dev/stdin" <<NFT
-table inet wggwlab_watch
-delete table inet wggwlab_watch
-table inet wggwlab_watch {
+table inet $table
+delete table inet $table
+table inet $table {
   set wrong4 { type ipv4_addr; flags dynamic; size 256; }
   set wrong6 { type ipv6_addr; flags dynamic; size 256; }
   chain pre {
@@ -298,8 +300,8 @@ table inet wggwlab_watch {
 }
 NFT
 }
-wrong_sources() {  # the packets counted and the sources seen, as one line; empty: none
-  { on internet "nft list table inet wggwlab_watch" </dev/null || true; } |
+wrong_sources() {  # [TABLE]: the packets counted and the sources seen, as one line; empty: none
+  { on internet "nft list table inet ${1:-wggwlab_watch}" </dev/null || true; } |
     awk '/counter packets/ {n += $(NF - 2)} /elements = / {sub(/.*elements = /, ""); s = s $0 " "}
          END {if (n) printf "%d packet(s) from: %s", n, s}'
 }
@@ -380,14 +382,6 @@ heal_after() {  # heal_after LABEL CLIENT FAULT: FAULT runs on CLIENT's gateway 
 # gateways have a default route to the machine running the lab (docker's management bridge),
 # which tenant traffic, SNATed, would take with no wggw rule at all; the lab sends nothing there.
 check_agent_heals() {
-  watch_sources   # the control: the watch does see a wrong source (the gateway's own address)
-  on gw1 "ping -c 1 -W 2 -I $GW1_UPLINK $INET" </dev/null >/dev/null 2>&1 || true
-  local seen
-  seen=$(wrong_sources)
-  case $seen in
-    *"$GW1_UPLINK"*) pass internet "control: the source watch counts a packet from $GW1_UPLINK" ;;
-    *) fail internet "control: the source watch counts a packet from $GW1_UPLINK" "saw: ${seen:-nothing}" ;;
-  esac
   heal_after "nft flush ruleset" tenant-a "nft flush ruleset"
   heal_after "wggw's ip rules deleted" tenant-b "for f in 4 6; do ip -\$f rule show |
     awk -F: '\$1 >= 10000 && \$1 <= 31999 && !/unreachable/ {print \"rule del pref \" \$1}' |
@@ -416,6 +410,7 @@ check_reload() {
   fi
   ssh_config
   pass all "vagrant reload: every host restarted and provisioned again"
+  watch_sources wggwlab_watchall
   for gw in gw1 gw2; do
     pid=$(agent_pid "$gw")
     if [ -n "$pid" ] && on "$gw" "kill -0 $pid && test -S /run/wggw/agent.sock" </dev/null; then
@@ -431,7 +426,33 @@ check_reload() {
   check_reports "after reload: "
 }
 
+# The leak watch over the whole check: the internet host's table wggwlab_watchall counts every
+# packet with a source other than the egress IPs from the first assertion to the reload (which
+# restarts the internet host too), and again from the reload to the end. First its control: a
+# packet from gw1's own uplink address is counted; then the table is made afresh.
+start_leak_watch() {
+  watch_sources wggwlab_watchall
+  on gw1 "ping -c 1 -W 2 -I $GW1_UPLINK $INET" </dev/null >/dev/null 2>&1 || true
+  local seen
+  seen=$(wrong_sources wggwlab_watchall)
+  case $seen in
+    *"$GW1_UPLINK"*) pass internet "control: the source watch counts a packet from $GW1_UPLINK" ;;
+    *) fail internet "control: the source watch counts a packet from $GW1_UPLINK" "saw: ${seen:-nothing}" ;;
+  esac
+  watch_sources wggwlab_watchall
+}
+check_leak_watch() {  # check_leak_watch SPAN
+  local wrong
+  wrong=$(wrong_sources wggwlab_watchall)
+  if [ -n "$wrong" ]; then
+    fail internet "$1: nothing arrived with a source other than the egress IPs" "$wrong"
+  else
+    pass internet "$1: nothing arrived with a source other than the egress IPs"
+  fi
+}
+
 run_checks() {
+  start_leak_watch
   check_preconditions
   check_egress
   check_isolation
@@ -441,7 +462,9 @@ run_checks() {
   check_propagation tenant-b
   check_agent_heals
   check_rotation
+  check_leak_watch "the whole check before the reload"
   check_reload
+  check_leak_watch "after the reload"
   if [ $checks_failed -gt 0 ]; then
     say "check: $checks_failed assertion(s) FAILED"
     return 1
