@@ -127,7 +127,7 @@ def test_peer_apply_returns_once_the_gateway_applied_it(fleet: Fleet) -> None:
 
 def test_reports_reach_gateway_list_and_status_fleet(fleet: Fleet) -> None:
     fleet.lab.client("acme").fetch_retry(INET_URL_V4, attempts=10, delay=0.5)
-    deadline = time.monotonic() + 15 * SCALE  # the next heartbeat carries the handshake
+    deadline = time.monotonic() + 30 * SCALE  # a device read (10 s) and the next heartbeat
     while True:
         out = json.loads(fleet.wggw("status", "--fleet", "--json").stdout)
         laptop = next(p for p in out["peers"] if p["tenant"] == "acme" and p["name"] == "laptop")

@@ -11,7 +11,13 @@ from __future__ import annotations
 import time
 
 from wggw.agent.fleetlisten import Listener, backoff_delay
-from wggw.agent.fleetreport import PEER_READ_SECONDS, Reporter, read_devices, uplink_problem
+from wggw.agent.fleetreport import (
+    PEER_READ_SECONDS,
+    READ_SHARE,
+    Reporter,
+    read_devices,
+    uplink_problem,
+)
 from wggw.core.errors import StoreUnavailableError, WggwError
 from wggw.core.fleet import HEARTBEAT_SECONDS
 from wggw.core.plan import Observed
@@ -25,6 +31,7 @@ class Fleet:
         self.next_connect: float | None = None  # when the next LISTEN attempt is due
         self.next_beat = time.monotonic()
         self.peers_read_at = time.monotonic()  # when a round last read the devices
+        self.peers_read_took = 0.0  # how long the last read of the devices alone took
         self.store_up_now = True
         self.last_error: str | None = None
         self.converged = False
@@ -145,12 +152,14 @@ class Fleet:
         down (the reconnect's resync reports again)."""
         now = time.monotonic()
         self.next_beat = now + HEARTBEAT_SECONDS
-        if observed is None and state is not None and now - self.peers_read_at > PEER_READ_SECONDS:
+        spacing = max(PEER_READ_SECONDS, READ_SHARE * self.peers_read_took)
+        if observed is None and state is not None and now - self.peers_read_at > spacing:
             try:
                 observed = read_devices(system, [i.name for i in state.interfaces])
             except Exception as e:  # noqa: BLE001 - the gateway report goes out all the same
                 self.log("error", trigger="report", error=f"cannot read the devices: {e}")
             self.peers_read_at = now
+            self.peers_read_took = time.monotonic() - now
         h = self.health(system, state)
         if self.reporter is None or self.store_down:
             return

@@ -1,7 +1,7 @@
 """What a fleet agent tells the store about itself: its GatewayReport (after every round
 and as a heartbeat) and PeerReports (only the peers whose endpoint, handshake or bytes
 moved), from what a full round read, or, when no full round has read the devices for
-PEER_READ_SECONDS (store changes are applied as deltas, without a read), from one read of
+PEER_READ_SECONDS or more (store changes are applied as deltas, without a read), from one read of
 this gateway's devices alone with a heartbeat; and its health.
 
 Health = converged (the last round left the host matching the store generation it read)
@@ -22,7 +22,11 @@ from wggw import __version__
 from wggw.core.fleet import GatewayReport, PeerReport
 from wggw.core.plan import Observed
 
-PEER_READ_SECONDS = 30.0  # the peers' reports are at most this old (plus a heartbeat)
+# The peers' reports are at most this old (plus a heartbeat): where a moved tenant's or a
+# new active gateway's handshakes go. A big gateway's read takes longer; it is then spaced
+# to cost at most 1/READ_SHARE of the time (agent/fleet.py).
+PEER_READ_SECONDS = 10.0
+READ_SHARE = 50
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 
