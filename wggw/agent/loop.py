@@ -17,9 +17,10 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from wggw.agent import apply, onepeer, sdnotify
+from wggw.agent import apply, fleetview, onepeer, sdnotify
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
+from wggw.agent.fleet import Fleet
 from wggw.agent.metrics import AgentMetrics
 from wggw.backends import runfiles
 from wggw.backends.netlink import events as kev
@@ -44,8 +45,14 @@ class Agent:
         metrics: AgentMetrics,
         resync: float = 60.0,
         backoff: Backoff | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
+        # PostgreSQL's LISTEN, the store's up/down state, a gateway's reports (agent/fleet.py)
+        self.fleet = fleet or Fleet(None, None, metrics, log)
+        self.gateway_mode = isinstance(store, fleetview.GatewayStore)
+        self.sel: selectors.BaseSelector | None = None
+        self.observed: Observed | None = None  # what the last round read (peer reports)
         self.system = apply.system_for(backend)
         self.resync = resync
         self.backoff = backoff or Backoff()
@@ -71,8 +78,11 @@ class Agent:
         sel = selectors.DefaultSelector()
         rtnl, nft = kev.rtnl_events(), kev.nft_events()  # before the first converge: miss nothing
         self.sources = [rtnl, nft]
+        self.sel = sel
         control = None
         try:
+            self.fleet.start()  # LISTEN before the first converge, like the kernel events
+            self._listen()
             self._start()
             # Only now: a CLI that found the socket earlier would wait for us while holding
             # the store lock that the first converge needs.
@@ -83,6 +93,8 @@ class Agent:
         finally:
             if control is not None:
                 control.close()
+            if self.fleet.listener is not None:
+                self.fleet.listener.close()
             for src in (rtnl, nft):
                 src.close()
             sel.close()
@@ -94,21 +106,23 @@ class Agent:
         self.stopping = True
 
     def _start(self) -> None:
-        started = time.monotonic()
+        started, state, observed = time.monotonic(), None, None
+        gen, error = -1, None
         try:
-            with self.store.locked():
+            with fleetview.round_lock(self.store):
                 gen = self.store.generation()
                 report, result = apply.full_converge(self.store, self.system, self._echo("start"))
                 self._drain()  # our own changes' events (a fault in this instant: the resync)
                 gen = self._audit(result.changes, "start", self.store.generation())
-                state = self.store.load()
+                state, observed = self.store.load(), result.observed
                 self._keep(gen, state, result)
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 for line in report.lines():
                     self.log("housekeeping", line=line)
         except Exception as e:  # noqa: BLE001 - retried from the loop like any failure
-            self._failed("start", e)
+            error = self._failed("start", e)
+        self.fleet.round_done(self.store, self.system, state, self.applied_gen, error, observed)
         sdnotify.notify("READY=1")
         self.next_resync = time.monotonic() + self.resync
 
@@ -119,21 +133,31 @@ class Agent:
             now = time.monotonic()
             wake = min(
                 t
-                for t in (next_poll, self.next_resync, self.due, next_dog if dog else None)
+                for t in (
+                    next_poll,
+                    self.next_resync,
+                    self.due,
+                    next_dog if dog else None,
+                    self.fleet.wake_at(),
+                )
                 if t is not None
             )
             for key, _ in sel.select(timeout=max(0.0, min(wake - now, STORE_POLL))):
                 if key.fileobj is control:
                     control.serve_one(self._handle)
+                elif key.fileobj is self.fleet.listener:
+                    self._notified()
                 else:
                     self._kernel_events(key.fileobj.read())
             now = time.monotonic()
             if dog and now >= next_dog:
                 sdnotify.notify("WATCHDOG=1")
                 next_dog = now + dog
+            self._fleet_tick(now)
             if now >= next_poll:
                 next_poll = now + STORE_POLL
-                if self._store_generation() != self.applied_gen:
+                # a store that is down is probed by the LISTEN reconnects (with back-off)
+                if not self.fleet.store_down and self._store_generation() != self.applied_gen:
                     self._want("store", now)
             if now >= self.next_resync:
                 self.next_resync = now + self.resync
@@ -179,8 +203,37 @@ class Agent:
     def _store_generation(self) -> int:
         try:
             return self.store.generation()
-        except WggwError:
+        except WggwError as e:
+            self.fleet.store_failed(e)
             return self.applied_gen
+
+    # --- the fleet side: LISTEN, reconnects, heartbeats (agent/fleet.py) --------------
+    def _listen(self) -> None:
+        if self.sel is not None and self.fleet.listener is not None and self.fleet.listener.up:
+            self.sel.register(self.fleet.listener, selectors.EVENT_READ)
+
+    def _notified(self) -> None:
+        listener = self.fleet.listener
+        assert listener is not None and self.sel is not None
+        fd = self.sel.get_key(listener).fd
+        gens = self.fleet.read()
+        if gens is None:  # the connection broke: the reconnects take over
+            self.sel.unregister(fd)
+        elif any(g != self.applied_gen for g in gens):
+            self._want("store", time.monotonic())
+
+    def _fleet_tick(self, now: float) -> None:
+        if self.fleet.listener is not None and self.fleet.reconnect_due(now):
+            if self.sel is not None and self.sel.get_map().get(self.fleet.listener) is not None:
+                self.sel.unregister(self.fleet.listener)  # a round found the store down
+            if self.fleet.try_reconnect(now):
+                self._listen()
+                # Notifications sent while away are lost: everything afresh, at once.
+                self.compiled, self.live = None, {}
+                self._want("resync", now)
+        if self.fleet.heartbeat_due(now):
+            state = self.compiled[1] if self.compiled is not None else None
+            self.fleet.report(self.store, self.system, state, self.applied_gen)
 
     def _drain(self) -> None:
         """Drop the events our own apply just caused (the kernel queued them synchronously)."""
@@ -190,14 +243,24 @@ class Agent:
     # --- reconcile ------------------------------------------------------------
     def _reconcile(self) -> None:
         reasons, now = self.reasons, time.monotonic()
+        self.observed = None
+        error: str | None = None
         try:
-            with self.store.locked(timeout=0):
+            with fleetview.round_lock(self.store, timeout=0):
                 self.reasons, self.due = set(), None
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
+            return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
-            self._failed("+".join(sorted(reasons)), e)
+            error = self._failed("+".join(sorted(reasons)), e)
+        else:
+            if self.due is not None:
+                error = "drift held back or undone (contested)"
+        state = self.compiled[1] if self.compiled is not None else None
+        self.fleet.round_done(
+            self.store, self.system, state, self.applied_gen, error, self.observed
+        )
 
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
         gen = self.store.generation()
@@ -228,6 +291,7 @@ class Agent:
             previous=cached[2] if cached is not None else None,
             keep=kept.append,
         )
+        self.observed = kept[-1].observed if kept else None  # the peers' figures: reports
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
@@ -268,6 +332,10 @@ class Agent:
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
         new = self.store.generation()
+        if self.gateway_mode and new != gen + 1:
+            # No command lock held (fleetview): another commit may have come in between;
+            # left unapplied, so the next round looks at the store again.
+            return gen
         if self.applied_gen == gen:
             self.applied_gen = new
         return new
@@ -305,9 +373,11 @@ class Agent:
         sdnotify.notify(f"STATUS=converged (generation {gen}, last trigger {trigger})")
         self._reap()
 
-    def _failed(self, trigger: str, error: Exception) -> None:
+    def _failed(self, trigger: str, error: Exception) -> str:
         if not isinstance(error, WggwError):
             error = RuntimeError(f"unexpected {type(error).__name__}: {error}")
+        else:
+            self.fleet.store_failed(error)  # counted there if it is the store's
         self.failures += 1
         delay = min(MAX_RETRY, 0.5 * 2 ** (self.failures - 1))
         self.metrics.errors.inc()
@@ -315,6 +385,7 @@ class Agent:
         sdnotify.notify(f"STATUS=failing: {error}")
         self.live = {}  # one-peer changes take the observing path until a round succeeds
         self._want("retry", time.monotonic(), delay)
+        return str(error)
 
     def _keep(self, gen: int, state, result: reconcile.Result) -> None:
         """Remember the compiled desired state of `gen`, not the observation (10,000s of
@@ -363,6 +434,10 @@ class Agent:
         op = request.get("op")
         if op == "ping":
             return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
+        if op == "health":  # keepalived's track script (issue 14) asks this, often: cheap
+            state = self.compiled[1] if self.compiled is not None else None
+            health = self.fleet.health(self.system, state)
+            return {"ok": True, "lines": [], "generation": self.applied_gen, **health}
         if op == "stop":  # `wggw down --stop-agent`: exit cleanly, the data plane stays
             self.stopping = True
             self.log("stopping", reason="asked over the control socket")
@@ -371,6 +446,9 @@ class Agent:
             return {"ok": False, "error": f"unknown request {op!r}"}
         if request.get("store") != store_id(self.store):
             return {"ok": False, "other_store": True, "error": "this agent keeps another store"}
+        if not fleetview.owns_peer_change(self.store, str(request.get("tenant"))):
+            line = f"Nothing to do here: tenant {request.get('tenant')} is not on this gateway."
+            return {"ok": True, "lines": [line], "ms": 0.0, "path": "elsewhere"}
         started, cpu = time.monotonic(), time.thread_time()
         lines: list[str] = []
         try:

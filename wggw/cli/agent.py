@@ -43,6 +43,13 @@ def agent_cmd(
         metavar="N",
         help="Repairs per minute of one kind of object before backing off (contested).",
     ),
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        envvar="WGGW_GATEWAY",
+        metavar="NAME",
+        help="Apply only what the store places on this gateway of a fleet, and report back.",
+    ),
     backend: str | None = BACKEND,
 ) -> None:
     """Keep this host converged: apply at start, then heal kernel drift within a second,
@@ -66,6 +73,13 @@ def agent_cmd(
             )
     with open_store(ctx) as store:
         code = run_agent(
-            store, backend, resync, log_format, metrics_listen, metrics_max_peers, max_repairs
+            store,
+            backend,
+            resync,
+            log_format,
+            metrics_listen,
+            metrics_max_peers,
+            max_repairs,
+            gateway,
         )
     raise typer.Exit(code)

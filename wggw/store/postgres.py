@@ -47,6 +47,7 @@ from wggw.store.codec import (
     tenant_to_row,
 )
 from wggw.store.pgsql import (
+    GATEWAY_LOCK_CLASS,
     LOCK_KEY,
     Conn,
     Cursor,
@@ -54,6 +55,7 @@ from wggw.store.pgsql import (
     bump_generation,
     connect,
     describe,
+    gateway_lock_id,
     insert_audit,
     migrate,
     pg_errors,
@@ -219,6 +221,7 @@ class PgStore(Store):
         self.label = describe(url)
         self._tx: PgTx | None = None
         self._lock_depth = 0
+        self._gateway_locks = 0
         self._cache: tuple[int, State] | None = None
         self._conn = connect(url)
         try:
@@ -235,6 +238,7 @@ class PgStore(Store):
         store = cls.__new__(cls)
         store.url, store.state_dir, store.cipher = url, Path(state_dir), cipher
         store.label, store._conn, store._lock_depth, store._cache = describe(url), conn, 1, None
+        store._gateway_locks = 0
         store._tx = PgTx(store)
         return store
 
@@ -269,7 +273,8 @@ class PgStore(Store):
         """A new session after the old one was lost (server restarted, network cut), between
         transactions only: a resident process (the agent) recovers when the server returns.
         Held locks and transactions died with the old session, so none may be open."""
-        if (self._conn.closed or self._conn.broken) and self._tx is None and not self._lock_depth:
+        idle = self._tx is None and not self._lock_depth and not self._gateway_locks
+        if (self._conn.closed or self._conn.broken) and idle:
             self._conn = connect(self.url)
             self._cache = None
 
@@ -323,6 +328,32 @@ class PgStore(Store):
         if row is None:
             return ""
         return f"(server backend {row['pid']}, client {row['addr'] or 'local socket'})"
+
+    @contextlib.contextmanager
+    def gateway_locked(self, gateway: str, timeout: float | None = None) -> Iterator[None]:
+        """One gateway's lock (a session advisory lock on a hash of its name), not the
+        command lock: an agent converging its gateway keeps operators on other hosts and the
+        other gateways' agents free. Not reentrant; the command lock may be taken inside."""
+        key = (GATEWAY_LOCK_CLASS, gateway_lock_id(gateway))
+        self._ensure()
+        deadline = time.monotonic() + (storelock.default_timeout() if timeout is None else timeout)
+        with pg_errors(self.label):
+            while not self._conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s) AS ok", key
+            ).fetchone()["ok"]:  # type: ignore[index]
+                if time.monotonic() >= deadline:
+                    raise LockBusyError(
+                        f"gateway {gateway}'s lock in {self.label} is held by another wggw "
+                        "process (is a second agent running for it?)"
+                    )
+                time.sleep(0.02 + random.random() * 0.05)
+        self._gateway_locks += 1
+        try:
+            yield
+        finally:
+            self._gateway_locks -= 1
+            with contextlib.suppress(psycopg.Error):  # a lost session has released it
+                self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
