@@ -48,7 +48,7 @@ SEND = (
 @pytest.fixture
 def lab(require_ha: None):
     with HaLab(("acme",)) as built:
-        for gw, prio in zip(GATEWAYS, (200, 100)):
+        for gw, prio in zip(GATEWAYS, (200, 100), strict=True):
             conf = built.gw(gw).home / "lab-keepalived.conf"
             conf.write_text(CONF.format(gw=gw, prio=prio))
             built.start_keepalived(gw, conf)
@@ -78,12 +78,12 @@ def test_takeover_seen_each_way(lab: HaLab) -> None:
         standby = next(g for g in GATEWAYS if g != active)
         t0 = time.monotonic()
         lab.kill(active, way)
-        wait_until(lambda: hf.egress_recovery(watch(), t0, standby, VIPS) is not None,
+        wait_until(lambda t0=t0, sb=standby: hf.egress_recovery(watch(), t0, sb, VIPS) is not None,
                    timeout=5 * SCALE, what=f"{standby} answering after {way}")  # fmt: skip
         took = hf.egress_recovery(watch(), t0, standby, VIPS)
         assert took is not None and took < 3 * SCALE, (way, took)
         lab.mend(active, way)
-        wait_until(lambda: set(vrrp_states(lab, active).values()) <= {"BACKUP", "MASTER"}
+        wait_until(lambda a=active: set(vrrp_states(lab, a).values()) <= {"BACKUP", "MASTER"}
                    and _holder(watch, time.monotonic() - 0.3) != set(), timeout=10 * SCALE,
                    what=f"{active} back after {way}")  # fmt: skip
     assert not watch().wrong

@@ -138,7 +138,9 @@ class HaLab:
         self.inet.ip("addr", "add", f"{INET_V6}/64", "dev", INET_DEV, "nodad")
         for i, role in enumerate(self.clients):
             addr = f"198.51.100.{11 + i}"
-            cl = self.box.add_ns(role, Client, role=role, underlay_addr=addr, underlay_dev=CLIENT_DEV)
+            cl = self.box.add_ns(
+                role, Client, role=role, underlay_addr=addr, underlay_dev=CLIENT_DEV
+            )
             self._cable(cl, CLIENT_DEV, "lan", f"c{i}")
             cl.ip("addr", "add", f"{addr}/24", "dev", CLIENT_DEV)
             self.client_ns[role] = cl

@@ -76,7 +76,7 @@ class Monitor:
     def steady(self, timeout: float) -> str:
         """Wait until one gateway holds every egress IP and every client gets good replies."""
         wait_until(lambda: self.holder() is not None and self.flowing(), timeout=timeout,
-                   interval=0.1, what="egress held by one gateway and every client's replies")  # fmt: skip
+                   interval=0.1, what="one holder of the egress IPs and good replies")  # fmt: skip
         holder = self.holder()
         assert holder is not None
         return holder

@@ -47,7 +47,8 @@ def egress_recovery(watch: Watch, t0: float, gateway: str, egress: Iterable[str]
     never did)."""
     worst = 0.0
     for addr in egress:
-        first = next((t for t, a, g in watch.echoes if t >= t0 and a == addr and g == gateway), None)
+        hits = (t for t, a, g in watch.echoes if t >= t0 and a == addr and g == gateway)
+        first = next(hits, None)
         if first is None:
             return None
         worst = max(worst, first - t0)

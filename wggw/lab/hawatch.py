@@ -48,8 +48,9 @@ def _l3(frame: bytes) -> tuple[int, str, str, int, bytes] | None:
     etype = struct.unpack("!H", frame[12:14])[0]
     if etype == 0x0800 and len(frame) >= 34:
         ihl = (frame[14] & 0x0F) * 4
-        src, dst = socket.inet_ntop(socket.AF_INET, frame[26:30]), socket.inet_ntop(
-            socket.AF_INET, frame[30:34]
+        src, dst = (
+            socket.inet_ntop(socket.AF_INET, frame[26:30]),
+            socket.inet_ntop(socket.AF_INET, frame[30:34]),
         )
         return 4, src, dst, frame[23], frame[14 + ihl :]
     if etype == 0x86DD and len(frame) >= 54:
