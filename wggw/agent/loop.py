@@ -21,6 +21,7 @@ from wggw.agent import apply, fleetview, onepeer, sdnotify
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
 from wggw.agent.fleet import Fleet
+from wggw.agent.ha import HaAgent
 from wggw.agent.metrics import AgentMetrics
 from wggw.backends import runfiles
 from wggw.backends.netlink import events as kev
@@ -70,6 +71,9 @@ class Agent:
         # reuses that state and its compiled desired state (50,000 peers compile in ~1 s).
         self.compiled: tuple[int, object, reconcile.Result] | None = None
         self.next_resync = time.monotonic() + resync
+        # High availability (issue 14): keepalived's config and the health it tracks.
+        gateway = self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None
+        self.ha = HaAgent(gateway, log)
 
     # --- life cycle -----------------------------------------------------------
     def run(self) -> int:
@@ -118,6 +122,7 @@ class Agent:
                 self._keep(gen, state, result)
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
+                self.ha.after_round(state, self.system)
                 for line in report.lines():
                     self.log("housekeeping", line=line)
         except Exception as e:  # noqa: BLE001 - retried from the loop like any failure
@@ -303,6 +308,8 @@ class Agent:
         self._keep(gen, state, kept[-1])
         self._report_contested(held)
         self._track(state, held + left)
+        self.ha.converged = not (held or left)
+        self.ha.after_round(state, self.system)
         if left:  # undone at once: try again, rationed by the back-off like any repair
             self.log("undone", changes=len(left), object=left[0].describe())
         if held or left:
@@ -359,6 +366,7 @@ class Agent:
     def _converged(self, gen: int, seconds: float, trigger: str, changes: int) -> None:
         self.applied_gen = gen
         self.failures = 0
+        self.ha.converged = True
         self.metrics.duration.labels(trigger).observe(seconds)
         self.metrics.last.set(time.time())
         self.metrics.generation.set(gen)
@@ -379,6 +387,7 @@ class Agent:
         else:
             self.fleet.store_failed(error)  # counted there if it is the store's
         self.failures += 1
+        self.ha.converged = False
         delay = min(MAX_RETRY, 0.5 * 2 ** (self.failures - 1))
         self.metrics.errors.inc()
         self.log("error", trigger=trigger, error=str(error), retry_in=delay)
@@ -434,10 +443,14 @@ class Agent:
         op = request.get("op")
         if op == "ping":
             return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
-        if op == "health":  # keepalived's track script (issue 14) asks this, often: cheap
+        if op == "health":  # keepalived's track script (agent/hahook.py) asks this, often: cheap
             state = self.compiled[1] if self.compiled is not None else None
-            health = self.fleet.health(self.system, state)
-            return {"ok": True, "lines": [], "generation": self.applied_gen, **health}
+            details = self.fleet.health(self.system, state)
+            return {**details, **self.ha.health(self.system), "generation": self.applied_gen}
+        if op == "ha":  # keepalived's notify: a VRRP state change (MASTER: kick the peers)
+            reply = self.ha.notify(request, self.store, self.system)
+            self._drain()
+            return reply
         if op == "stop":  # `wggw down --stop-agent`: exit cleanly, the data plane stays
             self.stopping = True
             self.log("stopping", reason="asked over the control socket")

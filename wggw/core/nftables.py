@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from wggw.core import naming
+from wggw.core import ha, naming
 from wggw.core.model import State, Tenant
 
 TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
@@ -139,6 +139,23 @@ def _rules(digest: str) -> dict[str, list[str]]:
     return r
 
 
+def _endpoint_snat(state: State) -> list[str]:
+    """An HA interface's WireGuard packets leave from its floating endpoint address (issue 14).
+    A gateway that starts a handshake itself (the takeover kick) would otherwise send it from
+    its own address, the client would roam to that, and lose the gateway with its next
+    failure; with this rule the client keeps dialling the address that floats."""
+    out = []
+    for iface in sorted(state.interfaces, key=lambda i: i.name):
+        ip = ha.endpoint_ip(iface) if ha.is_ha(iface) else None
+        if ip is not None:
+            fam = "ip" if ip.version == 4 else "ip6"
+            out.append(
+                f"udp sport {iface.listen_port} {fam} saddr != {ip} snat {fam} to {ip} "
+                f'comment "ha endpoint {iface.name}"'
+            )
+    return out
+
+
 def render(state: State) -> NftSpec:
     """The whole wggw table for `state`; an empty state renders a delete only."""
     tenants = sorted(state.tenants, key=lambda t: t.table)
@@ -148,9 +165,14 @@ def render(state: State) -> NftSpec:
     fams = {v: _family_data(tenants, v) for v in (4, 6)}
     decls, elements = _declarations(ifaces, fams)
     # Digest of everything rendered, so a new wggw version's rules count as a change.
-    digest = hashlib.sha256(("\n".join(decls) + repr(_rules(""))).encode()).hexdigest()[:16]
+    floating = _endpoint_snat(state)
+    digest = hashlib.sha256(("\n".join(decls + floating) + repr(_rules(""))).encode()).hexdigest()[
+        :16
+    ]
     body = decls[:]
-    for name, rules in _rules(digest).items():
+    chains = _rules(digest)
+    chains["egress_snat"][1:1] = floating  # after the WireGuard-interface return
+    for name, rules in chains.items():
         body.append(
             f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
             + "".join(f"\t\t{rule}\n" for rule in rules)

@@ -50,12 +50,13 @@ def apply(
 ):
     """Under the store lock: housekeeping (retire, expire), then converge.
     Returns (rotation.Report, converge.Result)."""
-    from wggw.core import conflicts
+    from wggw.core import conflicts, ha
 
     system = system if system is not None else system_for(backend, may_load=True)
     with store.locked(), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
-        conflicts.check(store.load().tenants, system.facts())
+        state = store.load()
+        conflicts.check(state.tenants, system.facts(), ha.floating_egress(state))
         report = rotation.housekeeping(store, system, time.time() if now is None else now)
         result = converge.converge(store.load(), system, echo)
         if result.changes:  # the host changed: on the record (the store did not)

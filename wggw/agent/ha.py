@@ -1,0 +1,83 @@
+"""The agent's part in high availability (issue 14): after every round, keepalived's
+configuration for this gateway rendered and reloaded when it changed; the health keepalived's
+track script asks for; the takeover kick when keepalived says this gateway became MASTER.
+
+Which gateway this is: the agent's `gateway` (`wggw agent --gateway NAME`) or WGGW_GATEWAY.
+VRRP settings (the same on every gateway of an interface): WGGW_HA_FAILBACK (preempt |
+nopreempt), WGGW_HA_ADVERT_INT (seconds, default 0.5).
+"""
+
+from __future__ import annotations
+
+import os
+
+from wggw.core import ha as core_ha
+from wggw.core.errors import ValidationError, WggwError
+from wggw.core.model import State
+from wggw.ops import ha
+
+
+def settings_from_env(gateway: str) -> ha.Settings:
+    failback = os.environ.get("WGGW_HA_FAILBACK", "preempt")
+    if failback not in core_ha.FAILBACK:
+        raise ValidationError("WGGW_HA_FAILBACK", f"{failback!r}: want preempt or nopreempt")
+    raw = os.environ.get("WGGW_HA_ADVERT_INT", "0.5")
+    try:
+        advert = float(raw)
+    except ValueError:
+        advert = 0.0
+    if not 0.01 <= advert <= 40:
+        raise ValidationError("WGGW_HA_ADVERT_INT", f"{raw!r}: want seconds, 0.01 to 40")
+    return ha.Settings(gateway, failback=failback, advert_int=advert)
+
+
+class HaAgent:
+    def __init__(self, gateway: str | None, log) -> None:
+        self.gateway = gateway
+        self.log = log
+        self.settings = settings_from_env(gateway) if gateway else None
+        self.converged = False  # the last round converged (set by the loop)
+        self.state: State | None = None
+        self.role: dict[str, str] = {}  # interface -> MASTER/BACKUP/FAULT, as keepalived said
+
+    def after_round(self, state, system) -> None:
+        """Render keepalived's configuration; reload it when the text changed."""
+        self.state = state
+        if self.settings is None:
+            return
+        if not any(core_ha.is_ha(i) for i in state.interfaces) and not ha.conf_path().exists():
+            return  # nothing of HA here: no work per round
+        try:
+            changed = ha.sync_config(ha.config_text(state, self.settings, system))
+        except WggwError as e:
+            self.log("error", trigger="keepalived", error=str(e))
+            return
+        if changed:
+            self.log("keepalived", config=str(ha.conf_path()), reloaded=ha.keepalived_pid())
+
+    def health(self, system) -> dict:
+        if self.state is None:
+            return {"ok": False, "reason": "no round yet"}
+        try:
+            ok, reason = ha.healthy(self.state, self.converged, system)
+        except Exception as e:  # noqa: BLE001 - a host we cannot read is not healthy
+            ok, reason = False, f"cannot read the host: {e}"
+        return {"ok": ok, "reason": reason}
+
+    def notify(self, request: dict, store, system) -> dict:
+        """keepalived's notify: a VRRP instance changed state. MASTER: kick the peers."""
+        iface = core_ha.interface_of(str(request.get("instance", "")))
+        role = str(request.get("state", ""))
+        if iface is None:
+            return {"ok": False, "error": f"not a wggw instance: {request.get('instance')!r}"}
+        self.role[iface] = role
+        kicked = 0
+        lines: list[str] = []
+        if role == "MASTER" and self.state is not None:
+            try:
+                kicked = ha.takeover(store, self.state, iface, system, lines.append)
+            except WggwError as e:
+                self.log("error", trigger="takeover", error=str(e))
+                return {"ok": False, "error": str(e)}
+        self.log("vrrp", interface=iface, state=role, kicked=kicked)
+        return {"ok": True, "lines": lines, "kicked": kicked}
