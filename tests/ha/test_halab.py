@@ -8,16 +8,17 @@ wggw: it checks the harness the product tests (test_failover.py) stand on, not t
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
-from conftest import SCALE
 
 from wggw.lab import hafigures as hf
 from wggw.lab.ha import GATEWAYS, INET_DEV, INET_V4, UPLINK, WAYS, HaLab
 from wggw.lab.hacycle import vrrp_states
 from wggw.lab.netns import wait_until
 
+SCALE = float(os.environ.get("WGGW_TIME_SCALE", "1"))
 VIPS = ("203.0.113.99", "2001:db8:ffff::99")
 CONF = """global_defs {{
   router_id {gw}
@@ -79,9 +80,9 @@ def test_takeover_seen_each_way(lab: HaLab) -> None:
         t0 = time.monotonic()
         lab.kill(active, way)
         wait_until(lambda t0=t0, sb=standby: hf.egress_recovery(watch(), t0, sb, VIPS) is not None,
-                   timeout=5 * SCALE, what=f"{standby} answering after {way}")  # fmt: skip
+                   timeout=10 * SCALE, what=f"{standby} answering after {way}")  # fmt: skip
         took = hf.egress_recovery(watch(), t0, standby, VIPS)
-        assert took is not None and took < 3 * SCALE, (way, took)
+        assert took is not None and took < 5 * SCALE, (way, took)
         lab.mend(active, way)
         wait_until(lambda a=active: set(vrrp_states(lab, a).values()) <= {"BACKUP", "MASTER"}
                    and _holder(watch, time.monotonic() - 0.3) != set(), timeout=10 * SCALE,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from wggw.core import planscript
 from wggw.core import status as status_report
-from wggw.core.model import Peer
+from wggw.core.model import Peer, State
 from wggw.ops import converge, objects, rotation
 from wggw.store.sqlite import Store
 
@@ -32,12 +32,29 @@ def system_for(backend: str | None = None, may_load: bool = False):
     return RealSystem(select_backend(backend or "auto", may_load=may_load))
 
 
-def plan(store: Store, backend: str | None = None, verbose: bool = False) -> list[str]:
+def placed(state: State, gateway: str | None) -> State:
+    """The part of `state` this host runs: gateway `gateway` of a fleet (--gateway), else
+    what is placed on no gateway (a single-host store: all of it, unchanged)."""
+    if gateway is None and not state.gateways:
+        return state
+    if gateway is not None:
+        from wggw.ops.gateways import find_gateway
+
+        find_gateway(state, gateway)  # an unknown name is a typo, not an empty gateway
+    from wggw.core.placement import on_gateway
+
+    return on_gateway(state, gateway)
+
+
+def plan(
+    store: Store, backend: str | None = None, verbose: bool = False, gateway: str | None = None
+) -> list[str]:
     """What `apply` would change, one `[#] ...` line per change as this host's backend will
     carry it out (secrets masked; the nft text is checked by the kernel's parser); with
     `verbose` each line is followed by the re-runnable text it hands to a tool (nft -f)."""
+    state = placed(store.load(), gateway)
     system = system_for(backend)
-    result = converge.compute(store.load(), system)
+    result = converge.compute(state, system)
     return planscript.lines(result.changes, verbose, lambda c: converge.line(system, c))
 
 
@@ -47,18 +64,19 @@ def apply(
     echo: Echo = None,
     now: float | None = None,
     system=None,
+    gateway: str | None = None,
 ):
-    """Under the store lock: housekeeping (retire, expire), then converge.
-    Returns (rotation.Report, converge.Result)."""
+    """Under the store lock: housekeeping (retire, expire), then converge this host's part
+    (`placed`). Returns (rotation.Report, converge.Result)."""
     from wggw.core import conflicts, ha
 
     system = system if system is not None else system_for(backend, may_load=True)
     with store.locked(), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
-        state = store.load()
+        state = placed(store.load(), gateway)
         conflicts.check(state.tenants, system.facts(), ha.floating_egress(state))
         report = rotation.housekeeping(store, system, time.time() if now is None else now)
-        result = converge.converge(store.load(), system, echo)
+        result = converge.converge(placed(store.load(), gateway), system, echo)
         if result.changes:  # the host changed: on the record (the store did not)
             from wggw.ops import audit
 
@@ -90,12 +108,15 @@ def apply_peer(
     return changes
 
 
-def status(store: Store, backend: str | None = None, now: float | None = None) -> dict:
+def status(
+    store: Store, backend: str | None = None, now: float | None = None, gateway: str | None = None
+) -> dict:
     """Per-peer handshake, endpoint and traffic; per-tenant totals; drift; and the path each
-    tenant's packets take, asked of the kernel like `ip route get` (core/status.py)."""
+    tenant's packets take, asked of the kernel like `ip route get` (core/status.py); of this
+    host's part of the store (`placed`)."""
     from wggw.ops import paths
 
-    state = store.load()
+    state = placed(store.load(), gateway)
     system = system_for(backend)
     result = converge.compute(state, system, check_nft=False)
     checked = paths.check(state, result.desired, system)
