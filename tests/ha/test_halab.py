@@ -77,8 +77,7 @@ def test_takeover_seen_each_way(lab: HaLab) -> None:
     for way in WAYS:
         active = _holder(watch, time.monotonic() - 0.3).pop()
         standby = next(g for g in GATEWAYS if g != active)
-        t0 = time.monotonic()
-        lab.kill(active, way)
+        t0, _done = lab.kill(active, way)
         wait_until(lambda t0=t0, sb=standby: hf.egress_recovery(watch(), t0, sb, VIPS) is not None,
                    timeout=10 * SCALE, what=f"{standby} answering after {way}")  # fmt: skip
         took = hf.egress_recovery(watch(), t0, standby, VIPS)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class Service:
     log: Path
     marker: str
     pid: int = 0
+    pidfiles: tuple[Path, ...] = ()  # a SIGKILLed process leaves them; removed before a restart
 
 
 @dataclass
@@ -197,13 +199,17 @@ class HaLab:
         proc = self.gw(label).spawn(svc.argv, marker=svc.argv[0], log=svc.log, env=svc.env)
         svc.pid = proc.pid
 
-    def start_keepalived(self, label: str, conf: Path) -> Service:
+    def start_keepalived(self, label: str, conf: Path, pidfile: Path | None = None) -> Service:
         """A throwaway keepalived (VRRP only, in the foreground) on `conf`, with pid files of
-        its own so it never meets another keepalived on the host."""
+        its own so it never meets another keepalived on the host (`pidfile`: where whoever
+        reloads it looks, e.g. wggw's agent)."""
         home = self.gw(label).home
+        pidfile = pidfile or home / "keepalived.pid"
         argv = ["keepalived", "--vrrp", "-n", "-l", "-D", "--no-syslog", "-f", str(conf),
-                "-p", str(home / "keepalived.pid"), "-r", str(home / "vrrp.pid")]  # fmt: skip
-        return self.start_service(label, "keepalived", argv)
+                "-p", str(pidfile), "-r", str(home / "vrrp.pid")]  # fmt: skip
+        svc = self.start_service(label, "keepalived", argv)
+        svc.pidfiles = (pidfile, home / "vrrp.pid")
+        return svc
 
     def start_script(self, ns: Namespace, name: str, script: str, *args: str) -> int:
         """Run one of the lab's scripts (hawatch, haprobe) in `ns`; wait for its `ready`."""
@@ -235,21 +241,30 @@ class HaLab:
         return pids
 
     # --- breaking and mending ----------------------------------------------------------------
-    def kill(self, label: str, way: str) -> None:
+    def kill(self, label: str, way: str) -> tuple[float, float]:
         """Break gateway `label`: `links` pulls both its cables at the switch, `kill` SIGKILLs
-        everything it runs, `freeze` SIGSTOPs it (the kernel still holds its addresses)."""
+        everything it runs, `freeze` SIGSTOPs it (the kernel still holds its addresses).
+        Returns (time.monotonic) the instant of the first blow, what to measure from, and
+        the instant the last one landed: only traffic sent after it proves a new path."""
         assert self.sw is not None
-        if way == "links":
-            for port in (f"{label}-l", f"{label}-u"):
-                self.sw.ip("link", "set", port, "down")
-        elif way in ("kill", "freeze"):
-            sig = signal.SIGKILL if way == "kill" else signal.SIGSTOP
-            for pid in self.gateway_pids(label):
-                _signal(pid, sig)
-                if way == "freeze":
-                    self.frozen.add(pid)
-        else:
+        if way not in WAYS:
             raise LabError(f"unknown way {way!r}: one of {WAYS}")
+        if way == "links":
+            argvs = [["ip", "-n", self.sw.name, "link", "set", f"{label}-{side}", "down"]
+                     for side in ("l", "u")]  # fmt: skip
+            t0 = time.monotonic()
+            for argv in argvs:
+                run(argv)
+            return t0, time.monotonic()
+        sig = signal.SIGKILL if way == "kill" else signal.SIGSTOP
+        pids = self.gateway_pids(label)  # looked up before the clock starts
+        t0 = time.monotonic()
+        for pid in pids:
+            _signal(pid, sig)
+        done = time.monotonic()
+        if way == "freeze":
+            self.frozen.update(pids)
+        return t0, done
 
     def mend(self, label: str, way: str) -> None:
         """Undo `kill(label, way)`: cables back, processes restarted or thawed."""
@@ -265,6 +280,10 @@ class HaLab:
             for (gw, _name), svc in self.services.items():
                 if gw == label:
                     wait_until(lambda s=svc: gone(s.pid), timeout=5.0, what=f"{svc.marker} gone")
+                    for path in svc.pidfiles:
+                        # keepalived refuses to start beside a pid file whose process may live
+                        # on as an unreaped zombie (our PID 1 need not reap orphans)
+                        path.unlink(missing_ok=True)
                     self._spawn(label, svc)
 
     # --- teardown ----------------------------------------------------------------------------

@@ -104,13 +104,12 @@ def run_cycle(
     until `ready(gateway)` says it stands by again (bounded by `timeout` each)."""
     killed = mon.steady(timeout)
     standby = next(g for g in GATEWAYS if g != killed)
-    t0 = time.monotonic()
-    lab.kill(killed, way)
-    cyc = hf.Cycle(way=way, killed=killed, standby=standby, t0=t0)
+    t0, done = lab.kill(killed, way)
+    cyc = hf.Cycle(way=way, killed=killed, standby=standby, t0=t0, done=done)
     deadline = t0 + timeout
     while time.monotonic() < deadline:
         cyc.egress_s = hf.egress_recovery(mon.watch(), t0, standby, _egress(mon))
-        cyc.client_s = {t: hf.client_recovery(mon.replies(t), t0) for t in mon.tenants}
+        cyc.client_s = {t: hf.client_recovery(mon.replies(t), t0, done) for t in mon.tenants}
         if cyc.egress_s is not None and cyc.worst_client_s is not None:
             break
         time.sleep(0.1)

@@ -55,10 +55,14 @@ def egress_recovery(watch: Watch, t0: float, gateway: str, egress: Iterable[str]
     return worst
 
 
-def client_recovery(replies: Sequence[tuple[float, float, bool]], t0: float) -> float | None:
-    """Seconds from `t0` until the first good reply to a probe sent at or after `t0` (a reply
-    already in flight at `t0` proves nothing about the new path)."""
-    first = min((r for s, r, good in replies if good and s >= t0), default=None)
+def client_recovery(
+    replies: Sequence[tuple[float, float, bool]], t0: float, since: float | None = None
+) -> float | None:
+    """Seconds from `t0` until the first good reply to a probe sent at or after `since`
+    (default `t0`; the instant the failure was complete: a probe that left before may still
+    have taken the old path and proves nothing about the new one)."""
+    since = t0 if since is None else since
+    first = min((r for s, r, good in replies if good and s >= since), default=None)
     return None if first is None else first - t0
 
 
@@ -79,6 +83,7 @@ class Cycle:
     killed: str  # the gateway that was active and got broken
     standby: str  # the one that must take over
     t0: float
+    done: float = 0.0  # when the failure was complete (see client_recovery)
     egress_s: float | None = None
     client_s: dict[str, float | None] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
