@@ -35,6 +35,7 @@ from benchmarks import bulk  # noqa: E402
 from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
 from benchmarks import fleet as fleet_mod  # noqa: E402
+from benchmarks import fleet_agent as fleet_part  # noqa: E402
 from benchmarks import onepeer as one_peer_agent  # noqa: E402
 from benchmarks.lab import Bench  # noqa: E402
 from benchmarks.measure import rss_mb, summary  # noqa: E402
@@ -64,6 +65,10 @@ FULL = {
     "scrapes": 10,
     "repair_gateway": (100, 10),
     "repair_trials": 20,
+    "fleet_prop": (10, 100),  # the propagation gateway: tenants x peers
+    "fleet_changes": 100,
+    "fleet_cold": (30, 100),  # per gateway, three gateways
+    "fleet_adds": 20,
 }
 QUICK = {
     "cold": [(10, 10)],
@@ -89,6 +94,10 @@ QUICK = {
     "scrapes": 6,
     "repair_gateway": (2, 5),
     "repair_trials": 3,
+    "fleet_prop": (2, 5),
+    "fleet_changes": 10,
+    "fleet_cold": (2, 5),
+    "fleet_adds": 3,
 }
 
 
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent"),
+        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet"),
         action="append",
         help="run only these parts",
     )
@@ -228,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "results-quick.json" if args.quick else "results.json"
     )
     path = args.json or default
-    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer", "agent"]
+    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet"]
     results: dict = {
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -266,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             results["agent"]["repairs"] = agent_mod.repairs(
                 bench, *cfg["repair_gateway"], cfg["repair_trials"], log
             )
+        if "fleet" in parts:  # issue 13: agents on PostgreSQL (benchmarks/fleet_agent.py)
+            results["fleet"] = fleet_part.run_part(bench, cfg, log)
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_guard_and_snat_are_the_same_on_both_gateways_and_the_endpoint_leaves_fr
     # the tenant's SNAT and fail-closed guard do not depend on holding the address
     for line in ("10.10.0.0/24 : 203.0.113.10", "10.10.0.0/24 . 203.0.113.10"):
         assert line in ha_text and line in single
-    rule = "udp sport 51820 ip saddr != 192.0.2.10 snat ip to 192.0.2.10"
+    rule = "udp sport 51820 ip saddr != 192.0.2.10 ip saddr set 192.0.2.10"
     assert rule in ha_text and rule not in single
     assert render(_state()).digest != render(_state(gateways=("gw1",))).digest
 
@@ -213,3 +214,69 @@ def test_config_is_written_and_reloaded_only_when_it_changes(tmp_path) -> None:
         child.wait(timeout=10)
     assert hup == ["HUP\n"] * 3
     assert hops.sync_config("c\n", conf, pidfile) is True  # nobody to reload: written anyway
+
+
+def test_keepalived_unit_verifies(tmp_path) -> None:
+    """templates/wggw-keepalived.service passes `systemd-analyze verify` and uses wggw's files."""
+    unit = Path(__file__).resolve().parents[2] / "templates" / "wggw-keepalived.service"
+    text = unit.read_text()
+    for part in ("--use-file /run/wggw/keepalived.conf", "--pid /run/wggw/keepalived.pid"):
+        assert part in text  # the paths ops/ha.py writes and signals (WGGW_RUN_DIR=/run/wggw)
+    assert hops.conf_path().name == "keepalived.conf" and hops.pid_path().name == "keepalived.pid"
+    if shutil.which("systemd-analyze") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze missing (Debian package systemd; scripts/install-deps)")
+        pytest.skip("systemd-analyze missing (Debian package systemd)")
+    copy = tmp_path / unit.name
+    copy.write_text(text)
+    res = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+
+
+def _hook(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-I", str(hops.HOOK), *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_hook_fails_closed_without_an_agent_and_passes_what_it_answers(tmp_path) -> None:
+    import json
+    import socket
+    import threading
+
+    gone = tmp_path / "none.sock"
+    res = _hook("check", str(gone))
+    assert res.returncode == 1 and "does not answer" in res.stderr
+    assert _hook("notify", str(gone), "INSTANCE", "wggw_wg0", "MASTER", "200").returncode == 1
+    assert _hook("bogus").returncode == 2
+    path = tmp_path / "agent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    replies = [{"ok": False, "reason": "uplink down: up0"}, {"ok": True}, {"ok": True}]
+    asked: list[dict] = []
+
+    def serve() -> None:
+        for reply in replies:
+            conn, _ = server.accept()
+            with conn:
+                asked.append(json.loads(conn.makefile().readline()))
+                conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        res = _hook("check", str(path))
+        assert res.returncode == 1 and "uplink down: up0" in res.stderr
+        assert _hook("check", str(path)).returncode == 0
+        assert _hook("notify", str(path), "INSTANCE", "wggw_wg0", "MASTER", "200").returncode == 0
+        thread.join(10)
+    finally:
+        server.close()
+    assert asked == [
+        {"op": "health"},
+        {"op": "health"},
+        {"op": "ha", "type": "INSTANCE", "instance": "wggw_wg0", "state": "MASTER"},
+    ]

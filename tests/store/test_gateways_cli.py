@@ -81,9 +81,12 @@ def test_gateways_are_validated_and_every_change_is_on_the_record(fleet, state_d
         out = fleet(*args, code=2).output
         assert words in out and out.count("\n") == 1, (args, out)
     assert events(state_dir) == before  # nothing changed, nothing recorded
-    fleet("interface", "set", "wg1", "--gateway", "gw2", "--gateway", "gw1")
+    fleet("--gateway", "gw1", "interface", "set", "wg1", "--gateway", "gw2", "--gateway", "gw1")
     wg1 = json.loads(fleet("interface", "show", "wg1", "--json").output)
     assert wg1["gateways"] == ["gw2", "gw1"]  # the order given is the priority
+    last = json.loads(fleet("audit", "--json").output)[-1]
+    assert last["command"] == "wggw interface set"  # the global --gateway's value skipped
+    assert last["details"] == {"gateways": ["gw2", "gw1"], "before": ["gw1", "gw2"]}
     fleet("interface", "set", "wg1", "--gateway", "gw2")
     fleet("gateway", "remove", "gw1")
     assert json.loads(fleet("interface", "show", "wg0", "--json").output)["gateways"] == []

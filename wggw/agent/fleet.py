@@ -35,6 +35,7 @@ class Fleet:
             m.store_errors,
             m.healthy,
         )
+        self.notifications = m.store_notifications
         self.up.set(1)
 
     # --- the store's connection -------------------------------------------------
@@ -47,6 +48,8 @@ class Fleet:
         """Notified generations; None when the connection just broke."""
         assert self.listener is not None
         gens = self.listener.read()
+        if gens:
+            self.notifications.inc(len(gens))
         if gens is None:
             self._lost(self.listener.last_error or "connection lost", time.monotonic())
         return gens

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 
 import psycopg
 
@@ -44,6 +45,7 @@ class Listener:
         self.conn: pgsql.Conn | None = None
         self.failures = 0  # connection attempts failed since the last success
         self.last_error: str | None = None
+        self.before_close: Callable[[], None] | None = None  # the loop unregisters the socket
 
     @property
     def up(self) -> bool:
@@ -94,6 +96,8 @@ class Listener:
 
     def close(self) -> None:
         if self.conn is not None:
+            if self.before_close is not None:
+                self.before_close()
             with contextlib.suppress(Exception):
                 self.conn.close()
         self.conn = None

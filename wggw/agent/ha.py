@@ -38,6 +38,8 @@ class HaAgent:
         self.settings = settings_from_env(gateway) if gateway else None
         self.converged = False  # the last round converged (set by the loop)
         self.state: State | None = None
+        self.uplinks: frozenset[str] = frozenset()
+        self.floating: frozenset[str] = frozenset()  # addresses keepalived moves: not drift
         self.role: dict[str, str] = {}  # interface -> MASTER/BACKUP/FAULT, as keepalived said
 
     def after_round(self, state, system) -> None:
@@ -45,21 +47,24 @@ class HaAgent:
         self.state = state
         if self.settings is None:
             return
+        self.floating = core_ha.floating_addresses(state)
         if not any(core_ha.is_ha(i) for i in state.interfaces) and not ha.conf_path().exists():
             return  # nothing of HA here: no work per round
         try:
-            changed = ha.sync_config(ha.config_text(state, self.settings, system))
+            facts = system.facts()
+            self.uplinks = ha.uplinks(state, facts)
+            changed = ha.sync_config(ha.config_text(state, self.settings, facts))
         except WggwError as e:
             self.log("error", trigger="keepalived", error=str(e))
             return
         if changed:
             self.log("keepalived", config=str(ha.conf_path()), reloaded=ha.keepalived_pid())
 
-    def health(self, system) -> dict:
+    def health(self) -> dict:
         if self.state is None:
             return {"ok": False, "reason": "no round yet"}
         try:
-            ok, reason = ha.healthy(self.state, self.converged, system)
+            ok, reason = ha.healthy(self.uplinks, self.converged)
         except Exception as e:  # noqa: BLE001 - a host we cannot read is not healthy
             ok, reason = False, f"cannot read the host: {e}"
         return {"ok": ok, "reason": reason}

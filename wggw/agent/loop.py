@@ -9,6 +9,7 @@ are read and dropped right after it, so they never trigger another round.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import selectors
@@ -33,6 +34,7 @@ from wggw.ops.agentclient import store_id
 
 DEBOUNCE = 0.03  # events of one fault arrive together; one reconcile for all of them
 STORE_POLL = 0.5  # the fallback when a command did not tell the agent
+STORE_POLL_LISTENING = 5.0  # ... while PostgreSQL's LISTEN tells it: only a safety net
 LOCK_RETRY = 0.05  # the store lock was busy (a command is running)
 MAX_RETRY = 30.0
 
@@ -53,6 +55,7 @@ class Agent:
         self.fleet = fleet or Fleet(None, None, metrics, log)
         self.gateway_mode = isinstance(store, fleetview.GatewayStore)
         self.sel: selectors.BaseSelector | None = None
+        self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
         self.observed: Observed | None = None  # what the last round read (peer reports)
         self.system = apply.system_for(backend)
         self.resync = resync
@@ -72,8 +75,7 @@ class Agent:
         self.compiled: tuple[int, object, reconcile.Result] | None = None
         self.next_resync = time.monotonic() + resync
         # High availability (issue 14): keepalived's config and the health it tracks.
-        gateway = self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None
-        self.ha = HaAgent(gateway, log)
+        self.ha = HaAgent(self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None, log)
 
     # --- life cycle -----------------------------------------------------------
     def run(self) -> int:
@@ -160,7 +162,7 @@ class Agent:
                 next_dog = now + dog
             self._fleet_tick(now)
             if now >= next_poll:
-                next_poll = now + STORE_POLL
+                next_poll = now + (STORE_POLL_LISTENING if self.listen_fd else STORE_POLL)
                 # a store that is down is probed by the LISTEN reconnects (with back-off)
                 if not self.fleet.store_down and self._store_generation() != self.applied_gen:
                     self._want("store", now)
@@ -202,6 +204,8 @@ class Agent:
             return e.table is not None and (naming.owns_table(e.table) or e.table == 254)
         if e.kind == "link":
             return e.ifname is None or e.ifname in self.watched
+        if e.address is not None and e.address in self.ha.floating:
+            return False  # keepalived moving a floating address: no round (the kick waits)
         # addresses: wggw's own ride on its interfaces and the uplinks (others: docker, SLAAC)
         return not self.watched_index or e.ifindex in self.watched_index
 
@@ -214,25 +218,30 @@ class Agent:
 
     # --- the fleet side: LISTEN, reconnects, heartbeats (agent/fleet.py) --------------
     def _listen(self) -> None:
-        if self.sel is not None and self.fleet.listener is not None and self.fleet.listener.up:
-            self.sel.register(self.fleet.listener, selectors.EVENT_READ)
+        listener = self.fleet.listener
+        if self.sel is not None and listener is not None and listener.up:
+            listener.before_close = self._unlisten
+            self.listen_fd = self.sel.register(listener, selectors.EVENT_READ).fd
+
+    def _unlisten(self) -> None:
+        """Out of the select before its socket closes (its number may come back reused)."""
+        if self.sel is not None and self.listen_fd is not None:
+            self.sel.unregister(self.listen_fd)
+        self.listen_fd = None
 
     def _notified(self) -> None:
-        listener = self.fleet.listener
-        assert listener is not None and self.sel is not None
-        fd = self.sel.get_key(listener).fd
-        gens = self.fleet.read()
-        if gens is None:  # the connection broke: the reconnects take over
-            self.sel.unregister(fd)
-        elif any(g != self.applied_gen for g in gens):
+        gens = self.fleet.read()  # None: the connection broke, the reconnects take over
+        if gens is not None and any(g != self.applied_gen for g in gens):
             self._want("store", time.monotonic())
 
     def _fleet_tick(self, now: float) -> None:
         if self.fleet.listener is not None and self.fleet.reconnect_due(now):
-            if self.sel is not None and self.sel.get_map().get(self.fleet.listener) is not None:
-                self.sel.unregister(self.fleet.listener)  # a round found the store down
             if self.fleet.try_reconnect(now):
                 self._listen()
+                # The store's own session died with the server too, which psycopg learns on
+                # its next use: that use, here, so that the resync finds a fresh one.
+                with contextlib.suppress(WggwError):
+                    self.store.generation()
                 # Notifications sent while away are lost: everything afresh, at once.
                 self.compiled, self.live = None, {}
                 self._want("resync", now)
@@ -446,7 +455,18 @@ class Agent:
         if op == "health":  # keepalived's track script (agent/hahook.py) asks this, often: cheap
             state = self.compiled[1] if self.compiled is not None else None
             details = self.fleet.health(self.system, state)
-            return {**details, **self.ha.health(self.system), "generation": self.applied_gen}
+            mine = self.ha.health()  # converged, and the uplinks of the floating tenants
+            healthy = bool(details["healthy"]) and bool(mine["ok"])
+            reason = mine["reason"] if not mine["ok"] else details["uplink"] or details["error"]
+            # "ok" is the answer keepalived's check reads (and, as in every reply, "answered")
+            return {
+                **details,
+                "lines": [],
+                "generation": self.applied_gen,
+                "healthy": healthy,
+                "ok": healthy,
+                "reason": reason or "ok",
+            }
         if op == "ha":  # keepalived's notify: a VRRP state change (MASTER: kick the peers)
             reply = self.ha.notify(request, self.store, self.system)
             self._drain()

@@ -94,6 +94,11 @@ class AgentMetrics:
             "Times the agent got the store back after losing it (a full resync follows).",
             registry=r,
         )
+        self.store_notifications = Counter(
+            "wggw_store_notifications_total",
+            "Commits the store announced to the agent (PostgreSQL NOTIFY).",
+            registry=r,
+        )
         self.store_errors = Counter(
             "wggw_store_errors_total",
             "Failed store accesses (reads, reports, LISTEN).",

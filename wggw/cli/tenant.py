@@ -117,10 +117,10 @@ def move(
         if moved is None:
             say(f"tenant {name} runs on {to} already; nothing changed")
         else:
+            left = ", ".join(g for g in moved.source if g != to)
             say(
-                f"moved tenant {name} from {', '.join(moved.source)} to {to} in "
-                f"{moved.waited:.2f}s (the old gateways release it from generation "
-                f"{moved.generation})"
+                f"moved tenant {name} to {to} in {moved.waited:.2f}s; {left} release(s) it "
+                f"from generation {moved.generation}"
             )
         if as_json:
             _show(store.load(), name, True)

@@ -46,6 +46,12 @@ def floating_egress(state: State) -> frozenset[str]:
     )
 
 
+def floating_addresses(state: State) -> frozenset[str]:
+    """Every address keepalived moves for this state: floating egress IPs and HA endpoints."""
+    endpoints = (endpoint_ip(i) for i in state.interfaces if is_ha(i))
+    return floating_egress(state) | {str(ip) for ip in endpoints if ip is not None}
+
+
 def vrid(iface: Interface) -> int:
     return 1 + iface.listen_port % 255
 

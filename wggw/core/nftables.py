@@ -139,18 +139,24 @@ def _rules(digest: str) -> dict[str, list[str]]:
     return r
 
 
-def _endpoint_snat(state: State) -> list[str]:
-    """An HA interface's WireGuard packets leave from its floating endpoint address (issue 14).
-    A gateway that starts a handshake itself (the takeover kick) would otherwise send it from
-    its own address, the client would roam to that, and lose the gateway with its next
-    failure; with this rule the client keeps dialling the address that floats."""
+# Only when an HA interface has an IP endpoint (issue 14): its WireGuard packets' source.
+HA_CHAIN = "ha_endpoint"
+HA_HOOK = "type filter hook postrouting priority srcnat; policy accept;"
+
+
+def _endpoint_source(state: State) -> list[str]:
+    """An HA interface's WireGuard packets leave from its floating endpoint address. A gateway
+    that starts a handshake itself (the takeover kick) would otherwise send it from its own
+    address, the client would roam to that and lose the gateway with its next failure.
+    Stateless (no NAT): a client that also sent to the endpoint already has a conntrack entry
+    for that very pair, and source NAT would pick another port to avoid the clash."""
     out = []
     for iface in sorted(state.interfaces, key=lambda i: i.name):
         ip = ha.endpoint_ip(iface) if ha.is_ha(iface) else None
         if ip is not None:
             fam = "ip" if ip.version == 4 else "ip6"
             out.append(
-                f"udp sport {iface.listen_port} {fam} saddr != {ip} snat {fam} to {ip} "
+                f"udp sport {iface.listen_port} {fam} saddr != {ip} {fam} saddr set {ip} "
                 f'comment "ha endpoint {iface.name}"'
             )
     return out
@@ -165,16 +171,17 @@ def render(state: State) -> NftSpec:
     fams = {v: _family_data(tenants, v) for v in (4, 6)}
     decls, elements = _declarations(ifaces, fams)
     # Digest of everything rendered, so a new wggw version's rules count as a change.
-    floating = _endpoint_snat(state)
-    digest = hashlib.sha256(("\n".join(decls + floating) + repr(_rules(""))).encode()).hexdigest()[
-        :16
-    ]
+    floating = _endpoint_source(state)
+    text = "\n".join(decls + floating) + repr(_rules(""))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     body = decls[:]
     chains = _rules(digest)
-    chains["egress_snat"][1:1] = floating  # after the WireGuard-interface return
+    hooks = dict(CHAINS)
+    if floating:
+        chains[HA_CHAIN], hooks[HA_CHAIN] = floating, HA_HOOK
     for name, rules in chains.items():
         body.append(
-            f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
+            f"\tchain {name} {{\n\t\t{hooks[name]}\n"
             + "".join(f"\t\t{rule}\n" for rule in rules)
             + "\t}"
         )

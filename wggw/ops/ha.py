@@ -55,10 +55,10 @@ def hook_command(*args: str) -> str:
     return " ".join([sys.executable, "-I", str(HOOK), *args])
 
 
-def config_text(state: State, settings: Settings, system) -> str | None:
+def config_text(state: State, settings: Settings, facts) -> str | None:
     """keepalived's configuration for `state` on this host; None when no interface of it
     runs here in HA (no file, no keepalived needed)."""
-    return render_config(state, settings, system.facts(), hanet.connected())
+    return render_config(state, settings, facts, hanet.connected())
 
 
 def render_config(state: State, settings: Settings, facts, connected) -> str | None:
@@ -102,27 +102,27 @@ def sync_config(text: str | None, path: Path | None = None, pidfile: Path | None
     return True
 
 
-def healthy(state: State, converged: bool, system) -> tuple[bool, str]:
+def uplinks(state: State, facts) -> frozenset[str]:
+    """The devices this gateway's tenants leave by (their uplink, or main's default route)."""
+    out = set()
+    for t in state.tenants:
+        for ip in t.egress:
+            main = facts.default_routes.get(ip.version)
+            dev = t.uplink or (main.dev if main else None)
+            if dev:
+                out.add(dev)
+    return frozenset(out)
+
+
+def healthy(devs: frozenset[str], converged: bool) -> tuple[bool, str]:
     """What keepalived tracks: the last round converged and every uplink of this gateway's
-    tenants can carry traffic. (ok, reason)."""
+    tenants can carry traffic (one link dump: the check runs every second). (ok, reason)."""
     if not converged:
         return False, "not converged"
-    facts = system.facts()
-    uplinks = {
-        dev
-        for t in state.tenants
-        for ip in t.egress
-        if (dev := t.uplink or _main_dev(facts, ip.version))
-    }
-    down = hanet.links_down(uplinks)
+    down = hanet.links_down(devs)
     if down:
         return False, f"uplink down: {', '.join(down)}"
     return True, "ok"
-
-
-def _main_dev(facts, version: int) -> str | None:
-    main = facts.default_routes.get(version)
-    return main.dev if main else None
 
 
 def takeover(store, state: State, interface: str, system, echo: Echo = None) -> int:

@@ -114,7 +114,10 @@ def add_tenant(
         from wggw.ops import hostcheck  # reads the host: only `tenant add/set` need it
 
         if here in tenant_gateways(tenant, iface):  # another gateway's host is not ours to read
-            hostcheck.check_tenant(tenant)  # egress = next hop, or on the host: refused now
+            from wggw.core.ha import floats
+
+            # egress = next hop, or on the host (unless keepalived's): refused now
+            hostcheck.check_tenant(tenant, floats(tenant, iface))
         tx.add_tenant(tenant)
         tx.record_event(
             "tenant.add",
