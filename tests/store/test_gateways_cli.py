@@ -212,5 +212,50 @@ def test_apply_and_plan_on_a_gateway_act_on_its_part_only(fleet, cli, state_dir)
         local = FakeSystem()
         dataplane.apply(store, system=local)  # no --gateway: what is placed on no gateway
         assert set(local.state.wg) == {"wg0"}
+        # `rotate` converges the same part after rotating in the store
+        from wggw.ops import rotation
+
+        for gateway, wanted in ((None, {"wg0"}), ("gw2", {"wg1"})):
+            host = FakeSystem()
+            rotation.rotate(store, host, time.time(), older_than=0, grace=0, selected=None,
+                            out=None, notify=None, dry_run=False, gateway=gateway)  # fmt: skip
+            assert set(host.state.wg) == wanted
     out = cli("--gateway", "gw9", "plan", code=2).output
     assert "no gateway named 'gw9'" in out
+
+
+def test_apply_on_a_gateway_holds_its_lock_not_the_store_lock(
+    pg_url, key_file, monkeypatch, cli, state_dir
+):
+    """On PostgreSQL `--gateway gw1 apply` holds gw1's lock (the one gw1's agent rounds hold),
+    not the store's command lock: operators elsewhere go on meanwhile. Without --gateway it
+    holds the command lock as before. Each seen from a second session while apply runs."""
+    from wggw.core.errors import LockBusyError
+
+    monkeypatch.setenv("WGGW_DB", pg_url)
+    cli("init")
+    cli("gateway", "add", "gw1")
+    cli(*WG1, "--gateway", "gw1")
+    cli("interface", "add", "wg0", "--listen-port", "51820", "--endpoint", "vpn.example.com:1")
+    seen: list[tuple[str, bool]] = []
+
+    class Probe(FakeSystem):
+        def apply(self, changes, echo=None) -> None:
+            for what, lock in (("store", other.locked), ("gw1", gateway_lock)):
+                try:
+                    with lock(timeout=0.2):
+                        seen.append((what, True))
+                except LockBusyError:
+                    seen.append((what, False))
+            super().apply(changes, echo)
+
+    with open_existing(state_dir) as store, open_existing(state_dir) as other:
+
+        def gateway_lock(timeout: float):
+            return other.gateway_locked("gw1", timeout)
+
+        dataplane.apply(store, system=Probe(), gateway="gw1")
+        assert seen and set(seen) == {("store", True), ("gw1", False)}
+        seen.clear()
+        dataplane.apply(store, system=Probe())  # the local part (wg0): the command lock
+        assert seen and set(seen) == {("store", False), ("gw1", True)}

@@ -201,3 +201,34 @@ def test_peer_apply_on_a_fleet_waits_for_every_gateway_holding_the_tenant(
     monkeypatch.setenv("WGGW_FLEET_TIMEOUT", "soon")
     assert "WGGW_FLEET_TIMEOUT" in fleet("peer", "add", "beta/dan", "--apply", code=2).output
     assert "beta/dan" not in fleet("peer", "list").output  # refused before any write
+
+
+def test_each_phase_as_the_gateways_apply_it(fleet, state_dir):
+    """The data plane of each gateway through a move (the fake host of each, applied with
+    --gateway as its agent does): the target builds the tenant in phase 1 while the old
+    gateway keeps it, and only phase 2 takes it off the old one."""
+    from wggw.backends.fake import FakeSystem
+    from wggw.ops import dataplane, tenantmove
+
+    hosts = {"gw1": FakeSystem(), "gw2": FakeSystem()}
+
+    def egress() -> dict[str, set[str]]:
+        with open_existing(state_dir) as store:
+            for name, host in hosts.items():
+                dataplane.apply(store, system=host, gateway=name)
+        return {
+            name: {a.cidr.split("/")[0] for a in h.state.addresses if a.egress}
+            for name, h in hosts.items()
+        }
+
+    assert egress() == {"gw1": {"198.51.100.20"}, "gw2": set()}
+    with open_existing(state_dir) as store:
+        assert tenantmove._begin(store, "beta", "gw2") == ("gw1",)
+    both = egress()
+    assert both == {"gw1": {"198.51.100.20"}, "gw2": {"198.51.100.20"}}
+    assert set(hosts["gw2"].state.wg) == {"wg1"} and len(hosts["gw2"].state.wg["wg1"].peers) == 1
+    with open_existing(state_dir) as store:
+        tenantmove._finish(store, "beta", "gw2", ("gw1",))
+    assert egress() == {"gw1": set(), "gw2": {"198.51.100.20"}}
+    assert set(hosts["gw1"].state.wg) == {"wg1"}  # the interface stays on gw1, empty
+    assert hosts["gw1"].state.wg["wg1"].peers == {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from wggw.agent.fleetlisten import Listener, backoff_delay
-from wggw.agent.fleetreport import Reporter, uplink_problem
+from wggw.agent.fleetreport import PEER_READ_SECONDS, Reporter, read_devices, uplink_problem
 from wggw.core.errors import StoreUnavailableError, WggwError
 from wggw.core.fleet import HEARTBEAT_SECONDS
 from wggw.core.plan import Observed
@@ -24,6 +24,7 @@ class Fleet:
         self.reporter = Reporter(gateway) if gateway else None
         self.next_connect: float | None = None  # when the next LISTEN attempt is due
         self.next_beat = time.monotonic()
+        self.peers_read_at = time.monotonic()  # when a round last read the devices
         self.store_up_now = True
         self.last_error: str | None = None
         self.converged = False
@@ -113,6 +114,8 @@ class Fleet:
     ) -> None:
         """After every round: the report (and the changed peers), health refreshed."""
         self.converged, self.last_error = error is None, error
+        if observed is not None:
+            self.peers_read_at = time.monotonic()
         if error is None:
             self.converged_at = time.time()
             if self.listener is None or self.listener.up:
@@ -140,7 +143,14 @@ class Fleet:
     def report(self, store, system, state, generation: int, observed=None) -> None:
         """Write the GatewayReport (and changed PeerReports); skipped while the store is
         down (the reconnect's resync reports again)."""
-        self.next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        now = time.monotonic()
+        self.next_beat = now + HEARTBEAT_SECONDS
+        if observed is None and state is not None and now - self.peers_read_at > PEER_READ_SECONDS:
+            try:
+                observed = read_devices(system, [i.name for i in state.interfaces])
+            except Exception as e:  # noqa: BLE001 - the gateway report goes out all the same
+                self.log("error", trigger="report", error=f"cannot read the devices: {e}")
+            self.peers_read_at = now
         h = self.health(system, state)
         if self.reporter is None or self.store_down:
             return

@@ -1,6 +1,8 @@
 """What a fleet agent tells the store about itself: its GatewayReport (after every round
 and as a heartbeat) and PeerReports (only the peers whose endpoint, handshake or bytes
-moved), both from what the agent has already read; and its health.
+moved), from what a full round read, or, when no full round has read the devices for
+PEER_READ_SECONDS (store changes are applied as deltas, without a read), from one read of
+this gateway's devices alone with a heartbeat; and its health.
 
 Health = converged (the last round left the host matching the store generation it read)
 and the uplink usable (every uplink of this gateway's tenants is there, up and has carrier;
@@ -20,6 +22,7 @@ from wggw import __version__
 from wggw.core.fleet import GatewayReport, PeerReport
 from wggw.core.plan import Observed
 
+PEER_READ_SECONDS = 30.0  # the peers' reports are at most this old (plus a heartbeat)
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 
@@ -57,6 +60,16 @@ def _link_flags(system, names: Iterable[str]) -> dict[str, int]:
         for link in dump.links()
         if link.get("IFLA_IFNAME") in wanted
     }
+
+
+def read_devices(system, names: list[str]) -> Observed:
+    """This gateway's WireGuard devices only (peers' endpoints, handshakes, bytes): what the
+    peer reports need when no round has read them lately."""
+    from wggw.backends.fake import FakeSystem
+
+    if isinstance(system, FakeSystem):
+        return Observed(wg=system.observe_devices())
+    return Observed(wg=system.observe_devices(names))
 
 
 class Reporter:

@@ -43,6 +43,11 @@ def whole(store):
     return store.whole() if isinstance(store, GatewayStore) else store
 
 
+def round_holds_store_lock(store) -> bool:
+    """Whether `round_lock` is the whole-store lock (nobody else commits meanwhile)."""
+    return not (isinstance(store, GatewayStore) and getattr(whole(store), "gateway_locked", None))
+
+
 @contextlib.contextmanager
 def round_lock(store, timeout: float | None = None) -> Iterator[None]:
     """What one agent round holds (see the module docstring)."""

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from wggw.agent import apply, fleetview, onepeer, sdnotify
+from wggw.agent import apply, fleetview, onepeer, sdnotify, storedelta
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
 from wggw.agent.fleet import Fleet
@@ -53,10 +53,14 @@ class Agent:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
         # PostgreSQL's LISTEN, the store's up/down state, a gateway's reports (agent/fleet.py)
         self.fleet = fleet or Fleet(None, None, metrics, log)
-        self.gateway_mode = isinstance(store, fleetview.GatewayStore)
+        # A round under the gateway's lock only (agent/fleetview.py): others commit meanwhile.
+        self.exclusive = fleetview.round_holds_store_lock(store)
         self.sel: selectors.BaseSelector | None = None
         self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
         self.observed: Observed | None = None  # what the last round read (peer reports)
+        # (generation, state) the host was last converged to: a store change that touched
+        # only peers is applied as their delta against it (agent/storedelta.py).
+        self.delta_base: tuple[int, object] | None = None
         self.system = apply.system_for(backend)
         self.resync = resync
         self.backoff = backoff or Backoff()
@@ -122,6 +126,7 @@ class Agent:
                 gen = self._audit(result.changes, "start", self.store.generation())
                 state, observed = self.store.load(), result.observed
                 self._keep(gen, state, result)
+                self.delta_base = (gen, state)
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
                 self.ha.after_round(state, self.system)
@@ -267,6 +272,7 @@ class Agent:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
             return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
+            self.reasons, self.due = set(), None  # also when the lock itself failed (no store)
             error = self._failed("+".join(sorted(reasons)), e)
         else:
             if self.due is not None:
@@ -279,6 +285,9 @@ class Agent:
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
         gen = self.store.generation()
         store_changed = gen != self.applied_gen
+        if store_changed and reasons == {"store"} and self._store_delta(gen, started):
+            return
+        self.delta_base = None  # set again below once this round has converged
         trigger = "store" if store_changed else ("resync" if "resync" in reasons else "drift")
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
@@ -328,6 +337,27 @@ class Agent:
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
+        self.delta_base = (gen, state)
+
+    def _store_delta(self, gen: int, started: float) -> bool:
+        """A peers-only store change as a delta (agent/storedelta.py); False: not one, the
+        full round follows. Only where commits arrive by NOTIFY from anywhere (PostgreSQL):
+        on one host the CLI hands a peer change to the agent itself."""
+        base = self.delta_base
+        if base is None or self.fleet.listener is None or not self.live:
+            return False
+        state = self.store.load()
+        changes = storedelta.peer_delta(base[1], state, self.live)  # type: ignore[arg-type]
+        if changes is None:
+            return False
+        if changes:
+            apply_peers = getattr(self.system, "apply_peers", None)  # the fake has none
+            (apply_peers or self.system.apply)(changes, self._echo("store"))
+            self._drain()
+        self.delta_base, self.observed = (gen, state), None
+        self._track(state)
+        self._converged(gen, time.monotonic() - started, "store", len(changes))
+        return True
 
     def _audit(self, applied: list, trigger: str, gen: int) -> int:
         """Record what the agent changed on the host of its own accord (drift repaired, or
@@ -348,9 +378,9 @@ class Agent:
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
         new = self.store.generation()
-        if self.gateway_mode and new != gen + 1:
-            # No command lock held (fleetview): another commit may have come in between;
-            # left unapplied, so the next round looks at the store again.
+        if not self.exclusive and new != gen + 1:
+            # Another commit came in between (PostgreSQL bumps once per commit): left
+            # unapplied, so that the next round reads the store again.
             return gen
         if self.applied_gen == gen:
             self.applied_gen = new

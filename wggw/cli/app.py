@@ -63,7 +63,7 @@ def root(
         "--gateway",
         envvar="WGGW_GATEWAY",
         metavar="NAME",
-        help="This host is gateway NAME of a fleet: plan, apply, status and down act on "
+        help="This host is gateway NAME of a fleet: plan, apply, status and rotate act on "
         "its part of the store only.",
     ),
     version: bool = typer.Option(

@@ -46,6 +46,16 @@ def placed(state: State, gateway: str | None) -> State:
     return on_gateway(state, gateway)
 
 
+def _host_lock(store: Store, gateway: str | None):
+    """What an apply holds: on a fleet gateway, that gateway's lock where the store has one
+    (PostgreSQL), the one its agent's rounds hold, so operators elsewhere never wait for
+    this host's converge and the agent never converges beside it; else the store lock."""
+    gateway_locked = getattr(store, "gateway_locked", None)
+    if gateway is not None and gateway_locked is not None:
+        return gateway_locked(gateway)
+    return store.locked()
+
+
 def plan(
     store: Store, backend: str | None = None, verbose: bool = False, gateway: str | None = None
 ) -> list[str]:
@@ -71,7 +81,7 @@ def apply(
     from wggw.core import conflicts, ha
 
     system = system if system is not None else system_for(backend, may_load=True)
-    with store.locked(), converge.gc_paused():  # the store's 10,000 peers too
+    with _host_lock(store, gateway), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
         state = placed(store.load(), gateway)
         conflicts.check(state.tenants, system.facts(), ha.floating_egress(state))
