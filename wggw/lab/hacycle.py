@@ -114,14 +114,21 @@ def run_cycle(
             break
         time.sleep(0.1)
     lab.mend(killed, way)
+    mended = time.monotonic()
     try:
         wait_until(lambda: ready(killed), timeout=timeout, interval=0.1,
                    what=f"{killed} standing by after {way}")  # fmt: skip
         time.sleep(settle)  # a failback (preempt) or a split brain ending shows up in this window
         mon.steady(timeout)
     finally:
-        cyc.wrong = hf.wrong_between(mon.watch(), t0, time.monotonic())
+        end = time.monotonic()
+        cyc.wrong = hf.wrong_between(mon.watch(), t0, end)
+        cyc.mend_gap_s = max(hf.longest_gap(mon.replies(t), mended, end) for t in mon.tenants)
     return cyc
+
+
+def _s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.3f}s"
 
 
 def _egress(mon: Monitor) -> list[str]:
@@ -144,7 +151,8 @@ def run_cycles(
     for i, way in enumerate(ways):
         cyc = run_cycle(lab, mon, way, ready=ready, timeout=timeout, settle=settle)
         log(f"cycle {i + 1}/{len(ways)} {way} {cyc.killed}->{cyc.standby}: egress "
-            f"{cyc.egress_s} client {cyc.client_s} wrong {len(cyc.wrong)}")  # fmt: skip
+            f"{_s(cyc.egress_s)} clients {', '.join(_s(v) for v in cyc.client_s.values())} "
+            f"wrong {len(cyc.wrong)} after mending {_s(cyc.mend_gap_s)}")  # fmt: skip
         out.append(cyc)
         if cyc.egress_s is None and cyc.worst_client_s is None:
             raise LabError(f"cycle {i + 1} ({way}): {cyc.standby} never took over")

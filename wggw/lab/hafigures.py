@@ -66,6 +66,14 @@ def client_recovery(
     return None if first is None else first - t0
 
 
+def longest_gap(replies: Sequence[tuple[float, float, bool]], t0: float, t1: float) -> float:
+    """The longest stretch within [t0, t1] without a good reply (what mending the broken
+    gateway costs the clients: a preempting failback, a thawed gateway taking over)."""
+    stamps = sorted(r for _s, r, good in replies if good and t0 <= r <= t1)
+    edges = [t0, *stamps, t1]
+    return max(b - a for a, b in zip(edges, edges[1:], strict=False))
+
+
 def wrong_between(watch: Watch, t0: float, t1: float) -> list[str]:
     return [line for t, line in watch.wrong if t0 <= t < t1]
 
@@ -87,6 +95,7 @@ class Cycle:
     egress_s: float | None = None
     client_s: dict[str, float | None] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
+    mend_gap_s: float | None = None  # the longest client outage after mending (longest_gap)
 
     @property
     def worst_client_s(self) -> float | None:
@@ -110,6 +119,10 @@ def summarize(cycles: Sequence[Cycle]) -> dict[str, object]:
             else None
         )
         out[f"{key}_missing"] = len(vals) - len(done)
+    gaps = [c.mend_gap_s for c in cycles if c.mend_gap_s is not None]
+    out["mend_gap_s"] = (
+        {"p50": round(percentile(gaps, 50), 3), "max": round(max(gaps), 3)} if gaps else None
+    )
     out["wrong_source"] = sum(len(c.wrong) for c in cycles)
     return out
 

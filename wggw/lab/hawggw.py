@@ -71,14 +71,26 @@ class Fleet:
             self.wggw("tenant", "add", name, *opts, "--interface", self.ifname)
             self.wggw("peer", "add", f"{name}/laptop")
 
-    def start_gateway(self, label: str, ha_env: Mapping[str, str]) -> None:
-        """The agent of gateway `label`, then keepalived on the configuration it wrote."""
+    def start_gateway(self, label: str, ha_env: Mapping[str, str], kick: bool = True) -> None:
+        """The agent of gateway `label`, then keepalived on the configuration it wrote.
+        `kick=False` is the stock behaviour for the baseline: keepalived on a copy of that
+        configuration without its notify script, so the addresses move and nobody starts a
+        handshake (clients wait for their own retry)."""
         gw = self.lab.gw(label)
         argv = [sys.executable, "-m", "wggw.cli.entry", "--state-dir", str(gw.home / "state"),
                 "agent", "--gateway", label, "--resync", AGENT_RESYNC]  # fmt: skip
         self.lab.start_service(label, "agent", argv, {**self.env, **ha_env})
         conf = gw.run_dir / "keepalived.conf"
         wait_until(conf.exists, timeout=60.0, interval=0.1, what=f"{label}'s keepalived.conf")
+        if not kick:
+            text = conf.read_text()
+            stock = "".join(
+                ln for ln in text.splitlines(True) if not ln.strip().startswith("notify")
+            )
+            if stock == text:
+                raise LabError(f"{label}'s keepalived.conf has no notify line to leave out")
+            conf = gw.home / "keepalived-stock.conf"
+            conf.write_text(stock)
         self.lab.start_keepalived(label, conf, pidfile=gw.run_dir / "keepalived.pid")
 
     def connect(self, tenants: Sequence[str]) -> None:
@@ -114,7 +126,11 @@ def _os_env() -> dict[str, str]:
 
 
 def start(
-    lab: HaLab, cluster: Cluster, tenants: Sequence[str], ha_env: Mapping[str, str]
+    lab: HaLab,
+    cluster: Cluster,
+    tenants: Sequence[str],
+    ha_env: Mapping[str, str],
+    kick: bool = True,
 ) -> Fleet:
     """Configure the store, start both gateways (gwa first, so it becomes the active one) and
     connect every client."""
@@ -125,7 +141,7 @@ def start(
         lab.gw(gw).home.joinpath("state").mkdir(mode=0o700, exist_ok=True)
     fleet.configure(tenants)
     for gw in GATEWAYS:
-        fleet.start_gateway(gw, ha_env)
+        fleet.start_gateway(gw, ha_env, kick)
     fleet.connect(tenants)
     return fleet
 
