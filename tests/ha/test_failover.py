@@ -62,6 +62,7 @@ def test_failover_each_way_within_target_and_no_wrong_source(cluster: Cluster) -
         whole_run_wrong = mon.watch().wrong
     summary = hf.by_way(cycles)
     print(summary, file=sys.stderr)
+    assert len(cycles) == len(ways) and not any(c.error for c in cycles), summary
     assert {c.killed for c in cycles} == {"gwa", "gwb"}  # failover and failback both measured
     for c in cycles:
         what = f"{c.way} {c.killed}->{c.standby}: {summary}"

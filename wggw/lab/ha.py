@@ -62,11 +62,11 @@ class GatewayHost(Namespace):
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", _PRIVATE_WG,
                 str(self.wg_dir), *argv]  # fmt: skip
 
-    def run(self, cmd, check=True, timeout=10.0, env=None, input=None):  # type: ignore[override]
+    def run(self, cmd, check=True, timeout=10.0, env=None, input=None):
         full = {**os.environ, **self.env, **(env or {})}
         return super().run(self.wrap(cmd), check=check, timeout=timeout, env=full, input=input)
 
-    def spawn(self, argv, *, marker, log, env=None, pipe_stdout=False):  # type: ignore[override]
+    def spawn(self, argv, *, marker, log, env=None, pipe_stdout=False):
         full = {**self.env, **(env or {})}
         return super().spawn(
             self.wrap(argv), marker=marker, log=log, env=full, pipe_stdout=pipe_stdout
@@ -149,7 +149,7 @@ class HaLab:
 
     def _plug(self, label: str, bridge: str, dev: str, port: str) -> Namespace:
         assert self.box is not None
-        ns = self.box.add_ns(label)
+        ns: Namespace = self.box.add_ns(label)
         self._cable(ns, dev, bridge, port)
         return ns
 

@@ -96,6 +96,7 @@ class Cycle:
     client_s: dict[str, float | None] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
     mend_gap_s: float | None = None  # the longest client outage after mending (longest_gap)
+    error: str | None = None  # the lab never settled after this cycle (no cycle can follow)
 
     @property
     def worst_client_s(self) -> float | None:
@@ -106,6 +107,7 @@ class Cycle:
 def summarize(cycles: Sequence[Cycle]) -> dict[str, object]:
     """p50/p99/max of both recoveries (None counted as a failure), wrong-source total."""
     out: dict[str, object] = {"cycles": len(cycles)}
+    out["errors"] = [c.error for c in cycles if c.error]
     for key, get in (("egress_s", lambda c: c.egress_s), ("client_s", lambda c: c.worst_client_s)):
         vals = [get(c) for c in cycles]
         done = [v for v in vals if v is not None]
