@@ -7,12 +7,14 @@ socket); measured: commit -> the agent's log line of the round that applied it (
 clock, ms; the device then checked to hold the peer), and commit -> the client's first ICMP
 answer from the internet namespace through the gateway (the client starts sending once the
 peer is on the device: a handshake sent earlier is dropped and WireGuard retries it only
-after 5 s, which would measure WireGuard's timer, not wggw). p50/p99 (nearest rank) over `changes` commits.
+after 5 s, which would measure WireGuard's timer, not wggw). p50/p99 (nearest rank) over
+`changes` commits.
 
 `cold_start`: three gateways x `peers` peers in one PostgreSQL store, an agent per gateway
 in its own namespace, started one after the other (2 cores: three cold starts at once would
 measure the scheduler): the agent's start converge (its log's ms) and process start ->
-converged; the same part from a SQLite store on a fourth site is the same-run baseline.
+converged; each followed by the same part from a SQLite store on a site of its own (the
+same-run baseline).
 
 `peer_add`: benchmarks/store.py's `peer add` on PostgreSQL vs SQLite (CLI and in-process).
 """
@@ -284,13 +286,13 @@ def _hex(public_key: str) -> str:
 
 # --- cold start ---------------------------------------------------------------------------------
 def cold_start(bench: Bench, cluster: Cluster, size: tuple[int, int], log) -> dict:
-    """Three gateways of tenants x peers each from PostgreSQL, one after the other; the same
-    gateway part from SQLite as the baseline."""
+    """Three gateways of tenants x peers each from PostgreSQL, one after the other, each
+    followed by the same part from SQLite on a site of its own (the same-run baseline,
+    interleaved so that both see the same machine)."""
     tenants, peers = size
     sites = [bench.site(f"fc{g}") for g in range(3)]
     base = fleet_mod.make("x", 3 * tenants, peers)
-    work = sites[0].dir
-    store, key_file = pg_store(cluster.createdb(), work)
+    store, key_file = pg_store(cluster.createdb(), sites[0].dir)
     parts = [split(base, tenants, g, sites[g].ifname) for g in range(3)]
     with store.transaction() as tx:
         for g, part in enumerate(parts):
@@ -298,42 +300,48 @@ def cold_start(bench: Bench, cluster: Cluster, size: tuple[int, int], log) -> di
             write_part(tx, part, f"gw{g + 1}")
     store.close()
     out: dict = {"tenants": tenants, "peers_per_gateway": tenants * peers, "mode": "sequential"}
+    pg_ms, pg_s, lite_ms, lite_s = [], [], [], []
     try:
-        pg_ms, pg_s = [], []
-        with pg_env(store.url, key_file):
-            for g, site in enumerate(sites):
-                with own_runtime_dir(site.dir / "run"):
-                    agent = AgentProc(site, site.dir, "--gateway", f"gw{g + 1}")
-                    pg_ms.append(agent.start_ms / 1000)
-                    pg_s.append(agent.start_s)
-                    changes = agent.start_changes
-                    agent.stop()
-                    _check_only_part(site, parts[g])
-        out["postgresql_converge_s"] = summary(pg_ms)
-        out["postgresql_process_s"] = summary(pg_s)
-        out["start_changes"] = changes
-        lite = bench.site("fcs")
-        try:
-            sd = lite.dir / "state"
-            fleet_mod.write_store(split(base, tenants, 0, lite.ifname), sd)
-            with own_runtime_dir(lite.dir / "run"):
-                agent = AgentProc(lite, sd)
-                out["sqlite_converge_s"] = agent.start_ms / 1000
-                out["sqlite_process_s"] = agent.start_s
+        for g, site in enumerate(sites):
+            with pg_env(store.url, key_file), own_runtime_dir(site.dir / "run"):
+                agent = AgentProc(site, site.dir, "--gateway", f"gw{g + 1}")
+                pg_ms.append(agent.start_ms / 1000)
+                pg_s.append(agent.start_s)
+                out["start_changes"] = agent.start_changes
                 agent.stop()
-        finally:
-            lite.close()
-        out["postgresql_over_sqlite"] = round(statistics.median(pg_s) / out["sqlite_process_s"], 2)
-        log(
-            f"fleet cold start, 3 x {tenants * peers} peers from PostgreSQL (sequential): "
-            f"converge {[round(v, 2) for v in pg_ms]} s, process start->converged "
-            f"{[round(v, 2) for v in pg_s]} s; SQLite {out['sqlite_process_s']:.2f} s "
-            f"({out['postgresql_over_sqlite']}x)"
-        )
-        return out
+                _check_only_part(site, parts[g])
+            ms, secs = _sqlite_start(bench, base, tenants, g)
+            lite_ms.append(ms)
+            lite_s.append(secs)
     finally:
         for site in sites:
             site.close()
+    out["postgresql_converge_s"] = summary(pg_ms)
+    out["postgresql_process_s"] = summary(pg_s)
+    out["sqlite_converge_s"] = summary(lite_ms)
+    out["sqlite_process_s"] = summary(lite_s)
+    out["postgresql_over_sqlite"] = round(statistics.median(pg_s) / statistics.median(lite_s), 2)
+    log(
+        f"fleet cold start, 3 x {tenants * peers} peers from PostgreSQL (sequential): "
+        f"converge {[round(v, 2) for v in pg_ms]} s, process start->converged "
+        f"{[round(v, 2) for v in pg_s]} s; SQLite {[round(v, 2) for v in lite_s]} s "
+        f"({out['postgresql_over_sqlite']}x)"
+    )
+    return out
+
+
+def _sqlite_start(bench: Bench, base: fleet_mod.Fleet, tenants: int, g: int) -> tuple[float, float]:
+    """The agent's cold start of gateway part `g` from a SQLite store: (converge, process) s."""
+    lite = bench.site(f"fs{g}")
+    try:
+        sd = lite.dir / "state"
+        fleet_mod.write_store(split(base, tenants, g, lite.ifname), sd)
+        with own_runtime_dir(lite.dir / "run"):
+            agent = AgentProc(lite, sd)
+            agent.stop()
+            return agent.start_ms / 1000, agent.start_s
+    finally:
+        lite.close()
 
 
 def _check_only_part(site: Site, part: fleet_mod.Fleet) -> None:
@@ -391,7 +399,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
             (
                 f"fleet cold start 3 x {cold['peers_per_gateway']} peers (PostgreSQL)",
                 f"{cold['postgresql_process_s']['median']:.2f} s",
-                f"SQLite {cold['sqlite_process_s']:.2f} s",
+                f"SQLite {cold['sqlite_process_s']['median']:.2f} s",
                 f"{cold['postgresql_over_sqlite']}x",
             )
         )
@@ -403,6 +411,14 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                 f"{pa['postgresql']['cli_peer_add_s']['median']:.3f} s",
                 f"{pa['sqlite']['cli_peer_add_s']['median']:.3f} s",
                 f"{pa['postgresql']['cli_peer_add_vs_sqlite']}x",
+            )
+        )
+        out.append(
+            (
+                "peer add in-process PostgreSQL vs SQLite",
+                f"{pa['postgresql']['op_peer_add_s']['median'] * 1000:.1f} ms",
+                f"{pa['sqlite']['op_peer_add_s']['median'] * 1000:.1f} ms",
+                f"{pa['postgresql']['op_peer_add_vs_sqlite']}x",
             )
         )
     return out

@@ -69,13 +69,14 @@ def test_wait_returns_once_reported_and_times_out_with_one_line():
 
     store = Reports([], [replace(OK, generation=9)], [OK])
     got = fleetwait.wait(store, Target(("gw1",), 10), 5, clock=lambda: clock[0], sleep=sleep)
-    assert got == {"gw1": OK} and store.calls == 3 and slept == [0.02, 0.04]
+    assert got == {"gw1": OK} and store.calls == 3 and slept == [0.01, 0.02]
     clock[0], slept[:] = 0.0, []
-    store = Reports([replace(OK, generation=3, healthy=False, error="nft: boom")])
+    fresh = replace(OK, generation=3, healthy=False, error="nft: boom", reported_at=time.time())
+    store = Reports([fresh])  # reported just now: unhealthy, not stale
     with pytest.raises(FleetWaitError) as e:
         fleetwait.wait(store, Target(("gw1",), 10), 2, clock=lambda: clock[0], sleep=sleep)
     line = str(e.value)
     assert "\n" not in line and "within 2s" in line and "generation 3, unhealthy" in line
     assert "nft: boom" in line
     assert sum(slept) == pytest.approx(2) and max(slept) == fleetwait.MAX_POLL
-    assert len(slept) < 20  # polls back off: bounded in count as well as in time
+    assert len(slept) <= 2 / fleetwait.MAX_POLL + 5  # bounded in count as well as in time

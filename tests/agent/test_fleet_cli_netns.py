@@ -113,7 +113,10 @@ def test_move_onto_the_agents_gateway_then_traffic_leaves_there(fleet: Fleet) ->
 
 
 def test_peer_apply_returns_once_the_gateway_applied_it(fleet: Fleet) -> None:
+    t0 = time.monotonic()
     res = fleet.wggw("peer", "add", "acme/phone", "--apply", "--json")
+    took = time.monotonic() - t0
+    print(f"\npeer add --apply on a fleet: {took:.3f} s in all; {res.stderr.strip()}")
     phone = json.loads(res.stdout)
     assert "applied on gw1" in res.stderr
     assert phone["public_key"] in fleet.device_keys()  # no wait here: it is there already

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from wggwtest import require_netns
 
 from wggw.core import ha
 from wggw.core.desired import compile_state
@@ -135,6 +136,8 @@ def test_guard_and_snat_are_the_same_on_both_gateways_and_the_endpoint_leaves_fr
         assert line in ha_text and line in single
     rule = "udp sport 51820 ip saddr != 192.0.2.10 ip saddr set 192.0.2.10"
     assert rule in ha_text and rule not in single
+    # only the host's own packets: a tenant's forwarded one from port 51820 keeps its egress
+    assert "chain ha_endpoint {\n\t\ttype filter hook output priority filter;" in ha_text
     assert render(_state()).digest != render(_state(gateways=("gw1",))).digest
 
 
@@ -167,8 +170,7 @@ def test_keepalived_config_renders_and_keepalived_accepts_it(tmp_path) -> None:
     assert backup is not None and "state BACKUP" in backup and "priority 190" in backup
     assert hops.render_config(_state(gateways=("gw1",)), hops.Settings("gw1"), FACTS, {}) is None
     keepalived = shutil.which("keepalived") or "/usr/sbin/keepalived"
-    if os.geteuid() != 0:
-        pytest.skip("keepalived -t needs root")
+    require_netns("keepalived -t", ("ip", "keepalived", "unshare"))
     for conf in (text, calm):
         path = tmp_path / "k.conf"
         path.write_text(conf)
@@ -255,7 +257,11 @@ def test_hook_fails_closed_without_an_agent_and_passes_what_it_answers(tmp_path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(path))
     server.listen(4)
-    replies = [{"ok": False, "reason": "uplink down: up0"}, {"ok": True}, {"ok": True}]
+    replies = [
+        {"ok": True, "healthy": False, "reason": "uplink down: up0"},
+        {"ok": True, "healthy": True},
+        {"ok": True},
+    ]
     asked: list[dict] = []
 
     def serve() -> None:
@@ -280,3 +286,67 @@ def test_hook_fails_closed_without_an_agent_and_passes_what_it_answers(tmp_path)
         {"op": "health"},
         {"op": "ha", "type": "INSTANCE", "instance": "wggw_wg0", "state": "MASTER"},
     ]
+
+
+def test_an_ipv6_only_interface_advertises_over_ipv6() -> None:
+    base = _state(endpoint="[2001:db8:5::10]:51820")
+    v6 = replace(
+        base,
+        tenants=(
+            replace(base.tenants[0], pools=(net("fd00:10::/64"),), egress=(ip("2001:db8::a"),)),
+        ),
+    )
+    connected = {"cl0": [ipaddress.ip_interface("2001:db8:5::2/64")]}
+    [inst] = ha.instances(v6, "gw2", FACTS, connected)
+    assert [v.cidr for v in inst.advertised] == ["2001:db8:5::10/128", "2001:db8::a/128"]
+    assert inst.excluded == () and inst.vips[0].dev == "cl0"
+    assert inst.interface == "up0"  # the tenant's v6 uplink
+
+
+@pytest.mark.parametrize("endpoint", ["192.0.2.10:51820", "[2001:db8:5::10]:51820"])
+def test_the_endpoint_source_rule_loads(endpoint: str) -> None:
+    """The nft text with the ha_endpoint chain passes the kernel's own parser (nft -c), v4/v6."""
+    require_netns("nft -c of the HA table", ("nft", "unshare"))
+    text = render(_state(endpoint=endpoint)).text
+    assert "chain ha_endpoint" in text
+    run = subprocess.run(
+        ["unshare", "-n", "nft", "-c", "-f", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_vrrp_settings_from_the_environment(monkeypatch) -> None:
+    from wggw.agent.ha import settings_from_env
+
+    monkeypatch.setenv("WGGW_HA_FAILBACK", "nopreempt")
+    monkeypatch.setenv("WGGW_HA_ADVERT_INT", "0.2")
+    got = settings_from_env("gw1")
+    assert (got.gateway, got.failback, got.advert_int) == ("gw1", "nopreempt", 0.2)
+    for name, bad in (("WGGW_HA_FAILBACK", "later"), ("WGGW_HA_ADVERT_INT", "fast")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ValidationError, match=name):
+            settings_from_env("gw1")
+        monkeypatch.delenv(name)
+
+
+def test_a_failed_kick_is_the_request_s_error_not_the_agent_s() -> None:
+    from wggw.agent.ha import HaAgent
+
+    logged: list[tuple] = []
+    agent = HaAgent(None, lambda *a, **kw: logged.append((a, kw)))
+    agent.state = _state()
+
+    class GoneStore:
+        def peer_reports(self):
+            raise OSError("database gone")
+
+    reply = agent.notify({"instance": "wggw_wgha0", "state": "MASTER"}, GoneStore(), object())
+    assert reply == {"ok": False, "error": "OSError: database gone"}
+    assert agent.role == {"wgha0": "MASTER"} and logged[-1][1]["trigger"] == "takeover"
+    assert not agent.notify({"instance": "vrrp_other", "state": "MASTER"}, GoneStore(), None)["ok"]
+    backup = agent.notify({"instance": "wggw_wgha0", "state": "BACKUP"}, GoneStore(), None)
+    assert backup["ok"] and backup["kicked"] == 0  # no kick, so no store read

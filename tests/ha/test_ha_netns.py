@@ -40,7 +40,10 @@ ENDPOINT = "198.51.100.10"  # on the clients' segment (the lab's underlay bridge
 EGRESS = ("203.0.113.10", "2001:db8:ffff::10")
 EGRESS2 = "203.0.113.20"
 KEEPALIVED = "/usr/sbin/keepalived"
-GW1 = {"WGGW_GATEWAY": "gw1"}  # on a gateway host, wggw acts for that gateway
+GW1 = {"WGGW_GATEWAY": "gw1"}
+METRICS_PORT = (
+    9586  # inside the lab's gateway namespace  # on a gateway host, wggw acts for that gateway
+)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +146,8 @@ def ha(require_root: None) -> Iterator[HaLab]:
         hl: HaLab | None = None
         try:
             _setup_store(lab, ifname)
-            agent = Proc(lab, lab.wggw_argv("agent"), "agent", GW1)
+            argv = lab.wggw_argv("agent", "--metrics-listen", f"127.0.0.1:{METRICS_PORT}")
+            agent = Proc(lab, argv, "agent", GW1)
             procs.append(agent)
             agent.wait_log("converged trigger=start", 30)
             hl = HaLab(lab, ifname, agent)
@@ -190,6 +194,13 @@ def test_keepalived_holds_the_addresses_and_wggw_does_not_fight_it(ha: HaLab) ->
     for url, source in ((INET_URL_V4, EGRESS[0]), (INET_URL_V6, EGRESS[1])):
         seen = client.fetch_retry(url, attempts=8, delay=0.5, timeout=2.0)
         assert seen.strip() == source
+    # A tenant's own packet from the WireGuard port leaves with its egress, not the endpoint's
+    # address (the endpoint's source rule touches the host's own packets only).
+    _capture_table(ha)
+    echo = client.run([sys.executable, "-c", UDP_FROM_51820], timeout=15).stdout
+    assert "echoed" in echo, echo
+    right, pool, other = _counts(ha)
+    assert right > 0 and pool == 0 and other == 0, (right, pool, other)
 
 
 def test_config_is_rewritten_and_keepalived_reloaded_only_when_it_changes(ha: HaLab) -> None:
@@ -229,8 +240,25 @@ def test_a_frozen_agent_gives_the_addresses_up(ha: HaLab) -> None:
     )
 
 
+UDP_FROM_51820 = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 51820))
+s.settimeout(1.0)
+for _ in range(5):
+    s.sendto(b"ha", ("203.0.113.254", 7))
+    try:
+        s.recvfrom(64)
+    except OSError:
+        continue
+    print("echoed")
+    break
+"""
+
+
 def _capture_table(ha: HaLab) -> None:
     rules = (
+        "table inet hacap {}\ndelete table inet hacap\n"
         "table inet hacap {\n chain pre {\n  type filter hook prerouting priority -300;\n"
         f"  ip saddr {EGRESS[0]} counter\n  ip saddr 10.0.0.0/8 counter\n"
         "  ip saddr != { 203.0.113.0/24, 10.0.0.0/8 } counter\n }\n}\n"
@@ -299,3 +327,10 @@ def test_takeover_starts_a_handshake_with_a_silent_client(ha: HaLab) -> None:
     endpoints = quiet.run(["wg", "show", wg, "endpoints"]).stdout.split()[1]
     assert endpoints == f"{ENDPOINT}:51820"
     assert quiet.fetch(INET_URL_V4, timeout=2.0).strip() == EGRESS[0]  # first try answers
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    metrics = lab.gw.run(["curl", "-sf", url]).stdout
+    assert f'wggw_ha_master{{interface="{ha.ifname}"}} 1.0' in metrics
+    kicked = [
+        line for line in metrics.splitlines() if line.startswith("wggw_ha_kicked_peers_total")
+    ]
+    assert kicked and float(kicked[0].split()[-1]) >= 1, kicked

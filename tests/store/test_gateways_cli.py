@@ -259,3 +259,28 @@ def test_apply_on_a_gateway_holds_its_lock_not_the_store_lock(
         seen.clear()
         dataplane.apply(store, system=Probe())  # the local part (wg0): the command lock
         assert seen and set(seen) == {("store", False), ("gw1", True)}
+
+
+def test_gateway_set_changes_its_tenants_defaults(fleet, state_dir):
+    for args, words in (
+        ((), "give --uplink and/or --via"),
+        (("--via", "nope"), "not a valid IP"),
+        (("--uplink", "a b"), "not a valid network device"),
+        (("--via", "198.51.100.1", "--via", "198.51.100.2"), "at most one"),
+    ):
+        assert words in fleet("gateway", "set", "gw1", *args, code=2).output
+    assert "no gateway named" in fleet("gateway", "set", "gw9", "--uplink", "x", code=2).output
+    view = json.loads(
+        fleet("gateway", "set", "gw1", "--uplink", "eth9", "--via", "2001:db8::1", "--json").output
+    )
+    assert (view["uplink"], view["via"]) == ("eth9", ["2001:db8::1"])
+    view = json.loads(fleet("gateway", "set", "gw1", "--via", "default", "--json").output)
+    assert (view["uplink"], view["via"]) == ("eth9", [])
+    view = json.loads(fleet("gateway", "set", "gw1", "--uplink", "default", "--json").output)
+    assert (view["uplink"], view["via"]) == (None, [])
+    assert [k for k, s in events(state_dir) if s == "gw1"][-3:] == ["gateway.set"] * 3
+    with open_existing(state_dir) as store:  # what gw1's agent would apply: the new defaults
+        from wggw.core.placement import on_gateway
+
+        beta = on_gateway(store.load(), "gw1").tenants[0]
+    assert (beta.uplink, beta.via) == (None, ())

@@ -232,3 +232,16 @@ def test_each_phase_as_the_gateways_apply_it(fleet, state_dir):
     assert egress() == {"gw1": set(), "gw2": {"198.51.100.20"}}
     assert set(hosts["gw1"].state.wg) == {"wg1"}  # the interface stays on gw1, empty
     assert hosts["gw1"].state.wg["wg1"].peers == {}
+
+
+def test_ctrl_c_while_waiting_rolls_the_move_back(fleet, state_dir):
+    from wggw.ops import tenantmove
+
+    def interrupted(line: str) -> None:  # called once phase 1 is committed
+        raise KeyboardInterrupt
+
+    with open_existing(state_dir) as store, pytest.raises(KeyboardInterrupt):
+        tenantmove.move_tenant(store, "beta", "gw2", 30, interrupted)
+    t = tenant(fleet, "beta")
+    assert (t["gateway"], t["moving_to"]) == (None, None)
+    assert kinds(state_dir, "beta")[-2:] == ["tenant.move.begin", "tenant.move.abort"]

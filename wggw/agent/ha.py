@@ -10,6 +10,7 @@ nopreempt), WGGW_HA_ADVERT_INT (seconds, default 0.5).
 from __future__ import annotations
 
 import os
+import time
 
 from wggw.core import ha as core_ha
 from wggw.core.errors import ValidationError, WggwError
@@ -32,9 +33,9 @@ def settings_from_env(gateway: str) -> ha.Settings:
 
 
 class HaAgent:
-    def __init__(self, gateway: str | None, log) -> None:
+    def __init__(self, gateway: str | None, log, metrics=None) -> None:
         self.gateway = gateway
-        self.log = log
+        self.log, self.metrics = log, metrics
         self.settings = settings_from_env(gateway) if gateway else None
         self.converged = False  # the last round converged (set by the loop)
         self.state: State | None = None
@@ -54,20 +55,21 @@ class HaAgent:
             facts = system.facts()
             self.uplinks = ha.uplinks(state, facts)
             changed = ha.sync_config(ha.config_text(state, self.settings, facts))
-        except WggwError as e:
-            self.log("error", trigger="keepalived", error=str(e))
+        except Exception as e:  # noqa: BLE001 - the round itself converged; say what failed here
+            error = str(e) if isinstance(e, WggwError) else f"{type(e).__name__}: {e}"
+            self.log("error", trigger="keepalived", error=error)
             return
         if changed:
             self.log("keepalived", config=str(ha.conf_path()), reloaded=ha.keepalived_pid())
 
     def health(self) -> dict:
         if self.state is None:
-            return {"ok": False, "reason": "no round yet"}
+            return {"healthy": False, "reason": "no round yet"}
         try:
             ok, reason = ha.healthy(self.uplinks, self.converged)
         except Exception as e:  # noqa: BLE001 - a host we cannot read is not healthy
             ok, reason = False, f"cannot read the host: {e}"
-        return {"ok": ok, "reason": reason}
+        return {"healthy": ok, "reason": reason}
 
     def notify(self, request: dict, store, system) -> dict:
         """keepalived's notify: a VRRP instance changed state. MASTER: kick the peers."""
@@ -76,13 +78,20 @@ class HaAgent:
         if iface is None:
             return {"ok": False, "error": f"not a wggw instance: {request.get('instance')!r}"}
         self.role[iface] = role
+        if self.metrics is not None:
+            self.metrics.ha_master.labels(iface).set(1 if role == "MASTER" else 0)
+        started = time.monotonic()
         kicked = 0
         lines: list[str] = []
         if role == "MASTER" and self.state is not None:
             try:
                 kicked = ha.takeover(store, self.state, iface, system, lines.append)
-            except WggwError as e:
-                self.log("error", trigger="takeover", error=str(e))
-                return {"ok": False, "error": str(e)}
-        self.log("vrrp", interface=iface, state=role, kicked=kicked)
+            except Exception as e:  # noqa: BLE001 - the agent goes on; the client retries itself
+                error = str(e) if isinstance(e, WggwError) else f"{type(e).__name__}: {e}"
+                self.log("error", trigger="takeover", error=error)
+                return {"ok": False, "error": error}
+        if self.metrics is not None:
+            self.metrics.ha_kicked.inc(kicked)
+        ms = round((time.monotonic() - started) * 1000, 1)
+        self.log("vrrp", interface=iface, state=role, kicked=kicked, ms=ms)
         return {"ok": True, "lines": lines, "kicked": kicked}

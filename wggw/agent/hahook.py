@@ -2,7 +2,7 @@
 only (`python3 -I hahook.py ...`): keepalived starts the check every second, so it must not
 pay for importing wggw. Both talk to the agent's control socket (ops/agentclient.py protocol).
 
-    hahook.py check SOCKET                    exit 0: the agent answers healthy in time
+    hahook.py check SOCKET                    exit 0: the agent answers "healthy" in time
     hahook.py notify SOCKET TYPE NAME STATE [PRIORITY]
                                               tell the agent an instance's new VRRP state
 """
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError) as e:
             print(f"wggw health: agent does not answer: {e}", file=sys.stderr)
             return 1
-        if not reply.get("ok"):
+        if reply.get("healthy") is not True:
             print(f"wggw health: {reply.get('reason', 'unhealthy')}", file=sys.stderr)
             return 1
         return 0

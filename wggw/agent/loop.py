@@ -79,7 +79,8 @@ class Agent:
         self.compiled: tuple[int, object, reconcile.Result] | None = None
         self.next_resync = time.monotonic() + resync
         # High availability (issue 14): keepalived's config and the health it tracks.
-        self.ha = HaAgent(self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None, log)
+        gateway = self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None
+        self.ha = HaAgent(gateway, log, metrics)
 
     # --- life cycle -----------------------------------------------------------
     def run(self) -> int:
@@ -314,7 +315,6 @@ class Agent:
             previous=cached[2] if cached is not None else None,
             keep=kept.append,
         )
-        self.observed = kept[-1].observed if kept else None  # the peers' figures: reports
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
@@ -324,6 +324,7 @@ class Agent:
         # Kept under the generation after our own audit record (it changes no desired state),
         # so the next resync reuses it.
         self._keep(gen, state, kept[-1])
+        self.observed = kept[-1].observed  # the peers' figures, for the reports
         self._report_contested(held)
         self._track(state, held + left)
         self.ha.converged = not (held or left)
@@ -486,15 +487,14 @@ class Agent:
             state = self.compiled[1] if self.compiled is not None else None
             details = self.fleet.health(self.system, state)
             mine = self.ha.health()  # converged, and the uplinks of the floating tenants
-            healthy = bool(details["healthy"]) and bool(mine["ok"])
-            reason = mine["reason"] if not mine["ok"] else details["uplink"] or details["error"]
-            # "ok" is the answer keepalived's check reads (and, as in every reply, "answered")
+            healthy = bool(details["healthy"]) and bool(mine["healthy"])
+            reason = details["uplink"] or details["error"] if mine["healthy"] else mine["reason"]
             return {
                 **details,
+                "ok": True,  # answered (as in every reply); the check reads "healthy"
                 "lines": [],
                 "generation": self.applied_gen,
                 "healthy": healthy,
-                "ok": healthy,
                 "reason": reason or "ok",
             }
         if op == "ha":  # keepalived's notify: a VRRP state change (MASTER: kick the peers)

@@ -107,6 +107,18 @@ class AgentMetrics:
         self.healthy = Gauge(
             "wggw_gateway_healthy", "1 while converged and the uplink usable.", registry=r
         )
+        # High availability (issue 14): what keepalived told the agent, and the takeover kicks.
+        self.ha_master = Gauge(
+            "wggw_ha_master",
+            "1 while keepalived holds this interface's floating addresses here (MASTER).",
+            ["interface"],
+            registry=r,
+        )
+        self.ha_kicked = Counter(
+            "wggw_ha_kicked_peers_total",
+            "Peers the agent started a handshake with on becoming MASTER.",
+            registry=r,
+        )
 
     def serve(self, address: str) -> None:
         host, _, port = address.rpartition(":")

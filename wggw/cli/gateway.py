@@ -42,6 +42,27 @@ def add(
     show_view(view, as_json, _text)
 
 
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    uplink: str | None = typer.Option(
+        None, "--uplink", metavar="DEVICE", help="New default uplink; 'default': main's route."
+    ),
+    via: list[str] | None = typer.Option(
+        None, "--via", metavar="IP", help="New next hops, once per family; 'default': none."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Change a gateway's defaults for its tenants (its agent follows on its next round)."""
+    from wggw.ops import gateways
+
+    with open_store(ctx) as store:
+        gateways.set_gateway(store, name, uplink, via or None)
+        view = gateways.show_gateway(store, name)
+    show_view(view, as_json, _text)
+
+
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
     """List gateways: what each runs, and its agent's applied generation, lag and health."""

@@ -141,7 +141,9 @@ def _rules(digest: str) -> dict[str, list[str]]:
 
 # Only when an HA interface has an IP endpoint (issue 14): its WireGuard packets' source.
 HA_CHAIN = "ha_endpoint"
-HA_HOOK = "type filter hook postrouting priority srcnat; policy accept;"
+# The output hook: only the host's own packets. In postrouting a tenant's forwarded packet from
+# source port 51820 would match too and leave with the endpoint's address instead of its egress.
+HA_HOOK = "type filter hook output priority filter; policy accept;"
 
 
 def _endpoint_source(state: State) -> list[str]:

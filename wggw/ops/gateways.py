@@ -58,6 +58,30 @@ def add_gateway(
     return gw
 
 
+def set_gateway(
+    store: Store, name: str, uplink: str | None = None, via: Sequence[str] | None = None
+) -> Gateway:
+    """Change a gateway's defaults for its tenants: `uplink` ("default": main's default
+    route), `via` (["default"]: main's gateway); None leaves that setting as it is."""
+    if uplink is None and via is None:
+        raise ValidationError("gateway", "give --uplink and/or --via")
+    new_uplink = None if uplink in (None, "default") else validate.device("uplink", uplink)
+    new_via = None
+    if via is not None:
+        given = [] if list(via) == ["default"] else [validate.ip("via", v) for v in via]
+        new_via = validate.one_per_family("via", given)
+    with store.transaction() as tx:
+        gw = find_gateway(tx.load(), name)
+        gw = replace(
+            gw,
+            uplink=gw.uplink if uplink is None else new_uplink,
+            via=gw.via if new_via is None else new_via,
+        )
+        tx.update_gateway(gw)
+        tx.record_event("gateway.set", name, {"uplink": gw.uplink, "via": [str(v) for v in gw.via]})
+    return gw
+
+
 def users(state: State, name: str) -> list[str]:
     """What is placed on gateway `name`, in words (empty: nothing)."""
     placed = fleetview.placed_on(state, name)

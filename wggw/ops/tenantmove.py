@@ -47,9 +47,9 @@ def move_tenant(
     if source is None:
         return None
     target = fleetwait.Target((to,), fleetwait.generation(store))
-    if echo:
-        echo(f"moving tenant {name}: waiting for {to} to apply generation {target.generation}")
     try:
+        if echo:
+            echo(f"moving tenant {name}: waiting for {to} to apply generation {target.generation}")
         fleetwait.wait(store, target, timeout, healthy=True, what=f"tenant move of {name} to {to}")
         generation = _finish(store, name, to, source)
     except BaseException as e:

@@ -189,22 +189,48 @@ def gateway_from_row(r: Row) -> Gateway:
     )
 
 
-def read_state(query: Callable[[str], Iterable[Row]], open_row: Callable[[str, Row], Row]) -> State:
+def read_state(
+    query: Callable[[str], Iterable[Row]],
+    open_row: Callable[[str, Row], Row],
+    peer_memo: dict | None = None,
+) -> State:
     """The whole State from a store's tables: `query` runs a SELECT, `open_row` unseals a
-    row's secrets (the same SQL on SQLite and PostgreSQL)."""
+    row's secrets (the same SQL on SQLite and PostgreSQL). `peer_memo` (raw row -> Peer,
+    refilled with this load's rows) lets a resident reader decode and unseal only the peer
+    rows that changed since its last load."""
+    peers = (
+        _memo_peers(query("SELECT * FROM peers ORDER BY tenant, name"), open_row, peer_memo)
+        if peer_memo is not None
+        else None
+    )
     return State(
         interfaces=tuple(
             interface_from_row(open_row("interfaces", r))
             for r in query("SELECT * FROM interfaces ORDER BY name")
         ),
         tenants=tuple(tenant_from_row(r) for r in query("SELECT * FROM tenants ORDER BY name")),
-        peers=tuple(
+        peers=peers
+        if peers is not None
+        else tuple(
             peer_from_row(open_row("peers", r))
             for r in query("SELECT * FROM peers ORDER BY tenant, name")
         ),
         meta={r["key"]: r["value"] for r in query("SELECT key, value FROM meta")},
         gateways=tuple(gateway_from_row(r) for r in query("SELECT * FROM gateways ORDER BY name")),
     )
+
+
+def _memo_peers(rows: Iterable[Row], open_row, memo: dict) -> tuple[Peer, ...]:
+    old, peers = dict(memo), []
+    memo.clear()  # only this load's rows stay: removed peers are forgotten
+    for r in rows:
+        key = tuple(r.values()) if isinstance(r, Mapping) else tuple(r)
+        peer = old.get(key)
+        if peer is None:
+            peer = peer_from_row(open_row("peers", r))
+        memo[key] = peer
+        peers.append(peer)
+    return tuple(peers)
 
 
 # The events table's columns of an audit record, in the order of event_values.
