@@ -11,6 +11,9 @@ with --onepeer-50k): the agent's part p50/p99 and the whole command against the 
 agent: at 10,000 and 50,000 peers apply/plan/status, wireguard-go RSS, then `wggw agent` idle
 with /metrics scraped every 15 s (its CPU share, RSS, no-op resync), and time to repair per fault
 kind over 20 trials each (benchmarks/agent.py).
+fleet: agents on a throwaway PostgreSQL (benchmarks/fleet_agent.py): commit -> applied on a
+1,000-peer gateway and the client's first answer p50/p99 over 100 changes, cold start of 3 gateways
+x 3,000 peers against SQLite, `peer add` on PostgreSQL vs SQLite.
 ha (full run, or --only ha): 21 failover cycles of a two-gateway HA interface against the stock
 behaviour (benchmarks/ha.py).
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).

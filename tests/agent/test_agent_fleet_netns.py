@@ -51,7 +51,7 @@ class Fleet:
 
     def metric(self, name: str) -> float:
         text = self.lab.gw.run(["curl", "-sf", f"http://127.0.0.1:{PORT}/metrics"]).stdout
-        m = re.search(rf"^{name} (\S+)$", text, re.M)
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
         assert m, f"{name} not in the metrics"
         return float(m.group(1))
 
@@ -221,6 +221,23 @@ def test_store_down_keeps_the_data_plane_and_resyncs(fleet: Fleet) -> None:
             time.sleep(0.5)
         assert fleet.metric("wggw_store_errors_total") >= 1
         assert fleet.agent.proc.poll() is None
+        # Drift while the store is away: repaired from the state last applied.
+        repairs = fleet.metric('wggw_repairs_total{kind="nft"}')
+        fleet.lab.gw.run(["nft", "delete", "table", "inet", "wggw"])
+        _wait(
+            lambda: (
+                fleet.lab.gw.run(["nft", "list", "table", "inet", "wggw"], check=False).returncode
+                == 0
+            ),
+            5 * SCALE,
+            "wggw's nft table back without the store",
+        )
+        _wait(
+            lambda: fleet.metric('wggw_repairs_total{kind="nft"}') >= repairs + 1,
+            5 * SCALE,
+            "the repair counted",
+        )
+        assert client.fetch(INET_URL_V4, timeout=2.0) == EGRESS["acme"]
     finally:
         fleet.cluster.start()
     _wait(lambda: fleet.metric("wggw_store_up") == 1, 20 * SCALE, "wggw_store_up 1")

@@ -173,3 +173,14 @@ def test_store_delta_is_the_touched_peers_only(gw, cli, state_dir) -> None:
         assert storedelta.peer_delta(old, new, {}) is None  # acme not live: the full round
         cli("tenant", "add", "initech", "--pool", "10.30.0.0/24", "--egress", "203.0.113.30")
         assert storedelta.peer_delta(old, view.load(), live) is None  # not peers only
+
+
+def test_listen_attempts_block_briefly_unless_the_url_says() -> None:
+    import psycopg.conninfo
+
+    from wggw.agent.fleetlisten import CONNECT_TIMEOUT, _short
+
+    short = psycopg.conninfo.conninfo_to_dict(_short("postgresql://wggw@db.example.net/wggw"))
+    assert short["connect_timeout"] == CONNECT_TIMEOUT and short["host"] == "db.example.net"
+    url = "postgresql://wggw@db.example.net/wggw?connect_timeout=7"
+    assert _short(url) == url

@@ -20,12 +20,14 @@ import random
 from collections.abc import Callable
 
 import psycopg
+import psycopg.conninfo
 
 from wggw.core.errors import WggwError
 from wggw.store import pgsql
 
 BASE = 0.2  # seconds: the first retry after a lost connection
 CAP = 10.0  # the longest pause between two attempts
+CONNECT_TIMEOUT = "2"  # seconds an attempt may block the agent's loop (unless the URL says)
 
 
 def backoff_delay(failures: int, rng: random.Random | None = None) -> float:
@@ -59,7 +61,7 @@ class Listener:
     def connect(self) -> bool:
         """One attempt; True when listening again."""
         try:
-            conn = pgsql.connect(self.url)
+            conn = pgsql.connect(_short(self.url))
             try:
                 conn.execute(f"LISTEN {pgsql.NOTIFY_CHANNEL}")
             except psycopg.Error:
@@ -101,3 +103,12 @@ class Listener:
             with contextlib.suppress(Exception):
                 self.conn.close()
         self.conn = None
+
+
+def _short(url: str) -> str:
+    """`url` with a short connect timeout: an unreachable host (no RST, a cut network) must
+    not stall the loop for the store's default 10 s at every attempt."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    if "connect_timeout" in info:
+        return url
+    return psycopg.conninfo.make_conninfo(url, connect_timeout=CONNECT_TIMEOUT)

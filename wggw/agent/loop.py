@@ -263,6 +263,14 @@ class Agent:
     # --- reconcile ------------------------------------------------------------
     def _reconcile(self) -> None:
         reasons, now = self.reasons, time.monotonic()
+        if self.fleet.store_down and self.fleet.listener is not None:
+            # PostgreSQL is away: no round may wait on it (a connect can block for seconds);
+            # its reconnect brings the full resync. Kernel drift is repaired meanwhile from
+            # the state last applied, so the gateway keeps forwarding as it was.
+            self.reasons, self.due = set(), None
+            if reasons & {"drift", "nft"}:
+                self._repair_offline(reasons)
+            return
         self.observed = None
         error: str | None = None
         try:
@@ -271,6 +279,7 @@ class Agent:
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
+            self.reasons |= reasons  # (also when it was our own writes' lock, inside the round)
             return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
             self.reasons, self.due = set(), None  # also when the lock itself failed (no store)
@@ -293,7 +302,9 @@ class Agent:
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
 
-            for line in rotation.housekeeping(self.store, self.system, time.time()).lines():
+            with self._own_writes(0.0):
+                report = rotation.housekeeping(self.store, self.system, time.time())
+            for line in report.lines():
                 self.log("housekeeping", line=line)
             gen = self.store.generation()
         cached = self.compiled if self.compiled is not None and self.compiled[0] == gen else None
@@ -340,6 +351,54 @@ class Agent:
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
         self.delta_base = (gen, state)
 
+    def _repair_offline(self, reasons: set[str]) -> None:
+        """Drift repair without the store: against the state last applied (the delta's
+        base, newer than the compiled state when peers came since), rationed by the back-off
+        like any repair; no audit record (the store is away), said in the log instead."""
+        base = self.delta_base or (self.compiled[:2] if self.compiled is not None else None)
+        if base is None:
+            return
+        cached = (
+            self.compiled if self.compiled is not None and self.compiled[0] == base[0] else None
+        )
+        started = time.monotonic()
+        try:
+            applied, held, left = apply.repair(
+                base[1],
+                self.system,
+                lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()),
+                self._echo("drift"),
+                reload_nft="nft" in reasons,
+                applied_hook=self._drain,
+                previous=cached[2] if cached is not None else None,
+            )
+        except Exception as e:  # noqa: BLE001 - logged; the next event or the resync retries
+            self.log("error", trigger="drift", error=f"repair without the store: {e}")
+            return
+        for change in applied:
+            self.metrics.repairs.labels(kind_of(change)).inc()
+        for kind in {kind_of(c) for c in applied}:
+            self.backoff.record(kind, time.monotonic())
+        self._report_contested(held)
+        if held or left:
+            retry = self.backoff.when({kind_of(c) for c in held + left}, time.monotonic())
+            self._want("drift", time.monotonic(), max(DEBOUNCE, retry - time.monotonic()))
+        self.log(
+            "repaired",
+            changes=len(applied),
+            ms=round((time.monotonic() - started) * 1000, 1),
+            note="from the state last applied; the store is away (no audit record)",
+        )
+
+    def _own_writes(self, wait: float):
+        """The store's command lock for the round's own writes (housekeeping, the audit
+        record), taken with a short wait where the round does not hold it already (a fleet
+        gateway): a command on this host may hold it while it waits for this agent's answer
+        over the control socket, so the agent must not wait for it for long."""
+        if self.exclusive:
+            return contextlib.nullcontext()
+        return fleetview.whole(self.store).locked(timeout=wait)
+
     def _store_delta(self, gen: int, started: float) -> bool:
         """A peers-only store change as a delta (agent/storedelta.py); False: not one, the
         full round follows. Only where commits arrive by NOTIFY from anywhere (PostgreSQL):
@@ -374,7 +433,8 @@ class Agent:
         for change in applied:
             by_kind.setdefault(kind_of(change), []).append(change.describe())
         try:
-            audit.record_repairs(self.store, by_kind, trigger)
+            with self._own_writes(0.5):
+                audit.record_repairs(self.store, by_kind, trigger)
         except WggwError as e:  # the host is repaired all the same; say the record is missing
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
