@@ -14,6 +14,8 @@ kind over 20 trials each (benchmarks/agent.py).
 fleet: agents on a throwaway PostgreSQL (benchmarks/fleet_agent.py): commit -> applied on a
 1,000-peer gateway and the client's first answer p50/p99 over 100 changes, cold start of 3 gateways
 x 3,000 peers against SQLite, `peer add` on PostgreSQL vs SQLite.
+ha (full run, or --only ha): 21 failover cycles of a two-gateway HA interface against the stock
+behaviour (benchmarks/ha.py).
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).
 Every figure is a median with min/max over the runs; every ratio compares runs of the same run.
 Everything is torn down in a finally block (also on Ctrl-C); the JSON's "cleanup" lists
@@ -39,6 +41,7 @@ from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
 from benchmarks import fleet as fleet_mod  # noqa: E402
 from benchmarks import fleet_agent as fleet_part  # noqa: E402
+from benchmarks import ha as ha_part  # noqa: E402
 from benchmarks import onepeer as one_peer_agent  # noqa: E402
 from benchmarks.lab import Bench  # noqa: E402
 from benchmarks.measure import rss_mb, summary  # noqa: E402
@@ -72,6 +75,8 @@ FULL = {
     "fleet_changes": 100,
     "fleet_cold": (30, 100),  # per gateway, three gateways
     "fleet_adds": 20,
+    "ha_cycles": 21,  # failover cycles (7 per way; every second one a failback)
+    "ha_stock": 3,  # the same without wggw's takeover kick (the clients' ~15 s retry)
 }
 QUICK = {
     "cold": [(10, 10)],
@@ -101,6 +106,8 @@ QUICK = {
     "fleet_changes": 10,
     "fleet_cold": (2, 5),
     "fleet_adds": 3,
+    "ha_cycles": 3,
+    "ha_stock": 1,
 }
 
 
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet"),
+        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet", "ha"),
         action="append",
         help="run only these parts",
     )
@@ -241,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     path = args.json or default
     parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet"]
+    if not args.only and not args.quick:
+        parts.append("ha")  # minutes of failover cycles: the full run only (or --only ha)
     results: dict = {
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -280,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "fleet" in parts:  # issue 13: agents on PostgreSQL (benchmarks/fleet_agent.py)
             results["fleet"] = fleet_part.run_part(bench, cfg, log)
+        if "ha" in parts:  # issue 14: two-gateway failover (benchmarks/ha.py)
+            results["ha"] = ha_part.run_part(cfg, log)
+            for line in ha_part.lines(results["ha"]):
+                log(line)
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True
