@@ -81,6 +81,29 @@ class HaAgent:
                 continue
             self.log("move", tenant=tenant, interface=iface, kicked=kicked)
 
+    def resumed(self, store, system) -> None:
+        """The agent was frozen (SIGSTOP, a stalled VM) and runs again. Its keepalived,
+        frozen with it, may come back as the master it was and take the addresses back from
+        the standby without a state change, hence without a notify: kick the peers of every
+        interface this gateway still calls MASTER and whose endpoint address is really here
+        (a kick from a gateway that is not the master would pull clients away from it)."""
+        if self.state is None or self.gateway is None:
+            return
+        here = ha.local_addresses()
+        for iface in (i for i in self.state.interfaces if self.role.get(i.name) == "MASTER"):
+            ip = core_ha.endpoint_ip(iface)
+            if ip is None or str(ip) not in here:
+                continue
+            try:
+                kicked = ha.takeover(store, self.state, iface.name, system)
+            except Exception as e:  # noqa: BLE001 - the clients retry by themselves
+                error = str(e) if isinstance(e, WggwError) else f"{type(e).__name__}: {e}"
+                self.log("error", trigger="resumed", error=error)
+                continue
+            if self.metrics is not None:
+                self.metrics.ha_kicked.inc(kicked)
+            self.log("vrrp", interface=iface.name, state="MASTER", resumed=True, kicked=kicked)
+
     def health(self) -> dict:
         if self.state is None:
             return {"healthy": False, "reason": "no round yet"}

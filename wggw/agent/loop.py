@@ -39,6 +39,10 @@ LOCK_RETRY = 0.05  # the store lock was busy (a command is running)
 MAX_RETRY = 30.0
 
 
+# A select() that returned this much later than asked: the process was frozen meanwhile.
+FROZEN_AFTER = 1.5
+
+
 class Agent:
     def __init__(
         self,
@@ -156,7 +160,11 @@ class Agent:
                 )
                 if t is not None
             )
-            for key, _ in sel.select(timeout=max(0.0, min(wake - now, STORE_POLL))):
+            timeout = max(0.0, min(wake - now, STORE_POLL))
+            events = sel.select(timeout=timeout)
+            if time.monotonic() - now > timeout + FROZEN_AFTER:
+                self.ha.resumed(self.store, self.system)  # SIGSTOP/SIGCONT: see agent/ha.py
+            for key, _ in events:
                 if key.fileobj is control:
                     control.serve_one(self._handle)
                 elif key.fileobj is self.fleet.listener:

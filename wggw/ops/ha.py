@@ -156,5 +156,10 @@ def kick_peers(
     return len(known)
 
 
+def local_addresses() -> set[str]:
+    """Every address on this host's devices (is a floating address here now?)."""
+    return {str(a.ip) for addrs in hanet.connected().values() for a in addrs}
+
+
 def keepalived_pid() -> int | None:
     return hanet.running_pid(pid_path())
