@@ -1,0 +1,48 @@
+"""The announcement frames of backends/announce.py byte for byte, and its failure mode: a
+send that cannot happen is a warning, never an exception (the apply that added the address
+must not fail for it). The packets on a real link: tests/netns/test_egress_announce.py."""
+
+from __future__ import annotations
+
+import threading
+
+from wggw.backends import announce
+
+MAC = bytes.fromhex("020000005301")
+
+
+def test_gratuitous_arp_is_a_broadcast_request_with_sender_and_target_the_address() -> None:
+    frame = announce.garp_frame(MAC, "203.0.113.10")
+    ip = bytes([203, 0, 113, 10])
+    assert frame[:14] == b"\xff" * 6 + MAC + b"\x08\x06"
+    arp = frame[14:]
+    assert arp[:8] == bytes.fromhex("0001 0800 06 04 0001")  # ethernet/IPv4, request
+    assert arp[8:14] == MAC and arp[14:18] == ip  # sender: the new owner
+    assert arp[18:24] == b"\x00" * 6 and arp[24:28] == ip  # target: the address itself
+    assert len(frame) == 42
+
+
+def test_neighbour_advertisement_overrides_and_carries_the_mac() -> None:
+    msg = announce.na_message(MAC, "2001:db8:ffff::10")
+    assert msg[0] == 136 and msg[1] == 0  # neighbour advertisement
+    assert msg[4] == 0x20  # override only: not solicited (to all nodes), not a router
+    assert msg[8:24] == bytes.fromhex("20010db8ffff00000000000000000010")
+    assert msg[24:] == b"\x02\x01" + MAC  # target link-layer address option
+
+
+def test_a_failed_announcement_is_a_warning_not_an_error() -> None:
+    lines: list[str] = []
+    lock = threading.Lock()
+
+    def echo(line: str) -> None:
+        with lock:
+            lines.append(line)
+
+    before = set(threading.enumerate())
+    announce.announce([("wggw-no-such0", "203.0.113.10"), ("wggw-no-such0", "2001:db8::1")], echo)
+    for thread in set(threading.enumerate()) - before:  # the repeat, 100 ms later
+        thread.join(timeout=5)
+    warnings = [ln for ln in lines if ln.startswith("warning: could not announce")]
+    assert len(warnings) == 2 * announce.COUNT, lines
+    assert any("203.0.113.10 on wggw-no-such0" in ln for ln in warnings)
+    assert any("2001:db8::1 on wggw-no-such0" in ln for ln in warnings)
