@@ -43,6 +43,14 @@ def test_a_failed_announcement_is_a_warning_not_an_error() -> None:
     for thread in set(threading.enumerate()) - before:  # the repeat, 100 ms later
         thread.join(timeout=5)
     warnings = [ln for ln in lines if ln.startswith("warning: could not announce")]
-    assert len(warnings) == 2 * announce.COUNT, lines
+    assert len(warnings) == 2 * announce.COUNT, lines  # one per family and round
     assert any("203.0.113.10 on wggw-no-such0" in ln for ln in warnings)
     assert any("2001:db8::1 on wggw-no-such0" in ln for ln in warnings)
+
+
+def test_many_failures_are_one_line_per_cause() -> None:
+    lines: list[str] = []
+    ips = [f"203.0.113.{i}" for i in range(1, 101)]
+    announce._send_all([("wggw-no-such0", ip) for ip in ips], lines.append)
+    assert len(lines) == 1, lines
+    assert "203.0.113.1, 203.0.113.2, 203.0.113.3 and 97 more on wggw-no-such0" in lines[0]

@@ -75,8 +75,13 @@ def _send_all(addresses: list[tuple[str, str]], echo: Echo) -> None:
                 failed = send(ifname, mine) if mine else []
             except OSError as e:  # the socket itself (no such device, no CAP_NET_RAW)
                 failed = [(ip, e) for ip in mine]
+            by_error: dict[str, list[str]] = {}
             for ip, err in failed:
-                _warn(echo, f"warning: could not announce {ip} on {ifname}: {err}")
+                by_error.setdefault(str(err), []).append(ip)
+            for err, which in by_error.items():  # one line per cause, not per address
+                more = f" and {len(which) - 3} more" if len(which) > 3 else ""
+                names = ", ".join(which[:3]) + more
+                _warn(echo, f"warning: could not announce {names} on {ifname}: {err}")
 
 
 def _warn(echo: Echo, line: str) -> None:
