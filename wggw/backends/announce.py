@@ -66,7 +66,7 @@ def _line(ifname: str, ip: str) -> str:
 
 def _send_all(addresses: list[tuple[str, str]], echo: Echo) -> None:
     """One socket per uplink and family (a cold apply may add a thousand egress addresses);
-    a failure is one warning per address, the others are still sent."""
+    an address that fails does not stop the others."""
     for ifname in dict.fromkeys(name for name, _ in addresses):
         ips = [ip for name, ip in addresses if name == ifname]
         for family, send in ((4, send_garp), (6, send_na)):
@@ -75,13 +75,18 @@ def _send_all(addresses: list[tuple[str, str]], echo: Echo) -> None:
                 failed = send(ifname, mine) if mine else []
             except OSError as e:  # the socket itself (no such device, no CAP_NET_RAW)
                 failed = [(ip, e) for ip in mine]
-            by_error: dict[str, list[str]] = {}
-            for ip, err in failed:
-                by_error.setdefault(str(err), []).append(ip)
-            for err, which in by_error.items():  # one line per cause, not per address
-                more = f" and {len(which) - 3} more" if len(which) > 3 else ""
-                names = ", ".join(which[:3]) + more
-                _warn(echo, f"warning: could not announce {names} on {ifname}: {err}")
+            _report(echo, ifname, failed)
+
+
+def _report(echo: Echo, ifname: str, failed: list[tuple[str, OSError]]) -> None:
+    """One warning line per cause, not per address."""
+    by_cause: dict[str, list[str]] = {}
+    for ip, err in failed:
+        by_cause.setdefault(str(err), []).append(ip)
+    for cause, which in by_cause.items():
+        more = f" and {len(which) - 3} more" if len(which) > 3 else ""
+        names = ", ".join(which[:3]) + more
+        _warn(echo, f"warning: could not announce {names} on {ifname}: {cause}")
 
 
 def _warn(echo: Echo, line: str) -> None:
