@@ -5,6 +5,7 @@ must not fail for it). The packets on a real link: tests/netns/test_egress_annou
 from __future__ import annotations
 
 import threading
+import time
 
 from wggw.backends import announce
 
@@ -54,3 +55,20 @@ def test_many_failures_are_one_line_per_cause() -> None:
     announce._send_all([("wggw-no-such0", ip) for ip in ips], lines.append)
     assert len(lines) == 1, lines
     assert "203.0.113.1, 203.0.113.2, 203.0.113.3 and 97 more on wggw-no-such0" in lines[0]
+
+
+def test_the_announcement_is_repeated_from_a_thread_that_outlives_the_caller(monkeypatch) -> None:
+    sent: list[tuple[float, threading.Thread]] = []
+    monkeypatch.setattr(
+        announce,
+        "_send_all",
+        lambda a, e: sent.append((time.monotonic(), threading.current_thread())),
+    )
+    announce.announce([("uplink0", "203.0.113.10")], None)
+    assert len(sent) == 1 and sent[0][1] is threading.main_thread()  # the first: at once
+    repeat = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert repeat and not any(t.daemon for t in repeat)  # a CLI's exit waits for it
+    for t in repeat:
+        t.join(timeout=5)
+    assert len(sent) == announce.COUNT
+    assert sent[1][0] - sent[0][0] >= announce.INTERVAL * 0.9
