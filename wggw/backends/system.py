@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from itertools import groupby
 
-from wggw.backends import endpoint_file, nft, parallel, sysctl, tc
+from wggw.backends import announce, endpoint_file, nft, parallel, sysctl, tc
 from wggw.backends.netlink import dump as nldump
 from wggw.backends.netlink import routeget
 from wggw.backends.netlink import rtnl as netlink
@@ -159,11 +159,16 @@ class RealSystem:
 
     def apply(self, changes: list[Change], echo: Echo = None) -> None:
         listing: list = []  # the nft table listed right after its load, read at the end
+        added: list[AddAddress] = []  # addresses whose netlink batch went through
         done = False
         try:
-            self._apply(changes, echo, listing)
+            self._apply(changes, echo, listing, added)
             done = True
         finally:
+            # Egress addresses this apply added (also if a later step failed: the next
+            # round sees them present and would never announce them).
+            egress = [a.spec for a in added if a.spec.egress]
+            announce.announce([(a.ifname, a.cidr.split("/")[0]) for a in egress], echo)
             for started in listing:
                 try:
                     nft.record_loaded(started)
@@ -171,7 +176,7 @@ class RealSystem:
                     if done:  # else the apply's own failure is the one to report
                         raise
 
-    def _apply(self, changes: list[Change], echo: Echo, listing: list) -> None:
+    def _apply(self, changes: list[Change], echo: Echo, listing: list, added: list) -> None:
         with netlink.Netlink() as nl:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
@@ -185,6 +190,7 @@ class RealSystem:
                     )
                 elif group is not None:
                     nl.batch([_netlink_item(c) for c in batch])
+                    added.extend(c for c in batch if isinstance(c, AddAddress))
                 else:
                     for change in batch:
                         if isinstance(change, ReplaceNft):
