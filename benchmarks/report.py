@@ -133,6 +133,9 @@ def _rows(r: dict) -> list[tuple[str, str, str, str]]:
 
     rows += one_peer_agent_rows(r)
     rows += agent_rows(r.get("agent"))
+    from .fleet_agent import rows as fleet_rows
+
+    rows += fleet_rows(r.get("fleet") or {})
     mem = r.get("memory", {})
     peak = max(
         [c["wggw_maxrss_mb"]["max"] for c in r.get("cold_apply", [])]

@@ -11,6 +11,11 @@ with --onepeer-50k): the agent's part p50/p99 and the whole command against the 
 agent: at 10,000 and 50,000 peers apply/plan/status, wireguard-go RSS, then `wggw agent` idle
 with /metrics scraped every 15 s (its CPU share, RSS, no-op resync), and time to repair per fault
 kind over 20 trials each (benchmarks/agent.py).
+fleet: agents on a throwaway PostgreSQL (benchmarks/fleet_agent.py): commit -> applied on a
+1,000-peer gateway and the client's first answer p50/p99 over 100 changes, cold start of 3 gateways
+x 3,000 peers against SQLite, `peer add` on PostgreSQL vs SQLite.
+ha (full run, or --only ha): 21 failover cycles of a two-gateway HA interface against the stock
+behaviour (benchmarks/ha.py).
 `--quick` does the same at 10x10 with 1 vs 20 tenants in well under a minute (CI runs it).
 Every figure is a median with min/max over the runs; every ratio compares runs of the same run.
 Everything is torn down in a finally block (also on Ctrl-C); the JSON's "cleanup" lists
@@ -35,6 +40,8 @@ from benchmarks import bulk  # noqa: E402
 from benchmarks import controlplane as cp  # noqa: E402
 from benchmarks import dataplane as dp  # noqa: E402
 from benchmarks import fleet as fleet_mod  # noqa: E402
+from benchmarks import fleet_agent as fleet_part  # noqa: E402
+from benchmarks import ha as ha_part  # noqa: E402
 from benchmarks import onepeer as one_peer_agent  # noqa: E402
 from benchmarks.lab import Bench  # noqa: E402
 from benchmarks.measure import rss_mb, summary  # noqa: E402
@@ -64,6 +71,12 @@ FULL = {
     "scrapes": 10,
     "repair_gateway": (100, 10),
     "repair_trials": 20,
+    "fleet_prop": (10, 100),  # the propagation gateway: tenants x peers
+    "fleet_changes": 100,
+    "fleet_cold": (30, 100),  # per gateway, three gateways
+    "fleet_adds": 20,
+    "ha_cycles": 21,  # failover cycles (7 per way; every second one a failback)
+    "ha_stock": 3,  # the same without wggw's takeover kick (the clients' ~15 s retry)
 }
 QUICK = {
     "cold": [(10, 10)],
@@ -89,6 +102,12 @@ QUICK = {
     "scrapes": 6,
     "repair_gateway": (2, 5),
     "repair_trials": 3,
+    "fleet_prop": (2, 5),
+    "fleet_changes": 10,
+    "fleet_cold": (2, 5),
+    "fleet_adds": 3,
+    "ha_cycles": 3,
+    "ha_stock": 1,
 }
 
 
@@ -210,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent"),
+        choices=("cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet", "ha"),
         action="append",
         help="run only these parts",
     )
@@ -228,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         "results-quick.json" if args.quick else "results.json"
     )
     path = args.json or default
-    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer", "agent"]
+    parts = args.only or ["cold", "ops", "dataplane", "bulk", "onepeer", "agent", "fleet"]
+    if not args.only and not args.quick:
+        parts.append("ha")  # minutes of failover cycles: the full run only (or --only ha)
     results: dict = {
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -266,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
             results["agent"]["repairs"] = agent_mod.repairs(
                 bench, *cfg["repair_gateway"], cfg["repair_trials"], log
             )
+        if "fleet" in parts:  # issue 13: agents on PostgreSQL (benchmarks/fleet_agent.py)
+            results["fleet"] = fleet_part.run_part(bench, cfg, log)
+        if "ha" in parts:  # issue 14: two-gateway failover (benchmarks/ha.py)
+            results["ha"] = ha_part.run_part(cfg, log)
+            for line in ha_part.lines(results["ha"]):
+                log(line)
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         results["interrupted"] = True

@@ -20,6 +20,8 @@ TENANT_FIELDS = {
     "table",
     "rotate_after",
     "peers",
+    "gateway",
+    "moving_to",
 }
 PEER_FIELDS = {
     "name",
@@ -33,7 +35,15 @@ PEER_FIELDS = {
     "has_private_key",
     "retiring",
 }
-INTERFACE_FIELDS = {"name", "listen_port", "endpoint", "mtu", "public_key", "tenants"}
+INTERFACE_FIELDS = {
+    "name",
+    "listen_port",
+    "endpoint",
+    "mtu",
+    "public_key",
+    "tenants",
+    "gateways",
+}
 
 
 def _secrets_of(state_dir):
@@ -78,6 +88,8 @@ def test_json_fields_are_the_contract(gw, state_dir):
         "table": 60000,
         "rotate_after": None,
         "peers": 1,
+        "gateway": None,
+        "moving_to": None,
     }
     peer = json.loads(gw("peer", "show", "acme/alice", "--json").stdout)
     assert set(peer) == PEER_FIELDS | {"rotations"}  # show adds the key's audit trail

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from wggw.backends.wg_uapi import parse_get
+from wggw.backends.wg_uapi import BlockMemo, parse_get
 from wggw.core import keys
 from wggw.core.wgtypes import WgPeerSpec, WgPeerState
 
@@ -75,3 +75,49 @@ def test_allowed_ips_compared_as_text_then_normalised():
     assert not seen.matches(WgPeerSpec(A, PSK, ("10.0.0.4/32", "fd00::3/128"), 25))
     assert not seen.matches(WgPeerSpec(A, None, ("10.0.0.3/32", "fd00::3/128"), 25))
     assert not seen.matches(WgPeerSpec(A, PSK, ("10.0.0.3/32", "fd00::3/128"), None))
+
+
+def test_memo_reuses_unchanged_blocks_and_parses_edited_ones():
+    """A full dump parsed with the device's memo: a peer whose block is the same text gives
+    the very state of the last dump; an edited block (here A's allowed IPs, PSK, counters)
+    is parsed again, a removed peer is gone and forgotten, an added one parsed."""
+    memo = BlockMemo()
+    first = parse_get("wg0", _response(), memo=memo)
+    assert first == parse_get("wg0", _response())  # the same result as without a memo
+    again = parse_get("wg0", _response(), memo=memo)
+    assert again.peers[A] is first.peers[A] and again.peers[B] is first.peers[B]
+
+    other_psk = keys.generate_psk()
+    edited = (
+        _response()
+        .replace("allowed_ip=10.0.0.3/32", "allowed_ip=10.0.0.9/32")
+        .replace(f"preshared_key={PSK.hex()}", f"preshared_key={other_psk.hex()}")
+    )
+    dev = parse_get("wg0", edited, memo=memo)
+    assert dev.peers[A].allowed_ips == ("10.0.0.9/32", "fd00::3/128")
+    assert dev.peers[A].psk == other_psk and dev.peers[B] is first.peers[B]
+    counters = _response().replace("rx_bytes=20", "rx_bytes=21")
+    assert parse_get("wg0", counters, memo=memo).peers[A].rx_bytes == 21
+
+    without_b = _response().split(f"public_key={keys.key_hex(B)}")[0] + "errno=0\n\n"
+    assert list(parse_get("wg0", without_b, memo=memo).peers) == [A]
+    assert len(memo.states) == 1  # only the current peers are kept
+
+
+def test_memo_leaves_a_repeated_peer_to_the_merging_parse():
+    """The protocol never repeats a peer; if a device did, its lines are merged as before."""
+    block = "\n".join(_response().split("\n")[2:13])  # A's block
+    again = block.replace("10.0.0.3/32", "10.0.0.7/32")
+    twice = _response().replace("errno=0", again + "\nerrno=0")
+    memo = BlockMemo()
+    dev = parse_get("wg0", twice, memo=memo)
+    assert dev == parse_get("wg0", twice) and "10.0.0.7/32" in dev.peers[A].allowed_ips
+
+
+def test_a_match_is_remembered_only_for_the_same_pair():
+    seen = WgPeerState(A, PSK, ("10.0.0.3/32",), 25)
+    want = WgPeerSpec(A, PSK, ("10.0.0.3/32",), 25)
+    assert seen.matches(want) and seen.matches(want)  # the second from the memo
+    assert not seen.matches(WgPeerSpec(A, PSK, ("10.0.0.4/32",), 25))  # another spec: compared
+    assert seen == WgPeerState(A, PSK, ("10.0.0.3/32",), 25)  # the memo is not a field
+    assert hash(seen) == hash(WgPeerState(A, PSK, ("10.0.0.3/32",), 25))

@@ -2,7 +2,14 @@
 # The lab's assertions, with real traffic from the clients; sourced by `vagrant/lab check`, which
 # provides on(), deliver_config(), say() and the address plan. Every assertion prints one line;
 # a failure names the host and the assertion and shows the evidence: what the internet host saw
-# (its answer and its request log), the client's WireGuard state, the gateway's peers.
+# (its answer and its request log), the client's WireGuard state, its gateway's peers.
+# The fleet: tenant-a is placed on gw1 (interface wg-gw1, egress A), tenant-b on gw2 (wg-gw2,
+# egress B); the operator's CLI runs on the db host, beside PostgreSQL.
+
+# gw_of CLIENT, wg_of GATEWAY, egress_of CLIENT: the lab's placement (db.sh writes it).
+gw_of() { case $1 in tenant-a) echo gw1 ;; tenant-b) echo gw2 ;; esac; }
+wg_of() { case $1 in gw1) echo "$WG_IFACE_GW1" ;; gw2) echo "$WG_IFACE_GW2" ;; esac; }
+egress_of() { case $1 in tenant-a) echo "$EGRESS_A" ;; tenant-b) echo "$EGRESS_B" ;; esac; }
 
 checks_failed=0
 pass() { printf '[check] ok    %-9s %s\n' "$1" "$2"; }
@@ -31,8 +38,10 @@ evidence() {  # evidence HOST: what a failing traffic check shows besides the an
   on internet "tail -n 5 /var/log/wggw-lab-whoami.log 2>/dev/null || echo '(none)'" </dev/null
   echo "$1: wg show $WG_IFACE; ip route:"
   on "$1" "wg show $WG_IFACE; ip -4 route; ip -6 route" </dev/null 2>&1
-  echo "gateway: wg show $WG_IFACE peers / latest handshakes:"
-  on gateway "wg show $WG_IFACE latest-handshakes" </dev/null 2>&1
+  local gw
+  gw=$(gw_of "$1")
+  echo "$gw: wg show $(wg_of "$gw") latest-handshakes; the agent's last log lines:"
+  on "$gw" "wg show $(wg_of "$gw") latest-handshakes; tail -n 5 /var/log/wggw-agent.log" </dev/null 2>&1
 }
 
 expect_egress() {  # expect_egress HOST FAMILY EXPECTED [LABEL]
@@ -56,9 +65,9 @@ expect_no_egress() {  # expect_no_egress HOST FAMILY LABEL: no answer at all wit
   fi
 }
 
-peer_json() { on gateway "wggw peer show $1/client --json" </dev/null; }
+peer_json() { on db "wggw peer show $1/client --json" </dev/null; }
 json_field() { python3 -c 'import json, sys; v = json.load(sys.stdin)[sys.argv[1]]; print(" ".join(v) if isinstance(v, list) else v)' "$1"; }
-gateway_peers() { on gateway "wg show $WG_IFACE peers" </dev/null; }
+gateway_peers() { on "$1" "wg show all peers" </dev/null | awk '{print $NF}'; }  # gateway_peers GW
 
 check_preconditions() {  # the internet host has no route to any peer address
   local addr out
@@ -79,90 +88,206 @@ check_egress() {  # check_egress [LABEL]
   expect_egress tenant-b 6 "$EGRESS_B6" "${1:-}"
 }
 
-check_isolation() {  # tenant-a cannot reach tenant-b's tunnel addresses; the gateway can (control)
-  local addr
+check_isolation() {  # tenant-a cannot reach tenant-b's tunnel addresses; gw2 can (control)
+  local addr out
   for addr in $(peer_json tenant-b | json_field addresses); do
     addr=${addr%/*}
-    if ! on gateway "ping -c 1 -W 2 $addr" </dev/null >/dev/null 2>&1; then
-      fail gateway "control: reaches tenant-b at $addr" "$(on gateway "ping -c 1 -W 2 $addr" </dev/null 2>&1)"
+    if ! on gw2 "ping -c 1 -W 2 $addr" </dev/null >/dev/null 2>&1; then
+      fail gw2 "control: reaches tenant-b at $addr" "$(on gw2 "ping -c 1 -W 2 $addr" </dev/null 2>&1)"
     elif out=$(on tenant-a "ping -c 3 -W 1 -i 0.3 $addr" </dev/null 2>&1); then
       fail tenant-a "cannot reach tenant-b at $addr" "$out"
     else
-      pass tenant-a "cannot reach tenant-b at $addr (the gateway can)"
+      pass tenant-a "cannot reach tenant-b at $addr (its gateway gw2 can)"
     fi
   done
 }
 
-# Rotation, end to end: the installed cron job's command line with the lab's short policy; the
-# old keys keep working during the grace period; the new configs go to the clients, which
-# reconnect; once the grace is over, the next cron run retires the old keys, which then fail.
+# The fleet's placement: each gateway runs its own interface and tenant, and nothing of the other
+# (no interface, no egress address of the other gateway's tenant).
+check_placement() {
+  local gw other mine theirs
+  for gw in gw1 gw2; do
+    case $gw in
+      gw1) other=gw2; mine=$EGRESS_A; theirs=$EGRESS_B ;;
+      gw2) other=gw1; mine=$EGRESS_B; theirs=$EGRESS_A ;;
+    esac
+    local links addrs
+    links=$(on "$gw" "wg show interfaces" </dev/null 2>&1)
+    addrs=$(on "$gw" "ip -o -4 addr show dev lab-wan" </dev/null 2>&1 | awk '{print $4}' | tr '\n' ' ')
+    if [ "$links" = "$(wg_of "$gw")" ] && [[ " $addrs" == *" $mine/"* ]] &&
+       [[ " $addrs" != *" $theirs/"* ]]; then
+      pass "$gw" "runs only what is placed on it: $links; egress $mine (not $other's $theirs)"
+    else
+      fail "$gw" "runs only $(wg_of "$gw") and egress $mine (nothing of $other's)" \
+        "WireGuard links: $links" "lab-wan's IPv4 addresses: $addrs"
+    fi
+  done
+}
+
+# The agents report back: the operator's `wggw gateway list` shows both gateways healthy, at the
+# store's generation (lag 0).
+check_reports() {  # check_reports [LABEL]
+  local out rc=0 verdict
+  out=$(on db "wggw gateway list --json" </dev/null 2>&1) || rc=$?
+  verdict=$(python3 -c '
+import json, sys
+rows = json.loads(sys.stdin.read())
+rows = rows.get("gateways", rows) if isinstance(rows, dict) else rows
+by = {r["name"]: r for r in rows}
+bad = [f"{n}: {by.get(n)}" for n in ("gw1", "gw2")
+       if n not in by or by[n].get("health") != "healthy" or by[n].get("lag") != 0]
+gens = ", ".join("%s at generation %s" % (n, by[n]["generation"]) for n in ("gw1", "gw2") if n in by)
+print("; ".join(bad) if bad else "ok " + gens)
+' <<<"$out" 2>&1) || true
+  if [ $rc -eq 0 ] && [ "${verdict%% *}" = ok ]; then
+    pass db "${1:-}wggw gateway list: gw1 and gw2 healthy, lag 0 (${verdict#ok })"
+  else
+    fail db "${1:-}wggw gateway list: gw1 and gw2 healthy, lag 0" "exit $rc: $verdict" "$out"
+  fi
+}
+
+# watch_key GW KEY present|absent SECONDS: on GW, every 20 ms, whether any WireGuard interface
+# there has the peer KEY; prints "ready", then the time the wanted state is seen, or "timeout".
+watch_key() {
+  on "$1" "echo ready; end=\$((\$(date +%s) + $4))
+    while [ \$(date +%s) -lt \$end ]; do
+      if wg show all peers | grep -qF '$2'; then s=present; else s=absent; fi
+      [ \$s = $3 ] && { date +%s.%N; exit 0; }; sleep 0.02
+    done; echo timeout" </dev/null
+}
+
+# Propagation: a change made on the operator's side (the db host) reaches the right gateway,
+# carried by its agent with no command typed there, within PROPAGATION_BOUND s of the commit:
+# a peer added to TENANT appears on its gateway's interface (and on no other gateway), then,
+# removed, goes. Timed on one clock (the containers share the host's): from the start of the
+# operator's command (the commit comes after its start-up) and from its end (the commit is done
+# by then; the agent may be faster than the command's own exit) to the moment the gateway's
+# interface shows the change.
+PROPAGATION_BOUND=5
+propagate() {  # propagate TENANT KEY present|absent CMD: runs CMD on db, watches TENANT's gateway
+  local key=$2 want=$3 cmd=$4 gw out="$state/propagate.log" pid t rc=0 seen delay
+  gw=$(gw_of "$1")
+  watch_key "$gw" "$key" "$want" $(( PROPAGATION_BOUND + 5 )) >"$out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q ready "$out" && break; sleep 0.05; done
+  t=$(on db "date +%s.%N; $cmd >/dev/null && date +%s.%N" </dev/null 2>&1) || rc=$?
+  wait "$pid" || true
+  seen=$(tail -n 1 "$out")
+  if [ $rc -ne 0 ] || [ "$seen" = timeout ] || [ "$seen" = ready ]; then
+    fail "$gw" "$1: the operator's '$cmd' is applied here within $PROPAGATION_BOUND s" \
+      "operator: exit $rc, started and ended at: $t" "watch: $seen" \
+      "$(on "$gw" "tail -n 10 /var/log/wggw-agent.log" </dev/null 2>&1)"
+    return 1
+  fi
+  local start end since_start since_end
+  read -r start end <<<"$(echo $t)"
+  since_start=$(awk -v a="$start" -v b="$seen" 'BEGIN {printf "%.2f", b - a}')
+  since_end=$(awk -v a="$end" -v b="$seen" 'BEGIN {printf "%.2f", b - a}')
+  if awk -v d="$since_end" -v b="$PROPAGATION_BOUND" 'BEGIN {exit !(d <= b)}'; then
+    case $since_end in
+      -*) since_end="before the command had exited" ;; *) since_end="$since_end s after it exited" ;;
+    esac
+    pass "$gw" "$1: the operator's '${cmd%% --*}' applied here by its agent $since_start s after the command started ($since_end)"
+  else
+    fail "$gw" "$1: the operator's change is applied within $PROPAGATION_BOUND s of the commit" \
+      "applied $since_end s after the command ended"
+  fi
+}
+
+check_propagation() {  # check_propagation TENANT
+  local key other
+  key=$(on db "wg genkey | wg pubkey" </dev/null)   # only the public half leaves that host
+  propagate "$1" "$key" present "wggw peer add $1/probe --public-key $key" || return
+  case $(gw_of "$1") in gw1) other=gw2 ;; gw2) other=gw1 ;; esac
+  if gateway_peers "$other" | grep -qxF "$key"; then
+    fail "$other" "$1's new peer is not applied here (placed on $(gw_of "$1"))" "wg show all peers has $key"
+  else
+    pass "$other" "$1's new peer is not applied here (placed on $(gw_of "$1"))"
+  fi
+  propagate "$1" "$key" absent "wggw peer remove $1/probe"
+}
+
+# Rotation, end to end, from the operator's side: the cron job installed on the db host runs its
+# command line with the lab's short policy; the gateways' agents apply the new keys beside the
+# old ones, which keep working during the grace period; the new configs go from the job's outbox
+# to the clients, which reconnect; once the grace is over, the next cron run retires the old
+# keys, the agents take them off the gateways, and the old config gets no answer any more.
 check_rotation() {
   local grace=30 host old_keys new_keys key t0 old_conf_a rc=0
   old_keys="$(peer_json tenant-a | json_field public_key) $(peer_json tenant-b | json_field public_key)"
   old_conf_a=$(on tenant-a "cat /etc/wggw-lab/$WG_IFACE.conf" </dev/null)
   t0=$SECONDS
-  on gateway "/wggw/vagrant/provision/run-cron-job /etc/cron.d/wggw-rotate --older-than 0s --grace ${grace}s" </dev/null || rc=$?
+  on db "/wggw/vagrant/provision/run-cron-job /etc/cron.d/wggw-rotate --older-than 0s --grace ${grace}s" </dev/null || rc=$?
   if [ $rc -ne 0 ]; then
-    fail gateway "the cron job rotates (--older-than 0s --grace ${grace}s)" "exit $rc"
+    fail db "the cron job rotates (--older-than 0s --grace ${grace}s)" "exit $rc"
     return
   fi
   new_keys="$(peer_json tenant-a | json_field public_key) $(peer_json tenant-b | json_field public_key)"
   for key in $old_keys; do
-    case " $new_keys " in *" $key "*) fail gateway "the cron job rotated the key $key" "it is still the peer's current key"; return ;; esac
+    case " $new_keys " in *" $key "*) fail db "the cron job rotated the key $key" "it is still the peer's current key"; return ;; esac
   done
-  pass gateway "the cron job rotated both peers' keys"
+  pass db "the cron job rotated both peers' keys"
   expect_egress tenant-a 4 "$EGRESS_A" "grace period, old key: "
   local conf mode
   for host in tenant-a tenant-b; do
     conf=/var/lib/wggw/outbox/$host/client.conf   # the cron entry's --out, as its comment documents
-    mode=$(on gateway "stat -c %a $conf" </dev/null 2>&1 || true)
+    mode=$(on db "stat -c %a $conf" </dev/null 2>&1 || true)
     if [ "$mode" != 600 ]; then
-      fail gateway "the cron job wrote $host's new config to $conf, mode 0600" "stat: $mode" \
-        "$(on gateway "ls -lR /var/lib/wggw/outbox" </dev/null 2>&1)"
+      fail db "the cron job wrote $host's new config to $conf, mode 0600" "stat: $mode" \
+        "$(on db "ls -lR /var/lib/wggw/outbox" </dev/null 2>&1)"
       return
     fi
-    on gateway "cat $conf" </dev/null | deliver_config "$host" >/dev/null
+    on db "cat $conf" </dev/null | deliver_config "$host" >/dev/null
   done
-  pass gateway "delivered the new configs from the job's outbox (0600); the clients reconnected"
+  pass db "delivered the new configs from the job's outbox (0600); the clients reconnected"
   check_egress "new key: "
   say "waiting out the ${grace} s grace period"
   sleep $(( grace + 2 - (SECONDS - t0) > 0 ? grace + 2 - (SECONDS - t0) : 0 ))
-  on gateway "/wggw/vagrant/provision/run-cron-job /etc/cron.d/wggw-rotate" </dev/null || rc=$?
-  [ $rc -eq 0 ] || fail gateway "the next cron run (as installed) succeeds" "exit $rc"
-  local peers
-  peers=$(gateway_peers)
-  for key in $old_keys; do
-    if grep -qxF "$key" <<<"$peers"; then
-      fail gateway "retired the old key $key after the grace period" "peers on $WG_IFACE:" "$peers"
+  on db "/wggw/vagrant/provision/run-cron-job /etc/cron.d/wggw-rotate" </dev/null || rc=$?
+  [ $rc -eq 0 ] || fail db "the next cron run (as installed) succeeds" "exit $rc"
+  local gw peers deadline
+  for gw in gw1 gw2; do
+    deadline=$(( SECONDS + PROPAGATION_BOUND + 1 ))
+    while peers=$(gateway_peers "$gw"); do
+      for key in $old_keys; do grep -qxF "$key" <<<"$peers" && break; key=; done
+      [ -n "$key" ] && [ $SECONDS -lt $deadline ] || break
+      sleep 0.2
+    done
+    if [ -n "$key" ]; then
+      fail "$gw" "its agent took the retired old keys off within $PROPAGATION_BOUND s" \
+        "still there: $key" "peers:" "$peers"
     else
-      pass gateway "retired the old key $key after the grace period"
+      pass "$gw" "its agent took the retired old keys off after the grace period"
     fi
   done
   printf '%s\n' "$old_conf_a" | deliver_config tenant-a >/dev/null
   expect_no_egress tenant-a 4 "old config after retirement"
-  on gateway "wggw peer config tenant-a/client" </dev/null | deliver_config tenant-a >/dev/null
+  on db "wggw peer config tenant-a/client" </dev/null | deliver_config tenant-a >/dev/null
   expect_egress tenant-a 4 "$EGRESS_A" "new config again: "
 }
 
-# The agent heals a fault with no command typed. The gateway's `wggw agent` (provisioning runs
-# it as a service) must put back what a fault removed while tenant-a keeps sending: its HTTP
-# probes leave by its egress IP again within HEAL_BOUND s of the fault, nothing reaches the
-# internet host with any other source meanwhile (nft counters there), and the agent's repairs
-# counter shows that it repaired. No wggw command runs on the gateway between fault and heal.
+# Each gateway's agent heals a fault with no command typed. The gateway's `wggw agent --gateway`
+# (provisioning runs it as a service) must put back what a fault removed while its tenant's
+# client keeps sending: its HTTP probes leave by its egress IP again within HEAL_BOUND s of the
+# fault, nothing reaches the internet host with any other source meanwhile (nft counters there),
+# and the agent's repairs counter shows that it repaired. No wggw command runs on the gateway
+# between fault and heal.
 HEAL_BOUND=5
-agent_pid() { { on gateway "cat /run/wggw/agent.lock" </dev/null 2>/dev/null || true; } | awk '{print $1}'; }
+agent_pid() { { on "$1" "cat /run/wggw/agent.lock" </dev/null 2>/dev/null || true; } | awk '{print $1}'; }
 agent_repairs() {
-  { on gateway "curl -sf --max-time 3 http://127.0.0.1:9586/metrics" </dev/null || true; } |
+  { on "$1" "curl -sf --max-time 3 http://127.0.0.1:9586/metrics" </dev/null || true; } |
     awk '/^wggw_repairs_total[{ ]/ {n += $NF} END {print n + 0}'
 }
 
 # The internet host counts every packet that reaches it with a source other than the egress IPs
-# (neighbour discovery and MLD aside), and keeps the sources it saw.
+# (neighbour discovery and MLD aside), and keeps the sources it saw: in table TABLE (default
+# wggwlab_watch, one fault's window; wggwlab_watchall watches the whole check), made afresh.
 watch_sources() {
+  local table=${1:-wggwlab_watch}
   on internet "nft -f /dev/stdin" <<NFT
-table inet wggwlab_watch
-delete table inet wggwlab_watch
-table inet wggwlab_watch {
+table inet $table
+delete table inet $table
+table inet $table {
   set wrong4 { type ipv4_addr; flags dynamic; size 256; }
   set wrong6 { type ipv6_addr; flags dynamic; size 256; }
   chain pre {
@@ -175,26 +300,26 @@ table inet wggwlab_watch {
 }
 NFT
 }
-wrong_sources() {  # the packets counted and the sources seen, as one line; empty: none
-  { on internet "nft list table inet wggwlab_watch" </dev/null || true; } |
+wrong_sources() {  # [TABLE]: the packets counted and the sources seen, as one line; empty: none
+  { on internet "nft list table inet ${1:-wggwlab_watch}" </dev/null || true; } |
     awk '/counter packets/ {n += $(NF - 2)} /elements = / {sub(/.*elements = /, ""); s = s $0 " "}
          END {if (n) printf "%d packet(s) from: %s", n, s}'
 }
 
-# heal_probe: tenant-a's side, for 10 s: an HTTP request every ~0.1 s ("TIME ANSWER" lines, "-"
-# for no answer) while it pings the internet host every 50 ms (v4, v6).
+# heal_probe CLIENT: the client's side, for 10 s: an HTTP request every ~0.1 s ("TIME ANSWER"
+# lines, "-" for no answer) while it pings the internet host every 50 ms (v4, v6).
 heal_probe() {
-  on tenant-a "end=\$((\$(date +%s) + 10))
+  on "$1" "end=\$((\$(date +%s) + 10))
     ping -q -i 0.05 -w 10 $INET >/dev/null 2>&1 & ping -6 -q -i 0.05 -w 10 $INET6 >/dev/null 2>&1 &
     while [ \$(date +%s) -lt \$end ]; do
       a=\$(curl -s -4 --max-time 0.5 http://$INET/); echo \"\$(date +%s.%N) \${a:--}\"; sleep 0.05
     done; wait" </dev/null
 }
 
-# heal_verdict T_FAULT PROBES: "ok SECONDS LOST TOTAL" or "FAIL why". The clocks compared are
-# one (containers share the host's); on VMs they are NTP's.
+# heal_verdict T_FAULT PROBES WANT: "ok SECONDS LOST TOTAL" or "FAIL why". The clocks compared
+# are one (containers share the host's); on VMs they are NTP's.
 heal_verdict() {
-  awk -v t="$1" -v want="$EGRESS_A" -v bound="$HEAL_BOUND" '
+  awk -v t="$1" -v want="$3" -v bound="$HEAL_BOUND" '
     $1 < t {before = $2; next}
     {after++; if ($2 == "-") lost++; else if ($2 != want) wrong = wrong " " $2
      else if (!ok) ok = $1 - t; last = $2}
@@ -206,36 +331,38 @@ heal_verdict() {
       printf "ok %.2f %d %d", ok, lost + 0, after}' "$2"
 }
 
-heal_after() {  # heal_after LABEL FAULT: FAULT runs on the gateway while tenant-a probes
-  local label=$1 fault=$2 out="$state/heal.log" pid t_fault pid0 pid1 rep0 rep1 verdict wrong
-  pid0=$(agent_pid)
-  if [ -z "$pid0" ] || ! on gateway "kill -0 $pid0 && test -S /run/wggw/agent.sock" </dev/null; then
-    fail gateway "wggw agent runs (provisioned as a service)" \
-      "$(on gateway "tail -n 20 /var/log/wggw-agent.log" </dev/null 2>&1)"
+heal_after() {  # heal_after LABEL CLIENT FAULT: FAULT runs on CLIENT's gateway while CLIENT probes
+  local label=$1 client=$2 fault=$3 out="$state/heal.log" gw want pid t_fault pid0 pid1 rep0 rep1 verdict wrong
+  gw=$(gw_of "$client")
+  want=$(egress_of "$client")
+  pid0=$(agent_pid "$gw")
+  if [ -z "$pid0" ] || ! on "$gw" "kill -0 $pid0 && test -S /run/wggw/agent.sock" </dev/null; then
+    fail "$gw" "wggw agent runs (provisioned as a service)" \
+      "$(on "$gw" "tail -n 20 /var/log/wggw-agent.log" </dev/null 2>&1)"
     return
   fi
-  rep0=$(agent_repairs)
+  rep0=$(agent_repairs "$gw")
   watch_sources
-  heal_probe >"$out" 2>&1 &
+  heal_probe "$client" >"$out" 2>&1 &
   pid=$!
   for _ in $(seq 1 50); do [ -s "$out" ] && break; sleep 0.1; done
   sleep 1
-  t_fault=$({ on gateway "date +%s.%N; $fault" </dev/null || true; } | head -n 1)
+  t_fault=$({ on "$gw" "date +%s.%N; $fault" </dev/null || true; } | head -n 1)
   wait "$pid" || true
-  verdict=$(heal_verdict "$t_fault" "$out")
+  verdict=$(heal_verdict "$t_fault" "$out" "$want")
   wrong=$(wrong_sources)
-  rep1=$(agent_repairs)
-  pid1=$(agent_pid)
+  rep1=$(agent_repairs "$gw")
+  pid1=$(agent_pid "$gw")
   on internet "nft delete table inet wggwlab_watch" </dev/null || true
   if [ "${verdict%% *}" != ok ]; then
-    fail tenant-a "$label: leaves by $EGRESS_A again within $HEAL_BOUND s, no command typed" \
+    fail "$client" "$label on $gw: leaves by $want again within $HEAL_BOUND s, no command typed" \
       "${verdict#FAIL }" "probes (time, answer) from 1 s before the fault:" \
       "$(awk -v t="$t_fault" '$1 >= t - 1' "$out" | head -n 40)" \
-      "the agent's log:" "$(on gateway "tail -n 15 /var/log/wggw-agent.log" </dev/null 2>&1)"
+      "the agent's log:" "$(on "$gw" "tail -n 15 /var/log/wggw-agent.log" </dev/null 2>&1)"
   else
     local secs lost total
     read -r _ secs lost total <<<"$verdict"
-    pass tenant-a "$label: healed with no command typed: $EGRESS_A again $secs s after the fault ($lost of $total probes lost)"
+    pass "$client" "$label on $gw: healed with no command typed: $want again $secs s after the fault ($lost of $total probes lost)"
   fi
   if [ -n "$wrong" ]; then
     fail internet "$label: nothing arrives with a source other than the egress IPs" "$wrong"
@@ -243,45 +370,38 @@ heal_after() {  # heal_after LABEL FAULT: FAULT runs on the gateway while tenant
     pass internet "$label: nothing arrived with a source other than the egress IPs"
   fi
   if [ "$pid1" != "$pid0" ] || [ "${rep1:-0}" -le "${rep0:-0}" ]; then
-    fail gateway "$label: repaired by the running agent (pid $pid0)" \
+    fail "$gw" "$label: repaired by the running agent (pid $pid0)" \
       "agent pid now: ${pid1:-none}; wggw_repairs_total $rep0 -> $rep1"
   else
-    pass gateway "$label: repaired by the running agent (pid $pid0; wggw_repairs_total $rep0 -> $rep1)"
+    pass "$gw" "$label: repaired by the running agent (pid $pid0; wggw_repairs_total $rep0 -> $rep1)"
   fi
 }
 
-# Two faults that fail closed: every nft table flushed, and wggw's routing ip rules deleted. Its
-# `unreachable` guard rules are kept on purpose: the lab's gateway has a default route to the
-# machine running the lab (docker's management bridge), which tenant traffic, SNATed, would take
-# with no wggw rule at all; the lab sends nothing there.
+# Two faults that fail closed, one on each gateway: every nft table flushed on gw1, and wggw's
+# routing ip rules deleted on gw2. Its `unreachable` guard rules are kept on purpose: the lab's
+# gateways have a default route to the machine running the lab (docker's management bridge),
+# which tenant traffic, SNATed, would take with no wggw rule at all; the lab sends nothing there.
 check_agent_heals() {
-  watch_sources   # the control: the watch does see a wrong source (the gateway's own address)
-  on gateway "ping -c 1 -W 2 -I $GW_UPLINK $INET" </dev/null >/dev/null 2>&1 || true
-  local seen
-  seen=$(wrong_sources)
-  case $seen in
-    *"$GW_UPLINK"*) pass internet "control: the source watch counts a packet from $GW_UPLINK" ;;
-    *) fail internet "control: the source watch counts a packet from $GW_UPLINK" "saw: ${seen:-nothing}" ;;
-  esac
-  heal_after "nft flush ruleset" "nft flush ruleset"
-  heal_after "wggw's ip rules deleted" "for f in 4 6; do ip -\$f rule show |
+  heal_after "nft flush ruleset" tenant-a "nft flush ruleset"
+  heal_after "wggw's ip rules deleted" tenant-b "for f in 4 6; do ip -\$f rule show |
     awk -F: '\$1 >= 10000 && \$1 <= 31999 && !/unreachable/ {print \"rule del pref \" \$1}' |
     ip -\$f -force -batch - || true; done"
   # `wggw down` while the agent runs would be undone at once: it refuses and removes nothing.
   local out rc=0
-  out=$(on gateway "wggw down" </dev/null 2>&1) || rc=$?
-  if [ $rc -eq 75 ] && [ -n "$(agent_pid)" ]; then
-    pass gateway "wggw down refuses while the agent runs (exit 75): ${out#wggw: error: }"
+  out=$(on gw1 "wggw down" </dev/null 2>&1) || rc=$?
+  if [ $rc -eq 75 ] && [ -n "$(agent_pid gw1)" ]; then
+    pass gw1 "wggw down refuses while the agent runs (exit 75): ${out#wggw: error: }"
   else
-    fail gateway "wggw down refuses while the agent runs (exit 75)" "exit $rc: $out"
+    fail gw1 "wggw down refuses while the agent runs (exit 75)" "exit $rc: $out"
   fi
   expect_egress tenant-a 4 "$EGRESS_A" "after the refused down: "
 }
 
-# Every host restarted (`vagrant reload`): provisioning runs again, the gateway rebuilds its kernel
-# state from the store, the clients reconnect with the configs they hold, and all works again.
+# Every host restarted (`vagrant reload`): provisioning runs again, PostgreSQL starts again, each
+# gateway's agent rebuilds its part of the kernel state from the store, the clients reconnect
+# with the configs they hold, and all works again.
 check_reload() {
-  local rc=0
+  local rc=0 gw pid
   say "restarting every host (vagrant reload)"
   vagrant reload >"$state/reload.log" 2>&1 || rc=$?
   if [ $rc -ne 0 ]; then
@@ -290,25 +410,61 @@ check_reload() {
   fi
   ssh_config
   pass all "vagrant reload: every host restarted and provisioned again"
-  local pid
-  pid=$(agent_pid)
-  if [ -n "$pid" ] && on gateway "kill -0 $pid && test -S /run/wggw/agent.sock" </dev/null; then
-    pass gateway "after reload: wggw agent runs again (pid $pid, started by provisioning)"
-  else
-    fail gateway "after reload: wggw agent runs again" \
-      "$(on gateway "tail -n 20 /var/log/wggw-agent.log" </dev/null 2>&1)"
-  fi
+  watch_sources wggwlab_watchall
+  for gw in gw1 gw2; do
+    pid=$(agent_pid "$gw")
+    if [ -n "$pid" ] && on "$gw" "kill -0 $pid && test -S /run/wggw/agent.sock" </dev/null; then
+      pass "$gw" "after reload: wggw agent --gateway $gw runs again (pid $pid, started by provisioning)"
+    else
+      fail "$gw" "after reload: wggw agent --gateway $gw runs again" \
+        "$(on "$gw" "tail -n 20 /var/log/wggw-agent.log" </dev/null 2>&1)"
+    fi
+  done
   check_egress "after reload: "
   check_isolation
+  check_placement
+  check_reports "after reload: "
+}
+
+# The leak watch over the whole check: the internet host's table wggwlab_watchall counts every
+# packet with a source other than the egress IPs from the first assertion to the reload (which
+# restarts the internet host too), and again from the reload to the end. First its control: a
+# packet from gw1's own uplink address is counted; then the table is made afresh.
+start_leak_watch() {
+  watch_sources wggwlab_watchall
+  on gw1 "ping -c 1 -W 2 -I $GW1_UPLINK $INET" </dev/null >/dev/null 2>&1 || true
+  local seen
+  seen=$(wrong_sources wggwlab_watchall)
+  case $seen in
+    *"$GW1_UPLINK"*) pass internet "control: the source watch counts a packet from $GW1_UPLINK" ;;
+    *) fail internet "control: the source watch counts a packet from $GW1_UPLINK" "saw: ${seen:-nothing}" ;;
+  esac
+  watch_sources wggwlab_watchall
+}
+check_leak_watch() {  # check_leak_watch SPAN
+  local wrong
+  wrong=$(wrong_sources wggwlab_watchall)
+  if [ -n "$wrong" ]; then
+    fail internet "$1: nothing arrived with a source other than the egress IPs" "$wrong"
+  else
+    pass internet "$1: nothing arrived with a source other than the egress IPs"
+  fi
 }
 
 run_checks() {
+  start_leak_watch
   check_preconditions
   check_egress
   check_isolation
+  check_placement
+  check_reports
+  check_propagation tenant-a
+  check_propagation tenant-b
   check_agent_heals
   check_rotation
+  check_leak_watch "the whole check before the reload"
   check_reload
+  check_leak_watch "after the reload"
   if [ $checks_failed -gt 0 ]; then
     say "check: $checks_failed assertion(s) FAILED"
     return 1

@@ -84,3 +84,28 @@ def test_scrape_reads_only_the_devices_and_reports_the_last_rounds_drift(gw, sta
     assert "wggw_drift_changes 2.0" in text
     metrics.live.update(state, lambda: scraped)  # the next round converged
     assert "wggw_drift_changes 0.0" in generate_latest(metrics.registry).decode()
+
+
+def test_the_heap_is_settled_only_when_the_kept_state_changes(gw, state_dir, monkeypatch):
+    """A drift repair writes an audit record (a new generation) but keeps the same state and
+    compiled desired state: no full collection for it; a store change brings new ones."""
+    from wggw.agent import loop
+
+    settled: list[int] = []
+    monkeypatch.setattr(loop, "_settle_heap", lambda: settled.append(1))
+    gw("peer", "add", "acme/p0")
+    system = FakeSystem()
+    with open_store(state_dir) as store:
+        agent = _agent(store, system, monkeypatch)
+        agent._reconcile_locked({"resync"}, 0.0)
+        assert len(settled) == 1
+        gen = agent.compiled[0]
+        system.state = replace(system.state, rules=frozenset())
+        agent._reconcile_locked({"drift"}, 0.0)
+        assert system.state.rules and agent.compiled[0] > gen  # repaired, audited
+        assert len(settled) == 1
+    gw("peer", "add", "acme/p1")
+    with open_store(state_dir) as store:
+        agent.store = store
+        agent._reconcile_locked({"store"}, 0.0)
+        assert len(settled) == 2

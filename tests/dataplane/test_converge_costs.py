@@ -236,3 +236,17 @@ def test_peers_left_unset_are_still_caught(monkeypatch):
     monkeypatch.setattr(fake, "apply", lambda c, e=None: None if _peers_only(c) else apply(c, e))
     with pytest.raises(VerifyError, match="still differs"):
         reconcile.converge(state, fake)
+
+
+def test_a_gone_wggw_device_keeps_the_compilation_unless_it_is_an_uplink():
+    """A killed wireguard-go takes its link along; compiling reads links only for uplinks,
+    so its repair reuses the compiled state (50,000 peers: ~1 s). A device that is some
+    tenant's uplink is read by compilation: gone, it compiles again (and fails there)."""
+    state, fake = _state(), FakeSystem()
+    reconcile.converge(state, fake)
+    facts = fake.facts()
+    assert IFACE.name in facts.links
+    gone = replace(facts, links=facts.links - {IFACE.name})
+    assert desired_mod.still_compiles_same(state, facts, gone)
+    uplinked = replace(state, tenants=(replace(state.tenants[0], uplink=IFACE.name),))
+    assert not desired_mod.still_compiles_same(uplinked, facts, gone)

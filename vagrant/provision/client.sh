@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A tenant's WireGuard client. Its config comes from the gateway (`wggw peer config`), delivered
-# by vagrant/lab to /etc/wggw-lab/wg-lab.conf; this script (re)connects with it: kernel WireGuard
-# where the module exists, else wireguard-go; `wg setconf` on the `wg-quick strip`ped config; the
-# config's addresses; a full tunnel (default routes into the tunnel) with the gateway's endpoint
-# kept on the underlay. Run again after a new config is delivered: it reconnects.
+# A tenant's WireGuard client. Its config comes from the operator (`wggw peer config` on the db
+# host), delivered by vagrant/lab to /etc/wggw-lab/wg-lab.conf; this script (re)connects with
+# it: kernel WireGuard where the module exists, else wireguard-go; `wg setconf` on the
+# `wg-quick strip`ped config; the config's addresses; a full tunnel (default routes into the
+# tunnel) with the gateway's endpoint kept on the underlay. Run again after a new config is
+# delivered: it reconnects.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,7 @@ lab_links
 conf="/etc/wggw-lab/$WG_IFACE.conf"
 pidfile=/run/wggw-lab-wireguard-go.pid
 if [ ! -f "$conf" ]; then
-  log "no WireGuard config yet: vagrant/lab up delivers it from the gateway"
+  log "no WireGuard config yet: vagrant/lab up delivers it from the operator (db host)"
   exit 0
 fi
 setting() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//Ip" "$conf" | tr ',' ' '; }

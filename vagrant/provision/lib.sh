@@ -2,7 +2,7 @@
 # Shared by every host's provisioning, on every provider: the address plan, packages that may be
 # missing (boxes), and the lab links, found by address (docker assigns it; a restarted container
 # renumbers its interfaces) or by MAC (boxes) and named for their role: lab-access, lab-wan.
-# Sourced by gateway.sh, client.sh, internet.sh. Vagrant passes LAB_HOST and LAB_NETS
+# Sourced by db.sh, gateway.sh, client.sh, internet.sh. Vagrant passes LAB_HOST and LAB_NETS
 # ("role=addr/len=mac ..."); they are kept in /etc/wggw-lab/host.env for runs over plain ssh.
 set -euo pipefail
 
@@ -75,4 +75,42 @@ wait_for() {
     [ "$(date +%s)" -lt "$deadline" ] || { log "timed out waiting for $what"; return 1; }
     sleep 0.2
   done
+}
+
+# install_wggw: wggw from the checkout into the venv /opt/wggw, behind /usr/local/bin/wggw (the
+# wrapper provision/wggw: the fleet's settings from /etc/wggw/wggw.env, then the real one).
+# `vagrant/lab up` builds its wheel and its dependencies' on the host into vagrant/.lab/wheels:
+# the lab's containers have no way out to PyPI, by design. A VM with internet whose Python
+# differs from the host's gets the missing dependencies from PyPI instead.
+install_wggw() {
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  local venv=/opt/wggw wheels="$lab_dir/.lab/wheels"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  local pip=("$venv/bin/pip" install -q --disable-pip-version-check --find-links "$wheels")
+  "${pip[@]}" --no-index wggw 2>/dev/null || "${pip[@]}" wggw
+  "${pip[@]}" --no-index --force-reinstall --no-deps wggw   # this checkout's, even if the version is unchanged
+  rm -f /usr/local/bin/wggw
+  install -m 0755 "$lab_dir/provision/wggw" /usr/local/bin/wggw
+}
+
+# The store every wggw of the lab works on: PostgreSQL on the db host, over the lab's control
+# network, TLS verified against the db host's own certificate (copied to /etc/wggw/db-ca.crt),
+# the password in a libpq passfile (never in the URL or on a command line), the secrets at rest
+# sealed with the key file. Quoted: the URL holds '&'.
+STORE_URL="postgresql://wggw@$DB_CTL:$DB_PORT/wggw?sslmode=verify-full&sslrootcert=/etc/wggw/db-ca.crt&connect_timeout=5"
+
+# write_wggw_env [GATEWAY]: /etc/wggw/wggw.env (0600), read by the wrapper before every wggw.
+write_wggw_env() {
+  install -d -m 0700 /etc/wggw
+  (
+    umask 077
+    {
+      printf "WGGW_DB='%s'\n" "$STORE_URL"
+      printf 'WGGW_KEY_FILE=/etc/wggw/store.key\nPGPASSFILE=/etc/wggw/pgpass\n'
+      [ -z "${1:-}" ] || printf 'WGGW_GATEWAY=%s\n' "$1"
+    } >/etc/wggw/wggw.env.new
+    mv /etc/wggw/wggw.env.new /etc/wggw/wggw.env
+  )
 }

@@ -9,6 +9,7 @@ are read and dropped right after it, so they never trigger another round.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import selectors
@@ -17,9 +18,11 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from wggw.agent import apply, onepeer, sdnotify
+from wggw.agent import apply, fleetview, onepeer, sdnotify, storedelta
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
+from wggw.agent.fleet import Fleet
+from wggw.agent.ha import HaAgent
 from wggw.agent.metrics import AgentMetrics
 from wggw.backends import runfiles
 from wggw.backends.netlink import events as kev
@@ -31,8 +34,13 @@ from wggw.ops.agentclient import store_id
 
 DEBOUNCE = 0.03  # events of one fault arrive together; one reconcile for all of them
 STORE_POLL = 0.5  # the fallback when a command did not tell the agent
+STORE_POLL_LISTENING = 5.0  # ... while PostgreSQL's LISTEN tells it: only a safety net
 LOCK_RETRY = 0.05  # the store lock was busy (a command is running)
 MAX_RETRY = 30.0
+
+
+# A select() that returned this much later than asked: the process was frozen meanwhile.
+FROZEN_AFTER = 1.5
 
 
 class Agent:
@@ -44,8 +52,19 @@ class Agent:
         metrics: AgentMetrics,
         resync: float = 60.0,
         backoff: Backoff | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.store, self.backend, self.log, self.metrics = store, backend, log, metrics
+        # PostgreSQL's LISTEN, the store's up/down state, a gateway's reports (agent/fleet.py)
+        self.fleet = fleet or Fleet(None, None, metrics, log)
+        # A round under the gateway's lock only (agent/fleetview.py): others commit meanwhile.
+        self.exclusive = fleetview.round_holds_store_lock(store)
+        self.sel: selectors.BaseSelector | None = None
+        self.listen_fd: int | None = None  # the LISTEN socket while it is in the select
+        self.observed: Observed | None = None  # what the last round read (peer reports)
+        # (generation, state) the host was last converged to: a store change that touched
+        # only peers is applied as their delta against it (agent/storedelta.py).
+        self.delta_base: tuple[int, object] | None = None
         self.system = apply.system_for(backend)
         self.resync = resync
         self.backoff = backoff or Backoff()
@@ -63,6 +82,9 @@ class Agent:
         # reuses that state and its compiled desired state (50,000 peers compile in ~1 s).
         self.compiled: tuple[int, object, reconcile.Result] | None = None
         self.next_resync = time.monotonic() + resync
+        # High availability (issue 14): keepalived's config and the health it tracks.
+        gateway = self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None
+        self.ha = HaAgent(gateway, log, metrics)
 
     # --- life cycle -----------------------------------------------------------
     def run(self) -> int:
@@ -71,8 +93,11 @@ class Agent:
         sel = selectors.DefaultSelector()
         rtnl, nft = kev.rtnl_events(), kev.nft_events()  # before the first converge: miss nothing
         self.sources = [rtnl, nft]
+        self.sel = sel
         control = None
         try:
+            self.fleet.start()  # LISTEN before the first converge, like the kernel events
+            self._listen()
             self._start()
             # Only now: a CLI that found the socket earlier would wait for us while holding
             # the store lock that the first converge needs.
@@ -83,6 +108,8 @@ class Agent:
         finally:
             if control is not None:
                 control.close()
+            if self.fleet.listener is not None:
+                self.fleet.listener.close()
             for src in (rtnl, nft):
                 src.close()
             sel.close()
@@ -94,21 +121,26 @@ class Agent:
         self.stopping = True
 
     def _start(self) -> None:
-        started = time.monotonic()
+        started, state, observed = time.monotonic(), None, None
+        gen, error = -1, None
         try:
-            with self.store.locked():
+            with fleetview.round_lock(self.store):
                 gen = self.store.generation()
                 report, result = apply.full_converge(self.store, self.system, self._echo("start"))
                 self._drain()  # our own changes' events (a fault in this instant: the resync)
                 gen = self._audit(result.changes, "start", self.store.generation())
-                state = self.store.load()
+                state, observed = self.store.load(), result.observed
                 self._keep(gen, state, result)
+                self.delta_base = (gen, state)
                 self._track(state)
                 self._converged(gen, time.monotonic() - started, "start", len(result.changes))
+                self.ha.after_round(state, self.system)
+                self.ha.kick_arrivals(state, self.store, self.system)
                 for line in report.lines():
                     self.log("housekeeping", line=line)
         except Exception as e:  # noqa: BLE001 - retried from the loop like any failure
-            self._failed("start", e)
+            error = self._failed("start", e)
+        self.fleet.round_done(self.store, self.system, state, self.applied_gen, error, observed)
         sdnotify.notify("READY=1")
         self.next_resync = time.monotonic() + self.resync
 
@@ -119,21 +151,35 @@ class Agent:
             now = time.monotonic()
             wake = min(
                 t
-                for t in (next_poll, self.next_resync, self.due, next_dog if dog else None)
+                for t in (
+                    next_poll,
+                    self.next_resync,
+                    self.due,
+                    next_dog if dog else None,
+                    self.fleet.wake_at(),
+                )
                 if t is not None
             )
-            for key, _ in sel.select(timeout=max(0.0, min(wake - now, STORE_POLL))):
+            timeout = max(0.0, min(wake - now, STORE_POLL))
+            events = sel.select(timeout=timeout)
+            if time.monotonic() - now > timeout + FROZEN_AFTER:
+                self.ha.resumed(self.store, self.system)  # SIGSTOP/SIGCONT: see agent/ha.py
+            for key, _ in events:
                 if key.fileobj is control:
                     control.serve_one(self._handle)
+                elif key.fileobj is self.fleet.listener:
+                    self._notified()
                 else:
                     self._kernel_events(key.fileobj.read())
             now = time.monotonic()
             if dog and now >= next_dog:
                 sdnotify.notify("WATCHDOG=1")
                 next_dog = now + dog
+            self._fleet_tick(now)
             if now >= next_poll:
-                next_poll = now + STORE_POLL
-                if self._store_generation() != self.applied_gen:
+                next_poll = now + (STORE_POLL_LISTENING if self.listen_fd else STORE_POLL)
+                # a store that is down is probed by the LISTEN reconnects (with back-off)
+                if not self.fleet.store_down and self._store_generation() != self.applied_gen:
                     self._want("store", now)
             if now >= self.next_resync:
                 self.next_resync = now + self.resync
@@ -173,14 +219,50 @@ class Agent:
             return e.table is not None and (naming.owns_table(e.table) or e.table == 254)
         if e.kind == "link":
             return e.ifname is None or e.ifname in self.watched
+        if e.address is not None and e.address in self.ha.floating:
+            return False  # keepalived moving a floating address: no round (the kick waits)
         # addresses: wggw's own ride on its interfaces and the uplinks (others: docker, SLAAC)
         return not self.watched_index or e.ifindex in self.watched_index
 
     def _store_generation(self) -> int:
         try:
             return self.store.generation()
-        except WggwError:
+        except WggwError as e:
+            self.fleet.store_failed(e)
             return self.applied_gen
+
+    # --- the fleet side: LISTEN, reconnects, heartbeats (agent/fleet.py) --------------
+    def _listen(self) -> None:
+        listener = self.fleet.listener
+        if self.sel is not None and listener is not None and listener.up:
+            listener.before_close = self._unlisten
+            self.listen_fd = self.sel.register(listener, selectors.EVENT_READ).fd
+
+    def _unlisten(self) -> None:
+        """Out of the select before its socket closes (its number may come back reused)."""
+        if self.sel is not None and self.listen_fd is not None:
+            self.sel.unregister(self.listen_fd)
+        self.listen_fd = None
+
+    def _notified(self) -> None:
+        gens = self.fleet.read()  # None: the connection broke, the reconnects take over
+        if gens is not None and any(g != self.applied_gen for g in gens):
+            self._want("store", time.monotonic())
+
+    def _fleet_tick(self, now: float) -> None:
+        if self.fleet.listener is not None and self.fleet.reconnect_due(now):
+            if self.fleet.try_reconnect(now):
+                self._listen()
+                # The store's own session died with the server too, which psycopg learns on
+                # its next use: that use, here, so that the resync finds a fresh one.
+                with contextlib.suppress(WggwError):
+                    self.store.generation()
+                # Notifications sent while away are lost: everything afresh, at once.
+                self.compiled, self.live = None, {}
+                self._want("resync", now)
+        if self.fleet.heartbeat_due(now):
+            state = self.compiled[1] if self.compiled is not None else None
+            self.fleet.report(self.store, self.system, state, self.applied_gen)
 
     def _drain(self) -> None:
         """Drop the events our own apply just caused (the kernel queued them synchronously)."""
@@ -190,23 +272,48 @@ class Agent:
     # --- reconcile ------------------------------------------------------------
     def _reconcile(self) -> None:
         reasons, now = self.reasons, time.monotonic()
+        if self.fleet.store_down and self.fleet.listener is not None:
+            # PostgreSQL is away: no round may wait on it (a connect can block for seconds);
+            # its reconnect brings the full resync. Kernel drift is repaired meanwhile from
+            # the state last applied, so the gateway keeps forwarding as it was.
+            self.reasons, self.due = set(), None
+            if reasons & {"drift", "nft"}:
+                self._repair_offline(reasons)
+            return
+        self.observed = None
+        error: str | None = None
         try:
-            with self.store.locked(timeout=0):
+            with fleetview.round_lock(self.store, timeout=0):
                 self.reasons, self.due = set(), None
                 self._reconcile_locked(reasons, now)
         except LockBusyError:
             self.due = now + LOCK_RETRY  # a command runs; it may be waiting for us: keep serving
+            self.reasons |= reasons  # (also when it was our own writes' lock, inside the round)
+            return
         except Exception as e:  # noqa: BLE001 - a resident process logs, backs off, carries on
-            self._failed("+".join(sorted(reasons)), e)
+            self.reasons, self.due = set(), None  # also when the lock itself failed (no store)
+            error = self._failed("+".join(sorted(reasons)), e)
+        else:
+            if self.due is not None:
+                error = "drift held back or undone (contested)"
+        state = self.compiled[1] if self.compiled is not None else None
+        self.fleet.round_done(
+            self.store, self.system, state, self.applied_gen, error, self.observed
+        )
 
     def _reconcile_locked(self, reasons: set[str], started: float) -> None:
         gen = self.store.generation()
         store_changed = gen != self.applied_gen
+        if store_changed and reasons == {"store"} and self._store_delta(gen, started):
+            return
+        self.delta_base = None  # set again below once this round has converged
         trigger = "store" if store_changed else ("resync" if "resync" in reasons else "drift")
         if store_changed or "resync" in reasons:
             from wggw.ops import rotation
 
-            for line in rotation.housekeeping(self.store, self.system, time.time()).lines():
+            with self._own_writes(0.0):
+                report = rotation.housekeeping(self.store, self.system, time.time())
+            for line in report.lines():
                 self.log("housekeeping", line=line)
             gen = self.store.generation()
         cached = self.compiled if self.compiled is not None and self.compiled[0] == gen else None
@@ -218,16 +325,17 @@ class Agent:
             if store_changed
             else (lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()))
         )
-        applied, held, left = apply.repair(
-            state,
-            self.system,
-            hold,
-            self._echo(trigger),
-            reload_nft="nft" in reasons,
-            applied_hook=self._drain,
-            previous=cached[2] if cached is not None else None,
-            keep=kept.append,
-        )
+        with reconcile.gc_paused():  # a round's ~10^6 objects hold no cycles (converge.py)
+            applied, held, left = apply.repair(
+                state,
+                self.system,
+                hold,
+                self._echo(trigger),
+                reload_nft="nft" in reasons,
+                applied_hook=self._drain,
+                previous=cached[2] if cached is not None else None,
+                keep=kept.append,
+            )
         if not store_changed:
             for change in applied:
                 self.metrics.repairs.labels(kind_of(change)).inc()
@@ -237,8 +345,12 @@ class Agent:
         # Kept under the generation after our own audit record (it changes no desired state),
         # so the next resync reuses it.
         self._keep(gen, state, kept[-1])
+        self.observed = kept[-1].observed  # the peers' figures, for the reports
         self._report_contested(held)
         self._track(state, held + left)
+        self.ha.converged = not (held or left)
+        self.ha.after_round(state, self.system)
+        self.ha.kick_arrivals(state, self.store, self.system)
         if left:  # undone at once: try again, rationed by the back-off like any repair
             self.log("undone", changes=len(left), object=left[0].describe())
         if held or left:
@@ -248,6 +360,75 @@ class Agent:
             self.metrics.duration.labels(trigger).observe(time.monotonic() - started)
             return
         self._converged(gen, time.monotonic() - started, trigger, len(applied))
+        self.delta_base = (gen, state)
+
+    def _repair_offline(self, reasons: set[str]) -> None:
+        """Drift repair without the store: against the state last applied (the delta's
+        base, newer than the compiled state when peers came since), rationed by the back-off
+        like any repair; no audit record (the store is away), said in the log instead."""
+        base = self.delta_base or (self.compiled[:2] if self.compiled is not None else None)
+        if base is None:
+            return
+        cached = (
+            self.compiled if self.compiled is not None and self.compiled[0] == base[0] else None
+        )
+        started = time.monotonic()
+        try:
+            applied, held, left = apply.repair(
+                base[1],
+                self.system,
+                lambda c: not self.backoff.allowed(kind_of(c), time.monotonic()),
+                self._echo("drift"),
+                reload_nft="nft" in reasons,
+                applied_hook=self._drain,
+                previous=cached[2] if cached is not None else None,
+            )
+        except Exception as e:  # noqa: BLE001 - logged; the next event or the resync retries
+            self.log("error", trigger="drift", error=f"repair without the store: {e}")
+            return
+        for change in applied:
+            self.metrics.repairs.labels(kind_of(change)).inc()
+        for kind in {kind_of(c) for c in applied}:
+            self.backoff.record(kind, time.monotonic())
+        self._report_contested(held)
+        if held or left:
+            retry = self.backoff.when({kind_of(c) for c in held + left}, time.monotonic())
+            self._want("drift", time.monotonic(), max(DEBOUNCE, retry - time.monotonic()))
+        self.log(
+            "repaired",
+            changes=len(applied),
+            ms=round((time.monotonic() - started) * 1000, 1),
+            note="from the state last applied; the store is away (no audit record)",
+        )
+
+    def _own_writes(self, wait: float):
+        """The store's command lock for the round's own writes (housekeeping, the audit
+        record), taken with a short wait where the round does not hold it already (a fleet
+        gateway): a command on this host may hold it while it waits for this agent's answer
+        over the control socket, so the agent must not wait for it for long."""
+        if self.exclusive:
+            return contextlib.nullcontext()
+        return fleetview.whole(self.store).locked(timeout=wait)
+
+    def _store_delta(self, gen: int, started: float) -> bool:
+        """A peers-only store change as a delta (agent/storedelta.py); False: not one, the
+        full round follows. Only where commits arrive by NOTIFY from anywhere (PostgreSQL):
+        on one host the CLI hands a peer change to the agent itself."""
+        base = self.delta_base
+        if base is None or self.fleet.listener is None or not self.live:
+            return False
+        state = self.store.load()
+        changes = storedelta.peer_delta(base[1], state, self.live)  # type: ignore[arg-type]
+        if changes is None:
+            return False
+        if changes:
+            apply_peers = getattr(self.system, "apply_peers", None)  # the fake has none
+            (apply_peers or self.system.apply)(changes, self._echo("store"))
+            self._drain()
+        self.delta_base, self.observed = (gen, state), None
+        self._track(state)
+        self._converged(gen, time.monotonic() - started, "store", len(changes))
+        return True
 
     def _audit(self, applied: list, trigger: str, gen: int) -> int:
         """Record what the agent changed on the host of its own accord (drift repaired, or
@@ -263,11 +444,16 @@ class Agent:
         for change in applied:
             by_kind.setdefault(kind_of(change), []).append(change.describe())
         try:
-            audit.record_repairs(self.store, by_kind, trigger)
+            with self._own_writes(0.5):
+                audit.record_repairs(self.store, by_kind, trigger)
         except WggwError as e:  # the host is repaired all the same; say the record is missing
             self.log("error", trigger=trigger, error=f"audit record not written: {e}")
             return gen
         new = self.store.generation()
+        if not self.exclusive and new != gen + 1:
+            # Another commit came in between (PostgreSQL bumps once per commit): left
+            # unapplied, so that the next round reads the store again.
+            return gen
         if self.applied_gen == gen:
             self.applied_gen = new
         return new
@@ -291,6 +477,7 @@ class Agent:
     def _converged(self, gen: int, seconds: float, trigger: str, changes: int) -> None:
         self.applied_gen = gen
         self.failures = 0
+        self.ha.converged = True
         self.metrics.duration.labels(trigger).observe(seconds)
         self.metrics.last.set(time.time())
         self.metrics.generation.set(gen)
@@ -305,21 +492,31 @@ class Agent:
         sdnotify.notify(f"STATUS=converged (generation {gen}, last trigger {trigger})")
         self._reap()
 
-    def _failed(self, trigger: str, error: Exception) -> None:
+    def _failed(self, trigger: str, error: Exception) -> str:
         if not isinstance(error, WggwError):
             error = RuntimeError(f"unexpected {type(error).__name__}: {error}")
+        else:
+            self.fleet.store_failed(error)  # counted there if it is the store's
         self.failures += 1
+        self.ha.converged = False
         delay = min(MAX_RETRY, 0.5 * 2 ** (self.failures - 1))
         self.metrics.errors.inc()
         self.log("error", trigger=trigger, error=str(error), retry_in=delay)
         sdnotify.notify(f"STATUS=failing: {error}")
         self.live = {}  # one-peer changes take the observing path until a round succeeds
         self._want("retry", time.monotonic(), delay)
+        return str(error)
 
     def _keep(self, gen: int, state, result: reconcile.Result) -> None:
         """Remember the compiled desired state of `gen`, not the observation (10,000s of
-        peers' live state that the next round reads afresh anyway)."""
-        changed = self.compiled is None or self.compiled[0] != gen
+        peers' live state that the next round reads afresh anyway). The heap is settled only
+        when what is kept changed: a repair's audit record moves the generation, not these
+        objects (and a full collection at 50,000 peers takes most of a second)."""
+        changed = (
+            self.compiled is None
+            or self.compiled[1] is not state
+            or self.compiled[2].desired is not result.desired
+        )
         self.compiled = (gen, state, reconcile.Result(result.desired, Observed(), [], result.facts))
         if changed:
             _settle_heap()
@@ -363,6 +560,24 @@ class Agent:
         op = request.get("op")
         if op == "ping":
             return {"ok": True, "lines": [], "pid": os.getpid(), "generation": self.applied_gen}
+        if op == "health":  # keepalived's track script (agent/hahook.py) asks this, often: cheap
+            state = self.compiled[1] if self.compiled is not None else None
+            details = self.fleet.health(self.system, state)
+            mine = self.ha.health()  # converged, and the uplinks of the floating tenants
+            healthy = bool(details["healthy"]) and bool(mine["healthy"])
+            reason = details["uplink"] or details["error"] if mine["healthy"] else mine["reason"]
+            return {
+                **details,
+                "ok": True,  # answered (as in every reply); the check reads "healthy"
+                "lines": [],
+                "generation": self.applied_gen,
+                "healthy": healthy,
+                "reason": reason or "ok",
+            }
+        if op == "ha":  # keepalived's notify: a VRRP state change (MASTER: kick the peers)
+            reply = self.ha.notify(request, self.store, self.system)
+            self._drain()
+            return reply
         if op == "stop":  # `wggw down --stop-agent`: exit cleanly, the data plane stays
             self.stopping = True
             self.log("stopping", reason="asked over the control socket")
@@ -371,6 +586,9 @@ class Agent:
             return {"ok": False, "error": f"unknown request {op!r}"}
         if request.get("store") != store_id(self.store):
             return {"ok": False, "other_store": True, "error": "this agent keeps another store"}
+        if not fleetview.owns_peer_change(self.store, str(request.get("tenant"))):
+            line = f"Nothing to do here: tenant {request.get('tenant')} is not on this gateway."
+            return {"ok": True, "lines": [line], "ms": 0.0, "path": "elsewhere"}
         started, cpu = time.monotonic(), time.thread_time()
         lines: list[str] = []
         try:

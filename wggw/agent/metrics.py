@@ -69,6 +69,7 @@ class AgentMetrics:
             registry=r,
         )
         Info("wggw_build", "wggw build.", registry=r).info({"version": __version__})
+        self._fleet_metrics(r)
         # Every kind present from the start at 0: the first repair is then an increase that
         # rate()/increase() see, and a dashboard shows 0 rather than "no data".
         for kind in sorted({*KINDS.values(), "other"}):
@@ -78,6 +79,46 @@ class AgentMetrics:
             self.duration.labels(trigger)
         self.live = LiveCollector(max_peers)
         r.register(self.live)
+
+    def _fleet_metrics(self, r: CollectorRegistry) -> None:
+        """The store's reachability (PostgreSQL: the LISTEN connection) and the health
+        that a fleet gateway reports (agent/fleet.py)."""
+        self.store_up = Gauge(
+            "wggw_store_up",
+            "1 while the store answers (PostgreSQL: LISTEN connected).",
+            registry=r,
+        )
+        self.store_up.set(1)
+        self.store_reconnects = Counter(
+            "wggw_store_reconnects_total",
+            "Times the agent got the store back after losing it (a full resync follows).",
+            registry=r,
+        )
+        self.store_notifications = Counter(
+            "wggw_store_notifications_total",
+            "Commits the store announced to the agent (PostgreSQL NOTIFY).",
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "wggw_store_errors_total",
+            "Failed store accesses (reads, reports, LISTEN).",
+            registry=r,
+        )
+        self.healthy = Gauge(
+            "wggw_gateway_healthy", "1 while converged and the uplink usable.", registry=r
+        )
+        # High availability (issue 14): what keepalived told the agent, and the takeover kicks.
+        self.ha_master = Gauge(
+            "wggw_ha_master",
+            "1 while keepalived holds this interface's floating addresses here (MASTER).",
+            ["interface"],
+            registry=r,
+        )
+        self.ha_kicked = Counter(
+            "wggw_ha_kicked_peers_total",
+            "Peers the agent started a handshake with on becoming MASTER.",
+            registry=r,
+        )
 
     def serve(self, address: str) -> None:
         host, _, port = address.rpartition(":")

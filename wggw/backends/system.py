@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from itertools import groupby
 
-from wggw.backends import endpoint_file, nft, sysctl, tc
+from wggw.backends import announce, endpoint_file, nft, parallel, sysctl, tc
 from wggw.backends.netlink import dump as nldump
 from wggw.backends.netlink import routeget
 from wggw.backends.netlink import rtnl as netlink
@@ -86,8 +86,13 @@ class RealSystem:
         return netlink.observe_facts()
 
     def observe(self) -> Observed:
+        """Everything wggw owns; the devices are read on a thread while the host is read
+        here (their reads wait mostly on other processes: parallel.py)."""
         names = self.wg.list_devices()
-        return replace(self.observe_host(names), wg=self.observe_devices(names))
+        devices, host = parallel.both(
+            lambda: self.observe_devices(names), lambda: self.observe_host(names)
+        )
+        return replace(host, wg=devices)
 
     def observe_devices(self, names: list[str] | None = None) -> dict[str, WgDeviceState]:
         """The WireGuard devices' state (peers and all), by device name."""
@@ -158,11 +163,16 @@ class RealSystem:
         """Apply `changes` in order. The nft table loaded here is listed right after its
         load and recorded at the end; with `settle=False` (and no error) that record is left
         to `settle()`, so that what comes next (a device's peers) need not wait for it."""
+        added: list[AddAddress] = []  # addresses whose netlink batch went through
         done = False
         try:
-            self._apply(changes, echo, self.listings)
+            self._apply(changes, echo, self.listings, added)
             done = True
         finally:
+            # Egress addresses this apply added (also if a later step failed: the next
+            # round sees them present and would never announce them).
+            egress = [a.spec for a in added if a.spec.egress]
+            announce.announce([(a.ifname, a.cidr.split("/")[0]) for a in egress], echo)
             if settle or not done:
                 self._record(done)
 
@@ -179,7 +189,7 @@ class RealSystem:
                 if raising:  # else the apply's own failure is the one to report
                     raise
 
-    def _apply(self, changes: list[Change], echo: Echo, listing: list) -> None:
+    def _apply(self, changes: list[Change], echo: Echo, listing: list, added: list) -> None:
         with netlink.Netlink() as nl:
             for group, items in groupby(changes, key=_group):
                 batch = list(items)
@@ -193,6 +203,7 @@ class RealSystem:
                     )
                 elif group is not None:
                     nl.batch([_netlink_item(c) for c in batch])
+                    added.extend(c for c in batch if isinstance(c, AddAddress))
                 else:
                     for change in batch:
                         if isinstance(change, ReplaceNft):

@@ -56,9 +56,11 @@ class UapiClient:
                 sock.sendall(b"get=1\n\n")
                 text = _response(sock)
         except OSError as e:
+            _MEMOS.pop(self.path, None)
             raise BackendError(f"wireguard-go {self.ifname}: UAPI get failed: {e}") from e
+        memo = None if only is not None else _MEMOS.setdefault(self.path, BlockMemo())
         try:
-            return parse_get(self.ifname, text, only)
+            return parse_get(self.ifname, text, only, memo)
         except (OSError, ValueError) as e:
             raise BackendError(f"wireguard-go {self.ifname}: UAPI get failed: {e}") from e
 
@@ -122,15 +124,24 @@ def _errno(reply: Sequence[str]) -> int:
     raise OSError(f"no errno in a {len(reply)}-line response")
 
 
-def parse_get(ifname: str, text: str, only: Iterable[str] | None = None) -> WgDeviceState:
+def parse_get(
+    ifname: str, text: str, only: Iterable[str] | None = None, memo: BlockMemo | None = None
+) -> WgDeviceState:
     """Fold a `get=1` response (key=value lines; `public_key=` starts a peer) into a device
     state. Peer blocks are cut apart with str.split, and with `only` the unwanted ones are
-    never looked at."""
+    never looked at. With `memo` (the same device's last full dump), a peer whose block is
+    the very text it was then is not parsed again."""
     head, sep, code = ("\n" + text.rstrip("\n")).rpartition("\nerrno=")
     if not sep or code != "0":
         raise OSError(f"errno={code if sep else 'missing'}")
     device = head.split("\npublic_key=", 1)[0]
-    by_key = _blocks(head) if only is None else _found_blocks(head, [key_hex(k) for k in only])
+    peers = memo.peers(head) if memo is not None and only is None else None
+    if peers is None:
+        by_key = _blocks(head) if only is None else _found_blocks(head, [key_hex(k) for k in only])
+        peers = {
+            pub: _peer_state(pub, "\n".join(parts))
+            for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())
+        }
     fields = dict(line.partition("=")[::2] for line in device.split("\n") if line)
     private = fields.get("private_key")
     return WgDeviceState(
@@ -138,11 +149,41 @@ def parse_get(ifname: str, text: str, only: Iterable[str] | None = None) -> WgDe
         public_key=_public_of_hex(private) if private and private != ZERO_HEX else None,
         listen_port=int(fields.get("listen_port", 0)),
         fwmark=int(fields.get("fwmark", 0)),
-        peers={
-            pub: _peer_state(pub, "\n".join(parts))
-            for pub, parts in ((key_from_hex(h), p) for h, p in by_key.items())
-        },
+        peers=peers,
     )
+
+
+class BlockMemo:
+    """Each peer's parsed state by the exact text of its block in a device's last full dump.
+    The parse is a function of that text alone, so a block that is byte for byte the same
+    gives the same state: only peers whose configuration or counters moved are parsed again
+    (an idle gateway of 50,000 peers: none; parsing them all took ~0.35 s of each resync).
+    Every dump replaces the memo, so it holds the current peers only."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, WgPeerState] = {}
+
+    def peers(self, head: str) -> dict[str, WgPeerState] | None:
+        """The peers of `head` by public key; None if a peer occurs twice (the protocol never
+        does that: the caller's merging parse takes it then)."""
+        blocks = head.split("\npublic_key=")[1:]
+        old, new, peers = self.states, {}, {}
+        for block in blocks:
+            state = old.get(block)
+            if state is None:
+                hexkey, _, rest = block.partition("\n")
+                state = _peer_state(key_from_hex(hexkey), rest)
+            new[block] = state
+            peers[state.public_key] = state
+        if len(peers) != len(blocks):
+            return None
+        self.states = new
+        return peers
+
+
+# One memo per UAPI socket, for this process's life (the agent's resyncs and scrapes; a
+# command's apply reads each device twice). A failed read drops it.
+_MEMOS: dict[str, BlockMemo] = {}
 
 
 def _blocks(head: str) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ import re
 import typer
 
 from wggw.cli.common import BACKEND, open_store
+from wggw.cli.common import gateway as global_gateway
 from wggw.core.errors import ValidationError
 
 _LISTEN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]*):(\d{1,5})$")
@@ -43,6 +44,13 @@ def agent_cmd(
         metavar="N",
         help="Repairs per minute of one kind of object before backing off (contested).",
     ),
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        envvar="WGGW_GATEWAY",
+        metavar="NAME",
+        help="Apply only what the store places on this gateway of a fleet, and report back.",
+    ),
     backend: str | None = BACKEND,
 ) -> None:
     """Keep this host converged: apply at start, then heal kernel drift within a second,
@@ -66,6 +74,13 @@ def agent_cmd(
             )
     with open_store(ctx) as store:
         code = run_agent(
-            store, backend, resync, log_format, metrics_listen, metrics_max_peers, max_repairs
+            store,
+            backend,
+            resync,
+            log_format,
+            metrics_listen,
+            metrics_max_peers,
+            max_repairs,
+            gateway or global_gateway(ctx),  # `wggw --gateway gw1 agent` too
         )
     raise typer.Exit(code)

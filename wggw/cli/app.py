@@ -15,6 +15,7 @@ from wggw.cli import (
     audit,
     common,
     dataplane,
+    gateway,
     interface,
     peer,
     rotate,
@@ -57,6 +58,14 @@ def root(
         help="PostgreSQL store (postgresql://...; TLS via sslmode=) instead of SQLite in "
         "--state-dir. Keep passwords in ~/.pgpass or PGPASSWORD, not in the URL.",
     ),
+    gateway_name: str = typer.Option(
+        None,
+        "--gateway",
+        envvar="WGGW_GATEWAY",
+        metavar="NAME",
+        help="This host is gateway NAME of a fleet: plan, apply, status and rotate act on "
+        "its part of the store only.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -70,6 +79,7 @@ def root(
 
         refuse_password_in_argv(db, "--db")
     ctx.obj = {"state_dir": state_dir, "state_dir_label": label, "db": db}
+    ctx.obj["gateway"] = gateway_name
 
 
 @app.command("init")
@@ -89,6 +99,7 @@ app.add_typer(
     tenant.app, name="tenant", help="Tenants: address pools leaving through their own egress IPs."
 )
 app.add_typer(peer.app, name="peer", help="Peers (clients) of a tenant.")
+app.add_typer(gateway.app, name="gateway", help="Gateways of a fleet sharing one store.")
 app.add_typer(transfer.import_app, name="import", help="Bring peers in from other tools.")
 app.add_typer(
     transfer.export_app, name="export", help="Write wggw's state in other tools' formats."

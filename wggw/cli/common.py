@@ -73,6 +73,13 @@ def db_url(ctx: typer.Context) -> str | None:
     return obj.get("db") or os.environ.get("WGGW_DB") or None
 
 
+def gateway(ctx: typer.Context) -> str | None:
+    """The global --gateway (WGGW_GATEWAY): the fleet gateway this host is, or None."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    return obj.get("gateway") or os.environ.get("WGGW_GATEWAY") or None
+
+
 def echo_json(obj: Any) -> None:
     typer.echo(json_text(obj))
 
@@ -245,7 +252,7 @@ class WggwGroup(typer.core.TyperGroup):
         words = list(args)
         while words and words[0].startswith("-"):
             flag = words.pop(0)
-            if flag == "--state-dir" and words:
+            if flag in ("--state-dir", "--db", "--gateway") and words:
                 words.pop(0)  # its value
         if not words or words[0] not in self.commands:
             return None

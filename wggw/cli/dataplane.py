@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wggw.cli.common import BACKEND, db_url, echo_json, open_store, state_dir, table
+from wggw.cli.common import BACKEND, db_url, echo_json, gateway, open_store, state_dir, table
 from wggw.core.errors import EXIT_PATH_WRONG, EXIT_PLAN_CHANGES
 
 app = typer.Typer()
@@ -37,7 +37,7 @@ def plan(
     from wggw.ops import dataplane
 
     with open_store(ctx) as store:
-        lines = dataplane.plan(store, backend, verbose and not as_json)
+        lines = dataplane.plan(store, backend, verbose and not as_json, gateway(ctx))
     if as_json:
         echo_json({"changes": [line.removeprefix("[#] ") for line in lines], "count": len(lines)})
     else:
@@ -59,7 +59,7 @@ def apply(
 
     echo = None if quiet else VerboseEcho(typer.echo) if verbose else typer.echo
     with open_store(ctx) as store:
-        report, result = dataplane.apply(store, backend, echo)
+        report, result = dataplane.apply(store, backend, echo, gateway=gateway(ctx))
     if not quiet:
         for line in report.lines():
             typer.echo(line)
@@ -84,13 +84,21 @@ def status(
         "and egress (for monitoring).",
     ),
     backend: str | None = BACKEND,
+    fleet: bool = typer.Option(
+        False,
+        "--fleet",
+        help="Every gateway's and every peer's last report, from the store alone "
+        "(no kernel, no root).",
+    ),
 ) -> None:
     """Per-peer latest handshake, endpoint and traffic; per-tenant totals; drift; and the
     path each tenant's packets take (asked of the kernel, like `ip route get`)."""
     from wggw.ops import dataplane
 
+    if fleet:
+        return _fleet_status(ctx, as_json, prometheus, check)
     with open_store(ctx) as store:
-        report = dataplane.status(store, backend)
+        report = dataplane.status(store, backend, gateway=gateway(ctx))
     if prometheus is not None:
         from wggw.ops import metrics
 
@@ -129,7 +137,10 @@ def down(
     if done:
         from wggw.ops import audit
 
-        why = audit.record_in(state_dir(ctx), "down", "host", {"removed": len(done)}, db_url(ctx))
+        details: dict = {"removed": len(done)}
+        if gateway(ctx):
+            details["gateway"] = gateway(ctx)
+        why = audit.record_in(state_dir(ctx), "down", "host", details, db_url(ctx))
         if why:
             typer.echo(f"wggw: warning: no audit record of this down: {why}", err=True)
 
@@ -196,3 +207,53 @@ def _print_paths(entries: list[dict]) -> None:
     for e in bad:
         by = f"; taken by ip rule {e['rule']}" if e["rule"] else ""
         typer.echo(f"  {e['tenant']} IPv{e['family']}: {e['got']}, expected {e['expected']}{by}")
+
+
+def _fleet_status(ctx: typer.Context, as_json: bool, prometheus: Path | None, check: bool) -> None:
+    """`status --fleet`: the store's view of the fleet (ops/gateways.fleet_status)."""
+    from wggw.core.errors import ValidationError
+    from wggw.ops import gateways
+
+    if prometheus is not None or check:
+        raise ValidationError("fleet", "--prometheus and --check are about this host, not --fleet")
+    with open_store(ctx) as store:
+        report = gateways.fleet_status(store)
+    if as_json:
+        echo_json(report)
+        return
+    from wggw.cli.gateway import HEADERS, row
+
+    table([row(g) for g in report["gateways"]], list(HEADERS))
+    typer.echo("")
+    table(
+        [
+            [
+                f"{p['tenant']}/{p['name']}",
+                p["gateway"] or "-",
+                p["endpoint"] or "-",
+                p["latest_handshake"] or "never",
+                str(p["rx_bytes"]),
+                str(p["tx_bytes"]),
+            ]
+            for p in report["peers"]
+        ],
+        ["PEER", "GATEWAY", "ENDPOINT", "HANDSHAKE", "RX", "TX"],
+    )
+    typer.echo("")
+    table(
+        [
+            [
+                t["name"],
+                ",".join(t["gateways"]) + (f" -> {t['moving_to']}" if t["moving_to"] else ""),
+                str(t["peers"]),
+                str(t["active_peers"]),
+                str(t["rx_bytes"]),
+                str(t["tx_bytes"]),
+            ]
+            for t in report["tenants"]
+        ],
+        ["TENANT", "GATEWAYS", "PEERS", "ACTIVE", "RX", "TX"],
+    )
+    typer.echo("")
+    state = "converged" if report["converged"] else "NOT converged"
+    typer.echo(f"Fleet: {state} at store generation {report['generation']}.")

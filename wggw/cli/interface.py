@@ -22,7 +22,17 @@ def interface_json(state: State, i: Interface) -> dict:
         "mtu": i.mtu,
         "public_key": i.public_key,
         "tenants": [t.name for t in state.tenants_of(i.name)],
+        "gateways": list(i.gateways),
     }
+
+
+GATEWAY = typer.Option(
+    [],
+    "--gateway",
+    metavar="NAME",
+    help="A gateway it runs on; repeatable, in priority order (the first active, the "
+    "others standing by). None: this host (a single-host store).",
+)
 
 
 @app.command("add")
@@ -38,6 +48,7 @@ def add(
     mtu: int | None = typer.Option(
         None, "--mtu", metavar="BYTES", help="MTU, 1280-9000 (default: kernel's choice)."
     ),
+    gateways: list[str] = GATEWAY,
     as_json: bool = JSON,
 ) -> None:
     """Add interface NAME (e.g. wg0) and generate its key pair."""
@@ -45,10 +56,33 @@ def add(
     from wggw.ops import objects
 
     with open_store(ctx) as store:
-        objects.add_interface(store, name, listen_port, endpoint, mtu)
+        objects.add_interface(store, name, listen_port, endpoint, mtu, gateways)
         state = store.load()
     view = interface_json(state, validate.find_interface(state, name))
     show_view(view, as_json)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    gateways: list[str] = GATEWAY,
+    local: bool = typer.Option(
+        False, "--local", help="On no gateway: the host that runs `wggw apply` on this store."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Place an interface (and the tenants not pinned elsewhere) on other gateways."""
+    from wggw.core import validate
+    from wggw.core.errors import ValidationError
+    from wggw.ops import gateways as ops
+
+    if bool(gateways) == local:
+        raise ValidationError("gateway", "give --gateway NAME (repeatable) or --local")
+    with open_store(ctx) as store:
+        ops.set_interface_gateways(store, name, gateways)
+        state = store.load()
+    show_view(interface_json(state, validate.find_interface(state, name)), as_json)
 
 
 @app.command("list")
@@ -69,10 +103,11 @@ def list_(ctx: typer.Context, as_json: bool = JSON) -> None:
                 str(v["mtu"] or "-"),
                 v["public_key"],
                 ",".join(v["tenants"]) or "-",
+                ",".join(v["gateways"]) or "-",
             ]
             for v in views
         ],
-        ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS"],
+        ["NAME", "PORT", "ENDPOINT", "MTU", "PUBLIC KEY", "TENANTS", "GATEWAYS"],
     )
 
 

@@ -82,6 +82,7 @@ def add(
     expands it), or --from-file. Many peers go in one transaction: all of them or, if one
     entry is bad, none."""
     refs = refs or []
+    _check_wait(apply)
     if not refs and from_file is None:
         raise ValidationError(
             "peer", "give TENANT/PEER (or a range like acme/dev-{1..50}) or --from-file"
@@ -95,10 +96,13 @@ def _add_one(ctx, ref, public_key, keepalive, dns, expires, as_json, apply, back
     """One peer: point queries in the store, and with --apply only its WireGuard entries."""
     from wggw.ops import objects
 
-    with open_store(ctx) as store, store.locked():
-        peer = objects.add_peer(store, ref, public_key, keepalive, dns, expires)
-        if apply:
-            _apply_peer(store, backend, peer.tenant, peer, {peer.public_key}, as_json)
+    target = None
+    with open_store(ctx) as store:
+        with store.locked():
+            peer = objects.add_peer(store, ref, public_key, keepalive, dns, expires)
+            if apply:
+                target = _apply_peer(store, backend, peer.tenant, peer, {peer.public_key}, as_json)
+        _wait_fleet(store, target, as_json)
     if as_json:
         echo_json(peer_json(peer))
         return
@@ -115,16 +119,13 @@ def _add_many(
     entries = bulk.entries_from_refs(refs, public_key, keepalive, dns, expires)
     if from_file is not None:
         entries += bulk.read_file(from_file)
-    with open_store(ctx) as store, store.locked():
-        peers = bulk.add_peers(store, entries)
-        if apply:
-            from wggw.ops import dataplane
-
-            echo = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
-            report, result = dataplane.apply(store, backend, echo)
-            for line in report.lines():
-                echo(line)
-            echo(f"{len(result.changes)} change(s) applied.")
+    target = None
+    with open_store(ctx) as store:
+        with store.locked():
+            peers = bulk.add_peers(store, entries)
+            if apply:
+                target = _apply_many(store, backend, {p.tenant for p in peers}, as_json)
+        _wait_fleet(store, target, as_json)
     if as_json:
         echo_json([peer_json(p) for p in peers])
         return
@@ -135,6 +136,37 @@ def _add_many(
     typer.echo(f"{len(peers)} peer(s) added; client configs: wggw peer config TENANT/PEER")
 
 
+def _apply_many(store, backend: str | None, tenants: set[str], as_json: bool):
+    """`peer add --apply` of many peers: the whole `apply` here for the tenants this host
+    runs; for those placed on fleet gateways, what to wait for (the caller holds the lock)."""
+    from wggw.ops import dataplane, fleetwait
+
+    echo = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+    targets = [fleetwait.peer_target(store, t) for t in sorted(tenants)]
+    if any(t is None for t in targets):
+        report, result = dataplane.apply(store, backend, echo)
+        for line in report.lines():
+            echo(line)
+        echo(f"{len(result.changes)} change(s) applied.")
+    return fleetwait.merged(targets)
+
+
+def _check_wait(apply: bool) -> None:
+    """A bad WGGW_FLEET_TIMEOUT is refused before anything is written."""
+    if apply:
+        from wggw.ops import fleetwait
+
+        fleetwait.timeout_from_env()
+
+
+def _wait_fleet(store, target, quiet_stdout: bool) -> None:
+    """Wait, without the lock, until the fleet gateways in `target` applied the change."""
+    if target is not None:
+        from wggw.ops import fleetwait
+
+        fleetwait.wait_for_peer(store, target, lambda line: typer.echo(line, err=quiet_stdout))
+
+
 def _apply_peer(
     store,
     backend: str | None,
@@ -142,15 +174,15 @@ def _apply_peer(
     peer: Peer | None,
     keys: set[str],
     quiet_stdout: bool,
-) -> None:
-    """`--apply` of one peer (cli/quick.py: the agent's, or this process's). The caller
-    holds the store lock."""
+):
+    """`--apply` of one peer (cli/quick.py: the agent's, or this process's; on a fleet, the
+    gateways to wait for). The caller holds the store lock."""
     from wggw.cli import quick
 
     def echo(line: str) -> None:
         typer.echo(line, err=quiet_stdout)  # keep --json output parseable
 
-    quick.apply_peer(store, backend, tenant, peer, keys, echo)
+    return quick.apply_peer(store, backend, tenant, peer, keys, echo)
 
 
 @app.command("list")
@@ -224,12 +256,16 @@ def remove(
     """Remove a peer (the kernel follows on `apply`, or at once with --apply)."""
     from wggw.ops import objects
 
-    with open_store(ctx) as store, store.locked():
-        peer = objects.remove_peer(store, ref)
-        typer.echo(f"removed peer {ref}")
-        if apply:
-            keys = {peer.public_key} | ({peer.retiring.public_key} if peer.retiring else set())
-            _apply_peer(store, backend, peer.tenant, None, keys, False)
+    _check_wait(apply)
+    target = None
+    with open_store(ctx) as store:
+        with store.locked():
+            peer = objects.remove_peer(store, ref)
+            typer.echo(f"removed peer {ref}")
+            if apply:
+                keys = {peer.public_key} | ({peer.retiring.public_key} if peer.retiring else set())
+                target = _apply_peer(store, backend, peer.tenant, None, keys, False)
+        _wait_fleet(store, target, False)
 
 
 @app.command("config")

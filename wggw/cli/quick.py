@@ -66,13 +66,20 @@ def agent_listens() -> bool:
         return False
 
 
-def apply_peer(store, backend: str | None, tenant: str, peer, keys: set[str], echo: Echo) -> None:
+def apply_peer(store, backend: str | None, tenant: str, peer, keys: set[str], echo: Echo):
     """`--apply` of one peer: handed to a running `wggw agent` if there is one, else
-    ops.dataplane.apply_peer. The caller holds the store lock."""
+    ops.dataplane.apply_peer. The caller holds the store lock. A tenant placed on named
+    gateways of a fleet is applied there by their agents, not here: the gateways to wait
+    for are returned (ops/fleetwait.Target), for the caller to wait on without the lock."""
+    from wggw.ops import fleetwait
+
+    target = fleetwait.peer_target(store, tenant)
+    if target is not None:
+        return target
     from wggw.ops.agentclient import apply_peer_via_agent
 
     if apply_peer_via_agent(store, tenant, peer.name if peer else None, keys, echo):
-        return  # a running `wggw agent` applied it (we hold the lock for it meanwhile)
+        return None  # a running `wggw agent` applied it (we hold the lock for it meanwhile)
     from wggw.ops import dataplane
 
     changes = dataplane.apply_peer(store, backend, tenant, peer, keys, echo)
@@ -81,6 +88,7 @@ def apply_peer(store, backend: str | None, tenant: str, peer, keys: set[str], ec
         if changes
         else "Nothing to do: the host matches the store."
     )
+    return None
 
 
 def run(cmd: Command) -> int:
@@ -97,19 +105,24 @@ def run(cmd: Command) -> int:
 
 def _run(cmd: Command, echo: Echo) -> int:
     from wggw.cli import plain
-    from wggw.ops import objects
+    from wggw.ops import fleetwait, objects
     from wggw.ops.state import open_existing
 
+    fleetwait.timeout_from_env()  # a bad WGGW_FLEET_TIMEOUT: refused before any write
     backend = os.environ.get("WGGW_BACKEND") or None
-    with open_existing(cmd.state_dir) as store, store.locked():
-        if cmd.verb == "add":
-            peer = objects.add_peer(store, cmd.ref)
-            apply_peer(store, backend, peer.tenant, peer, {peer.public_key}, echo)
-        else:
-            gone = objects.remove_peer(store, cmd.ref)
-            echo(f"removed peer {cmd.ref}")
-            keys = {gone.public_key} | ({gone.retiring.public_key} if gone.retiring else set())
-            apply_peer(store, backend, gone.tenant, None, keys, echo)
+    with open_existing(cmd.state_dir) as store:
+        with store.locked():
+            if cmd.verb == "add":
+                peer = objects.add_peer(store, cmd.ref)
+                target = apply_peer(store, backend, peer.tenant, peer, {peer.public_key}, echo)
+            else:
+                gone = objects.remove_peer(store, cmd.ref)
+                echo(f"removed peer {cmd.ref}")
+                keys = {gone.public_key} | ({gone.retiring.public_key} if gone.retiring else set())
+                target = apply_peer(store, backend, gone.tenant, None, keys, echo)
+        if target is not None:
+            fleetwait.wait_for_peer(store, target, echo)
+        if cmd.verb != "add":
             return 0
     echo("\n".join(plain.peer_lines(plain.peer_json(peer))))
     if peer.private_key is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from wggw.cli.common import BACKEND, echo_json, open_store
+from wggw.cli.common import BACKEND, echo_json, gateway, open_store
 from wggw.core.errors import EXIT_NOTIFY_FAILED, EXIT_OK, ValidationError
 
 
@@ -85,6 +85,7 @@ def rotate(
             out=out,
             notify=notify,
             dry_run=dry_run,
+            gateway=gateway(ctx),
         )
     if as_json:
         echo_json(report.as_dict())

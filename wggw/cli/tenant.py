@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from wggw.cli.common import JSON, echo_json, open_store, show_view, strs, table
+from wggw.cli.common import JSON, echo_json, gateway, open_store, show_view, strs, table
 
 if TYPE_CHECKING:
     from wggw.core.model import State, Tenant
@@ -25,6 +25,8 @@ def tenant_json(state: State, t: Tenant) -> dict:
         "table": t.table,
         "rotate_after": t.rotate_after,
         "peers": len(state.peers_of(t.name)),
+        "gateway": t.gateway,
+        "moving_to": t.moving_to,
     }
 
 
@@ -65,7 +67,9 @@ def add(
     from wggw.ops import objects
 
     with open_store(ctx) as store:
-        objects.add_tenant(store, name, pool, egress, interface, uplink, via, rotate_after)
+        objects.add_tenant(
+            store, name, pool, egress, interface, uplink, via, rotate_after, here=gateway(ctx)
+        )
         _show(store.load(), name, as_json)
 
 
@@ -87,6 +91,39 @@ def set_(
     with open_store(ctx) as store:
         objects.set_tenant(store, name, rotate_after)
         _show(store.load(), name, as_json)
+
+
+@app.command("move")
+def move(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", hidden=True),
+    to: str = typer.Option(..., "--to", metavar="GATEWAY", help="The gateway to move it to."),
+    timeout: float = typer.Option(
+        60.0,
+        "--timeout",
+        metavar="SECONDS",
+        help="How long the target may take to report the tenant built (then: rolled back).",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Move a tenant to another gateway: the target builds it, then the old ones release it."""
+    from wggw.ops import tenantmove
+
+    def say(line: str) -> None:
+        typer.echo(line, err=as_json)  # keep --json output parseable
+
+    with open_store(ctx) as store:
+        moved = tenantmove.move_tenant(store, name, to, timeout, say)
+        if moved is None:
+            say(f"tenant {name} runs on {to} already; nothing changed")
+        else:
+            left = ", ".join(g for g in moved.source if g != to)
+            say(
+                f"moved tenant {name} to {to} in {moved.waited:.2f}s; {left} release(s) it "
+                f"from generation {moved.generation}"
+            )
+        if as_json:
+            _show(store.load(), name, True)
 
 
 @app.command("list")

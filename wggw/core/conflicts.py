@@ -35,8 +35,9 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
 
 
-def egress_conflict(t: Tenant, facts: HostFacts) -> str | None:
-    """What is wrong with the tenant's egress IPs on this host, or None."""
+def egress_conflict(t: Tenant, facts: HostFacts, floating: bool = False) -> str | None:
+    """What is wrong with the tenant's egress IPs on this host, or None. A floating tenant's
+    egress (core/ha.py) is keepalived's to hold: found on the host, it is no conflict."""
     for ip in t.egress:
         main = facts.default_routes.get(ip.version)
         dev = t.uplink or (main.dev if main else None)
@@ -44,16 +45,19 @@ def egress_conflict(t: Tenant, facts: HostFacts) -> str | None:
         hop = str(via) if via else (main.gateway if main and main.dev == dev else None)
         if _same(hop, ip):
             return f"egress {ip} is the IPv{ip.version} next hop of uplink {dev}"
-        if str(ip) in facts.foreign_addresses:
+        if not floating and str(ip) in facts.foreign_addresses:
             where = facts.foreign_devs.get(str(ip))
             on = f" (on {where})" if where else ""
             return f"egress {ip} is already an address of this host{on}, not added by wggw"
     return None
 
 
-def check(tenants: Iterable[Tenant], facts: HostFacts) -> None:
-    """Raise HostConflictError for the first tenant whose egress conflicts with the host."""
+def check(
+    tenants: Iterable[Tenant], facts: HostFacts, floating: frozenset[str] = frozenset()
+) -> None:
+    """Raise HostConflictError for the first tenant whose egress conflicts with the host
+    (`floating`: the egress IPs keepalived holds, core/ha.floating_egress)."""
     for t in tenants:
-        problem = egress_conflict(t, facts)
+        problem = egress_conflict(t, facts, any(str(ip) in floating for ip in t.egress))
         if problem:
             raise HostConflictError(f"tenant {t.name}", problem)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from wggw.core import conflicts, naming, ruletree
+from wggw.core import conflicts, ha, naming, ruletree
 from wggw.core.errors import ValidationError
 from wggw.core.hostfacts import HostFacts
 from wggw.core.model import Interface, IPInterface, Peer, State, Tenant, gateway_address
@@ -119,7 +119,7 @@ def device_spec(iface: Interface, peers: Iterable[Peer]) -> WgDeviceSpec:
     )
 
 
-def _default_route(t: Tenant, v: int, facts: HostFacts) -> RouteSpec | None:
+def _default_route(t: Tenant, v: int, facts: HostFacts, floating: bool = False) -> RouteSpec | None:
     egress = t.egress_ip(v)
     if egress is None:
         return None  # no egress in this family: the family fails closed (unreachable rule)
@@ -133,7 +133,10 @@ def _default_route(t: Tenant, v: int, facts: HostFacts) -> RouteSpec | None:
         raise ValidationError(f"tenant {t.name}", f"uplink {dev} does not exist on this host")
     via = t.via_ip(v)
     gateway = str(via) if via else (main.gateway if main and main.dev == dev else None)
-    return RouteSpec(v, t.table, "default", dev, gateway, str(egress))
+    # No `src` for a floating egress: the kernel refuses a route whose src is not local and
+    # deletes it when the address goes, and on a standby keepalived has not added it. SNAT
+    # sets the source of forwarded packets either way; `src` only serves the host's own.
+    return RouteSpec(v, t.table, "default", dev, gateway, None if floating else str(egress))
 
 
 def pool_routes(t: Tenant) -> list[RouteSpec]:
@@ -141,10 +144,10 @@ def pool_routes(t: Tenant) -> list[RouteSpec]:
     return [RouteSpec(pool.version, t.table, str(pool), t.interface) for pool in t.pools]
 
 
-def _tenant_routes(t: Tenant, facts: HostFacts) -> list[RouteSpec]:
+def _tenant_routes(t: Tenant, facts: HostFacts, floating: bool = False) -> list[RouteSpec]:
     routes = pool_routes(t)
     for pool in t.pools:
-        default = _default_route(t, pool.version, facts)
+        default = _default_route(t, pool.version, facts, floating)
         if default:
             routes.append(default)
     return routes
@@ -160,13 +163,16 @@ def _egress_addresses(t: Tenant, facts: HostFacts) -> list[AddrSpec]:
 
 
 def compile_state(state: State, facts: HostFacts) -> Desired:
-    conflicts.check(state.tenants, facts)  # before anything is planned, so nothing changes
+    floating = ha.floating_egress(state)  # keepalived's to add and remove, not wggw's
+    conflicts.check(state.tenants, facts, floating)  # before anything is planned
     addresses: set[AddrSpec] = set()
     routes: set[RouteSpec] = set()
     for t in state.tenants:
+        floats = bool(floating) and any(str(ip) in floating for ip in t.egress)
         addresses.update(AddrSpec(t.interface, str(gateway_address(p))) for p in t.pools)
-        addresses.update(_egress_addresses(t, facts))
-        routes.update(_tenant_routes(t, facts))
+        if not floats:
+            addresses.update(_egress_addresses(t, facts))
+        routes.update(_tenant_routes(t, facts, floats))
     rules: set[RuleSpec] = set()
     families = {p.version for t in state.tenants for p in t.pools}
     for v in families:
@@ -192,10 +198,16 @@ def still_compiles_same(state: State, before: HostFacts, now: HostFacts) -> bool
     next hop), link names (an uplink must exist) and the egress conflict check. Same default
     routes, no link gone and no conflict now: the same result, without compiling 10,000 peers
     again (the re-observation after apply adds wggw's own links and pool addresses, so the
-    facts themselves differ)."""
-    if before.default_routes != now.default_routes or not before.links <= now.links:
+    facts themselves differ). wggw's own devices may be gone (a killed wireguard-go: the
+    repair re-creates it) unless one serves as an uplink: links are read for uplinks only."""
+    own = {i.name for i in state.interfaces} - {t.uplink for t in state.tenants}
+    if before.default_routes != now.default_routes or not before.links - own <= now.links:
         return False
-    return all(conflicts.egress_conflict(t, now) is None for t in state.tenants)
+    floating = ha.floating_egress(state)
+    return all(
+        conflicts.egress_conflict(t, now, any(str(ip) in floating for ip in t.egress)) is None
+        for t in state.tenants
+    )
 
 
 def _tc_guard(state: State, routes: set[RouteSpec], facts: HostFacts) -> frozenset[TcSpec]:

@@ -100,3 +100,8 @@ class BackendUnavailableError(BackendError):
 
 class VerifyError(WggwError):
     """After apply, observing again still shows differences from the desired state."""
+
+
+class FleetWaitError(WggwError):
+    """A gateway of the fleet did not report a change applied within the wait (its agent is
+    down, cut off from the store, or failing); the message names it and its last report."""

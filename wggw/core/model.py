@@ -17,6 +17,20 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """A host that runs an agent (`wggw agent --gateway NAME`) in a fleet sharing one store.
+    Its uplink and next hops are the defaults of the tenants placed on it."""
+
+    name: str
+    uplink: str | None = None  # None: the device of main's default route
+    via: tuple[IPAddress, ...] = ()  # next hop per family
+    created_at: float = 0.0
+
+    def via_ip(self, version: int) -> IPAddress | None:
+        return next((v for v in self.via if v.version == version), None)
+
+
+@dataclass(frozen=True)
 class Interface:
     name: str
     listen_port: int
@@ -24,6 +38,9 @@ class Interface:
     private_key: Secret
     public_key: str
     mtu: int | None = None
+    # The gateways it runs on, by priority: the first is the active one, the others stand by
+    # (issue 14). Empty: the implicit local gateway of a single-host store.
+    gateways: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,8 @@ class Tenant:
     uplink: str | None = None  # None: the device of main's default route
     via: tuple[IPAddress, ...] = ()  # next hop per family; none: main's gateway on uplink
     rotate_after: int | None = None  # seconds; None: the global default policy
+    gateway: str | None = None  # pinned to one gateway; None: wherever its interface runs
+    moving_to: str | None = None  # `tenant move` in progress: also placed there until done
 
     def pool(self, version: int) -> IPNetwork | None:
         return next((p for p in self.pools if p.version == version), None)
@@ -83,6 +102,7 @@ class State:
     tenants: tuple[Tenant, ...] = ()
     peers: tuple[Peer, ...] = ()
     meta: dict[str, object] = field(default_factory=dict, compare=False)
+    gateways: tuple[Gateway, ...] = ()
 
     def tenants_of(self, interface: str) -> tuple[Tenant, ...]:
         return tuple(t for t in self.tenants if t.interface == interface)

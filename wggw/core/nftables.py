@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from wggw.core import naming
+from wggw.core import ha, naming
 from wggw.core.model import State, Tenant
 
 TABLE = f"{naming.NFT_FAMILY} {naming.NFT_TABLE}"
@@ -139,6 +139,31 @@ def _rules(digest: str) -> dict[str, list[str]]:
     return r
 
 
+# Only when an HA interface has an IP endpoint (issue 14): its WireGuard packets' source.
+HA_CHAIN = "ha_endpoint"
+# The output hook: only the host's own packets. In postrouting a tenant's forwarded packet from
+# source port 51820 would match too and leave with the endpoint's address instead of its egress.
+HA_HOOK = "type filter hook output priority filter; policy accept;"
+
+
+def _endpoint_source(state: State) -> list[str]:
+    """An HA interface's WireGuard packets leave from its floating endpoint address. A gateway
+    that starts a handshake itself (the takeover kick) would otherwise send it from its own
+    address, the client would roam to that and lose the gateway with its next failure.
+    Stateless (no NAT): a client that also sent to the endpoint already has a conntrack entry
+    for that very pair, and source NAT would pick another port to avoid the clash."""
+    out = []
+    for iface in sorted(state.interfaces, key=lambda i: i.name):
+        ip = ha.endpoint_ip(iface) if ha.is_ha(iface) else None
+        if ip is not None:
+            fam = "ip" if ip.version == 4 else "ip6"
+            out.append(
+                f"udp sport {iface.listen_port} {fam} saddr != {ip} {fam} saddr set {ip} "
+                f'comment "ha endpoint {iface.name}"'
+            )
+    return out
+
+
 def render(state: State) -> NftSpec:
     """The whole wggw table for `state`; an empty state renders a delete only."""
     tenants = sorted(state.tenants, key=lambda t: t.table)
@@ -148,11 +173,17 @@ def render(state: State) -> NftSpec:
     fams = {v: _family_data(tenants, v) for v in (4, 6)}
     decls, elements = _declarations(ifaces, fams)
     # Digest of everything rendered, so a new wggw version's rules count as a change.
-    digest = hashlib.sha256(("\n".join(decls) + repr(_rules(""))).encode()).hexdigest()[:16]
+    floating = _endpoint_source(state)
+    text = "\n".join(decls + floating) + repr(_rules(""))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     body = decls[:]
-    for name, rules in _rules(digest).items():
+    chains = _rules(digest)
+    hooks = dict(CHAINS)
+    if floating:
+        chains[HA_CHAIN], hooks[HA_CHAIN] = floating, HA_HOOK
+    for name, rules in chains.items():
         body.append(
-            f"\tchain {name} {{\n\t\t{CHAINS[name]}\n"
+            f"\tchain {name} {{\n\t\t{hooks[name]}\n"
             + "".join(f"\t\t{rule}\n" for rule in rules)
             + "\t}"
         )

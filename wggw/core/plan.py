@@ -269,7 +269,7 @@ def plan_device(name: str, want: WgDeviceSpec, have: WgDeviceState | None) -> li
         if seen is None or not seen.matches(peer):
             out.append(UpsertPeer(name, peer, new=seen is None))
     wanted = {p.public_key for p in want.peers}
-    out.extend(RemovePeer(name, k) for k in sorted(current) if k not in wanted)
+    out.extend(RemovePeer(name, k) for k in sorted(k for k in current if k not in wanted))
     return out
 
 

@@ -49,16 +49,23 @@ class WgPeerState:
     def matches(self, want: WgPeerSpec) -> bool:
         """Configured as `want`? Allowed IPs are compared as observed first (wireguard-go and
         the kernel print them canonically, so that settles it for nearly every peer) and
-        only normalised when the texts differ."""
+        only normalised when the texts differ. Both values are immutable, so a match is
+        remembered on this one for that very `want` object: the agent's rounds see the same
+        pair again for every unchanged peer (wg_uapi.BlockMemo, the kept desired state)."""
+        if self.__dict__.get("_matched") is want:
+            return True
         if (
             self.public_key != want.public_key
             or (self.keepalive or None) != (want.keepalive or None)
             or self.psk != want.psk
         ):
             return False
-        return self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(
+        if self.allowed_ips == want.allowed_ips or canonical(self.allowed_ips) == canonical(
             want.allowed_ips
-        )
+        ):
+            object.__setattr__(self, "_matched", want)  # not a field: eq, hash, repr ignore it
+            return True
+        return False
 
 
 def canonical(cidrs: tuple[str, ...]) -> tuple[str, ...]:

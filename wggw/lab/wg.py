@@ -215,6 +215,13 @@ class Client(Namespace):
         self.down_wireguard()
         return self.up_wireguard(conf_text)
 
+    def endpoints(self) -> set[str]:
+        """The endpoints the tunnel's peers have now (HOST:PORT; WireGuard roams them)."""
+        if not self.tunnel:
+            return set()
+        out = self.run(["wg", "show", self.tunnel.ifname, "endpoints"]).stdout
+        return {f[1] for f in (line.split() for line in out.splitlines()) if len(f) == 2}
+
     def handshake_age(self) -> float | None:
         """Seconds since the most recent handshake of any peer, or None if there was none."""
         if not self.tunnel:

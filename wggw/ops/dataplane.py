@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 
 from wggw.core import planscript
 from wggw.core import status as status_report
-from wggw.core.model import Peer
-from wggw.ops import converge, objects, rotation
+from wggw.core.model import Peer, State
+from wggw.ops import converge, hostrole, objects, rotation
 from wggw.store.sqlite import Store
 
 Echo = Callable[[str], None] | None
@@ -32,12 +32,39 @@ def system_for(backend: str | None = None, may_load: bool = False):
     return RealSystem(select_backend(backend or "auto", may_load=may_load))
 
 
-def plan(store: Store, backend: str | None = None, verbose: bool = False) -> list[str]:
+def placed(state: State, gateway: str | None) -> State:
+    """The part of `state` this host runs: gateway `gateway` of a fleet (--gateway), else
+    what is placed on no gateway (a single-host store: all of it, unchanged)."""
+    if gateway is None and not state.gateways:
+        return state
+    if gateway is not None:
+        from wggw.ops.gateways import find_gateway
+
+        find_gateway(state, gateway)  # an unknown name is a typo, not an empty gateway
+    from wggw.core.placement import on_gateway
+
+    return on_gateway(state, gateway)
+
+
+def _host_lock(store: Store, gateway: str | None):
+    """What an apply holds: on a fleet gateway, that gateway's lock where the store has one
+    (PostgreSQL), the one its agent's rounds hold, so operators elsewhere never wait for
+    this host's converge and the agent never converges beside it; else the store lock."""
+    gateway_locked = getattr(store, "gateway_locked", None)
+    if gateway is not None and gateway_locked is not None:
+        return gateway_locked(gateway)
+    return store.locked()
+
+
+def plan(
+    store: Store, backend: str | None = None, verbose: bool = False, gateway: str | None = None
+) -> list[str]:
     """What `apply` would change, one `[#] ...` line per change as this host's backend will
     carry it out (secrets masked; the nft text is checked by the kernel's parser); with
     `verbose` each line is followed by the re-runnable text it hands to a tool (nft -f)."""
+    state = placed(store.load(), gateway)
     system = system_for(backend)
-    result = converge.compute(store.load(), system)
+    result = converge.compute(state, system)
     return planscript.lines(result.changes, verbose, lambda c: converge.line(system, c))
 
 
@@ -47,17 +74,25 @@ def apply(
     echo: Echo = None,
     now: float | None = None,
     system=None,
+    gateway: str | None = None,
 ):
-    """Under the store lock: housekeeping (retire, expire), then converge.
-    Returns (rotation.Report, converge.Result)."""
-    from wggw.core import conflicts
+    """Under the store lock: housekeeping (retire, expire), then converge this host's part
+    (`placed`). Returns (rotation.Report, converge.Result)."""
+    from wggw.core import conflicts, ha
 
+    this_host = system is None  # a system handed in (tests, benchmarks) is no host's role
     system = system if system is not None else system_for(backend, may_load=True)
-    with store.locked(), converge.gc_paused():  # the store's 10,000 peers too
+    with _host_lock(store, gateway), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
-        conflicts.check(store.load().tenants, system.facts())
+        whole = store.load()
+        if this_host:  # gw1's host applying another part would tear gw1's down
+            hostrole.check(whole, gateway)
+        state = placed(whole, gateway)
+        conflicts.check(state.tenants, system.facts(), ha.floating_egress(state))
         report = rotation.housekeeping(store, system, time.time() if now is None else now)
-        result = converge.converge(store.load(), system, echo)
+        result = converge.converge(placed(store.load(), gateway), system, echo)
+        if this_host:
+            hostrole.remember(whole, gateway)
         if result.changes:  # the host changed: on the record (the store did not)
             from wggw.ops import audit
 
@@ -89,12 +124,15 @@ def apply_peer(
     return changes
 
 
-def status(store: Store, backend: str | None = None, now: float | None = None) -> dict:
+def status(
+    store: Store, backend: str | None = None, now: float | None = None, gateway: str | None = None
+) -> dict:
     """Per-peer handshake, endpoint and traffic; per-tenant totals; drift; and the path each
-    tenant's packets take, asked of the kernel like `ip route get` (core/status.py)."""
+    tenant's packets take, asked of the kernel like `ip route get` (core/status.py); of this
+    host's part of the store (`placed`)."""
     from wggw.ops import paths
 
-    state = store.load()
+    state = placed(store.load(), gateway)
     system = system_for(backend)
     result = converge.compute(state, system, check_nft=False)
     checked = paths.check(state, result.desired, system)
@@ -120,4 +158,6 @@ def down(backend: str | None = None, echo: Echo = None, stop_agent: bool = False
     require_net_admin("down")
     with without_agent(stop_agent, echo):
         systems = [system_for(backend)] if backend else [RealSystem(b) for b in present_backends()]
-        return converge.teardown(systems, echo)
+        removed = converge.teardown(systems, echo)
+        hostrole.forget()  # nothing of wggw's left: the host may take any role now
+        return removed

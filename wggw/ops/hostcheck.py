@@ -9,11 +9,14 @@ from wggw.core.errors import BackendError
 from wggw.core.model import Tenant
 
 
-def check_tenant(tenant: Tenant) -> None:
+def check_tenant(tenant: Tenant, floating: bool = False) -> None:
+    """`floating`: its egress floats between gateways (core/ha.py): keepalived may hold it."""
     from wggw.backends.netlink import rtnl
 
     try:
         facts = rtnl.observe_facts()
     except (BackendError, OSError):
         return
-    conflicts.check([tenant], facts)
+    conflicts.check(
+        [tenant], facts, frozenset(map(str, tenant.egress)) if floating else frozenset()
+    )

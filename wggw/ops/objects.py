@@ -29,8 +29,14 @@ def init(state_dir: Path, db: str | None = None) -> bool:
 
 
 def add_interface(
-    store: Store, name: str, listen_port: int, endpoint: str, mtu: int | None = None
+    store: Store,
+    name: str,
+    listen_port: int,
+    endpoint: str,
+    mtu: int | None = None,
+    gateways: Iterable[str] = (),
 ) -> Interface:
+    """`gateways`: the fleet gateways it runs on, by priority (none: the local one)."""
     validate.name("interface", name)
     private, public = keys.keypair()
     iface = Interface(
@@ -42,9 +48,16 @@ def add_interface(
         mtu=validate.mtu(mtu),
     )
     with store.transaction() as tx:
-        validate.check_interface(tx.load(), iface)
+        state = tx.load()
+        validate.check_interface(state, iface)
+        details: dict = {"public_key": public, "listen_port": listen_port}
+        if gateways:
+            from wggw.ops.gateways import check_gateways
+
+            iface = replace(iface, gateways=check_gateways(state, gateways))
+            details["gateways"] = list(iface.gateways)
         tx.add_interface(iface)
-        tx.record_event("interface.add", name, {"public_key": public, "listen_port": listen_port})
+        tx.record_event("interface.add", name, details)
     return iface
 
 
@@ -73,7 +86,10 @@ def add_tenant(
     uplink: str | None = None,
     via: Iterable[str] = (),
     rotate_after: str | int | None = None,
+    here: str | None = None,
 ) -> Tenant:
+    """`here`: the fleet gateway this host is (None: the local one); the host is checked
+    only if the tenant will run here."""
     validate.name("tenant", name)
     parsed_pools = validate.one_per_family("pool", [validate.cidr("pool", p) for p in pools])
     parsed_egress = validate.one_per_family("egress", [validate.ip("egress", e) for e in egress])
@@ -94,9 +110,14 @@ def add_tenant(
             rotate_after=rotate_after,
         )
         validate.check_tenant(state, tenant)
+        from wggw.core.placement import tenant_gateways
         from wggw.ops import hostcheck  # reads the host: only `tenant add/set` need it
 
-        hostcheck.check_tenant(tenant)  # egress = next hop, or already on the host: refused now
+        if here in tenant_gateways(tenant, iface):  # another gateway's host is not ours to read
+            from wggw.core.ha import floats
+
+            # egress = next hop, or on the host (unless keepalived's): refused now
+            hostcheck.check_tenant(tenant, floats(tenant, iface))
         tx.add_tenant(tenant)
         tx.record_event(
             "tenant.add",

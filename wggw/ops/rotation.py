@@ -176,7 +176,12 @@ def rotate(
     out: Path | None,
     notify: str | None,
     dry_run: bool,
+    gateway: str | None = None,
 ) -> Report:
+    """Rotate in the store (every peer selected), then converge this host's part of it
+    (ops.dataplane.placed: a fleet's other gateways apply theirs through their agents)."""
+    from wggw.ops.dataplane import placed
+
     report = Report(dry_run=dry_run)
     with store.locked():
         state = store.load()
@@ -188,7 +193,7 @@ def rotate(
             return report
         if d.rotate or d.retire or d.expire:
             _rotate_in_store(store, d, now, grace, report)
-        converge.converge(store.load(), system)
+        converge.converge(placed(store.load(), gateway), system)
         if out is not None:
             _deliver(store, out, notify, report)
     return report

@@ -12,7 +12,7 @@ from typing import Any
 
 from wggw.core import audit
 from wggw.core.keys import Secret, clamp
-from wggw.core.model import Interface, Peer, RetiringKey, State, Tenant
+from wggw.core.model import Gateway, Interface, Peer, RetiringKey, State, Tenant
 
 # A stored row: sqlite3.Row from the store, or a plain mapping with the same columns.
 Row = Mapping[str, Any] | sqlite3.Row
@@ -84,6 +84,8 @@ def tenant_to_row(t: Tenant) -> dict[str, Any]:
         "uplink": t.uplink,
         "via": _dump(t.via),
         "rotate_after": t.rotate_after,
+        "gateway": t.gateway,
+        "moving_to": t.moving_to,
     }
 
 
@@ -97,6 +99,8 @@ def tenant_from_row(r: Row) -> Tenant:
         uplink=r["uplink"],
         via=_ips(r["via"]),
         rotate_after=r["rotate_after"],
+        gateway=r["gateway"],
+        moving_to=r["moving_to"],
     )
 
 
@@ -159,6 +163,7 @@ def interface_to_row(i: Interface) -> dict[str, Any]:
         "private_key": i.private_key.reveal(),
         "public_key": i.public_key,
         "mtu": i.mtu,
+        "gateways": json.dumps(list(i.gateways)),
     }
 
 
@@ -170,24 +175,66 @@ def interface_from_row(r: Row) -> Interface:
         private_key=Secret._trusted(clamp(r["private_key"])),
         public_key=r["public_key"],
         mtu=r["mtu"],
+        gateways=_names(r["gateways"]),
     )
 
 
-def read_state(query: Callable[[str], Iterable[Row]], open_row: Callable[[str, Row], Row]) -> State:
+def _names(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+def gateway_to_row(g: Gateway) -> dict[str, Any]:
+    return {"name": g.name, "uplink": g.uplink, "via": _dump(g.via), "created_at": g.created_at}
+
+
+def gateway_from_row(r: Row) -> Gateway:
+    return Gateway(
+        name=r["name"], uplink=r["uplink"], via=_ips(r["via"]), created_at=r["created_at"]
+    )
+
+
+def read_state(
+    query: Callable[[str], Iterable[Row]],
+    open_row: Callable[[str, Row], Row],
+    peer_memo: dict | None = None,
+) -> State:
     """The whole State from a store's tables: `query` runs a SELECT, `open_row` unseals a
-    row's secrets (the same SQL on SQLite and PostgreSQL)."""
+    row's secrets (the same SQL on SQLite and PostgreSQL). `peer_memo` (raw row -> Peer,
+    refilled with this load's rows) lets a resident reader decode and unseal only the peer
+    rows that changed since its last load."""
+    peers = (
+        _memo_peers(query("SELECT * FROM peers ORDER BY tenant, name"), open_row, peer_memo)
+        if peer_memo is not None
+        else None
+    )
     return State(
         interfaces=tuple(
             interface_from_row(open_row("interfaces", r))
             for r in query("SELECT * FROM interfaces ORDER BY name")
         ),
         tenants=tuple(tenant_from_row(r) for r in query("SELECT * FROM tenants ORDER BY name")),
-        peers=tuple(
+        peers=peers
+        if peers is not None
+        else tuple(
             peer_from_row(open_row("peers", r))
             for r in query("SELECT * FROM peers ORDER BY tenant, name")
         ),
         meta={r["key"]: r["value"] for r in query("SELECT key, value FROM meta")},
+        gateways=tuple(gateway_from_row(r) for r in query("SELECT * FROM gateways ORDER BY name")),
     )
+
+
+def _memo_peers(rows: Iterable[Row], open_row, memo: dict) -> tuple[Peer, ...]:
+    old, peers = dict(memo), []
+    memo.clear()  # only this load's rows stay: removed peers are forgotten
+    for r in rows:
+        key = tuple(r.values()) if isinstance(r, Mapping) else tuple(r)
+        peer = old.get(key)
+        if peer is None:
+            peer = peer_from_row(open_row("peers", r))
+        memo[key] = peer
+        peers.append(peer)
+    return tuple(peers)
 
 
 # The events table's columns of an audit record, in the order of event_values.

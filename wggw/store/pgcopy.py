@@ -15,7 +15,7 @@ from wggw.store import pgsql, postgres, sealed
 from wggw.store.sealed import Cipher
 from wggw.store.sqlite import SqliteStore
 
-TABLES = ("interfaces", "tenants", "peers", "events")
+TABLES = ("gateways", "interfaces", "tenants", "peers", "events")
 
 
 def copy_to_empty(source: SqliteStore, url: str, cipher: Cipher) -> dict:
@@ -73,6 +73,8 @@ def _counts(conn: pgsql.Conn) -> dict[str, int]:
 def _copy(target: postgres.PgStore, state: State, source: SqliteStore) -> None:
     tx = target._tx
     assert tx is not None
+    for gateway in state.gateways:
+        tx.add_gateway(gateway)
     for iface in state.interfaces:
         tx.add_interface(iface)
     for tenant in state.tenants:
@@ -87,6 +89,7 @@ def _copy(target: postgres.PgStore, state: State, source: SqliteStore) -> None:
 
 def _check_counts(counts: dict[str, int], state: State, events: int, label: str) -> None:
     want = {
+        "gateways": len(state.gateways),
         "interfaces": len(state.interfaces),
         "tenants": len(state.tenants),
         "peers": len(state.peers),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ Cursor = psycopg.Cursor[dict[str, Any]]
 LOCK_KEY = 0x77676777  # "wggw": the command lock (session advisory lock)
 MIGRATE_KEY = 0x7767676D  # "wggm": one migrating process at a time (transaction lock)
 NOTIFY_CHANNEL = "wggw_generation"
+GATEWAY_LOCK_CLASS = 0x7767  # "wg": with gateway_lock_id, one gateway's advisory lock
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says connect_timeout
 GENERATION_DDL = (
     "CREATE TABLE IF NOT EXISTS wggw_generation "
@@ -51,6 +53,12 @@ def pg_ddl(statement: str) -> str:
     for pattern, replacement in _DIALECT:
         statement = pattern.sub(replacement, statement)
     return statement
+
+
+def gateway_lock_id(gateway: str) -> int:
+    """A stable 32-bit signed id for one gateway's advisory lock (pg_advisory_lock(int, int))."""
+    n = zlib.crc32(gateway.encode())
+    return n - (1 << 32) if n >= 1 << 31 else n
 
 
 def describe(url: str) -> str:

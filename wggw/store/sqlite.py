@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,15 @@ from typing import Any
 from wggw import fsutil
 from wggw.core import audit
 from wggw.core.errors import EXIT_USAGE, NotFoundError, StoreError, ValidationError
-from wggw.core.model import Interface, IPAddress, Peer, State, Tenant
-from wggw.store import actor, sealed
+from wggw.core.fleet import GatewayReport, PeerReport
+from wggw.core.model import Gateway, Interface, IPAddress, Peer, State, Tenant
+from wggw.store import actor, reports, sealed
 from wggw.store import lock as storelock
 from wggw.store.codec import (
     EVENT_COLUMNS,
     addresses_from_text,
     event_values,
+    gateway_to_row,
     interface_from_row,
     interface_to_row,
     peer_from_row,
@@ -82,6 +84,27 @@ MIGRATIONS: list[tuple[str | Callable[[sqlite3.Connection], None], ...]] = [
             one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)""",
         lambda db: _chain_old_events(db),
     ),
+    # A fleet (issue 13): gateways, where interfaces run (by priority: issue 14's standby),
+    # a tenant pinned to one (`tenant move`, with the target while it moves), and what each
+    # gateway's agent reports back. Reports are not desired state: written without the lock,
+    # no generation bump, no audit record.
+    (
+        """CREATE TABLE gateways (
+            name TEXT PRIMARY KEY, uplink TEXT, via TEXT NOT NULL, created_at REAL NOT NULL)""",
+        "ALTER TABLE interfaces ADD COLUMN gateways TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE tenants ADD COLUMN gateway TEXT",
+        "ALTER TABLE tenants ADD COLUMN moving_to TEXT",
+        """CREATE TABLE gateway_reports (
+            gateway TEXT PRIMARY KEY, generation INTEGER NOT NULL, healthy INTEGER NOT NULL,
+            error TEXT, version TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            started_at REAL NOT NULL, reported_at REAL NOT NULL, converged_at REAL,
+            details TEXT NOT NULL DEFAULT '{}')""",
+        """CREATE TABLE peer_reports (
+            gateway TEXT NOT NULL, public_key TEXT NOT NULL, endpoint TEXT,
+            latest_handshake REAL, rx_bytes INTEGER NOT NULL, tx_bytes INTEGER NOT NULL,
+            reported_at REAL NOT NULL, PRIMARY KEY (gateway, public_key))""",
+        "CREATE INDEX peer_reports_public_key ON peer_reports(public_key)",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -100,6 +123,12 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def load(self) -> State: ...
+    @abc.abstractmethod
+    def add_gateway(self, gateway: Gateway) -> None: ...
+    @abc.abstractmethod
+    def update_gateway(self, gateway: Gateway) -> None: ...
+    @abc.abstractmethod
+    def remove_gateway(self, name: str) -> None: ...
     @abc.abstractmethod
     def add_interface(self, iface: Interface) -> None: ...
     @abc.abstractmethod
@@ -209,6 +238,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
+    # An agent's reports (core/fleet.py): upserted without the lock, no generation bump.
+    @abc.abstractmethod
+    def write_report(self, report: GatewayReport, peers: Sequence[PeerReport] = ()) -> None: ...
+    @abc.abstractmethod
+    def reports(self) -> list[GatewayReport]: ...
+    @abc.abstractmethod
+    def peer_reports(self, gateway: str | None = None) -> list[PeerReport]:
+        """Every peer report, or one gateway's; ordered by gateway, public key."""
+
     @abc.abstractmethod
     def close(self) -> None: ...
 
@@ -259,6 +297,18 @@ class SqliteTx(Tx):
         self._changed(
             self._db.execute(f"UPDATE {table} SET {sets} WHERE {where}", row), field, what
         )
+
+    def add_gateway(self, gateway: Gateway) -> None:
+        self._insert("gateways", gateway_to_row(gateway))
+
+    def update_gateway(self, gateway: Gateway) -> None:
+        self._update("gateways", gateway_to_row(gateway), ("name",), "gateway", gateway.name)
+
+    def remove_gateway(self, name: str) -> None:
+        cur = self._db.execute("DELETE FROM gateways WHERE name = ?", (name,))
+        self._changed(cur, "gateway", name)
+        for table in ("gateway_reports", "peer_reports"):
+            self._db.execute(f"DELETE FROM {table} WHERE gateway = ?", (name,))
 
     def add_interface(self, iface: Interface) -> None:
         self._insert("interfaces", interface_to_row(iface))
@@ -410,6 +460,38 @@ class SqliteStore(Store):
                 self._db.execute("COMMIT")
             finally:
                 self._tx = None
+
+    # --- reports ----------------------------------------------------------------
+    def write_report(self, report: GatewayReport, peers: Sequence[PeerReport] = ()) -> None:
+        with _sqlite_errors(self.path):
+            own = self._tx is None
+            if own:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(reports.upsert_gateway_sql("?"), reports.gateway_values(report))
+                self._db.executemany(
+                    reports.upsert_peer_sql("?"), [reports.peer_values(p) for p in peers]
+                )
+            except BaseException:
+                if own:
+                    self._db.execute("ROLLBACK")
+                raise
+            if own:
+                self._db.execute("COMMIT")
+
+    def reports(self) -> list[GatewayReport]:
+        with _sqlite_errors(self.path):
+            rows = self._db.execute("SELECT * FROM gateway_reports ORDER BY gateway")
+            return [reports.gateway_from_row(r) for r in rows]
+
+    def peer_reports(self, gateway: str | None = None) -> list[PeerReport]:
+        sql = "SELECT * FROM peer_reports"
+        args: tuple = ()
+        if gateway is not None:
+            sql, args = sql + " WHERE gateway = ?", (gateway,)
+        with _sqlite_errors(self.path):
+            rows = self._db.execute(sql + " ORDER BY gateway, public_key", args)
+            return [reports.peer_from_row(r) for r in rows]
 
     # --- reads ----------------------------------------------------------------
     def load(self) -> State:

@@ -283,18 +283,46 @@ def _pace() -> None:
     holds only a few hundred of them, and wireguard-go 0.0.2022 exits on ENOBUFS
     ("failed to receive netlink message: no buffer space available")."""
     deadline = time.monotonic() + PACE_TIMEOUT
-    while _listener_backlog() > LISTENER_BACKLOG and time.monotonic() < deadline:
+    own = _own_sockets()
+    while _listener_backlog(own) > LISTENER_BACKLOG and time.monotonic() < deadline:
         time.sleep(0.001)
 
 
-def _listener_backlog() -> int:
-    """The largest receive queue (bytes) of a subscribed rtnetlink socket in this netns."""
+def _own_sockets() -> set[int]:
+    """The inodes of this process's sockets. Its own listener (the agent's event socket,
+    with a large buffer) is drained by this very thread once the batch is sent: waiting for
+    it could only end at PACE_TIMEOUT (2 s in every repair that re-adds > 64 addresses)."""
+    inodes: set[int] = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own fd)
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _listener_backlog(own: set[int]) -> int:
+    """The largest receive queue (bytes) of a subscribed rtnetlink socket in this netns,
+    other than the sockets of `own` (inodes)."""
     try:
         with open(PROC_NETLINK) as f:
             rows = [line.split() for line in f.readlines()[1:]]
     except OSError:
         return 0
-    return max((int(r[4]) for r in rows if len(r) > 4 and r[1] == "0" and int(r[3], 16)), default=0)
+    return max(
+        (
+            int(r[4])
+            for r in rows
+            if len(r) > 9 and r[1] == "0" and int(r[3], 16) and int(r[9]) not in own
+        ),
+        default=0,
+    )
 
 
 def _setup(sock: socket.socket) -> None:

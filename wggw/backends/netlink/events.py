@@ -62,6 +62,7 @@ _NFT = {
 }
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFLA_IFNAME, RTA_TABLE, FRA_TABLE, FRA_PRIORITY = 3, 15, 15, 6
+IFA_ADDRESS, IFA_LOCAL = 1, 2
 NFTA_GEN_PROC_PID = 2
 _HDR = struct.Struct("=IHHII")
 
@@ -80,6 +81,7 @@ class Event:
     priority: int | None = None  # rule priority
     nft_table: str | None = None  # nftables table name
     pid: int | None = None  # nftables generation: the committing process
+    address: str | None = None  # an address event's address (keepalived's are not drift)
 
 
 class EventSocket:
@@ -185,7 +187,11 @@ def _decode_rtnl(mtype: int, body: bytes) -> Event | None:
         name = _attrs(body, 16).get(IFLA_IFNAME, b"").split(b"\0")[0].decode(errors="replace")
         return Event(kind, deleted, ifindex=ifindex, ifname=name or None)
     if kind == "address" and len(body) >= 8:
-        return Event(kind, deleted, ifindex=struct.unpack_from("=I", body, 4)[0])
+        attrs = _attrs(body, 8)
+        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+        family = socket.AF_INET if body[0] == socket.AF_INET else socket.AF_INET6
+        text = socket.inet_ntop(family, raw) if raw and len(raw) in (4, 16) else None
+        return Event(kind, deleted, ifindex=struct.unpack_from("=I", body, 4)[0], address=text)
     if kind in ("route", "rule") and len(body) >= 12:
         attrs = _attrs(body, 12)
         table = _u32(attrs.get(RTA_TABLE)) or body[4]  # rtmsg/fib_rule_hdr: table at byte 4
