@@ -124,3 +124,20 @@ def test_quick_apply_fails_like_the_typer_command(tmp_path, args) -> None:
     assert quick.stderr == typer.stderr
     assert quick.stderr.startswith("wggw: error: ") and quick.stderr.count("\n") == 1
     assert quick.stdout == typer.stdout == ""
+
+
+def test_quick_exit_waits_for_non_daemon_threads(tmp_path) -> None:
+    """`exit_now` skips the interpreter's teardown, not what it waits for: a non-daemon
+    thread (announce's repeated ARP) still finishes, and buffered output is flushed."""
+    mark = tmp_path / "done"
+    code = (
+        "import threading, time\n"
+        "from wggw.cli import quickapply\n"
+        f"t = threading.Timer(0.3, lambda: open({str(mark)!r}, 'w').write('x'))\n"
+        "t.start()\n"
+        "print('bye', end='')\n"
+        "quickapply.exit_now(3)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 3 and res.stdout == "bye"
+    assert mark.read_text() == "x"

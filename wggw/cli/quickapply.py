@@ -19,6 +19,7 @@ from wggw.cli.quick import DEFAULT_STATE_DIR, STATE_DIR_ENV
 
 NOTHING = "Nothing to do: the host matches the store."  # as cli/dataplane.py prints it
 KEPT: list[Any] = []  # the last apply's result, alive until `exit_now`
+THREADS_TIMEOUT = 10.0  # seconds to wait for each non-daemon thread at exit (bounded)
 
 
 class Command(NamedTuple):
@@ -85,8 +86,14 @@ def _run(cmd: Command) -> int:
 def exit_now(code: int) -> NoReturn:
     """Exit without the interpreter's teardown: what a converge of 10,000 peers leaves
     (~10^6 objects, kept in KEPT) would be freed one by one (~50 ms); the OS takes the
-    memory back at once. The store is closed and every thread joined by now; only the
-    standard streams need flushing."""
+    memory back at once. The store is closed by now; what the interpreter's exit would
+    still do is done here: wait for non-daemon threads (e.g. backends/announce.py's
+    repeated announcements), then flush the standard streams."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(THREADS_TIMEOUT)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
