@@ -438,8 +438,10 @@ check_agent_heals() {
 FAILOVER_BOUND=5
 FAILOVER_HOLD=7       # seconds frozen (the bound, and 2 s of traffic through the standby)
 ha_pids() {  # the processes that make GW a gateway: agent, keepalived (both), wireguard-go
-  on "$1" "{ awk '{print \$1}' /run/wggw/agent.lock; cat /run/wggw/keepalived.pid \
-    /run/wggw/keepalived-vrrp.pid /run/wggw/*.pid 2>/dev/null; } | sort -u | tr '\n' ' '" </dev/null
+  on "$1" "{ awk '{print \$1}' /run/wggw/agent.lock
+    for p in \$(cat /run/wggw/*.pid 2>/dev/null); do
+      case \$(cat /proc/\$p/comm 2>/dev/null) in keepalived | wireguard-go) echo \$p ;; esac
+    done; } | sort -u | tr '\n' ' '" </dev/null
 }
 mac_of() { on "$1" "cat /sys/class/net/lab-wan/address" </dev/null; }
 # ha_probe SECONDS: tenant-c's requests ("TIME ANSWER", "-" for none), 0.5 s timeout each.
