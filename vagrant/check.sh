@@ -527,6 +527,7 @@ check_failover() {
       "$(awk -v t="$t_fault" '$1 >= t - 1' "$out" | head -n 60)" \
       "$standby: $(on "$standby" "wg show $WG_IFACE_HA; tail -n 8 /var/log/wggw-agent.log; tail -n 8 /var/log/wggw-keepalived.log" </dev/null 2>&1)"
   fi
+  check_kicked "$standby" "$t_fault"
   mend_verdict=$(awk -v t="$t_mend" -v want="$EGRESS_C" '$1 >= t {n++; last = $2; if ($2 == "-") lost++}
     END {printf "%s %d %d", last == want ? "ok" : "FAIL", lost + 0, n}' "$out")
   check_failback "$active" "$standby" "$mend_verdict"
@@ -534,6 +535,22 @@ check_failover() {
     fail internet "failover: nothing arrives with a source other than the egress IPs" "$wrong"
   else
     pass internet "failover: nothing arrived with a source other than the egress IPs (leak watch: 0 packets)"
+  fi
+}
+
+# check_kicked STANDBY T_FAULT: the client's session after the takeover is with the standby (its
+# wg-ha shows a handshake with tenant-c's key since the fault), started by the standby's agent on
+# keepalived's notify (its log line `vrrp interface=wg-ha state=MASTER kicked=N`).
+check_kicked() {
+  local key hs kick
+  key=$(peer_json tenant-c | json_field public_key)
+  hs=$(on "$1" "wg show $WG_IFACE_HA latest-handshakes" </dev/null 2>&1 | awk -v k="$key" '$1 == k {print $2}')
+  kick=$(on "$1" "grep 'state=MASTER' /var/log/wggw-agent.log | tail -n 1" </dev/null 2>&1)
+  if [ -n "$hs" ] && [ "$hs" -ge "${2%.*}" ]; then
+    pass "$1" "failover: tenant-c's session is with $1 (handshake $(( hs - ${2%.*} )) s after the freeze; agent: ${kick:-no MASTER line})"
+  else
+    fail "$1" "failover: tenant-c's session is with $1 (a handshake since the freeze)" \
+      "latest handshake: ${hs:-none}, freeze at ${2%.*}" "agent: ${kick:-no MASTER line}"
   fi
 }
 
