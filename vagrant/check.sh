@@ -4,12 +4,24 @@
 # a failure names the host and the assertion and shows the evidence: what the internet host saw
 # (its answer and its request log), the client's WireGuard state, its gateway's peers.
 # The fleet: tenant-a is placed on gw1 (interface wg-gw1, egress A), tenant-b on gw2 (wg-gw2,
-# egress B); the operator's CLI runs on the db host, beside PostgreSQL.
+# egress B); the operator's CLI runs on the db host, beside PostgreSQL. High availability:
+# tenant-c's interface wg-ha runs on both (gw1 active), keepalived floats its endpoint and egress C.
 
 # gw_of CLIENT, wg_of GATEWAY, egress_of CLIENT: the lab's placement (db.sh writes it).
-gw_of() { case $1 in tenant-a) echo gw1 ;; tenant-b) echo gw2 ;; esac; }
+# tenant-c's gateway is whichever holds its egress (gw1 when both are well).
+gw_of() { case $1 in tenant-a) echo gw1 ;; tenant-b) echo gw2 ;; tenant-c) ha_holder gw1 ;; esac; }
 wg_of() { case $1 in gw1) echo "$WG_IFACE_GW1" ;; gw2) echo "$WG_IFACE_GW2" ;; esac; }
-egress_of() { case $1 in tenant-a) echo "$EGRESS_A" ;; tenant-b) echo "$EGRESS_B" ;; esac; }
+wg_of_client() { case $1 in tenant-c) echo "$WG_IFACE_HA" ;; *) wg_of "$(gw_of "$1")" ;; esac; }
+egress_of() { case $1 in tenant-a) echo "$EGRESS_A" ;; tenant-b) echo "$EGRESS_B" ;; tenant-c) echo "$EGRESS_C" ;; esac; }
+# ha_holders: the gateways whose wan link has tenant-c's floating egress (keepalived's), one a line.
+ha_holders() {
+  local gw
+  for gw in gw1 gw2; do
+    on "$gw" "ip -o -4 addr show dev lab-wan" </dev/null 2>/dev/null | grep -qF " $EGRESS_C/" && echo "$gw"
+  done
+  return 0
+}
+ha_holder() { local h; h=$(ha_holders | head -n 1); echo "${h:-$1}"; }  # ha_holder DEFAULT
 
 checks_failed=0
 pass() { printf '[check] ok    %-9s %s\n' "$1" "$2"; }
@@ -40,8 +52,8 @@ evidence() {  # evidence HOST: what a failing traffic check shows besides the an
   on "$1" "wg show $WG_IFACE; ip -4 route; ip -6 route" </dev/null 2>&1
   local gw
   gw=$(gw_of "$1")
-  echo "$gw: wg show $(wg_of "$gw") latest-handshakes; the agent's last log lines:"
-  on "$gw" "wg show $(wg_of "$gw") latest-handshakes; tail -n 5 /var/log/wggw-agent.log" </dev/null 2>&1
+  echo "$gw: wg show $(wg_of_client "$1") latest-handshakes; the agent's last log lines:"
+  on "$gw" "wg show $(wg_of_client "$1") latest-handshakes; tail -n 5 /var/log/wggw-agent.log" </dev/null 2>&1
 }
 
 expect_egress() {  # expect_egress HOST FAMILY EXPECTED [LABEL]
@@ -71,7 +83,8 @@ gateway_peers() { on "$1" "wg show all peers" </dev/null | awk '{print $NF}'; } 
 
 check_preconditions() {  # the internet host has no route to any peer address
   local addr out
-  for addr in $(peer_json tenant-a | json_field addresses) $(peer_json tenant-b | json_field addresses); do
+  for addr in $(peer_json tenant-a | json_field addresses) $(peer_json tenant-b | json_field addresses) \
+              $(peer_json tenant-c | json_field addresses); do
     addr=${addr%/*}
     if out=$(on internet "ip route get $addr" </dev/null 2>&1); then
       fail internet "has no route back to the tenant pools" "ip route get $addr: $out"
@@ -86,6 +99,8 @@ check_egress() {  # check_egress [LABEL]
   expect_egress tenant-a 6 "$EGRESS_A6" "${1:-}"
   expect_egress tenant-b 4 "$EGRESS_B" "${1:-}"
   expect_egress tenant-b 6 "$EGRESS_B6" "${1:-}"
+  expect_egress tenant-c 4 "$EGRESS_C" "${1:-}"
+  expect_egress tenant-c 6 "$EGRESS_C6" "${1:-}"
 }
 
 check_isolation() {  # tenant-a cannot reach tenant-b's tunnel addresses; gw2 can (control)
@@ -103,7 +118,8 @@ check_isolation() {  # tenant-a cannot reach tenant-b's tunnel addresses; gw2 ca
 }
 
 # The fleet's placement: each gateway runs its own interface and tenant, and nothing of the other
-# (no interface, no egress address of the other gateway's tenant).
+# (no interface, no egress address of the other gateway's tenant); both run the HA interface
+# wg-ha, and exactly one of them (keepalived's master) holds tenant-c's floating egress.
 check_placement() {
   local gw other mine theirs
   for gw in gw1 gw2; do
@@ -114,14 +130,24 @@ check_placement() {
     local links addrs
     links=$(on "$gw" "wg show interfaces" </dev/null 2>&1)
     addrs=$(on "$gw" "ip -o -4 addr show dev lab-wan" </dev/null 2>&1 | awk '{print $4}' | tr '\n' ' ')
-    if [ "$links" = "$(wg_of "$gw")" ] && [[ " $addrs" == *" $mine/"* ]] &&
+    links=$(tr ' ' '\n' <<<"$links" | sort | tr '\n' ' ')
+    if [ "$links" = "$(printf '%s\n' "$(wg_of "$gw")" "$WG_IFACE_HA" | sort | tr '\n' ' ')" ] &&
+       [[ " $addrs" == *" $mine/"* ]] &&
        [[ " $addrs" != *" $theirs/"* ]]; then
       pass "$gw" "runs only what is placed on it: $links; egress $mine (not $other's $theirs)"
     else
-      fail "$gw" "runs only $(wg_of "$gw") and egress $mine (nothing of $other's)" \
+      fail "$gw" "runs only $(wg_of "$gw") and $WG_IFACE_HA, egress $mine (nothing of $other's)" \
         "WireGuard links: $links" "lab-wan's IPv4 addresses: $addrs"
     fi
   done
+  local holders
+  holders=$(ha_holders | tr '\n' ' ')
+  if [ "$holders" = "gw1 " ]; then
+    pass gw1 "holds tenant-c's floating egress $EGRESS_C (first of $WG_IFACE_HA's gateways; gw2 stands by)"
+  else
+    fail gw1 "alone holds tenant-c's floating egress $EGRESS_C" "held by: ${holders:-nobody}" \
+      "$(on gw1 "tail -n 10 /var/log/wggw-keepalived.log" </dev/null 2>&1)"
+  fi
 }
 
 # The agents report back: the operator's `wggw gateway list` shows both gateways healthy, at the
@@ -214,7 +240,7 @@ check_propagation() {  # check_propagation TENANT
 # keys, the agents take them off the gateways, and the old config gets no answer any more.
 check_rotation() {
   local grace=30 host old_keys new_keys key t0 old_conf_a rc=0
-  old_keys="$(peer_json tenant-a | json_field public_key) $(peer_json tenant-b | json_field public_key)"
+  old_keys="$(peer_json tenant-a | json_field public_key) $(peer_json tenant-b | json_field public_key) $(peer_json tenant-c | json_field public_key)"
   old_conf_a=$(on tenant-a "cat /etc/wggw-lab/$WG_IFACE.conf" </dev/null)
   t0=$SECONDS
   on db "/wggw/vagrant/provision/run-cron-job /etc/cron.d/wggw-rotate --older-than 0s --grace ${grace}s" </dev/null || rc=$?
@@ -222,14 +248,14 @@ check_rotation() {
     fail db "the cron job rotates (--older-than 0s --grace ${grace}s)" "exit $rc"
     return
   fi
-  new_keys="$(peer_json tenant-a | json_field public_key) $(peer_json tenant-b | json_field public_key)"
+  new_keys="$(peer_json tenant-a | json_field public_key) $(peer_json tenant-b | json_field public_key) $(peer_json tenant-c | json_field public_key)"
   for key in $old_keys; do
     case " $new_keys " in *" $key "*) fail db "the cron job rotated the key $key" "it is still the peer's current key"; return ;; esac
   done
-  pass db "the cron job rotated both peers' keys"
+  pass db "the cron job rotated the three peers' keys"
   expect_egress tenant-a 4 "$EGRESS_A" "grace period, old key: "
   local conf mode
-  for host in tenant-a tenant-b; do
+  for host in tenant-a tenant-b tenant-c; do
     conf=/var/lib/wggw/outbox/$host/client.conf   # the cron entry's --out, as its comment documents
     mode=$(on db "stat -c %a $conf" </dev/null 2>&1 || true)
     if [ "$mode" != 600 ]; then
@@ -294,8 +320,11 @@ table inet $table {
     type filter hook prerouting priority -300; policy accept;
     iifname != "lab-wan" return
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, mld-listener-report, mld2-listener-report } return
-    ip saddr != { $EGRESS_A, $EGRESS_B } add @wrong4 { ip saddr } counter
-    ip6 saddr != { $EGRESS_A6, $EGRESS_B6 } add @wrong6 { ip6 saddr } counter
+    # link-scope multicast is the gateways' own link business (VRRP adverts, IGMP), never egress
+    ip daddr 224.0.0.0/24 return
+    ip6 daddr ff02::/16 return
+    ip saddr != { $EGRESS_A, $EGRESS_B, $EGRESS_C } add @wrong4 { ip saddr } counter
+    ip6 saddr != { $EGRESS_A6, $EGRESS_B6, $EGRESS_C6 } add @wrong6 { ip6 saddr } counter
   }
 }
 NFT
@@ -397,6 +426,161 @@ check_agent_heals() {
   expect_egress tenant-a 4 "$EGRESS_A" "after the refused down: "
 }
 
+# High availability: tenant-c's client (no persistent keepalive) sends an HTTP request every
+# ~0.1 s while the gateway holding its egress is frozen whole (SIGSTOP of its agent, keepalived
+# and wireguard-go: the kernel still holds the addresses, nobody speaks VRRP or WireGuard there).
+# Within FAILOVER_BOUND s of the freeze the egress IP must answer the internet host from the
+# standby (its MAC in the internet host's neighbour table: the standby's unsolicited ARP won) and
+# the client's requests must be answered again from egress C (the new active gateway kicked a
+# handshake: the client would otherwise wait ~15 s), nothing arriving with another source. Then
+# the gateway is mended (SIGCONT) and the client must still work; with failback preempt the
+# mended gateway holds the addresses again, with nopreempt whoever holds them keeps them.
+FAILOVER_BOUND=5
+FAILOVER_HOLD=7       # seconds frozen (the bound, and 2 s of traffic through the standby)
+ha_pids() {  # the processes that make GW a gateway: agent, keepalived (both), wireguard-go
+  on "$1" "{ awk '{print \$1}' /run/wggw/agent.lock
+    for p in \$(cat /run/wggw/*.pid 2>/dev/null); do
+      case \$(cat /proc/\$p/comm 2>/dev/null) in keepalived | wireguard-go) echo \$p ;; esac
+    done; } | sort -u | tr '\n' ' '" </dev/null
+}
+mac_of() { on "$1" "cat /sys/class/net/lab-wan/address" </dev/null; }
+# ha_probe SECONDS: tenant-c's requests ("TIME ANSWER", "-" for none), 0.5 s timeout each.
+ha_probe() {
+  on tenant-c "end=\$((\$(date +%s) + $1))
+    while [ \$(date +%s) -lt \$end ]; do
+      a=\$(curl -s -4 --max-time 0.5 http://$INET/); echo \"\$(date +%s.%N) \${a:--}\"; sleep 0.05
+    done" </dev/null
+}
+# ha_takeover_watch MAC SECONDS: on the internet host, the time egress C first answers a ping
+# with MAC (the standby's) as its neighbour entry, or "timeout".
+ha_takeover_watch() {
+  on internet "echo ready; end=\$((\$(date +%s) + $2))
+    while [ \$(date +%s) -lt \$end ]; do
+      if ping -c 1 -W 0.2 $EGRESS_C >/dev/null 2>&1 &&
+         ip neigh show $EGRESS_C dev lab-wan | grep -qi 'lladdr $1'; then date +%s.%N; exit 0; fi
+      sleep 0.05
+    done; echo timeout" </dev/null
+}
+# ha_verdict T0 T1 PROBES: over the probes from T0 to T1, "ok SECONDS LOST TOTAL" (SECONDS: from
+# T0 to the first good answer after the last lost one) or "FAIL why".
+ha_verdict() {
+  awk -v t0="$1" -v t1="$2" -v want="$EGRESS_C" '
+    $1 < t0 {before = $2; next}
+    $1 >= t1 {next}
+    {n++; if ($2 == "-") {lost++; good = 0} else if ($2 != want) wrong = wrong " " $2
+     else if (!good) good = $1}
+    END {
+      if (before != want) {print "FAIL no good answer just before (last: " before ")"; exit}
+      if (wrong != "") {print "FAIL answers with another source:" wrong; exit}
+      if (!good) {print "FAIL no good answer after the last lost request"; exit}
+      printf "ok %.2f %d %d", (lost ? good - t0 : 0), lost + 0, n}' "$3"
+}
+
+check_failover() {
+  local active standby pids out="$state/failover.log" watch="$state/takeover.log" probe watcher
+  local t_fault t_mend t_take verdict secs lost total wrong mend_verdict
+  active=$(ha_holders | tr '\n' ' ')
+  case $active in
+    "gw1 ") active=gw1 standby=gw2 ;; "gw2 ") active=gw2 standby=gw1 ;;
+    *) fail tenant-c "failover: one gateway holds egress C before" "held by: ${active:-nobody}"; return ;;
+  esac
+  expect_egress tenant-c 4 "$EGRESS_C" "failover, before (via $active): "
+  pids=$(ha_pids "$active")
+  watch_sources
+  ha_probe $(( FAILOVER_HOLD + 14 )) >"$out" 2>&1 &
+  probe=$!
+  ha_takeover_watch "$(mac_of "$standby")" $(( FAILOVER_BOUND + 10 )) >"$watch" 2>&1 &
+  watcher=$!
+  for _ in $(seq 1 50); do [ -s "$out" ] && grep -q ready "$watch" && break; sleep 0.1; done
+  sleep 1
+  t_fault=$({ on "$active" "date +%s.%N; kill -STOP $pids" </dev/null || true; } | head -n 1)
+  say "failover: froze $active (pids $pids); $standby stands by"
+  wait "$watcher" || true
+  t_take=$(tail -n 1 "$watch")
+  sleep $(( FAILOVER_HOLD - 1 ))
+  t_mend=$({ on "$active" "date +%s.%N; kill -CONT $pids" </dev/null || true; } | head -n 1)
+  wait "$probe" || true
+  wrong=$(wrong_sources)
+  on internet "nft delete table inet wggwlab_watch" </dev/null || true
+  if [ "$t_take" = timeout ] || [ "$t_take" = ready ] || [ -z "$t_take" ]; then
+    fail internet "failover: egress C answers from $standby within $FAILOVER_BOUND s" \
+      "watch: ${t_take:-nothing}" "$(on "$standby" "tail -n 10 /var/log/wggw-keepalived.log" </dev/null 2>&1)"
+  else
+    secs=$(awk -v a="$t_fault" -v b="$t_take" 'BEGIN {printf "%.2f", b - a}')
+    if awk -v d="$secs" -v b="$FAILOVER_BOUND" 'BEGIN {exit !(d <= b)}'; then
+      pass internet "failover: egress $EGRESS_C answers from $standby $secs s after $active froze (takeover)"
+    else
+      fail internet "failover: egress C answers from $standby within $FAILOVER_BOUND s" "after $secs s"
+    fi
+  fi
+  verdict=$(ha_verdict "$t_fault" "$t_mend" "$out")
+  if [ "${verdict%% *}" = ok ]; then
+    read -r _ secs lost total <<<"$verdict"
+    if awk -v d="$secs" -v b="$FAILOVER_BOUND" 'BEGIN {exit !(d <= b)}'; then
+      pass tenant-c "failover: answered from $EGRESS_C again $secs s after $active froze, via $standby (client recovery; $lost of $total requests lost, no keepalive)"
+    else
+      fail tenant-c "failover: answered again within $FAILOVER_BOUND s" "after $secs s"
+    fi
+  else
+    fail tenant-c "failover: answered from $EGRESS_C again within $FAILOVER_BOUND s, via $standby" \
+      "${verdict#FAIL }" "requests (time, answer) from 1 s before:" \
+      "$(awk -v t="$t_fault" '$1 >= t - 1' "$out" | head -n 60)" \
+      "$standby: $(on "$standby" "wg show $WG_IFACE_HA; tail -n 8 /var/log/wggw-agent.log; tail -n 8 /var/log/wggw-keepalived.log" </dev/null 2>&1)"
+  fi
+  check_kicked "$standby" "$t_fault"
+  mend_verdict=$(awk -v t="$t_mend" -v want="$EGRESS_C" '$1 >= t {n++; last = $2; if ($2 == "-") lost++}
+    END {printf "%s %d %d", last == want ? "ok" : "FAIL", lost + 0, n}' "$out")
+  check_failback "$active" "$standby" "$mend_verdict"
+  if [ -n "$wrong" ]; then
+    fail internet "failover: nothing arrives with a source other than the egress IPs" "$wrong"
+  else
+    pass internet "failover: nothing arrived with a source other than the egress IPs (leak watch: 0 packets)"
+  fi
+}
+
+# check_kicked STANDBY T_FAULT: the client's session after the takeover is with the standby (its
+# wg-ha shows a handshake with tenant-c's key since the fault), started by the standby's agent on
+# keepalived's notify (its log line `vrrp interface=wg-ha state=MASTER kicked=N`).
+check_kicked() {
+  local key hs kick
+  key=$(peer_json tenant-c | json_field public_key)
+  hs=$(on "$1" "wg show $WG_IFACE_HA latest-handshakes" </dev/null 2>&1 | awk -v k="$key" '$1 == k {print $2}')
+  kick=$(on "$1" "grep 'state=MASTER' /var/log/wggw-agent.log | tail -n 1" </dev/null 2>&1)
+  if [ -n "$hs" ] && [ "$hs" -ge "${2%.*}" ]; then
+    pass "$1" "failover: tenant-c's session is with $1 (handshake $(( hs - ${2%.*} )) s after the freeze; agent: ${kick:-no MASTER line})"
+  else
+    fail "$1" "failover: tenant-c's session is with $1 (a handshake since the freeze)" \
+      "latest handshake: ${hs:-none}, freeze at ${2%.*}" "agent: ${kick:-no MASTER line}"
+  fi
+}
+
+check_failback() {  # check_failback MENDED STANDBY "ok|FAIL LOST TOTAL": after the mend
+  local mended=$1 standby=$2 ok lost total want deadline holders
+  read -r ok lost total <<<"$3"
+  if [ "$ok" = ok ]; then
+    pass tenant-c "failover: still answered from $EGRESS_C after $mended was mended ($lost of $total requests lost since)"
+  else
+    fail tenant-c "failover: still answered from $EGRESS_C after $mended was mended" \
+      "last requests:" "$(tail -n 20 "$state/failover.log")"
+  fi
+  case $LAB_HA_FAILBACK in preempt) want=$mended ;; *) want="" ;; esac
+  deadline=$(( SECONDS + 10 ))
+  while holders=$(ha_holders | tr '\n' ' '); [ $SECONDS -lt $deadline ]; do
+    if [ -n "$want" ]; then [ "$holders" = "$want " ] && break
+    else case $holders in "gw1 " | "gw2 ") break ;; esac; fi
+    sleep 0.2
+  done
+  if { [ -n "$want" ] && [ "$holders" = "$want " ]; } ||
+     { [ -z "$want" ] && case $holders in "gw1 " | "gw2 ") true ;; *) false ;; esac; }; then
+    pass "${holders% }" "failback $LAB_HA_FAILBACK: ${holders% } alone holds egress C after the mend"
+  else
+    fail "$mended" "failback $LAB_HA_FAILBACK: ${want:-one gateway} alone holds egress C after the mend" \
+      "held by: ${holders:-nobody}"
+  fi
+  expect_egress tenant-c 4 "$EGRESS_C" "after the failover and mend: "
+  expect_egress tenant-c 6 "$EGRESS_C6" "after the failover and mend: "
+}
+
 # Every host restarted (`vagrant reload`): provisioning runs again, PostgreSQL starts again, each
 # gateway's agent rebuilds its part of the kernel state from the store, the clients reconnect
 # with the configs they hold, and all works again.
@@ -460,6 +644,7 @@ run_checks() {
   check_reports
   check_propagation tenant-a
   check_propagation tenant-b
+  check_failover
   check_agent_heals
   check_rotation
   check_leak_watch "the whole check before the reload"

@@ -4,8 +4,8 @@
 # with TLS (a certificate of its own for its address) and password authentication (scram-sha-256)
 # for the role `wggw`. It is also the operator's host: wggw's CLI here works on that store like
 # on any other machine (over TCP and TLS, the password in a libpq passfile), and writes the
-# fleet: gateways gw1 and gw2, an interface on each, tenant-a on gw1 and tenant-b on gw2, one
-# client peer per tenant; and it runs the key rotation's cron job. Every step is idempotent: this runs on every boot.
+# fleet: gateways gw1 and gw2, an interface on each, tenant-a on gw1 and tenant-b on gw2, an HA
+# interface on both (gw1 active) with tenant-c, one client peer per tenant; and it runs the key rotation's cron job. Every step is idempotent: this runs on every boot.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -81,19 +81,27 @@ for gw in gw1 gw2; do
   wggw gateway show "$gw" >/dev/null 2>&1 ||
     wggw gateway add "$gw" --uplink lab-wan --via "$INET" --via "$INET6" >/dev/null
 done
-add_interface() {  # add_interface NAME GATEWAY ENDPOINT_ADDRESS PORT
-  wggw interface show "$1" >/dev/null 2>&1 ||
-    wggw interface add "$1" --listen-port "$4" --endpoint "$3:$4" --gateway "$2" >/dev/null
+add_interface() {  # add_interface NAME ENDPOINT_ADDRESS PORT GATEWAY... (by priority)
+  local name=$1 endpoint=$2 port=$3 gw opts=()
+  shift 3
+  for gw in "$@"; do opts+=(--gateway "$gw"); done
+  wggw interface show "$name" >/dev/null 2>&1 ||
+    wggw interface add "$name" --listen-port "$port" --endpoint "$endpoint:$port" "${opts[@]}" >/dev/null
 }
-add_interface "$WG_IFACE_GW1" gw1 "$GW1_ACCESS" "$WG_PORT_GW1"
-add_interface "$WG_IFACE_GW2" gw2 "$GW2_ACCESS" "$WG_PORT_GW2"
-add_tenant() {  # add_tenant NAME INTERFACE POOL POOL6 EGRESS EGRESS6
+add_interface "$WG_IFACE_GW1" "$GW1_ACCESS" "$WG_PORT_GW1" gw1
+add_interface "$WG_IFACE_GW2" "$GW2_ACCESS" "$WG_PORT_GW2" gw2
+# High availability: on both gateways, gw1 first (active), its endpoint a floating address.
+add_interface "$WG_IFACE_HA" "$HA_ENDPOINT" "$WG_PORT_HA" gw1 gw2
+add_tenant() {  # add_tenant NAME INTERFACE POOL POOL6 EGRESS EGRESS6 [PEER OPTIONS...]
   wggw tenant show "$1" >/dev/null 2>&1 ||
     wggw tenant add "$1" --interface "$2" --pool "$3" --pool "$4" --egress "$5" --egress "$6" >/dev/null
-  wggw peer show "$1/client" >/dev/null 2>&1 || wggw peer add "$1/client" --keepalive 25 >/dev/null
+  wggw peer show "$1/client" >/dev/null 2>&1 || wggw peer add "$1/client" "${@:7}" >/dev/null
 }
-add_tenant tenant-a "$WG_IFACE_GW1" "$POOL_A" "$POOL_A6" "$EGRESS_A" "$EGRESS_A6"
-add_tenant tenant-b "$WG_IFACE_GW2" "$POOL_B" "$POOL_B6" "$EGRESS_B" "$EGRESS_B6"
+add_tenant tenant-a "$WG_IFACE_GW1" "$POOL_A" "$POOL_A6" "$EGRESS_A" "$EGRESS_A6" --keepalive 25
+add_tenant tenant-b "$WG_IFACE_GW2" "$POOL_B" "$POOL_B6" "$EGRESS_B" "$EGRESS_B6" --keepalive 25
+# tenant-c's egress floats with wg-ha; its client has no keepalive on purpose: after a failover
+# it gets a new session only because the new active gateway starts the handshake (the kick).
+add_tenant tenant-c "$WG_IFACE_HA" "$POOL_C" "$POOL_C6" "$EGRESS_C" "$EGRESS_C6"
 
 # Unattended rotation, as shipped, from the operator's side: one job for the whole fleet, whose
 # new keys the gateways' agents apply. No cron daemon runs in the lab: `vagrant/lab check` runs

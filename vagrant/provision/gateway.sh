@@ -5,11 +5,13 @@
 # addresses), follows the operator's changes (LISTEN/NOTIFY) and reports back. Nothing is
 # configured here by hand: the operator's CLI on the db host writes the store. Runs on every boot
 # (`run: "always"`): a restarted container comes back without its WireGuard interface, rules and
-# nft table, and the agent's first converge builds them again from the store.
+# nft table, and the agent's first converge builds them again from the store. Beside the agent,
+# keepalived (high availability): it holds the HA interface's floating endpoint and egress
+# addresses on whichever gateway is active, on the configuration the agent renders.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-need python3:python3 nft:nftables wg:wireguard-tools curl:curl
+need python3:python3 nft:nftables wg:wireguard-tools curl:curl keepalived:keepalived
 lab_links
 case $LAB_HOST in
   gw1) add6 lab-wan "$GW1_UPLINK6/64" ;;
@@ -54,4 +56,27 @@ else
 fi
 # Ready: the control socket appears once the agent's first converge is done.
 wait_for "the wggw agent" 60 test -S /run/wggw/agent.sock
+
+# keepalived beside the agent (not under it), on /run/wggw/keepalived.conf, which the agent
+# writes after its first converge and reloads (SIGHUP) on change: the shipped unit with systemd
+# (Debian's own keepalived.service reads another file: kept off); under provision/supervise on
+# the docker provider, with the unit's command line (and no syslog: none runs there).
+wait_for "the agent's keepalived.conf" 30 test -s /run/wggw/keepalived.conf
+if [ -d /run/systemd/system ]; then
+  systemctl disable -q --now keepalived 2>/dev/null || true
+  install -m 0644 "$lab_dir/../templates/wggw-keepalived.service" /etc/systemd/system/
+  systemctl daemon-reload
+  systemctl enable -q --now wggw-keepalived
+else
+  pidfile=/run/wggw-lab-keepalived.pid
+  if [ -z "$(running_pid "$pidfile" supervise)" ]; then
+    log "starting keepalived (supervised; log: /var/log/wggw-keepalived.log)"
+    setsid "$lab_dir/provision/supervise" /var/log/wggw-keepalived.log \
+      /usr/sbin/keepalived --dont-fork --vrrp --log-console --log-detail --no-syslog \
+      --use-file /run/wggw/keepalived.conf --pid /run/wggw/keepalived.pid \
+      --vrrp_pid /run/wggw/keepalived-vrrp.pid </dev/null >/dev/null 2>&1 &
+    echo $! >"$pidfile"
+  fi
+fi
+wait_for "keepalived" 30 test -s /run/wggw/keepalived-vrrp.pid
 log "ready"

@@ -109,7 +109,7 @@ write_wggw_env() {
     {
       printf "WGGW_DB='%s'\n" "$STORE_URL"
       printf 'WGGW_KEY_FILE=/etc/wggw/store.key\nPGPASSFILE=/etc/wggw/pgpass\n'
-      [ -z "${1:-}" ] || printf 'WGGW_GATEWAY=%s\n' "$1"
+      [ -z "${1:-}" ] || printf 'WGGW_GATEWAY=%s\nWGGW_HA_FAILBACK=%s\n' "$1" "$LAB_HA_FAILBACK"
     } >/etc/wggw/wggw.env.new
     mv /etc/wggw/wggw.env.new /etc/wggw/wggw.env
   )
