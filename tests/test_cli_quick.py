@@ -89,6 +89,7 @@ def test_plain_apply_goes_quick(monkeypatch, argv, quiet, state_dir, label) -> N
         ["apply", "-qv"],
         ["apply", "extra"],
         ["--db", "postgresql:///x", "apply"],
+        ["--gateway", "gw1", "apply"],
         ["--state-dir", "apply"],
         ["--state-dir=", "apply"],
         ["plan"],
@@ -141,3 +142,27 @@ def test_quick_exit_waits_for_non_daemon_threads(tmp_path) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 3 and res.stdout == "bye"
     assert mark.read_text() == "x"
+
+
+def test_quick_apply_reads_the_gateway_like_the_typer_command(tmp_path) -> None:
+    """WGGW_GATEWAY on the quick path: the fleet gateway this host is, as for the typer
+    command (an unknown one is refused by both alike, before anything is touched)."""
+    env = {**os.environ, "WGGW_GATEWAY": "gw9", "WGGW_RUN_DIR": str(tmp_path / "run")}
+    env.pop("WGGW_DB", None)
+    state = str(tmp_path / "state")
+    subprocess.run([sys.executable, "-m", "wggw.cli.app", "--state-dir", state, "init"],
+                   env=env, check=True, capture_output=True, timeout=60)  # fmt: skip
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", module, "--state-dir", state, "apply"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        for module in ("wggw.cli.entry", "wggw.cli.app")
+    ]
+    quick, typer = runs
+    assert (quick.returncode, quick.stderr) == (typer.returncode, typer.stderr)
+    if os.geteuid() == 0:  # else both stop at "needs root" (exit 77) first
+        assert quick.returncode == 2 and "no gateway named 'gw9'" in quick.stderr

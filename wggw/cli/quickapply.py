@@ -5,7 +5,8 @@ sets up thousands of peers on the other core).
 
 Only that plain form takes it; any other option (`--backend`, `-v`, `--db`, `--help`, ...)
 goes to the typer app (cli/app.py), which parses, checks and documents it. The backend comes
-from WGGW_BACKEND and the store from WGGW_DB, as the typer command reads them.
+from WGGW_BACKEND, the store from WGGW_DB and the gateway from WGGW_GATEWAY, as the typer command
+reads them.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ def _run(cmd: Command) -> int:
     echo = None if cmd.quiet else _echo
     backend = os.environ.get("WGGW_BACKEND") or None
     with open_existing(cmd.state_dir, os.environ.get("WGGW_DB") or None) as store:
-        report, result = dataplane.apply(store, backend, echo)
+        # WGGW_GATEWAY as the typer command reads it (cli/common.gateway): a fleet gateway's
+        # host applies its own part
+        gateway = os.environ.get("WGGW_GATEWAY") or None
+        report, result = dataplane.apply(store, backend, echo, gateway=gateway)
     KEPT.append(result)  # freed by the OS at exit (see `exit_now`)
     if not cmd.quiet:
         for line in report.lines():
