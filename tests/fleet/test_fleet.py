@@ -261,7 +261,8 @@ _LEAK = (
     "import socket, sys\n"
     "s = socket.create_connection((sys.argv[2], 80), timeout=3, source_address=(sys.argv[1], 0))\n"
     "s.sendall(b'GET /t1/4/999999 HTTP/1.0\\r\\n\\r\\n')\n"
-    "print(s.recv(200).decode().split()[-1])\n"
+    # the whole answer (HTTP/1.0: the server closes): headers and body may come apart
+    "print(b''.join(iter(lambda: s.recv(4096), b'')).decode().split()[-1])\n"
 )
 
 

@@ -233,11 +233,24 @@ def test_a_frozen_agent_gives_the_addresses_up(ha: HaLab) -> None:
         )
     finally:
         ha.agent.proc.send_signal(signal.SIGCONT)
+        resumed = time.time()
     wait_until(
         lambda: ha.holds(ENDPOINT, *EGRESS, EGRESS2),
         timeout=15 * SCALE,
         what="the addresses back once the agent answers again",
     )
+    # ... and the takeover's kick gives the client (it has a tunnel by now) a new session
+    wait_until(
+        lambda: _handshake_since(ha, resumed - 1),
+        timeout=10 * SCALE,
+        what="a handshake with the client after the takeover",
+    )
+
+
+def _handshake_since(ha: HaLab, since: float) -> bool:
+    out = ha.lab.gw.run(["wg", "show", ha.ifname, "latest-handshakes"]).stdout
+    stamps = (line.split() for line in out.splitlines())
+    return any(int(f[1]) >= since for f in stamps if len(f) == 2)
 
 
 UDP_FROM_51820 = """
