@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wggw.lab.pgcluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +69,34 @@ def require_netns(suite: str, tools: tuple[str, ...] = NETNS_TOOLS) -> None:
         pytest.fail(f"{suite} must run in CI: {reason}")
     if reason:
         pytest.skip(reason)
+
+
+def require_pg(suite: str) -> None:
+    """As require_netns, for a throwaway PostgreSQL (wggw/lab/pgcluster.py: root and the
+    Debian package)."""
+    import pytest
+
+    from wggw.lab.pgcluster import unusable
+
+    reason = unusable()
+    if reason and os.environ.get("CI") == "true":
+        pytest.fail(f"{suite} must run in CI: {reason}")
+    if reason:
+        pytest.skip(f"{suite}: {reason}")
+
+
+@contextlib.contextmanager
+def pg_cluster(suite: str) -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for `suite` (require_pg first), removed afterwards."""
+    from wggw.lab.pgcluster import Cluster
+
+    require_pg(suite)
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 # Ways to break the audit chain with SQL (either store): statements, the first bad seq that

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 from conftest import AgentProc, forget_agent_files
+from wggwtest import pg_cluster
 
 from wggw.core.model import Gateway
-from wggw.lab.pgcluster import Cluster, unusable
+from wggw.lab.pgcluster import Cluster
 from wggw.lab.topology import INET_URL_V4, INET_V4, INET_V6, Lab, new_ifname
 from wggw.ops import agentclient
 
@@ -85,14 +86,7 @@ def _place(fleet: Fleet) -> None:
 
 @pytest.fixture(scope="module")
 def fleet(require_root: None) -> Iterator[Fleet]:
-    why = unusable()
-    if why and os.environ.get("CI") == "true":
-        pytest.fail(f"the PostgreSQL tests must run in CI: {why}")
-    if why:
-        pytest.skip(f"PostgreSQL: {why}")
-    cluster = Cluster()
-    try:
-        cluster.start()
+    with pg_cluster("the PostgreSQL tests") as cluster:
         url = cluster.createdb()
         with Lab(("acme", "globex")) as lab:
             env = {"WGGW_DB": url, "WGGW_KEY_FILE": str(lab.workdir / "wggw.key")}
@@ -130,8 +124,6 @@ def fleet(require_root: None) -> Iterator[Fleet]:
                 if not cluster.running:
                     cluster.start()
                 lab.wggw("down", env=env, check=False)
-    finally:
-        cluster.remove()
 
 
 def test_applies_only_its_gateways_part(fleet: Fleet) -> None:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import AgentProc, forget_agent_files
+from wggwtest import pg_cluster
 
-from wggw.lab.pgcluster import Cluster, unusable
 from wggw.lab.topology import INET_URL_V4, Lab, new_ifname
 
 SCALE = float(os.environ.get("WGGW_TIME_SCALE", "1"))
@@ -50,14 +50,7 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(require_root: None) -> Iterator[Fleet]:
-    why = unusable()
-    if why and os.environ.get("CI") == "true":
-        pytest.fail(f"the PostgreSQL tests must run in CI: {why}")
-    if why:
-        pytest.skip(f"PostgreSQL: {why}")
-    cluster = Cluster()
-    try:
-        cluster.start()
+    with pg_cluster("the PostgreSQL tests") as cluster:
         url = cluster.createdb()
         with Lab(("acme", "globex")) as lab:
             env = {"WGGW_DB": url, "WGGW_KEY_FILE": str(lab.workdir / "wggw.key")}
@@ -76,8 +69,6 @@ def fleet(require_root: None) -> Iterator[Fleet]:
                     print(agent.log()[-4000:])  # shown by pytest when a test failed
                 forget_agent_files()
                 lab.wggw("down", env=env, check=False)
-    finally:
-        cluster.remove()
 
 
 def _setup(fleet: Fleet) -> None:

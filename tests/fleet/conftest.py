@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from wggwtest import require_netns
+from wggwtest import require_netns, require_pg
 
-from wggw.lab import pgcluster
 from wggw.lab.fleet import INET_V4, INET_V6, UPLINK_DEV, FleetLab
 from wggw.lab.netns import LabError
 
@@ -82,11 +81,7 @@ def _configure(f: Fleet) -> None:
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
     require_netns("the fleet tier", ("ip", "wg", "wireguard-go", "nft"))
-    why = pgcluster.unusable()
-    if why and os.environ.get("CI") == "true":
-        pytest.fail(f"the fleet tier must run in CI: {why}")
-    if why:
-        pytest.skip(f"the fleet tier: {why}")
+    require_pg("the fleet tier")
     lab = FleetLab(GATEWAYS, clients=tuple(TENANTS))
     with lab:
         f = Fleet(lab)

@@ -15,12 +15,13 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from wggwtest import pg_cluster
 
 from wggw.lab import hacycle, hawggw
 from wggw.lab import hafigures as hf
 from wggw.lab.ha import WAYS, HaLab
 from wggw.lab.netns import wait_until
-from wggw.lab.pgcluster import Cluster, unusable
+from wggw.lab.pgcluster import Cluster
 
 SCALE = float(os.environ.get("WGGW_TIME_SCALE", "1"))
 TARGET_S = 3.0  # issue 14: egress IP and client tunnel each back within 3 s (p99)
@@ -31,17 +32,8 @@ HA_ENV = {"WGGW_HA_FAILBACK": "nopreempt"}
 
 @pytest.fixture
 def cluster(require_ha: None) -> Iterator[Cluster]:
-    why = unusable()
-    if why and os.environ.get("CI") == "true":
-        pytest.fail(f"the HA tests must run in CI: {why}")
-    if why:
-        pytest.skip(f"HA tests: {why}")
-    c = Cluster()
-    try:
-        c.start()
+    with pg_cluster("the HA tests") as c:
         yield c
-    finally:
-        c.remove()
 
 
 def _log(line: str) -> None:

@@ -3,28 +3,19 @@ when tests fail), a fresh database per test, a key file, and `kind`: each store 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wggwtest import pg_cluster as throwaway_cluster
 
-from wggw.lab.pgcluster import Cluster, unusable
+from wggw.lab.pgcluster import Cluster
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
-    why = unusable()
-    if why and os.environ.get("CI") == "true":  # CI runs as root with the package: never skip
-        pytest.fail(f"the PostgreSQL tests must run in CI: {why}")
-    if why:
-        pytest.skip(f"PostgreSQL tests: {why}")
-    cluster = Cluster()
-    try:
-        cluster.start()
+    with throwaway_cluster("the PostgreSQL tests") as cluster:  # CI never skips it
         yield cluster
-    finally:
-        cluster.remove()
 
 
 @pytest.fixture
