@@ -31,17 +31,10 @@ class Command(NamedTuple):
 
 def parse(argv: list[str]) -> Command | None:
     """`[--state-dir DIR] peer add|remove REF --apply`, or None (the typer app's job)."""
-    args = list(argv)
-    state_dir, label = None, "state-dir"
-    if args and args[0].startswith("--state-dir"):
-        head = args.pop(0)
-        if head.startswith("--state-dir="):
-            state_dir = head.partition("=")[2]
-        elif head == "--state-dir" and args:
-            state_dir = args.pop(0)
-        else:
-            return None
-        label = "--state-dir"
+    split = split_state_dir(argv)
+    if split is None:
+        return None
+    state_dir, args = split
     if len(args) != 4 or args[:2] not in (["peer", "add"], ["peer", "remove"]):
         return None
     rest = args[2:]
@@ -51,10 +44,30 @@ def parse(argv: list[str]) -> Command | None:
     ref = rest[0]
     if state_dir == "" or not ref or ref.startswith("-") or "{" in ref:
         return None
-    if state_dir is None:
-        env = os.environ.get(STATE_DIR_ENV)
-        state_dir, label = (env, STATE_DIR_ENV) if env else (str(DEFAULT_STATE_DIR), label)
-    return Command(args[1], ref, Path(state_dir), label)
+    return Command(args[1], ref, *resolve_state_dir(state_dir))
+
+
+def split_state_dir(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """A leading `--state-dir DIR` / `--state-dir=DIR` and the words after it (DIR None: not
+    given), or None for a form only the typer app parses (a missing value)."""
+    args = list(argv)
+    if not (args and args[0].startswith("--state-dir")):
+        return None, args
+    head = args.pop(0)
+    if head.startswith("--state-dir="):
+        return head.partition("=")[2], args
+    if head == "--state-dir" and args:
+        return args.pop(0), args
+    return None
+
+
+def resolve_state_dir(state_dir: str | None) -> tuple[Path, str]:
+    """The state directory and how messages name it, as the typer app resolves it: the option,
+    else WGGW_STATE_DIR, else the default."""
+    if state_dir is not None:
+        return Path(state_dir), "--state-dir"
+    env = os.environ.get(STATE_DIR_ENV)
+    return (Path(env), STATE_DIR_ENV) if env else (DEFAULT_STATE_DIR, "state-dir")
 
 
 def agent_listens() -> bool:

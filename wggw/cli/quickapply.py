@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-from wggw.cli.quick import DEFAULT_STATE_DIR, STATE_DIR_ENV
+from wggw.cli.quick import resolve_state_dir, split_state_dir
 
 NOTHING = "Nothing to do: the host matches the store."  # as cli/dataplane.py prints it
 KEPT: list[Any] = []  # the last apply's result, alive until `exit_now`
@@ -31,26 +31,16 @@ class Command(NamedTuple):
 
 def parse(argv: list[str]) -> Command | None:
     """`[--state-dir DIR|--state-dir=DIR] apply [-q|--quiet]`, or None (the typer app's job)."""
-    args = list(argv)
-    state_dir, label = None, "state-dir"
-    if args and args[0].startswith("--state-dir"):
-        head = args.pop(0)
-        if head.startswith("--state-dir="):
-            state_dir = head.partition("=")[2]
-        elif head == "--state-dir" and args:
-            state_dir = args.pop(0)
-        else:
-            return None
-        label = "--state-dir"
+    split = split_state_dir(argv)
+    if split is None:
+        return None
+    state_dir, args = split
     if not args or args[0] != "apply" or state_dir == "":
         return None
     rest = args[1:]
     if rest not in ([], ["-q"], ["--quiet"]):
         return None
-    if state_dir is None:
-        env = os.environ.get(STATE_DIR_ENV)
-        state_dir, label = (env, STATE_DIR_ENV) if env else (str(DEFAULT_STATE_DIR), label)
-    return Command(bool(rest), Path(state_dir), label)
+    return Command(bool(rest), *resolve_state_dir(state_dir))
 
 
 def run(cmd: Command) -> int:
