@@ -78,9 +78,12 @@ def apply(
 ):
     """Under the store lock: housekeeping (retire, expire), then converge this host's part
     (`placed`). Returns (rotation.Report, converge.Result)."""
+    from wggw.backends.system import RealSystem
     from wggw.core import conflicts, ha
 
-    this_host = system is None  # a system handed in (tests, benchmarks) is no host's role
+    # The host's role is the real host's (apply_peer hands its RealSystem in too); an
+    # in-memory host of the tests has none.
+    this_host = system is None or isinstance(system, RealSystem)
     system = system if system is not None else system_for(backend, may_load=True)
     with _host_lock(store, gateway), converge.gc_paused():  # the store's 10,000 peers too
         # An egress that conflicts with the host stops apply before anything, housekeeping too.
