@@ -11,6 +11,7 @@ from wggw.cli.common import (
     BACKEND,
     JSON,
     echo_json,
+    gateway,
     iso,
     open_store,
     table,
@@ -124,7 +125,9 @@ def _add_many(
         with store.locked():
             peers = bulk.add_peers(store, entries)
             if apply:
-                target = _apply_many(store, backend, {p.tenant for p in peers}, as_json)
+                target = _apply_many(
+                    store, backend, {p.tenant for p in peers}, as_json, gateway(ctx)
+                )
         _wait_fleet(store, target, as_json)
     if as_json:
         echo_json([peer_json(p) for p in peers])
@@ -136,7 +139,9 @@ def _add_many(
     typer.echo(f"{len(peers)} peer(s) added; client configs: wggw peer config TENANT/PEER")
 
 
-def _apply_many(store, backend: str | None, tenants: set[str], as_json: bool):
+def _apply_many(
+    store, backend: str | None, tenants: set[str], as_json: bool, on: str | None = None
+):
     """`peer add --apply` of many peers: the whole `apply` here for the tenants this host
     runs; for those placed on fleet gateways, what to wait for (the caller holds the lock)."""
     from wggw.ops import dataplane, fleetwait
@@ -144,7 +149,7 @@ def _apply_many(store, backend: str | None, tenants: set[str], as_json: bool):
     echo = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
     targets = [fleetwait.peer_target(store, t) for t in sorted(tenants)]
     if any(t is None for t in targets):
-        report, result = dataplane.apply(store, backend, echo)
+        report, result = dataplane.apply(store, backend, echo, gateway=on)
         for line in report.lines():
             echo(line)
         echo(f"{len(result.changes)} change(s) applied.")
