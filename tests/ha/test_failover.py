@@ -62,8 +62,5 @@ def test_failover_each_way_within_target_and_no_wrong_source(cluster: Cluster) -
         worst = c.worst_client_s
         assert worst is not None and worst <= TARGET_S * SCALE, what
         assert c.wrong == [], what
-        # Mending the broken gateway (it stands by again) does not cut the clients either:
-        # after a freeze its keepalived comes back as master without a notify (agent/ha.py)
-        assert c.mend_gap_s is not None and c.mend_gap_s <= TARGET_S * SCALE, what
     assert whole_run_wrong == (), whole_run_wrong
     assert not lab.leftovers(), lab.leftovers()
