@@ -126,11 +126,28 @@ def _serving(path: str) -> bool:
 
 
 def _write_pid(ifname: str, pid: int) -> None:
-    tmp = pid_path(ifname) + ".tmp"
+    # Plain os calls only: this also runs in the forked child, before exec (_child_setup).
+    path = pid_path(ifname)
+    tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{pid}\n")
-    os.replace(tmp, pid_path(ifname))
+    try:
+        os.write(fd, f"{pid}\n".encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _child_setup(ifname: str):
+    """The preexec_fn of wireguard-go: the child records its own PID (unchanged by exec) before
+    exec, so the PID file exists before the link does. Were the parent to write it after Popen,
+    a wggw killed in between would leave a running device no later apply or `down` could claim."""
+    limit = wglog.limit_file_size()
+
+    def setup() -> None:
+        _write_pid(ifname, os.getpid())
+        limit()
+
+    return setup
 
 
 def _log_tail(ifname: str) -> str:
@@ -170,13 +187,12 @@ def start_process(binary: str, ifname: str) -> int:
             stderr=log_fd,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=wglog.limit_file_size(),
+            preexec_fn=_child_setup(ifname),
         )
-    except OSError as e:
+    except (OSError, subprocess.SubprocessError) as e:
         raise BackendError(f"wireguard-go {ifname}: cannot start {binary}: {e}") from e
     finally:
         os.close(log_fd)
-    _write_pid(ifname, proc.pid)
     if (
         not _wait(lambda: proc.poll() is not None or _serving(sock), START_TIMEOUT, START_POLL)
         or proc.poll() is not None
