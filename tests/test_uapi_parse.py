@@ -121,3 +121,51 @@ def test_a_match_is_remembered_only_for_the_same_pair():
     assert not seen.matches(WgPeerSpec(A, PSK, ("10.0.0.4/32",), 25))  # another spec: compared
     assert seen == WgPeerState(A, PSK, ("10.0.0.3/32",), 25)  # the memo is not a field
     assert hash(seen) == hash(WgPeerState(A, PSK, ("10.0.0.3/32",), 25))
+
+
+def _fresh(spec: WgPeerSpec) -> list[str]:
+    """What wireguard-go 0.0.2023 prints for `spec` right after setting it (see the lab's
+    `get=1` after a `set=1`): fields in this order, allowed IPs as sent."""
+    psk = spec.psk.hex() if spec.psk is not None else "0" * 64
+    return [
+        f"public_key={keys.key_hex(spec.public_key)}",
+        f"preshared_key={psk}",
+        "protocol_version=1",
+        "last_handshake_time_sec=0",
+        "last_handshake_time_nsec=0",
+        "tx_bytes=0",
+        "rx_bytes=0",
+        f"persistent_keepalive_interval={spec.keepalive or 0}",
+        *(f"allowed_ip={c}" for c in spec.allowed_ips),
+    ]
+
+
+def test_expected_fresh_blocks_parse_to_the_states_the_memo_was_given():
+    """`BlockMemo.expect` must hold for each spec exactly the state its block parses to: the
+    verify of a cold apply takes those states without parsing. Checked against the parse
+    (no memo) for a PSK, none, an all-zero one, keepalive, IPv6 and several allowed IPs; a
+    peer with an endpoint is not expected (shown as resolved), nor is a block that differs."""
+    zero = keys.Secret("A" * 43 + "=")
+    specs = [
+        WgPeerSpec(A, PSK, ("10.0.0.3/32",)),
+        WgPeerSpec(B, None, ("10.0.0.10/32", "10.0.0.9/32", "fd00::4/128"), 25),
+        WgPeerSpec(keys.public_of(keys.generate_private()), zero, ("fd00::5/128",)),
+        WgPeerSpec(keys.public_of(keys.generate_private()), PSK, ("10.0.0.6/32",), None, "[::1]:1"),
+    ]
+    lines = [f"private_key={PRIV.hex()}", "listen_port=51820"]
+    for spec in specs:
+        lines += _fresh(spec)
+    text = "\n".join(lines + ["errno=0"]) + "\n\n"
+    memo = BlockMemo()
+    memo.expect(specs)
+    assert len(memo.states) == 3  # not the one with an endpoint
+    dev = parse_get("wg0", text, memo=memo)
+    assert dev == parse_get("wg0", text)  # the same states as parsed
+    for spec in specs[:3]:
+        assert dev.peers[spec.public_key] in memo.states.values()
+        assert dev.peers[spec.public_key].matches(spec)
+    assert dev.peers[specs[2].public_key].psk is None  # all zeros: no PSK, as parsed
+
+    moved = text.replace("rx_bytes=0", "rx_bytes=1", 1)  # A has had traffic since
+    memo.expect(specs)
+    assert parse_get("wg0", moved, memo=memo).peers[A].rx_bytes == 1

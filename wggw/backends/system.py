@@ -215,17 +215,33 @@ class RealSystem:
     def apply_peers(self, changes: list[Change], echo: Echo = None) -> None:
         """Peer changes of one device as one WireGuard transaction, without the rtnetlink
         socket and link dump that `apply` opens (the agent's one-peer delta)."""
+        send = self.prepare_peers(changes)
+        for change in changes:
+            echo_change(echo, change, self.line(change))
+        send()
+
+    def prepare_peers(self, changes: list[Change]) -> Callable[[], None]:
+        """Peer changes (`apply_peers`'s) built into their devices' requests now, sent when
+        the returned function is called: a cold apply builds 10,000 peers' request while the
+        head of its plan goes out. Touches nothing until called; prints nothing."""
+        requests = []
         for device, items in groupby(changes, key=peer_device):
             batch = list(items)
             if device is None:
                 raise BackendError(f"not a peer change: {batch[0].describe()}")
-            for change in batch:
-                echo_change(echo, change, self.line(change))
-            self.wg.set_peers(
-                device,
-                [c.peer for c in batch if isinstance(c, UpsertPeer)],
-                [c.public_key for c in batch if isinstance(c, RemovePeer)],
+            requests.append(
+                self.wg.prepare_peers(
+                    device,
+                    [c.peer for c in batch if isinstance(c, UpsertPeer)],
+                    [c.public_key for c in batch if isinstance(c, RemovePeer)],
+                )
             )
+
+        def send() -> None:
+            for request in requests:
+                self.wg.send_peers(request)
+
+        return send
 
     def _apply_one(self, change: Change, nl: netlink.Netlink) -> None:
         """A change outside the two batched groups (addresses, routes and rules always go

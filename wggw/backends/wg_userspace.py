@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from wggw.backends import runfiles, wg_uapi, wglog
 from wggw.backends.wireguard import (
+    PeersRequest,
     WgBackend,
     check_name,
     delete_link,
@@ -313,15 +314,23 @@ class UserspaceBackend(WgBackend):
         self._client(ifname).set(wg_uapi.device_lines(private_key, listen_port))
 
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:
+        self.send_peers(self.prepare_peers(ifname, upsert, remove))
+
+    def prepare_peers(
+        self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]
+    ) -> PeersRequest:
         lines: list[str] = []
         for public_key in remove:
             lines += wg_uapi.remove_lines(public_key)
         for spec in upsert:
             lines += wg_uapi.peer_lines(spec)
-        if lines:
-            self._client(ifname).set(
-                lines
-            )  # one request: one transaction under wireguard-go's lock
+        return PeersRequest(ifname, (wg_uapi.SetBody(lines), tuple(upsert)) if lines else None)
+
+    def send_peers(self, request: PeersRequest) -> None:
+        if request.payload is not None:
+            body, upsert = request.payload
+            # one request: one transaction under wireguard-go's lock
+            self._client(request.ifname).send(body, expect=upsert)
 
     def _client(self, ifname: str) -> wg_uapi.UapiClient:
         check_name(ifname)

@@ -26,6 +26,20 @@ from wggw.core.wgtypes import WgDeviceState, WgPeerSpec
 ZERO_KEY_B64 = "A" * 43 + "="
 
 
+class PeersRequest:
+    """A prepared peers' change of one device (WgBackend.prepare_peers). Its payload may hold
+    keys: its repr never shows it (a traceback printer with locals would)."""
+
+    __slots__ = ("ifname", "payload")
+
+    def __init__(self, ifname: str, payload: object):
+        self.ifname = ifname
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"<peers request for {self.ifname}>"
+
+
 class WgBackend(abc.ABC):
     """What the reconciler needs from a WireGuard implementation. Keys are base64."""
 
@@ -56,6 +70,20 @@ class WgBackend(abc.ABC):
     @abc.abstractmethod
     def set_peers(self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]) -> None:
         """Add/replace `upsert` peers and drop `remove` keys without touching any other peer."""
+
+    def prepare_peers(
+        self, ifname: str, upsert: Sequence[WgPeerSpec], remove: Sequence[str]
+    ) -> PeersRequest:
+        """`set_peers`'s request, built now and sent by `send_peers` later: a cold apply
+        builds the request for 10,000 peers while the head of its plan goes out, so the
+        device gets its first peer the moment it may (a backend that has nothing to build
+        ahead keeps the arguments). Touches nothing."""
+        return PeersRequest(ifname, (tuple(upsert), tuple(remove)))
+
+    def send_peers(self, request: PeersRequest) -> None:
+        """Carry out a request of `prepare_peers`, as `set_peers` would have."""
+        upsert, remove = request.payload
+        self.set_peers(request.ifname, upsert, remove)
 
     def kick(self, ifname: str, peers: Sequence[WgPeerSpec]) -> None:
         """Make the device start a handshake with each of `peers` now: turning a persistent

@@ -128,6 +128,20 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
     else:
         settle = getattr(system, "settle", None)  # the nft record, off the peers' path
         later = {"settle": False} if settle else {}
+        send_peers = lambda: system.apply(peers, None, **later)  # noqa: E731
+        prepare = getattr(system, "prepare_peers", None)
+        if prepare is not None:
+            # The peers' request is built in this thread before the one that sends it
+            # starts: built there, it would wait for this thread's turns at the interpreter
+            # lock (~0.1 s for 10,000 peers while the nft record is parsed), and wireguard-go
+            # with it. It is built while the table loads (`nft -f`: a wait, here), in order.
+            built: list[Callable[[], None]] = []
+            table = head[:1] if head and isinstance(head[0], ReplaceNft) else []
+            _alongside(
+                lambda: system.apply(table, echo, **later),
+                lambda: built.append(prepare(peers)),
+            )
+            head, send_peers = head[len(table) :], built[0]
         if head:
             system.apply(head, echo, **later)
         for change in side + peers if echo is not None else ():  # in plan order, here
@@ -140,7 +154,7 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
                 system.apply(side, None)
             return (system.facts(), system.observe_host())
 
-        seen = _alongside(lambda: system.apply(peers, None, **later), side_then_look)
+        seen = _alongside(send_peers, side_then_look)
     # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
     for device, peers_kicked in endpoints.kicks(changes).items():
         system.kick(device, peers_kicked, echo)
