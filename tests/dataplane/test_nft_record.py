@@ -84,3 +84,19 @@ def test_unsettled_apply_that_fails_still_writes_its_record(calls):
     assert calls == ["load", "start", "listing"]
     system.settle()
     assert calls == ["load", "start", "listing"]
+
+
+def test_the_verify_takes_the_listing_of_a_whole_apply_once(calls, monkeypatch):
+    """The table as listed right after a successful load is the next look's (the apply's
+    verify: no second listing of 1,000 tenants' table); only once, and never after a failed
+    apply (its next look may come much later)."""
+    listed = nft.ObservedNft(True, "0123456789abcdef", {}, True)
+    monkeypatch.setattr(nft, "record_loaded", lambda started=None: listed)
+    monkeypatch.setattr(nft, "observe", lambda: "listed again")
+    system = RealSystem(wg=None)
+    system.apply([NFT])
+    assert system.observe_host(names=[]).nft is listed
+    assert system.observe_host(names=[]).nft == "listed again"
+    with pytest.raises(BackendError, match="wggw-no-such0"):
+        system.apply([NFT, MISSING])
+    assert system.observe_host(names=[]).nft == "listed again"

@@ -128,16 +128,19 @@ def _read_record() -> dict:
         return {}
 
 
-def record_loaded(started: subprocess.Popen | None = None) -> None:
+def record_loaded(started: subprocess.Popen | None = None) -> ObservedNft:
     """Right after a load: remember the canonical body the kernel holds for this digest, so
     a later observation can tell a rule or chain changed in place from wggw's own
-    (`started`: the listing `start_listing` began right after the load)."""
+    (`started`: the listing `start_listing` began right after the load). Returns the table
+    as that listing saw it: an observation made after the load, which the apply's own
+    verify may take instead of listing 1,000 tenants' table again."""
     objs = _list(started)
     if objs is None:
         raise BackendError(f"nftables table {TABLE}: gone right after loading it")
     parsed = nftcanon.parse(objs)
     make_private_dir(runfiles.runtime_dir())
     atomic_write(_record_path(), json.dumps({"digest": parsed.digest, "body": parsed.body}))
+    return ObservedNft(True, parsed.digest, parsed.elements, True)
 
 
 def delete() -> None:

@@ -32,6 +32,7 @@ from wggw.core.plan import (
     DelRule,
     DelTc,
     Observed,
+    ObservedNft,
     RemovePeer,
     ReplaceNft,
     SetLink,
@@ -72,6 +73,9 @@ class RealSystem:
     def __init__(self, wg):
         self.wg = wg
         self.listings: list = []  # nft tables listed right after their load, not recorded yet
+        # The table as listed right after this apply's successful load, for its verify
+        # (`observe_host` takes it once): seen after the change, as a verify must.
+        self.listed: ObservedNft | None = None
 
     def line(self, change: Change) -> str:
         """The `[#]` line of a change as this host will carry it out: with wireguard-go a
@@ -113,7 +117,7 @@ class RealSystem:
             addresses=netlink.observe_addresses(names),
             routes=netlink.observe_routes(),
             rules=netlink.observe_rules(),
-            nft=nft.observe(),
+            nft=self._take_listed() or nft.observe(),
             sysctls=sysctl.read(desired_mod.SYSCTL_FORWARD.values()),
             tc=tc.observe(nldump.iter_names()),
         )
@@ -184,10 +188,17 @@ class RealSystem:
         listing, self.listings = self.listings, []
         for started in listing:
             try:
-                nft.record_loaded(started)
+                listed = nft.record_loaded(started)
             except BackendError:
                 if raising:  # else the apply's own failure is the one to report
                     raise
+            else:
+                # Only a whole apply's: after a failed one the next look may come much later.
+                self.listed = listed if raising else None
+
+    def _take_listed(self) -> ObservedNft | None:
+        listed, self.listed = self.listed, None
+        return listed
 
     def _apply(self, changes: list[Change], echo: Echo, listing: list, added: list) -> None:
         with netlink.Netlink() as nl:
