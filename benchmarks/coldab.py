@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import fleet as fleet_mod
 from .controlplane import floor_site
-from .lab import REPO, Bench
+from .lab import REPO, Bench, compiled
 from .measure import in_ns
 
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("others", nargs="*", type=Path, help="other checkouts to compare")
     args = p.parse_args(argv)
     checkouts = [REPO, *(c.resolve() for c in args.others)]
+    for checkout in checkouts:
+        compiled(checkout)
     base = fleet_mod.make("x", args.tenants, args.peers)
     floors: list[float] = []
     times: dict[Path, list[float]] = {c: [] for c in checkouts}
