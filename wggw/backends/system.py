@@ -70,7 +70,7 @@ def _netlink_item(change: Change) -> tuple[str, object]:
 
 
 class RealSystem:
-    def __init__(self, wg):
+    def __init__(self, wg) -> None:
         self.wg = wg
         self.listings: list = []  # nft tables listed right after their load, not recorded yet
         # The table as listed right after this apply's successful load, for its verify

@@ -15,6 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from wggw.core import naming
 from wggw.core.endpoints import KICK_KEEPALIVE
@@ -32,7 +33,7 @@ class PeersRequest:
 
     __slots__ = ("ifname", "payload")
 
-    def __init__(self, ifname: str, payload: object):
+    def __init__(self, ifname: str, payload: Any):
         self.ifname = ifname
         self.payload = payload
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from wggw.core import desired as desired_mod
 from wggw.core import endpoints
@@ -194,9 +195,10 @@ def _split(changes: list[Change]) -> tuple[list[Change], list[Change], list[Chan
 
 
 SWITCH_INTERVAL = 0.0005  # seconds; the interpreter's default is 0.005
+R = TypeVar("R")
 
 
-def _alongside(work: Callable[[], None], look: Callable[[], Seen]) -> Seen:
+def _alongside(work: Callable[[], object], look: Callable[[], R]) -> R:
     """Run `work` in a thread while `look` runs here; wait for both. A failure of `work`
     is raised first (what was applied matters more than what was seen). Meanwhile the
     interpreter lock changes hands every SWITCH_INTERVAL: a thread that waits on nft or
