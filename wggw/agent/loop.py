@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from wggw.agent import apply, fleetview, onepeer, sdnotify, storedelta
+from wggw.agent import apply, fleetview, onepeer, sdnotify, stallwatch, storedelta
 from wggw.agent.backoff import Backoff, kind_of
 from wggw.agent.control import ControlServer
 from wggw.agent.fleet import Fleet
@@ -37,10 +37,6 @@ STORE_POLL = 0.5  # the fallback when a command did not tell the agent
 STORE_POLL_LISTENING = 5.0  # ... while PostgreSQL's LISTEN tells it: only a safety net
 LOCK_RETRY = 0.05  # the store lock was busy (a command is running)
 MAX_RETRY = 30.0
-
-
-# A select() that returned this much later than asked: the process was frozen meanwhile.
-FROZEN_AFTER = 1.5
 
 
 class Agent:
@@ -85,6 +81,8 @@ class Agent:
         # High availability (issue 14): keepalived's config and the health it tracks.
         gateway = self.fleet.gateway or os.environ.get("WGGW_GATEWAY") or None
         self.ha = HaAgent(gateway, log, metrics)
+        # Notices a freeze of the process (agent/stallwatch.py); only where HA can apply.
+        self.stalls: stallwatch.StallWatch | None = None
 
     # --- life cycle -----------------------------------------------------------
     def run(self) -> int:
@@ -95,6 +93,9 @@ class Agent:
         self.sources = [rtnl, nft]
         self.sel = sel
         control = None
+        if self.ha.settings is not None:
+            self.stalls = stallwatch.StallWatch().start()
+            sel.register(self.stalls, selectors.EVENT_READ)
         try:
             self.fleet.start()  # LISTEN before the first converge, like the kernel events
             self._listen()
@@ -108,6 +109,8 @@ class Agent:
         finally:
             if control is not None:
                 control.close()
+            if self.stalls is not None:
+                self.stalls.close()
             if self.fleet.listener is not None:
                 self.fleet.listener.close()
             for src in (rtnl, nft):
@@ -162,11 +165,11 @@ class Agent:
             )
             timeout = max(0.0, min(wake - now, STORE_POLL))
             events = sel.select(timeout=timeout)
-            if time.monotonic() - now > timeout + FROZEN_AFTER:
-                self.ha.resumed(self.store, self.system)  # SIGSTOP/SIGCONT: see agent/ha.py
             for key, _ in events:
                 if key.fileobj is control:
                     control.serve_one(self._handle)
+                elif key.fileobj is self.stalls:
+                    self._resumed(self.stalls.take())
                 elif key.fileobj is self.fleet.listener:
                     self._notified()
                 else:
@@ -223,6 +226,14 @@ class Agent:
             return False  # keepalived moving a floating address: no round (the kick waits)
         # addresses: wggw's own ride on its interfaces and the uplinks (others: docker, SLAAC)
         return not self.watched_index or e.ifindex in self.watched_index
+
+    def _resumed(self, lost: float) -> None:
+        """The process was frozen `lost` seconds and runs again (SIGSTOP/SIGCONT, a stalled
+        VM): its keepalived may have taken the addresses back without a notify (agent/ha.py)."""
+        if lost <= 0.0:
+            return  # the wake-up of a freeze that an earlier take() already counted
+        self.log("resumed", frozen_s=round(lost, 2))
+        self.ha.resumed(self.store, self.system)
 
     def _store_generation(self) -> int:
         try:
