@@ -41,7 +41,13 @@ def configure(sock: socket.socket) -> None:
         pass
 
 
-def recv(sock: socket.socket, what: str, size: int = 1 << 20) -> bytes:
+# Room for any one datagram: the kernel's dump messages stop at 32 KiB, acks are a few bytes.
+# Not more: recv allocates its whole buffer on every call, and a 1 MiB one cost ~15 us per
+# call instead of ~1 us (a cold apply of 1,000 tenants reads ~6,000 acks).
+RECV_SIZE = 1 << 16
+
+
+def recv(sock: socket.socket, what: str, size: int = RECV_SIZE) -> bytes:
     """One datagram from the kernel, or a BackendError naming `what`."""
     try:
         return sock.recv(size)

@@ -16,6 +16,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from wggw.backends.netlink import errors as nlerr
+
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
 # rtnetlink multicast groups (linux/rtnetlink.h, enum rtnetlink_groups)
@@ -113,7 +115,7 @@ class EventSocket:
         events: list[Event] = []
         for _ in range(limit):
             try:
-                data = self.sock.recv(1 << 20)
+                data = self.sock.recv(nlerr.RECV_SIZE)  # one small event per datagram
             except BlockingIOError:
                 break
             except OSError as e:
