@@ -101,9 +101,9 @@ class SetBody:
     __slots__ = ("data", "lines")
 
     def __init__(self, lines: Iterable[str]):
-        text = "".join(f"{line}\n" for line in lines)
-        self.lines = text.count("\n") + 2
-        self.data = f"set=1\n{text}\n".encode()
+        lines = list(lines)
+        self.lines = len(lines) + 2
+        self.data = "\n".join(["set=1", *lines, "", ""]).encode()
 
     def __repr__(self) -> str:
         return f"<UAPI set request: {self.lines} lines>"

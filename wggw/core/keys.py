@@ -35,11 +35,11 @@ class Secret:
         return self._b64
 
     def _check(self) -> None:
-        from wggw.core.errors import StoreError, ValidationError
-
         if _canonical_key(self._b64):  # the common case, cheaply (a cold apply: 10,000)
             self._checked = True
             return
+        from wggw.core.errors import StoreError, ValidationError
+
         try:
             normalised = parse_key(self._b64, "key")
         except ValidationError as e:
