@@ -64,3 +64,36 @@ def test_kernel_reasons_reach_the_error_messages(netns):
     # nothing was added by the refused requests
     assert "20000:" not in netns.ip("rule").stdout
     assert netns.ip("route", "show", "table", "60001", check=False).stdout.strip() == ""
+
+
+MIDDLE = r"""
+import json
+from wggw.backends.netlink import rtnl as netlink
+from wggw.core.desired import RouteSpec
+from wggw.core.errors import BackendError
+from wggw.core.ruletree import RuleSpec
+
+ok, again = RuleSpec(4, 20001, "nop"), RuleSpec(4, 20002, "nop")
+try:
+    with netlink.Netlink() as nl:
+        nl.batch([
+            ("add", ok),
+            ("add", RouteSpec(4, 60001, "default", "lo", "198.51.100.1")),  # refused
+            ("add", again),
+            ("add", ok),  # present already: EEXIST, which counts as done
+        ])
+    print(json.dumps("no error"))
+except BackendError as e:
+    print(json.dumps(str(e)))
+"""
+
+
+def test_a_refusal_in_the_middle_of_a_write_is_reported(netns):
+    """Only a write's last request asks for an ack (nlbatch._ask_acks): a refusal earlier in
+    the write still reaches the error, EEXIST still counts as done, and the requests around
+    the refused one are carried out as the kernel handles them, in order."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = json.loads(netns.run([sys.executable, "-c", MIDDLE], env=env, timeout=30).stdout)
+    assert out.startswith("route default table 60001: [Errno 101] Network is unreachable"), out
+    rules = netns.ip("rule").stdout
+    assert "20001:" in rules and "20002:" in rules
