@@ -250,3 +250,68 @@ def test_a_gone_wggw_device_keeps_the_compilation_unless_it_is_an_uplink():
     assert desired_mod.still_compiles_same(state, facts, gone)
     uplinked = replace(state, tenants=(replace(state.tenants[0], uplink=IFACE.name),))
     assert not desired_mod.still_compiles_same(uplinked, facts, gone)
+
+
+class PreparingFake(FakeSystem):
+    """The fake host with the real host's `prepare_peers` (which enables the dark start),
+    recording which changes were in when the peers' transaction began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_peers: list[str] | None = None
+
+    def prepare_peers(self, changes):
+        def send() -> None:
+            self.at_peers = list(self.log)
+            self.apply(changes)
+
+        return send
+
+
+def test_new_devices_get_their_peers_while_their_links_are_down():
+    """Dark start: a device this plan creates is configured and gets its peers before the
+    table loads, but its link comes up only after the table and the tc guard (a down link
+    passes nothing, and WireGuard opens no socket for it). The result is the same host."""
+    state, fake = _state(), PreparingFake()
+    result = reconcile.converge(state, fake)
+    kinds = {type(c) for c in result.changes}
+    assert {CreateDevice, ConfigureDevice, ReplaceNft, AddTc, SetLink, UpsertPeer} <= kinds
+    assert fake.at_peers is not None
+    first = {type(c): str(c) for c in result.changes}
+    assert first[CreateDevice] in fake.at_peers and first[ConfigureDevice] in fake.at_peers
+    assert first[SetLink] not in fake.at_peers  # the link was down when the peers went in
+    order = fake.log.index
+    link_up = order(first[SetLink])
+    assert order(first[ReplaceNft]) < link_up
+    assert all(order(str(c)) < link_up for c in result.changes if isinstance(c, AddTc))
+    assert reconcile.compute(state, fake).changes == []
+
+
+def test_a_refused_table_after_a_dark_start_leaves_the_host_as_it_was(monkeypatch):
+    """The table is refused after the new device got its peers: the device is removed
+    again and the table's failure is the one reported."""
+    state, fake = _state(), PreparingFake()
+    apply = fake.apply
+
+    def refusing(changes, echo=None, **kw):
+        if any(isinstance(c, ReplaceNft) for c in changes):
+            raise BackendError("nftables table inet wggw: load failed: Error: syntax error")
+        apply(changes, echo)
+
+    monkeypatch.setattr(fake, "apply", refusing)
+    with pytest.raises(BackendError, match="load failed"):
+        reconcile.converge(state, fake)
+    assert fake.at_peers is not None  # the dark start did begin
+    assert fake.state == FakeSystem().state
+
+
+def test_peers_of_an_existing_device_still_wait_for_the_guards():
+    """A device that exists has its link up: a peer added to it goes in only after the
+    table (here changed too: a new tenant) is loaded, as before."""
+    fake = PreparingFake()
+    t1, t2 = tenant(1), tenant(2)
+    reconcile.converge(State((IFACE,), (t1,), (peer(t1, 0),)), fake)
+    fake.log.clear()
+    result = reconcile.converge(State((IFACE,), (t1, t2), (peer(t1, 0), peer(t2, 0))), fake)
+    table = next(str(c) for c in result.changes if isinstance(c, ReplaceNft))
+    assert fake.at_peers is not None and table in fake.at_peers

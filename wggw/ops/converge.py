@@ -10,6 +10,7 @@ already routed and NATed.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
@@ -28,10 +29,14 @@ from wggw.core.plan import (
     AddRoute,
     AddRule,
     Change,
+    ConfigureDevice,
+    CreateDevice,
+    DeleteDevice,
     DelRule,
     Observed,
     RemovePeer,
     ReplaceNft,
+    SetLink,
     SetSysctl,
     UpsertPeer,
     plan,
@@ -132,31 +137,59 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
         later = {"settle": False} if settle else {}
         send_peers = lambda: system.apply(peers, None, **later)  # noqa: E731
         prepare = getattr(system, "prepare_peers", None)
-        if prepare is not None:
+        dark = _dark_start(head, peers) if prepare is not None else None
+        if prepare is not None and dark is not None:
+            # New devices get their peers while their links are still down (nothing can
+            # reach or leave them), so that wireguard-go starts its longest job before
+            # nft loads the table: their links come up only once both guards are in.
+            early, head = dark
+            built: list[Callable[[], None]] = []
+            _alongside(
+                lambda: system.apply(early, echo, **later),
+                lambda: built.append(prepare(peers)),
+            )
+            send_peers = built[0]
+        elif prepare is not None:
             # The peers' request is built in this thread before the one that sends it
             # starts: built there, it would wait for this thread's turns at the interpreter
             # lock (~0.1 s for 10,000 peers while the nft record is parsed), and wireguard-go
             # with it. It is built while the table loads (`nft -f`: a wait, here), in order.
-            built: list[Callable[[], None]] = []
+            built = []
             table = head[:1] if head and isinstance(head[0], ReplaceNft) else []
             _alongside(
                 lambda: system.apply(table, echo, **later),
                 lambda: built.append(prepare(peers)),
             )
             head, send_peers = head[len(table) :], built[0]
-        if head:
+        if head and dark is None:
             system.apply(head, echo, **later)
-        for change in side + peers if echo is not None else ():  # in plan order, here
-            echo_change(echo, change, line(system, change))
+        for change in (peers if dark else side + peers) if echo is not None else ():
+            echo_change(echo, change, line(system, change))  # in the order they start
 
-        def side_then_look() -> Seen:
+        refused: list[BaseException] = []  # a dark start's guards, not applied
+
+        def side_then_look() -> Seen | None:
+            if dark is not None:
+                try:
+                    system.apply(dark[1], echo, **later)
+                except BaseException as e:  # raised once the peers' transaction is over
+                    refused.append(e)
+                    return None
+                for change in side if echo is not None else ():
+                    echo_change(echo, change, line(system, change))
             if settle:
                 settle()
             if side:
                 system.apply(side, None)
             return (system.facts(), system.observe_host())
 
-        seen = _alongside(send_peers, side_then_look)
+        try:
+            seen = _alongside(send_peers, side_then_look)
+        finally:
+            if refused and dark is not None:
+                _remove_created(dark[0], system)
+        if refused:
+            raise refused[0]
     # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
     for device, peers_kicked in endpoints.kicks(changes).items():
         system.kick(device, peers_kicked, echo)
@@ -164,6 +197,32 @@ def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
 
 
 ALONGSIDE_PEERS = (AddAddress, AddRoute, AddRule, DelRule)
+
+
+def _dark_start(head: list[Change], peers: list[Change]) -> tuple[list, list] | None:
+    """When every peer change is for a device this plan creates: (those devices' creation
+    and configuration; the rest of the head with their links' up moved last, after the nft
+    table and the tc guard). A link that is down passes nothing and WireGuard opens no
+    socket for it, so its peers may be set before the guards, as long as it comes up only
+    after them. None when some peer's device exists already (its link is up: guards first)."""
+    created = {c.name for c in head if isinstance(c, CreateDevice)}
+    if not created or any(getattr(c, "device", None) not in created for c in peers):
+        return None
+    early = [
+        c for c in head if isinstance(c, (CreateDevice, ConfigureDevice)) and c.name in created
+    ]
+    ups = [c for c in head if isinstance(c, SetLink) and c.spec.name in created]
+    rest = [c for c in head if c not in early and c not in ups]
+    return early, rest + ups
+
+
+def _remove_created(early: list[Change], system) -> None:
+    """After a dark start whose guards failed (a table the kernel refused): remove the
+    devices this apply created, so the host is left as it was (their links never came up:
+    nothing passed). The guards' failure is the one reported."""
+    gone = [DeleteDevice(c.name) for c in early if isinstance(c, CreateDevice)]
+    with contextlib.suppress(Exception):
+        system.apply(gone, None)
 
 
 def _table_first(changes: list[Change]) -> list[Change]:
