@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 30.0
 
 WORKER = r"""
-import json, os, sys
+import dataclasses, json, os, sys
 from wggw.backends.select import select_backend
 from wggw.backends.wg_userspace import UserspaceBackend
 from wggw.core.errors import BackendError
@@ -42,7 +42,9 @@ def state(s):
     if s is None:
         return None
     return {"name": s.name, "public_key": s.public_key, "listen_port": s.listen_port,
-            "peers": {k: {**p.__dict__, "psk": p.psk.reveal() if p.psk else None,
+            # the fields only: a state may carry a memo of the spec it matched (wgtypes)
+            "peers": {k: {**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+                          "psk": p.psk.reveal() if p.psk else None,
                           "allowed_ips": list(p.allowed_ips)} for k, p in s.peers.items()}}
 
 def spec(d):
