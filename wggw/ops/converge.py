@@ -124,76 +124,90 @@ def _converge(state: State, system, echo: Echo) -> Result:
 def _apply(changes: list[Change], system, echo: Echo) -> Seen | None:
     """Apply `changes`. When they end with peer changes (a cold apply: 10,000 peers, which
     wireguard-go takes most of a second to set up), that transaction is started as soon as
-    everything it must follow is in place (`_split`), and the addresses, routes and rules go
-    out alongside it, followed by the verify's look at everything but the devices (peer
-    changes touch no link, address, route, rule, nft table or tc filter). Returns that look,
-    or None (then the verify observes everything afterwards)."""
+    everything it must follow is in place (`_split`, `_dark_start`), and the addresses,
+    routes and rules go out alongside it, followed by the verify's look at everything but
+    the devices (peer changes touch no link, address, route, rule, nft table or tc filter).
+    Returns that look, or None (then the verify observes everything afterwards)."""
     head, side, peers = _split(changes)
     seen = None
     if not peers or not hasattr(system, "observe_host"):
         system.apply(changes, echo)
     else:
-        settle = getattr(system, "settle", None)  # the nft record, off the peers' path
-        later = {"settle": False} if settle else {}
-        send_peers = lambda: system.apply(peers, None, **later)  # noqa: E731
-        prepare = getattr(system, "prepare_peers", None)
-        dark = _dark_start(head, peers) if prepare is not None else None
-        if prepare is not None and dark is not None:
-            # New devices get their peers while their links are still down (nothing can
-            # reach or leave them), so that wireguard-go starts its longest job before
-            # nft loads the table: their links come up only once both guards are in.
-            early, head = dark
-            built: list[Callable[[], None]] = []
-            _alongside(
-                lambda: system.apply(early, echo, **later),
-                lambda: built.append(prepare(peers)),
-            )
-            send_peers = built[0]
-        elif prepare is not None:
-            # The peers' request is built in this thread before the one that sends it
-            # starts: built there, it would wait for this thread's turns at the interpreter
-            # lock (~0.1 s for 10,000 peers while the nft record is parsed), and wireguard-go
-            # with it. It is built while the table loads (`nft -f`: a wait, here), in order.
-            built = []
-            table = head[:1] if head and isinstance(head[0], ReplaceNft) else []
-            _alongside(
-                lambda: system.apply(table, echo, **later),
-                lambda: built.append(prepare(peers)),
-            )
-            head, send_peers = head[len(table) :], built[0]
-        if head and dark is None:
-            system.apply(head, echo, **later)
-        for change in (peers if dark else side + peers) if echo is not None else ():
-            echo_change(echo, change, line(system, change))  # in the order they start
-
-        refused: list[BaseException] = []  # a dark start's guards, not applied
-
-        def side_then_look() -> Seen | None:
-            if dark is not None:
-                try:
-                    system.apply(dark[1], echo, **later)
-                except BaseException as e:  # raised once the peers' transaction is over
-                    refused.append(e)
-                    return None
-                for change in side if echo is not None else ():
-                    echo_change(echo, change, line(system, change))
-            if settle:
-                settle()
-            if side:
-                system.apply(side, None)
-            return (system.facts(), system.observe_host())
-
-        try:
-            seen = _alongside(send_peers, side_then_look)
-        finally:
-            if refused and dark is not None:
-                _remove_created(dark[0], system)
-        if refused:
-            raise refused[0]
+        seen = _with_peers(head, side, peers, system, echo)
     # Last, so that a re-created device is up (wireguard-go learns that asynchronously).
     for device, peers_kicked in endpoints.kicks(changes).items():
         system.kick(device, peers_kicked, echo)
     return seen
+
+
+def _with_peers(head: list, side: list, peers: list, system, echo: Echo) -> Seen:
+    """`_apply` of a plan that ends with peers: what must come first, then the peers'
+    transaction on a thread while the rest of the head (after a dark start), the side and
+    the look go out here."""
+    settle = getattr(system, "settle", None)  # the nft record, off the peers' path
+    later = {"settle": False} if settle else {}
+    dark = _dark_start(head, peers) if hasattr(system, "prepare_peers") else None
+    send_peers = _before_peers(
+        dark[0] if dark else head, dark is not None, peers, system, echo, later
+    )
+    for change in (peers if dark else side + peers) if echo is not None else ():
+        echo_change(echo, change, line(system, change))  # in the order they start
+    refused: list[BaseException] = []  # a dark start's guards, not applied
+
+    def side_then_look() -> Seen | None:
+        if dark is not None:
+            try:
+                system.apply(dark[1], echo, **later)
+            except BaseException as e:  # raised once the peers' transaction is over
+                refused.append(e)
+                return None
+            for change in side if echo is not None else ():
+                echo_change(echo, change, line(system, change))
+        if settle:
+            settle()
+        if side:
+            system.apply(side, None)
+        return (system.facts(), system.observe_host())
+
+    try:
+        seen = _alongside(send_peers, side_then_look)
+    finally:
+        if refused and dark is not None:
+            _remove_created(dark[0], system)
+    if refused:
+        raise refused[0]
+    assert seen is not None  # None only when refused
+    return seen
+
+
+def _before_peers(
+    first: list, dark: bool, peers: list, system, echo: Echo, later
+) -> Callable[[], None]:
+    """Apply `first` (what the peers' transaction must follow) and return the function that
+    sends that transaction. Where the host can prepare it (the real one), its request is
+    built here while `first` goes out on a thread: built on the thread that sends it, it
+    would wait for this thread's turns at the interpreter lock (~0.1 s for 10,000 peers
+    while the nft record is parsed), and wireguard-go with it. Only the table's load (a
+    wait for `nft -f`) or, when `dark`, the new devices' creation goes alongside; the rest
+    of `first` follows, in order."""
+    prepare = getattr(system, "prepare_peers", None)
+    if prepare is None:
+        if first:
+            system.apply(first, echo, **later)
+        return lambda: system.apply(peers, None, **later)
+    table = first[:1] if first and isinstance(first[0], ReplaceNft) else []
+    alongside = first if dark else table
+    if not alongside:
+        send = prepare(peers)
+    else:
+        built: list[Callable[[], None]] = []
+        _alongside(
+            lambda: system.apply(alongside, echo, **later), lambda: built.append(prepare(peers))
+        )
+        send = built[0]
+    if first[len(alongside) :]:
+        system.apply(first[len(alongside) :], echo, **later)
+    return send
 
 
 ALONGSIDE_PEERS = (AddAddress, AddRoute, AddRule, DelRule)
