@@ -89,7 +89,7 @@ except BackendError as e:
 
 
 def test_a_refusal_in_the_middle_of_a_write_is_reported(netns):
-    """Only a write's last request asks for an ack (nlbatch._ask_acks): a refusal earlier in
+    """Only a write's last request asks for an ack (nlbatch._ask_ack): a refusal earlier in
     the write still reaches the error, EEXIST still counts as done, and the requests around
     the refused one are carried out as the kernel handles them, in order."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -257,18 +257,21 @@ def _send(requests: list[Request]) -> list[Failure]:
     with _open() as sock:
         seq, start = 0, 0
         while start < len(requests):
-            buf, pending, addrs = bytearray(), {}, 0
+            buf, pending, addrs, last = bytearray(), {}, 0, 0
             if requests[start].type in (RTM_NEWADDR, RTM_DELADDR):
                 _pace()
             while start < len(requests) and len(buf) < CHUNK and addrs < ADDR_CHUNK:
                 addrs += requests[start].type in (RTM_NEWADDR, RTM_DELADDR)
                 req = requests[start]
                 seq += 1
-                buf += struct.pack("IHHII", 16 + len(req.body), req.type, req.flags, seq, 0)
+                last = len(buf)
+                buf += struct.pack(
+                    "IHHII", 16 + len(req.body), req.type, req.flags | F_REQUEST, seq, 0
+                )
                 buf += req.body
                 pending[seq] = req
                 start += 1
-            _ask_acks(buf, len(pending))
+            _ask_ack(buf, last)
             sock.send(buf)
             failures = _acks(sock, pending)
             if failures:
@@ -276,18 +279,14 @@ def _send(requests: list[Request]) -> list[Failure]:
     return []
 
 
-def _ask_acks(buf: bytearray, count: int) -> None:
-    """Set the flags of the `count` messages in `buf`: every one a request, only the last one
-    asking for an ack. The kernel answers a refused request whether it asked or not, and it
-    handles one write's messages in order, so the last one's answer comes after every other
-    answer of the write: one read per write instead of one per message (~6,000 reads, and as
-    many answers the kernel need not make, in a cold apply of 1,000 tenants)."""
-    offset = 0
-    for i in range(count):
-        length, kind, flags = struct.unpack_from("IHH", buf, offset)
-        flags |= F_REQUEST | (F_ACK if i == count - 1 else 0)
-        struct.pack_into("H", buf, offset + 6, flags)
-        offset += (length + 3) & ~3
+def _ask_ack(buf: bytearray, last: int) -> None:
+    """Make the write's last message (its header at offset `last`) ask for an ack, and only
+    that one. The kernel answers a refused request whether it asked or not, and it handles
+    one write's messages in order, so the last one's answer comes after every other answer
+    of the write: one read per write instead of one per message (~6,000 reads, and as many
+    answers the kernel need not make, in a cold apply of 1,000 tenants)."""
+    (flags,) = struct.unpack_from("H", buf, last + 6)
+    struct.pack_into("H", buf, last + 6, flags | F_ACK)
 
 
 def _pace() -> None:
@@ -353,7 +352,7 @@ def _setup(sock: socket.socket) -> None:
 
 def _acks(sock: socket.socket, pending: dict[int, Request]) -> list[Failure]:
     """The refusals among `pending` (by sequence number), read until the answer to the last
-    one, which alone asked for an ack (`_ask_acks`)."""
+    one, which alone asked for an ack (`_ask_ack`)."""
     failures = []
     last = max(pending)
     while last in pending:
